@@ -1,0 +1,227 @@
+"""The catalog: one SQLite file, the single source of truth for a workspace.
+
+Open it with :func:`connect` (WAL, foreign keys, a busy timeout, autocommit mode)
+and change it only inside :func:`atomic`, which opens a transaction (or a
+SAVEPOINT when nested) and rolls back on any exception. The schema is built by
+the registered :data:`MIGRATIONS`; each is applied together with its record in
+``schema_migrations`` in one transaction.
+
+Tables (see migration 1 for columns):
+
+    sources          one row per input line (URL or local path): provenance + outcome
+    images           one row per distinct image (distinct decoded pixels)
+    image_hashes     perceptual hashes per image, by name (64-bit, stored signed)
+    clusters         near-duplicate clusters; each image belongs to exactly one
+    label_events     every label decision ever made (append-only); current labels are derived
+    image_splits     the sticky split of each image, set by its first release
+    releases         built releases
+    publishes        where each release was pushed
+    baselines        baseline scores per release
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import sqlite3
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from curator.errors import CatalogError
+
+_savepoint_ids = itertools.count()
+
+
+def utcnow() -> str:
+    """Timestamps in the catalog: ISO 8601, UTC, microseconds (sortable as text)."""
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def connect(path: Path, *, migrate_schema: bool = True) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, timeout=30.0, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    if migrate_schema:
+        migrate(conn)
+    return conn
+
+
+@contextlib.contextmanager
+def atomic(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One transaction; nested calls become SAVEPOINTs. Any exception rolls back."""
+    if conn.in_transaction:
+        name = f"sp{next(_savepoint_ids)}"
+        conn.execute(f"SAVEPOINT {name}")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
+            conn.execute(f"RELEASE SAVEPOINT {name}")
+            raise
+        conn.execute(f"RELEASE SAVEPOINT {name}")
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    apply: Callable[[sqlite3.Connection], None]
+
+
+def run_script(conn: sqlite3.Connection, script: str) -> None:
+    """Run several statements inside the caller's transaction.
+
+    (``executescript`` would COMMIT first, breaking the migration's atomicity.)
+    """
+    statement = ""
+    for line in script.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            conn.execute(statement)
+            statement = ""
+    if statement.strip():
+        raise CatalogError(f"incomplete SQL statement in migration: {statement.strip()[:60]}")
+
+
+def _initial_schema(conn: sqlite3.Connection) -> None:
+    run_script(
+        conn,
+        """
+        CREATE TABLE clusters (
+            id INTEGER PRIMARY KEY,
+            representative TEXT            -- images.sha256; set right after the first image joins
+        );
+        CREATE TABLE images (
+            sha256 TEXT PRIMARY KEY,       -- of the original bytes in objects/
+            pixel_sha256 TEXT NOT NULL UNIQUE,  -- of the decoded, orientation-normalised RGB pixels
+            width INTEGER NOT NULL,        -- after EXIF orientation
+            height INTEGER NOT NULL,
+            format TEXT NOT NULL,          -- PIL format name: JPEG, PNG, WEBP, GIF, BMP, TIFF
+            bytes INTEGER NOT NULL,
+            cluster_id INTEGER NOT NULL REFERENCES clusters(id),
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX images_cluster ON images(cluster_id);
+        CREATE TABLE image_hashes (
+            sha256 TEXT NOT NULL REFERENCES images(sha256),
+            name TEXT NOT NULL,            -- e.g. 'phash', 'phash_mirror'
+            value INTEGER NOT NULL,        -- the 64-bit hash as a signed integer
+            PRIMARY KEY (sha256, name)
+        );
+        CREATE TABLE sources (
+            id INTEGER PRIMARY KEY,
+            locator TEXT NOT NULL UNIQUE,  -- the URL, or the absolute path of a local file
+            kind TEXT NOT NULL CHECK (kind IN ('url', 'file')),
+            hint TEXT,                     -- label hint from the input line or folder name
+            final_url TEXT,
+            http_status INTEGER,
+            content_type TEXT,
+            bytes INTEGER,
+            fetched_at TEXT,
+            outcome TEXT CHECK (outcome IN ('stored', 'duplicate', 'rejected')),  -- NULL: not yet done
+            reason TEXT,                   -- rejection reason, or 'exact'/'near' for duplicates
+            transient INTEGER NOT NULL DEFAULT 0,  -- 1 if the rejection may succeed on retry
+            sha256 TEXT REFERENCES images(sha256),  -- the image this source resolved to
+            robots TEXT,                   -- 'respected' or 'ignored': the opt-out policy used
+            added_at TEXT NOT NULL
+        );
+        CREATE INDEX sources_sha ON sources(sha256);
+        CREATE INDEX sources_outcome ON sources(outcome);
+        CREATE TABLE label_events (
+            id INTEGER PRIMARY KEY,
+            sha256 TEXT NOT NULL REFERENCES images(sha256),
+            annotator TEXT NOT NULL,
+            label TEXT,                    -- a class name, '__excluded__', or NULL (undone / cleared)
+            previous TEXT,                 -- this annotator's label for the image before the event
+            action TEXT NOT NULL,          -- 'label', 'exclude', 'undo', 'import', 'hint', ...
+            at TEXT NOT NULL
+        );
+        CREATE INDEX label_events_image ON label_events(sha256, annotator, id);
+        CREATE TABLE image_splits (
+            sha256 TEXT PRIMARY KEY REFERENCES images(sha256),
+            split TEXT NOT NULL CHECK (split IN ('train', 'validation', 'test')),
+            first_version TEXT NOT NULL
+        );
+        CREATE TABLE releases (
+            version TEXT PRIMARY KEY,
+            parent TEXT,
+            created_at TEXT NOT NULL,
+            path TEXT NOT NULL,            -- relative to the workspace
+            manifest_sha256 TEXT NOT NULL,
+            rows INTEGER NOT NULL,
+            summary TEXT NOT NULL          -- JSON: counts per split and class, bump reason
+        );
+        CREATE TABLE publishes (
+            id INTEGER PRIMARY KEY,
+            version TEXT NOT NULL REFERENCES releases(version),
+            target TEXT NOT NULL,          -- 'hub' or 'folder'
+            location TEXT NOT NULL,        -- repo id or folder path
+            commit_oid TEXT,
+            tag TEXT,
+            at TEXT NOT NULL,
+            detail TEXT                    -- JSON
+        );
+        CREATE TABLE baselines (
+            id INTEGER PRIMARY KEY,
+            version TEXT NOT NULL,         -- release version, or 'repo@revision'
+            config_hash TEXT NOT NULL,
+            metrics TEXT NOT NULL,         -- JSON
+            at TEXT NOT NULL
+        );
+        """
+    )
+
+
+MIGRATIONS: list[Migration] = [
+    Migration(1, "initial schema", _initial_schema),
+]
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    exists = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type='table' AND name='schema_migrations'"
+    ).fetchone()
+    if not exists:
+        return 0
+    row = conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
+    return int(row[0] or 0)
+
+
+def migrate(conn: sqlite3.Connection, migrations: list[Migration] | None = None) -> list[int]:
+    """Apply every migration newer than the catalog's; return the versions applied."""
+    migrations = MIGRATIONS if migrations is None else migrations
+    current = schema_version(conn)
+    newest = max((m.version for m in migrations), default=0)
+    if current > newest:
+        raise CatalogError(
+            f"catalog schema version {current} is newer than this curator understands ({newest})",
+            hint="upgrade curator",
+        )
+    applied = []
+    for migration in sorted(migrations, key=lambda m: m.version):
+        if migration.version <= current:
+            continue
+        with atomic(conn):
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+            )
+            migration.apply(conn)
+            conn.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                (migration.version, migration.name, utcnow()),
+            )
+        applied.append(migration.version)
+    return applied

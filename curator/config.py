@@ -1,0 +1,316 @@
+"""The workspace's settings: ``curator.toml`` as one frozen :class:`Config`.
+
+Loaded once at the edge (the CLI) and passed down. Every table and key is
+checked: an unknown key, a missing required key or a value of the wrong type is
+a :class:`~curator.errors.ConfigError` naming the key (``ingest.max_bytes``).
+Each section is a small frozen dataclass; its defaults are the documented
+defaults. :func:`as_dict` gives the effective config for release manifests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from curator.errors import ConfigError
+
+CONFIG_FILE = "curator.toml"
+CLASS_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    name: str
+    classes: tuple[str, ...]
+    license: str = "other"
+    pretty_name: str = ""
+    hub_repo: str = ""  # "namespace/name" on the Hub; empty until set
+    description: str = ""
+    tags: tuple[str, ...] = ("medical", "dermatology", "scalp")
+    # class name -> one-line description for the card
+    class_descriptions: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    concurrency: int = 32  # requests in flight, all hosts together
+    per_host: int = 8  # requests in flight per host
+    connect_timeout: float = 10.0
+    read_timeout: float = 30.0
+    retries: int = 3  # extra tries on 429/5xx/timeouts
+    backoff: float = 0.5  # first retry wait in seconds, doubled each time (Retry-After wins)
+    max_retry_after: float = 60.0  # never wait longer than this for one Retry-After
+    max_redirects: int = 5
+    max_bytes: int = 25_000_000
+    user_agent: str = "curator/0.1 (dataset curation; +https://github.com/curator)"
+    respect_robots: bool = True
+    respect_noai: bool = True
+    min_side: int = 64
+    max_pixels: int = 64_000_000  # decompression-bomb cap
+
+
+@dataclass(frozen=True)
+class DedupConfig:
+    threshold: int = 10  # Hamming distance (of 64 bits) for a near duplicate
+
+
+@dataclass(frozen=True)
+class LabelsConfig:
+    annotator: str = ""  # default annotator; empty: the OS user
+    policy: str = "majority"  # 'majority' or 'adjudicator'
+    adjudicator: str = ""
+    keys: dict[str, str] = field(default_factory=dict)  # class -> key; default 1..9 in class order
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    train: float = 0.70
+    validation: float = 0.15
+    test: float = 0.15
+    seed: int = 20230601
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    # Ordered steps, each a table with an 'op' and its parameters; checked by curator.preprocess.
+    steps: tuple[dict[str, Any], ...] = (
+        {"op": "resize", "size": 224, "mode": "longest"},
+        {"op": "denoise", "method": "nlmeans", "strength": 5},
+        {"op": "equalize", "method": "clahe", "clip_limit": 2.0, "tile": 8},
+        {"op": "enhance", "method": "unsharp", "amount": 0.5, "radius": 1.0},
+    )
+    format: str = "png"  # encoding of release images: png (lossless) or jpeg
+    jpeg_quality: int = 95
+
+
+@dataclass(frozen=True)
+class BalanceConfig:
+    method: str = "oversample"  # 'none', 'oversample' or 'class-weights'
+
+
+@dataclass(frozen=True)
+class SourceRule:
+    """Licence terms for every source whose URL starts with ``prefix`` (or whose host is ``prefix``)."""
+
+    prefix: str
+    license: str = ""
+    attribution: str = ""
+    redistributable: bool = True
+
+
+@dataclass(frozen=True)
+class BaselineConfig:
+    image_size: int = 128
+    epochs: int = 30
+    batch_size: int = 16
+    learning_rate: float = 1e-3
+    patience: int = 5
+    augment: bool = True
+    seed: int = 1337
+    bootstrap: int = 1000
+
+
+@dataclass(frozen=True)
+class Config:
+    dataset: DatasetConfig
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    dedup: DedupConfig = field(default_factory=DedupConfig)
+    labels: LabelsConfig = field(default_factory=LabelsConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    balance: BalanceConfig = field(default_factory=BalanceConfig)
+    baseline: BaselineConfig = field(default_factory=BaselineConfig)
+    sources: tuple[SourceRule, ...] = ()
+
+
+def load(path: Path) -> Config:
+    """Read and check ``curator.toml``."""
+    try:
+        raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError as err:
+        raise ConfigError(f"{path}: no such file", path=str(path)) from err
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: not valid TOML ({err})", path=str(path)) from err
+    return from_dict(raw)
+
+
+def from_dict(raw: dict[str, Any]) -> Config:
+    if "dataset" not in raw:
+        raise ConfigError("curator.toml: missing table [dataset]", key="dataset")
+    config = _build(Config, raw, "")
+    _check(config)
+    return config
+
+
+def as_dict(config: Config) -> dict[str, Any]:
+    return _plain(dataclasses.asdict(config))
+
+
+def config_hash(value: Any) -> str:
+    """A stable short hash of any JSON-able value (a config section, a step list)."""
+    text = json.dumps(_plain(value), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _build(cls: type, table: Any, where: str) -> Any:
+    if not isinstance(table, dict):
+        raise ConfigError(f"curator.toml: {where} must be a table", key=where)
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in table:
+        if key not in fields:
+            name = f"{where}.{key}" if where else key
+            raise ConfigError(f"curator.toml: unknown key '{name}'", key=name)
+    values = {}
+    for name, f in fields.items():
+        key = f"{where}.{name}" if where else name
+        if name not in table:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ConfigError(f"curator.toml: missing key '{key}'", key=key)
+            continue
+        values[name] = _coerce(hints[name], table[name], key)
+    return cls(**values)
+
+
+def _coerce(hint: Any, value: Any, key: str) -> Any:
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, key)
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise ConfigError(f"curator.toml: '{key}' must be a list", key=key)
+        (item,) = {a for a in typing.get_args(hint) if a is not Ellipsis}
+        return tuple(_coerce(item, v, f"{key}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"curator.toml: '{key}' must be a table", key=key)
+        _, vtype = typing.get_args(hint)
+        return {k: _coerce(vtype, v, f"{key}.{k}") for k, v in value.items()}
+    if hint is Any or origin is types.UnionType:
+        return value
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is int and isinstance(value, bool):
+        raise ConfigError(f"curator.toml: '{key}' must be an integer, not {value!r}", key=key)
+    if not isinstance(value, hint):
+        raise ConfigError(f"curator.toml: '{key}' must be {hint.__name__}, not {value!r}", key=key)
+    return value
+
+
+def _fail(key: str, why: str) -> ConfigError:
+    return ConfigError(f"curator.toml: '{key}' {why}", key=key)
+
+
+def _check(config: Config) -> None:
+    """Value checks beyond types; each names its key."""
+    classes = config.dataset.classes
+    if len(classes) < 2:
+        raise _fail("dataset.classes", "needs at least two classes")
+    for name in classes:
+        if not CLASS_NAME.match(name):
+            raise _fail("dataset.classes", f"has an invalid class name {name!r} (use a-z, 0-9, '-', '_')")
+    if len(set(classes)) != len(classes):
+        raise _fail("dataset.classes", "lists a class twice")
+    for name in config.dataset.class_descriptions:
+        if name not in classes:
+            raise _fail(f"dataset.class_descriptions.{name}", "is not one of dataset.classes")
+    ing = config.ingest
+    for key in ("concurrency", "per_host", "max_redirects", "max_bytes", "min_side", "max_pixels"):
+        if getattr(ing, key) < 1:
+            raise _fail(f"ingest.{key}", "must be at least 1")
+    for key in ("connect_timeout", "read_timeout", "backoff", "max_retry_after"):
+        if getattr(ing, key) <= 0:
+            raise _fail(f"ingest.{key}", "must be positive")
+    if ing.retries < 0:
+        raise _fail("ingest.retries", "must be 0 or more")
+    if not 0 <= config.dedup.threshold <= 32:
+        raise _fail("dedup.threshold", "must be between 0 and 32")
+    if config.labels.policy not in ("majority", "adjudicator"):
+        raise _fail("labels.policy", "must be 'majority' or 'adjudicator'")
+    if config.labels.policy == "adjudicator" and not config.labels.adjudicator:
+        raise _fail("labels.adjudicator", "must name an annotator when labels.policy = 'adjudicator'")
+    for name, key in config.labels.keys.items():
+        if name not in classes:
+            raise _fail(f"labels.keys.{name}", "is not one of dataset.classes")
+        if len(key) != 1 or key in "suxo?q":
+            raise _fail(f"labels.keys.{name}", "must be one character other than s, u, x, o, ?, q")
+    ratios = (config.split.train, config.split.validation, config.split.test)
+    if any(r <= 0 for r in ratios) or abs(sum(ratios) - 1.0) > 1e-6:
+        raise _fail("split", "ratios train/validation/test must be positive and sum to 1")
+    if config.balance.method not in ("none", "oversample", "class-weights"):
+        raise _fail("balance.method", "must be 'none', 'oversample' or 'class-weights'")
+    if config.preprocess.format not in ("png", "jpeg"):
+        raise _fail("preprocess.format", "must be 'png' or 'jpeg'")
+    b = config.baseline
+    for key in ("image_size", "epochs", "batch_size", "patience", "bootstrap"):
+        if getattr(b, key) < 1:
+            raise _fail(f"baseline.{key}", "must be at least 1")
+    if b.learning_rate <= 0:
+        raise _fail("baseline.learning_rate", "must be positive")
+
+
+def default_toml(name: str, classes: list[str]) -> str:
+    """The text ``curator init`` writes: every section with its defaults, commented."""
+    class_list = ", ".join(json.dumps(c) for c in classes)
+    return f"""# curator workspace settings. Unknown keys are an error; see README.md for each key.
+
+[dataset]
+name = {json.dumps(name)}
+classes = [{class_list}]
+license = "other"            # a Hub licence id, e.g. "cc-by-nc-4.0"
+pretty_name = {json.dumps(name.replace("-", " ").title())}
+hub_repo = ""                # "namespace/name" for `curator publish`
+
+[ingest]
+concurrency = 32             # requests in flight, all hosts
+per_host = 8                 # requests in flight per host
+connect_timeout = 10.0
+read_timeout = 30.0
+retries = 3                  # on 429, 5xx and timeouts, with backoff (Retry-After honoured)
+max_redirects = 5
+max_bytes = 25000000         # size cap, enforced while streaming
+respect_robots = true        # robots.txt, checked before each image is fetched
+respect_noai = true          # X-Robots-Tag: noai / noimageai
+min_side = 64                # pixels; smaller images are rejected
+
+[dedup]
+threshold = 10               # Hamming distance for near duplicates
+
+[labels]
+annotator = ""               # default: the OS user
+policy = "majority"          # or "adjudicator" (then set adjudicator = "name")
+
+[split]
+train = 0.70
+validation = 0.15
+test = 0.15
+seed = 20230601
+
+[balance]
+method = "oversample"        # "none", "oversample" or "class-weights"
+
+# Licence per source: one [[sources]] table per domain or URL prefix.
+# [[sources]]
+# prefix = "https://www.example-atlas.org/"
+# license = "cc-by-nc-4.0"
+# attribution = "Example Atlas, https://www.example-atlas.org"
+# redistributable = true
+"""

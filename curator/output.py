@@ -1,0 +1,82 @@
+"""The one output object: results to stdout, everything else to stderr.
+
+Commands hand results to :meth:`Output.result` (a JSON-able value plus a renderer
+for humans); messages, warnings and progress go to stderr. ``--json`` prints
+results as JSON, ``--quiet`` drops messages (warnings and errors stay), and
+progress bars appear only when stderr is a terminal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+ProgressCallback = Callable[[int], None]
+"""Stages report progress by calling this with the number of items just finished."""
+
+
+class Output:
+    def __init__(self, *, json_mode: bool = False, quiet: bool = False) -> None:
+        self.json_mode = json_mode
+        self.quiet = quiet
+        self.out = Console(file=sys.stdout, highlight=False, soft_wrap=True)
+        self.err = Console(file=sys.stderr, highlight=False, soft_wrap=True)
+
+    def result(self, value: Any, render: Callable[[Console], None] | None = None) -> None:
+        """Print a command's result: JSON with --json, else ``render`` (or the value's repr)."""
+        if self.json_mode or render is None:
+            sys.stdout.write(json.dumps(value, indent=2, sort_keys=False, default=str) + "\n")
+            sys.stdout.flush()
+        else:
+            render(self.out)
+
+    def info(self, message: str) -> None:
+        if not self.quiet:
+            self.err.print(message, markup=False)
+
+    def warn(self, message: str) -> None:
+        self.err.print(f"Warning: {message}", markup=False, style="yellow")
+
+    def error(self, message: str, hint: str | None = None) -> None:
+        self.err.print(f"Error: {message}", markup=False, style="bold red")
+        if hint:
+            self.err.print(f"Hint: {hint}", markup=False)
+
+    @contextlib.contextmanager
+    def progress(self, description: str, total: int | None) -> Iterator[ProgressCallback]:
+        """A progress bar with rate on a TTY; a silent callback otherwise."""
+        if self.quiet or self.json_mode or not self.err.is_terminal:
+            yield lambda n=1: None
+            return
+        columns = [
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+        ]
+        with Progress(*columns, console=self.err, transient=False) as bar:
+            task = bar.add_task(description, total=total, rate="")
+
+            def advance(n: int = 1) -> None:
+                bar.advance(task, n)
+                speed = bar.tasks[0].speed
+                bar.update(task, rate=f"{speed:.1f}/s" if speed else "")
+
+            yield advance

@@ -259,6 +259,11 @@ def _check(config: Config) -> None:
         raise _fail("balance.method", "must be 'none', 'oversample' or 'class-weights'")
     if config.preprocess.format not in ("png", "jpeg"):
         raise _fail("preprocess.format", "must be 'png' or 'jpeg'")
+    if not 1 <= config.preprocess.jpeg_quality <= 100:
+        raise _fail("preprocess.jpeg_quality", "must be from 1 to 100")
+    from curator import preprocess  # here, not at the top: preprocess imports this module
+
+    preprocess.check_steps(config.preprocess.steps)
     b = config.baseline
     for key in ("image_size", "epochs", "batch_size", "patience", "bootstrap"):
         if getattr(b, key) < 1:

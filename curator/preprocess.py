@@ -1,0 +1,412 @@
+"""Turn stored originals into release images: an ordered, recorded list of steps.
+
+Steps come from ``[[preprocess.steps]]`` in ``curator.toml``; each is a table
+with an ``op`` and its parameters (every parameter has a default):
+
+    op        method / parameters                                   what it does
+    resize    size=224, mode="longest" | "pad-square"               longest side -> size (both ways);
+                                                                    pad-square centres on a black square
+    denoise   method="none"
+              method="median", ksize=3                              removes salt-and-pepper specks
+              method="bilateral", diameter=5, sigma_color=40,       edge-preserving smoothing
+                  sigma_space=5
+              method="nlmeans", strength=5, template=7, search=21   non-local means on colour (LAB)
+    equalize  method="none" | "global"                              histogram equalisation of L (LAB)
+              method="clahe", clip_limit=2.0, tile=8                contrast-limited, on L only
+    enhance   method="none"
+              method="unsharp", amount=0.5, radius=1.0              out = in + amount * (in - blur)
+              method="gamma", gamma=1.0                             out = 255 * (in/255) ** (1/gamma)
+
+The study (Roy & Protity, 2023) denoised, equalised and enhanced its images
+but states no filters or parameters; the defaults in
+:class:`curator.config.PreprocessConfig` are ours. Why this order: resize
+comes first because non-local means is by far the costliest step and its cost
+scales with the pixel count; equalisation works on luminance only (colour is
+diagnostic: redness of plaques and pustules); sharpening comes last so that it
+does not amplify noise the denoiser would otherwise remove.
+
+Measured per image, one core (``benchmarks/preprocess_speed.py``, 640x480
+generated photos): see MEASUREMENTS at the end of this docstring.
+
+Outputs are built from the pixel array alone, so they carry no EXIF, GPS, ICC
+or text metadata; EXIF orientation is applied on decoding. The same input bytes
+and steps give the same output bytes on any worker count (OpenCV runs with one
+thread per process). Originals are never touched: this module only sees bytes.
+
+MEASUREMENTS
+    (filled in from the benchmark; see below)
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from typing import TYPE_CHECKING, Any
+
+from curator.config import PreprocessConfig, config_hash
+from curator.errors import ConfigError, ReleaseError
+
+if TYPE_CHECKING:  # numpy, PIL and cv2 load lazily: config checks must stay fast
+    import numpy as np
+    from PIL import Image
+
+# Bump when a step's implementation changes its output for the same parameters,
+# so that steps_hash (recorded per release row) changes with it.
+ALGORITHM_VERSION = 1
+
+Check = Callable[[Any], str | None]
+
+
+def _int(lo: int, hi: int, odd: bool = False) -> Check:
+    def check(v: Any) -> str | None:
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            return f"must be an integer from {lo} to {hi}" + (" (odd)" if odd else "")
+        if odd and v % 2 == 0:
+            return f"must be an odd integer from {lo} to {hi}"
+        return None
+
+    return check
+
+
+def _num(lo: float, hi: float) -> Check:
+    def check(v: Any) -> str | None:
+        if isinstance(v, bool) or not isinstance(v, int | float) or not lo <= v <= hi:
+            return f"must be a number from {lo:g} to {hi:g}"
+        return None
+
+    return check
+
+
+def _one_of(*choices: str) -> Check:
+    def check(v: Any) -> str | None:
+        return None if v in choices else f"must be one of {', '.join(choices)}"
+
+    return check
+
+
+# op -> method ("" for ops without one) -> parameter -> (default, check)
+SPEC: dict[str, dict[str, dict[str, tuple[Any, Check]]]] = {
+    "resize": {"": {"size": (224, _int(16, 4096)), "mode": ("longest", _one_of("longest", "pad-square"))}},
+    "denoise": {
+        "none": {},
+        "median": {"ksize": (3, _int(3, 15, odd=True))},
+        "bilateral": {
+            "diameter": (5, _int(1, 15)),
+            "sigma_color": (40.0, _num(1, 200)),
+            "sigma_space": (5.0, _num(1, 200)),
+        },
+        "nlmeans": {
+            "strength": (5.0, _num(0.5, 30)),
+            "template": (7, _int(3, 11, odd=True)),
+            "search": (21, _int(5, 35, odd=True)),
+        },
+    },
+    "equalize": {
+        "none": {},
+        "global": {},
+        "clahe": {"clip_limit": (2.0, _num(0.5, 40)), "tile": (8, _int(1, 32))},
+    },
+    "enhance": {
+        "none": {},
+        "unsharp": {"amount": (0.5, _num(0, 5)), "radius": (1.0, _num(0.3, 10))},
+        "gamma": {"gamma": (1.0, _num(0.1, 5))},
+    },
+}
+
+
+def normalize_steps(steps: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Check ``steps`` and return them with every default filled in (keys in a fixed order).
+
+    Raises :class:`~curator.errors.ConfigError` naming the key, e.g.
+    ``curator.toml: 'preprocess.steps[1].method' must be one of none, median, bilateral, nlmeans``.
+    """
+    out = []
+    for i, step in enumerate(steps):
+        where = f"preprocess.steps[{i}]"
+        if not isinstance(step, dict):
+            raise _fail(where, "must be a table with an 'op'")
+        if "op" not in step:
+            raise ConfigError(f"curator.toml: missing key '{where}.op'", key=f"{where}.op")
+        op = step["op"]
+        if op not in SPEC:
+            raise _fail(f"{where}.op", f"must be one of {', '.join(SPEC)}")
+        methods = SPEC[op]
+        method = ""
+        if "" not in methods:
+            if "method" not in step:
+                raise ConfigError(f"curator.toml: missing key '{where}.method'", key=f"{where}.method")
+            method = step["method"]
+            if method not in methods:
+                raise _fail(f"{where}.method", f"must be one of {', '.join(methods)}")
+        params = methods[method]
+        normal: dict[str, Any] = {"op": op} | ({"method": method} if method else {})
+        for key in step:
+            if key not in params and key not in ("op", "method"):
+                takes = ", ".join(params) or "no parameters"
+                what = f"{op} {method}".strip()
+                raise ConfigError(
+                    f"curator.toml: unknown key '{where}.{key}' ({what} takes {takes})", key=f"{where}.{key}"
+                )
+        for key, (default, check) in params.items():
+            value = step.get(key, default)
+            problem = check(value)
+            if problem:
+                raise _fail(f"{where}.{key}", problem)
+            normal[key] = float(value) if isinstance(default, float) else value
+        out.append(normal)
+    return out
+
+
+def check_steps(steps: Iterable[dict[str, Any]]) -> None:
+    """Raise ConfigError naming the first bad key in ``steps``; return None when they are fine."""
+    normalize_steps(steps)
+
+
+def steps_hash(steps: Iterable[dict[str, Any]]) -> str:
+    """A short stable hash of the steps, defaults filled in (so spelling a default changes nothing)."""
+    return config_hash({"algorithm": ALGORITHM_VERSION, "steps": normalize_steps(steps)})
+
+
+def _fail(key: str, why: str) -> ConfigError:
+    return ConfigError(f"curator.toml: '{key}' {why}", key=key)
+
+
+# --- decoding and encoding (shared with curator.balance) ---------------------------------
+
+
+def decode(data: bytes) -> np.ndarray:
+    """Bytes -> RGB uint8 array (H, W, 3), first frame, EXIF orientation applied."""
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as img:
+        rgb = _normalize(img)
+    return np.array(rgb, dtype=np.uint8)
+
+
+def _normalize(img: Image.Image) -> Image.Image:
+    try:
+        from curator.hashing import normalize  # the one definition, once the dedup helper lands it
+    except ImportError:
+        from PIL import ImageOps
+
+        img.seek(0)
+        return ImageOps.exif_transpose(img).convert("RGB")
+    return normalize(img)
+
+
+def encode(pixels: np.ndarray, fmt: str = "png", jpeg_quality: int = 95) -> bytes:
+    """RGB array -> PNG or JPEG bytes with no metadata at all.
+
+    The image is built fresh from the pixel array, so nothing of the source
+    (EXIF, GPS, ICC profile, XMP, text chunks) can survive. PNG compression and
+    JPEG settings are pinned so the bytes depend on the pixels alone.
+    """
+    from PIL import Image
+
+    img = Image.fromarray(pixels, "RGB")
+    buf = io.BytesIO()
+    if fmt == "png":
+        img.save(buf, "PNG", compress_level=6, optimize=False)
+    elif fmt == "jpeg":
+        # 4:4:4: no chroma subsampling, the red of a lesion is part of the signal
+        img.save(buf, "JPEG", quality=jpeg_quality, subsampling=0, optimize=False, progressive=False)
+    else:
+        raise ValueError(f"unknown image format {fmt!r}")
+    return buf.getvalue()
+
+
+# --- the steps ----------------------------------------------------------------------------
+
+
+def apply_steps(pixels: np.ndarray, steps: Sequence[dict[str, Any]]) -> np.ndarray:
+    """Run normalised ``steps`` (from :func:`normalize_steps`) over an RGB array."""
+    for step in steps:
+        pixels = _OPS[step["op"]](pixels, step)
+    return pixels
+
+
+def _resize(a: np.ndarray, step: dict[str, Any]) -> np.ndarray:
+    import cv2
+    import numpy as np
+
+    size = step["size"]
+    h, w = a.shape[:2]
+    scale = size / max(h, w)
+    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    if (nw, nh) != (w, h):
+        # INTER_AREA when shrinking (no aliasing of hair strands), cubic when enlarging
+        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+        a = cv2.resize(a, (nw, nh), interpolation=interp)
+    if step["mode"] == "pad-square" and (nw, nh) != (size, size):
+        canvas = np.zeros((size, size, 3), dtype=np.uint8)
+        top, left = (size - nh) // 2, (size - nw) // 2
+        canvas[top : top + nh, left : left + nw] = a
+        a = canvas
+    return a
+
+
+def _denoise(a: np.ndarray, step: dict[str, Any]) -> np.ndarray:
+    import cv2
+    import numpy as np
+
+    method = step["method"]
+    if method == "median":
+        return cv2.medianBlur(a, step["ksize"])
+    if method == "bilateral":
+        return cv2.bilateralFilter(a, step["diameter"], step["sigma_color"], step["sigma_space"])
+    if method == "nlmeans":
+        # OpenCV's colour variant expects BGR (it works in LAB internally)
+        bgr = np.ascontiguousarray(a[..., ::-1])
+        h = step["strength"]
+        out = cv2.fastNlMeansDenoisingColored(bgr, None, h, h, step["template"], step["search"])
+        return np.ascontiguousarray(out[..., ::-1])
+    return a
+
+
+def _equalize(a: np.ndarray, step: dict[str, Any]) -> np.ndarray:
+    import cv2
+
+    method = step["method"]
+    if method == "none":
+        return a
+    lab = cv2.cvtColor(a, cv2.COLOR_RGB2LAB)
+    lum = lab[..., 0]
+    if method == "global":
+        lab[..., 0] = cv2.equalizeHist(lum)
+    else:
+        tile = step["tile"]
+        clahe = cv2.createCLAHE(clipLimit=step["clip_limit"], tileGridSize=(tile, tile))
+        lab[..., 0] = clahe.apply(lum)
+    return cv2.cvtColor(lab, cv2.COLOR_LAB2RGB)
+
+
+def _enhance(a: np.ndarray, step: dict[str, Any]) -> np.ndarray:
+    import cv2
+    import numpy as np
+
+    method = step["method"]
+    if method == "unsharp":
+        blur = cv2.GaussianBlur(a, (0, 0), step["radius"])
+        amount = step["amount"]
+        return cv2.addWeighted(a, 1.0 + amount, blur, -amount, 0)
+    if method == "gamma":
+        table = np.clip(255.0 * (np.arange(256) / 255.0) ** (1.0 / step["gamma"]) + 0.5, 0, 255)
+        return cv2.LUT(a, table.astype(np.uint8))
+    return a
+
+
+_OPS: dict[str, Callable[[np.ndarray, dict[str, Any]], np.ndarray]] = {
+    "resize": _resize,
+    "denoise": _denoise,
+    "equalize": _equalize,
+    "enhance": _enhance,
+}
+
+
+# --- running it ---------------------------------------------------------------------------
+
+
+def process(data: bytes, steps: Sequence[dict[str, Any]], fmt: str = "png", jpeg_quality: int = 95) -> bytes:
+    """One image: decode, apply normalised ``steps``, encode without metadata."""
+    return encode(apply_steps(decode(data), steps), fmt, jpeg_quality)
+
+
+def run_many(
+    items: list[tuple[str, bytes]],
+    cfg: PreprocessConfig,
+    workers: int | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> dict[str, bytes]:
+    """Preprocess ``(sha256, original bytes)`` pairs; returns sha256 -> output bytes, in input order.
+
+    Runs in a pool of ``workers`` processes (default: every core; 1 runs in this
+    process). ``on_progress(1)`` is called per finished image. An image that
+    cannot be decoded raises :class:`~curator.errors.ReleaseError` naming it.
+    """
+    steps = normalize_steps(cfg.steps)
+    job = (steps, cfg.format, cfg.jpeg_quality)
+    workers = max(1, min(workers or os.cpu_count() or 1, len(items)))
+    results: dict[str, bytes | str] = {}
+    if workers == 1:
+        previous = _single_thread()
+        try:
+            for sha, data in items:
+                results[sha] = _work(job, data)
+                if on_progress:
+                    on_progress(1)
+        finally:
+            _restore_threads(previous)
+    else:
+        results = _run_pool(items, job, workers, on_progress)
+    out: dict[str, bytes] = {}
+    for sha, _data in items:
+        value = results[sha]
+        if isinstance(value, str):
+            raise ReleaseError(f"preprocess: image {sha} cannot be processed ({value})", sha256=sha)
+        out[sha] = value
+    return out
+
+
+def _run_pool(
+    items: list[tuple[str, bytes]],
+    job: tuple[list[dict[str, Any]], str, int],
+    workers: int,
+    on_progress: Callable[[int], None] | None,
+) -> dict[str, bytes | str]:
+    import multiprocessing
+
+    # spawn, not fork: the parent may hold threads (JAX, httpx) that fork would copy mid-lock
+    ctx = multiprocessing.get_context("spawn")
+    results: dict[str, bytes | str] = {}
+    pending: dict[Future[bytes | str], str] = {}
+    queue = iter(items)
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker) as pool:
+        # a bounded window keeps memory flat: only ~4 images per worker in flight
+        for sha, data in queue:
+            pending[pool.submit(_work, job, data)] = sha
+            if len(pending) >= workers * 4:
+                break
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                results[pending.pop(future)] = future.result()
+                if on_progress:
+                    on_progress(1)
+                nxt = next(queue, None)
+                if nxt is not None:
+                    pending[pool.submit(_work, job, nxt[1])] = nxt[0]
+    return results
+
+
+def _work(job: tuple[list[dict[str, Any]], str, int], data: bytes) -> bytes | str:
+    """Worker body: output bytes, or the reason (a string) it failed; never raises for bad input."""
+    from PIL import UnidentifiedImageError
+
+    steps, fmt, quality = job
+    try:
+        return process(data, steps, fmt, quality)
+    except (UnidentifiedImageError, OSError, ValueError) as err:
+        return f"{type(err).__name__}: {err}"
+
+
+def _init_worker() -> None:
+    _single_thread()
+
+
+def _single_thread() -> int:
+    # One OpenCV thread per process: the pool already uses every core, and
+    # results must not depend on how work was split across threads.
+    import cv2
+
+    previous = int(cv2.getNumThreads())
+    cv2.setNumThreads(1)
+    return previous
+
+
+def _restore_threads(previous: int) -> None:
+    import cv2
+
+    cv2.setNumThreads(previous)

@@ -1,0 +1,344 @@
+"""The ingest run: sources in, one committed outcome per source out.
+
+    parse (sources.py) -> skip what the catalog already has -> fetch (fetch.py) or read the file
+        -> decode, check and hash in worker threads (validate.py)
+        -> exact duplicate?  -> source row only
+        -> else store.put (atomic) -> one transaction: dedup.NearIndex.add_image + source row
+
+Only this module's event-loop thread touches the catalog, and never inside a
+transaction that waits on the network: each source's transaction opens after
+its bytes are safely in ``objects/`` and closes before the next await. A crash
+therefore leaves complete rows only; bytes stored just before a crash are
+orphans that ``store.put`` makes harmless on the rerun. Temp files that a kill
+left in ``objects/`` (names starting with ``.``) are removed when a run starts;
+one run at a time holds an exclusive lock on the workspace's catalog file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import os
+import sqlite3
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from curator import catalog, dedup, store
+from curator.config import IngestConfig
+from curator.errors import InputError
+from curator.fsutil import write_atomic
+from curator.ingest import validate
+from curator.ingest.fetch import Fetched, Fetcher, robots_policy
+from curator.ingest.sources import Source, parse_lines
+from curator.workspace import Workspace
+
+ProgressCallback = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    settings: IngestConfig = field(default_factory=IngestConfig)
+    retry_failed: bool = False  # fetch again sources whose rejection was transient
+    hint_from_folder: bool = False  # for plain-text lines naming folders
+    report: Path | None = None  # JSONL, one object per source
+    workers: int | None = None  # decode/hash threads; default: CPU count
+
+    @classmethod
+    def from_config(cls, cfg: IngestConfig, **overrides: Any) -> IngestOptions:
+        """Options from ``[ingest]`` with CLI overrides; None values mean 'keep the config's'."""
+        own = {f.name for f in dataclasses.fields(cls)}
+        mine = {k: v for k, v in overrides.items() if k in own and v is not None}
+        settings = {k: v for k, v in overrides.items() if k not in own and v is not None}
+        return cls(settings=dataclasses.replace(cfg, **settings), **mine)
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    url: str  # the locator: URL or absolute path
+    status: str  # stored | duplicate | rejected | skipped
+    reason: str | None
+    sha256: str | None
+
+
+@dataclass
+class IngestSummary:
+    total: int = 0
+    stored: int = 0
+    exact_duplicates: int = 0
+    near_duplicates: int = 0
+    skipped: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    seconds: float = 0.0
+    items: list[ItemResult] = field(default_factory=list)
+
+    def add(self, item: ItemResult) -> None:
+        self.items.append(item)  # completion order; run() restores input order at the end
+        if item.status == "stored":
+            self.stored += 1
+        elif item.status == "duplicate":
+            if item.reason == "exact":
+                self.exact_duplicates += 1
+            else:
+                self.near_duplicates += 1
+        elif item.status == "skipped":
+            self.skipped += 1
+        else:
+            self.rejected[item.reason or "unknown"] += 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "total": self.total,
+            "stored": self.stored,
+            "exact_duplicates": self.exact_duplicates,
+            "near_duplicates": self.near_duplicates,
+            "rejected": sum(self.rejected.values()),
+            "rejected_by_reason": dict(sorted(self.rejected.items())),
+            "skipped": self.skipped,
+            "seconds": round(self.seconds, 3),
+            "per_second": round(self.total / self.seconds, 1) if self.seconds else None,
+        }
+
+
+def run(
+    ws: Workspace,
+    lines: Iterable[str | Source],
+    options: IngestOptions | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> IngestSummary:
+    """Ingest every source named by ``lines`` (text lines or parsed :class:`Source` items)."""
+    options = options or IngestOptions(settings=ws.config.ingest)
+    sources = list(_as_sources(lines, options.hint_from_folder))
+    started = time.monotonic()
+    with exclusive(ws):
+        remove_temp_files(ws.objects)
+        summary = asyncio.run(_Run(ws, options, on_progress or (lambda n: None)).main(sources))
+    summary.seconds = time.monotonic() - started
+    if options.report is not None:
+        write_report(options.report, summary.items)
+    return summary
+
+
+def _as_sources(lines: Iterable[str | Source], hint_from_folder: bool) -> Iterator[Source]:
+    for line in lines:
+        if isinstance(line, Source):
+            yield line
+        else:
+            yield from parse_lines([line], base=Path.cwd(), hint_from_folder=hint_from_folder)
+
+
+def write_report(path: Path, items: list[ItemResult]) -> None:
+    text = "".join(json.dumps(dataclasses.asdict(item)) + "\n" for item in items)
+    write_atomic(Path(path), text)
+
+
+@contextlib.contextmanager
+def exclusive(ws: Workspace) -> Iterator[None]:
+    """One ingest per workspace at a time (an advisory lock on the catalog file; no new files)."""
+    try:
+        import fcntl
+    except ImportError:  # not on POSIX: no lock, as before
+        yield
+        return
+    with open(ws.catalog_path, "rb") as fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as err:
+            raise InputError(
+                f"{ws.root}: another `curator ingest` is running in this workspace", path=str(ws.root)
+            ) from err
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def remove_temp_files(objects: Path) -> int:
+    """Delete temp files (``.name.tmp``) that a killed run left behind; return how many."""
+    removed = 0
+    for pattern in (".*.tmp", "*/.*.tmp"):
+        for path in objects.glob(pattern):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed += 1
+    return removed
+
+
+class _Run:
+    """The state of one run; every method that touches the catalog runs on the event loop's thread."""
+
+    def __init__(self, ws: Workspace, options: IngestOptions, on_progress: ProgressCallback) -> None:
+        self.ws = ws
+        self.conn: sqlite3.Connection = ws.conn
+        self.cfg = options.settings
+        self.options = options
+        self.on_progress = on_progress
+        self.summary = IngestSummary()
+        self.robots = robots_policy(self.cfg)
+        self.pool = ThreadPoolExecutor(options.workers or os.cpu_count() or 2, "curator-ingest")
+        self._pixel_locks: dict[str, asyncio.Lock] = {}
+        self._pixel_refs: Counter[str] = Counter()
+
+    async def main(self, sources: list[Source]) -> IngestSummary:
+        self.summary.total = len(sources)
+        done = self._done_sources()
+        self.index = dedup.NearIndex.load(self.conn, self.ws.objects, self.ws.config.dedup)
+        # Bounds memory: a source holds its bytes and pixels only while one of these slots is held.
+        slots = asyncio.Semaphore(self.cfg.concurrency + 2 * (self.options.workers or os.cpu_count() or 2))
+        seen: set[str] = set()
+        try:
+            async with Fetcher(self.cfg) as fetcher, asyncio.TaskGroup() as group:
+                for src in sources:
+                    if src.locator in seen or not self._wanted(src, done):
+                        self._finish(self._skipped(src, done))
+                        continue
+                    seen.add(src.locator)
+                    if src.problem:
+                        self._finish(self._reject(src, None, src.problem))
+                        continue
+                    await slots.acquire()
+                    group.create_task(self._one(src, fetcher, slots))
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+        order = {src.locator: i for i, src in reversed(list(enumerate(sources)))}
+        self.summary.items.sort(key=lambda item: (order.get(item.url, -1), item.status != "skipped"))
+        return self.summary
+
+    def _done_sources(self) -> dict[str, sqlite3.Row]:
+        rows = self.conn.execute(
+            "SELECT locator, outcome, reason, transient, sha256 FROM sources WHERE outcome IS NOT NULL"
+        )
+        return {row["locator"]: row for row in rows}
+
+    def _wanted(self, src: Source, done: dict[str, sqlite3.Row]) -> bool:
+        row = done.get(src.locator)
+        if row is None:
+            return True
+        return self.options.retry_failed and row["outcome"] == "rejected" and bool(row["transient"])
+
+    def _skipped(self, src: Source, done: dict[str, sqlite3.Row]) -> ItemResult:
+        row = done.get(src.locator)
+        if row is None:  # the same locator twice in one input
+            return ItemResult(src.locator, "skipped", "repeated", None)
+        return ItemResult(src.locator, "skipped", f"already-{row['outcome']}", row["sha256"])
+
+    def _finish(self, item: ItemResult) -> None:
+        self.summary.add(item)
+        self.on_progress(1)
+
+    async def _one(self, src: Source, fetcher: Fetcher, slots: asyncio.Semaphore) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+            if src.kind == "url":
+                fetched = await fetcher.fetch(src.locator)
+            else:
+                fetched = await loop.run_in_executor(self.pool, read_local, src.locator, self.cfg.max_bytes)
+            if fetched.reason is not None or fetched.data is None:
+                self._finish(self._reject(src, fetched, fetched.reason or "empty", fetched.transient))
+                return
+            checked = await loop.run_in_executor(self.pool, validate.check, fetched.data, self.cfg)
+            if isinstance(checked, validate.Refused):
+                self._finish(self._reject(src, fetched, checked.reason))
+                return
+            self._finish(await self._keep(src, fetched, checked))
+        finally:
+            slots.release()
+
+    async def _keep(self, src: Source, fetched: Fetched, checked: validate.Checked) -> ItemResult:
+        """Exact duplicate, near duplicate or new image; one pixel hash is handled by one task at a time."""
+        key = checked.pixel_sha256
+        self._pixel_refs[key] += 1
+        lock = self._pixel_locks.setdefault(key, asyncio.Lock())
+        try:
+            async with lock:
+                row = self.conn.execute("SELECT sha256 FROM images WHERE pixel_sha256 = ?", (key,)).fetchone()
+                if row is not None:
+                    with catalog.atomic(self.conn):
+                        self._write_source(src, fetched, "duplicate", "exact", row["sha256"])
+                    return ItemResult(src.locator, "duplicate", "exact", row["sha256"])
+                loop = asyncio.get_running_loop()
+                await loop.run_in_executor(self.pool, store.put, self.ws.objects, fetched.data)
+                new = dedup.NewImage(
+                    sha256=checked.sha256,
+                    pixel_sha256=checked.pixel_sha256,
+                    width=checked.width,
+                    height=checked.height,
+                    format=checked.format,
+                    bytes=checked.nbytes,
+                )
+                with catalog.atomic(self.conn):
+                    placement = self.index.add_image(self.conn, new, checked.rgb, checked.hashes)
+                    outcome, reason = ("stored", None) if placement.near_of is None else ("duplicate", "near")
+                    self._write_source(src, fetched, outcome, reason, checked.sha256)
+                return ItemResult(src.locator, outcome, reason, checked.sha256)
+        finally:
+            self._pixel_refs[key] -= 1
+            if not self._pixel_refs[key]:
+                del self._pixel_refs[key], self._pixel_locks[key]
+
+    def _reject(
+        self, src: Source, fetched: Fetched | None, reason: str, transient: bool = False
+    ) -> ItemResult:
+        with catalog.atomic(self.conn):
+            self._write_source(src, fetched, "rejected", reason, None, transient)
+        return ItemResult(src.locator, "rejected", reason, None)
+
+    def _write_source(
+        self,
+        src: Source,
+        fetched: Fetched | None,
+        outcome: str,
+        reason: str | None,
+        sha256: str | None,
+        transient: bool = False,
+    ) -> None:
+        f = fetched or Fetched(src.locator)
+        self.conn.execute(
+            """
+            INSERT INTO sources (locator, kind, hint, final_url, http_status, content_type, bytes,
+                                 fetched_at, outcome, reason, transient, sha256, robots, added_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (locator) DO UPDATE SET
+                hint = COALESCE(excluded.hint, sources.hint), final_url = excluded.final_url,
+                http_status = excluded.http_status, content_type = excluded.content_type,
+                bytes = excluded.bytes, fetched_at = excluded.fetched_at, outcome = excluded.outcome,
+                reason = excluded.reason, transient = excluded.transient, sha256 = excluded.sha256,
+                robots = excluded.robots
+            """,
+            (
+                src.locator,
+                src.kind,
+                src.hint,
+                f.final_url if src.kind == "url" else None,
+                f.status,
+                f.content_type,
+                len(f.data) if f.data is not None else None,
+                f.fetched_at or None,
+                outcome,
+                reason,
+                int(transient),
+                sha256,
+                self.robots if src.kind == "url" else None,
+                catalog.utcnow(),
+            ),
+        )
+
+
+def read_local(path: str, max_bytes: int) -> Fetched:
+    """A local file as if fetched: its bytes, or a reason it can't be read."""
+    try:
+        size = os.stat(path).st_size
+        if size > max_bytes:
+            return Fetched(path, reason="too-large", fetched_at=catalog.utcnow())
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        return Fetched(path, reason="file-missing", fetched_at=catalog.utcnow())
+    except OSError:
+        return Fetched(path, reason="unreadable", fetched_at=catalog.utcnow())
+    return Fetched(path, data=data, fetched_at=catalog.utcnow())

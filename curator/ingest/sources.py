@@ -1,0 +1,156 @@
+"""Turning input lines into sources: URLs, local files and folders.
+
+An input line is ``LOCATOR`` or ``LOCATOR<TAB>HINT``; ``#`` comments and blank
+lines are ignored. A locator is an http(s) URL, a local image file, or a folder
+(walked recursively for image files). Anything else still becomes a
+:class:`Source` so that it gets an outcome: ``unsupported-scheme`` (ftp://,
+file://, data:...), ``malformed-line`` (not a URL, no such path) or
+``file-missing``. Whole-input problems (no such file, binary garbage) are
+:class:`~curator.errors.InputError`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from curator.errors import InputError
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
+# Magic numbers of the formats we accept, to tell an image argument from a URL list.
+_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
+MAX_LINE = 8192
+
+
+@dataclass(frozen=True)
+class Source:
+    """One thing to ingest. ``problem`` is a rejection reason found while parsing, if any."""
+
+    locator: str  # the URL, or the absolute path of a local file
+    kind: str  # 'url' or 'file'
+    hint: str | None = None
+    problem: str | None = None
+
+
+def read_argument(arg: str, *, hint_from_folder: bool = False) -> list[Source]:
+    """The sources named by the ``curator ingest`` argument: a list file, ``-``, a folder or an image.
+
+    Everything is read and parsed before anything is fetched, so a bad input
+    raises :class:`InputError` while the workspace is still untouched.
+    """
+    if arg == "-":
+        text = _decode(sys.stdin.buffer.read(), "<stdin>")
+        return list(parse_lines(text.splitlines(), base=Path.cwd(), hint_from_folder=hint_from_folder))
+    path = Path(arg).expanduser()
+    if path.is_dir():
+        return list(walk_folder(path, None, hint_from_folder))
+    if not path.exists():
+        raise InputError(f"{arg}: no such file or folder", path=arg)
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(16)
+            if is_image_file(path, head):
+                return [Source(str(path.resolve()), "file", _folder_hint(path, hint_from_folder))]
+            data = head + fh.read()
+    except OSError as err:
+        raise InputError(f"{arg}: cannot read ({err.strerror or err})", path=arg) from err
+    text = _decode(data, arg)
+    base = path.resolve().parent
+    return list(parse_lines(text.splitlines(), base=base, hint_from_folder=hint_from_folder))
+
+
+def is_image_file(path: Path, head: bytes) -> bool:
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return True
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return True
+    return any(head.startswith(m) for m in _MAGIC)
+
+
+def _decode(data: bytes, name: str) -> str:
+    """The text of a URL list; binary data is refused rather than parsed into junk sources."""
+    if b"\x00" in data:
+        raise InputError(f"{name}: not a text URL list (binary data)", path=name)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise InputError(f"{name}: not a text URL list (not UTF-8 at byte {err.start})", path=name) from err
+    controls = sum(1 for ch in text if ord(ch) < 32 and ch not in "\t\r\n\f\v")
+    if controls > max(8, len(text) // 100):
+        raise InputError(f"{name}: not a text URL list (binary data)", path=name)
+    return text
+
+
+def parse_lines(lines: Iterable[str], *, base: Path, hint_from_folder: bool = False) -> Iterator[Source]:
+    """Sources from input lines; relative paths are taken relative to ``base``."""
+    for raw in lines:
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        yield from parse_line(line, base=base, hint_from_folder=hint_from_folder)
+
+
+def parse_line(line: str, *, base: Path, hint_from_folder: bool = False) -> Iterator[Source]:
+    parts = [p.strip() for p in line.split("\t")]
+    locator = parts[0]
+    hint = parts[1] if len(parts) > 1 and parts[1] else None
+    if len(parts) > 2 or len(line) > MAX_LINE or not locator or any(ord(c) < 32 for c in locator):
+        yield Source(_clip(line), "url", None, "malformed-line")
+        return
+    match = _SCHEME.match(locator)
+    if match and (len(match.group(1)) > 1 or "://" in locator):  # 'C:\...' is a path, not a scheme
+        yield _url_source(locator, match.group(1).lower(), hint)
+        return
+    path = Path(locator).expanduser()
+    if not path.is_absolute():
+        path = base / path
+    if path.is_dir():
+        yield from walk_folder(path, hint, hint_from_folder)
+    elif path.is_file():
+        yield Source(str(path.resolve()), "file", hint or _folder_hint(path, hint_from_folder))
+    elif _looks_like_path(locator):
+        yield Source(str(path), "file", hint, "file-missing")
+    else:
+        yield Source(_clip(locator), "url", hint, "malformed-line")
+
+
+def _url_source(locator: str, scheme: str, hint: str | None) -> Source:
+    if scheme not in ("http", "https"):
+        return Source(_clip(locator), "url", hint, "unsupported-scheme")
+    try:
+        parts = urlsplit(locator)
+        parts.port  # noqa: B018  (raises ValueError on a bad port)
+    except ValueError:
+        return Source(_clip(locator), "url", hint, "malformed-line")
+    if not parts.hostname or " " in locator:
+        return Source(_clip(locator), "url", hint, "malformed-line")
+    return Source(locator, "url", hint)
+
+
+def walk_folder(folder: Path, hint: str | None, hint_from_folder: bool) -> Iterator[Source]:
+    """Image files under ``folder`` (recursive, sorted, hidden entries skipped)."""
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            path = Path(root) / name
+            if name.startswith(".") or path.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            yield Source(str(path.resolve()), "file", hint or _folder_hint(path, hint_from_folder))
+
+
+def _folder_hint(path: Path, hint_from_folder: bool) -> str | None:
+    return path.resolve().parent.name or None if hint_from_folder else None
+
+
+def _looks_like_path(text: str) -> bool:
+    return text.startswith(("/", "./", "../", "~")) or os.sep in text or Path(text).suffix != ""
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= 500 else text[:497] + "..."

@@ -1,0 +1,117 @@
+"""Deciding whether fetched bytes are a usable image, and hashing the ones that are.
+
+Every refusal has its own reason code:
+
+    empty               zero bytes
+    not-an-image        HTML, SVG, text or anything PIL cannot identify
+    unsupported-format  an image, but not JPEG, PNG, WebP, GIF, BMP or TIFF
+    decompression-bomb  width x height over ``ingest.max_pixels`` (checked before decoding)
+    too-small           the shorter side (after EXIF orientation) under ``ingest.min_side``
+    truncated           the header is fine but the pixel data ends early or is corrupt
+
+This runs in worker threads: it touches no catalog and no shared state.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+from PIL import Image, UnidentifiedImageError
+
+from curator import hashing
+from curator.config import IngestConfig
+from curator.store import sha256_bytes
+
+FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO"})
+_TEXT_STARTS = (b"<", b"{", b"[", b"%PDF", b"\xef\xbb\xbf<")
+_ORIENTATION = 0x0112
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A decoded, normalised image ready for the catalog."""
+
+    sha256: str  # of the original bytes
+    pixel_sha256: str
+    width: int
+    height: int
+    format: str
+    nbytes: int
+    rgb: Image.Image
+    hashes: dict[str, int]
+
+
+@dataclass(frozen=True)
+class Refused:
+    reason: str
+    detail: str = ""
+
+
+def check(data: bytes, cfg: IngestConfig) -> Checked | Refused:
+    """Decode ``data``, apply the checks above, and hash the normalised pixels."""
+    if not data:
+        return Refused("empty")
+    try:
+        with warnings.catch_warnings():
+            # PIL warns (DecompressionBombWarning) between the limit and twice it; our own cap decides.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as err:
+        return Refused("decompression-bomb", str(err))
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
+        return Refused(_unidentified_reason(data), str(err))
+    with img:
+        return _check_open(img, data, cfg)
+
+
+def _check_open(img: Image.Image, data: bytes, cfg: IngestConfig) -> Checked | Refused:
+    fmt = (img.format or "").upper()
+    if fmt not in FORMATS:
+        return Refused("unsupported-format", fmt)
+    width, height = img.size
+    if width * height > cfg.max_pixels:
+        return Refused("decompression-bomb", f"{width}x{height} pixels")
+    if _oriented_min_side(img) < cfg.min_side:
+        return Refused("too-small", f"{width}x{height}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img.load()
+            rgb = hashing.normalize(img)
+    except Image.DecompressionBombError as err:
+        return Refused("decompression-bomb", str(err))
+    except (OSError, ValueError, SyntaxError, EOFError) as err:
+        return Refused("truncated", str(err))
+    return Checked(
+        sha256=sha256_bytes(data),
+        pixel_sha256=hashing.pixel_sha256(rgb),
+        width=rgb.width,
+        height=rgb.height,
+        format="JPEG" if fmt == "MPO" else fmt,
+        nbytes=len(data),
+        rgb=rgb,
+        hashes=hashing.perceptual_hashes(rgb),
+    )
+
+
+def _oriented_min_side(img: Image.Image) -> int:
+    try:
+        orientation = img.getexif().get(_ORIENTATION, 1)
+    except Exception:  # a broken EXIF block is not our concern here; the decode decides
+        orientation = 1
+    width, height = img.size
+    if orientation in (5, 6, 7, 8):
+        width, height = height, width
+    return min(width, height)
+
+
+def _unidentified_reason(data: bytes) -> str:
+    """PIL could not identify it: an image format we don't read, or not an image at all."""
+    head = data[:512].lstrip()
+    if head.startswith(_TEXT_STARTS) or b"<svg" in head.lower() or b"<html" in head.lower():
+        return "not-an-image"
+    if head[:4] in (b"\x00\x00\x00\x1c", b"\x00\x00\x00\x18", b"\x00\x00\x00\x20") and b"ftyp" in head[:12]:
+        return "unsupported-format"  # HEIC / AVIF containers
+    return "not-an-image"

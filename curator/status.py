@@ -1,0 +1,99 @@
+"""What the catalog holds, in numbers: ``curator status``.
+
+:func:`collect` returns one plain dict, built from independent parts so that
+other stages can add theirs: ``labels`` is filled by :func:`curator.labeling.summary`
+when that module is present (None until then).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from curator.workspace import Workspace
+
+
+def collect(ws: Workspace) -> dict[str, Any]:
+    conn = ws.conn
+    return {
+        "workspace": str(ws.root),
+        "dataset": ws.config.dataset.name,
+        "classes": list(ws.config.dataset.classes),
+        "images": _scalar(conn, "SELECT COUNT(*) FROM images"),
+        "bytes": _scalar(conn, "SELECT COALESCE(SUM(bytes), 0) FROM images"),
+        "clusters": _clusters(conn),
+        "sources": _sources(conn),
+        "rejected_by_reason": _rejections(conn),
+        "hints": _hints(conn, ws.config.dataset.classes),
+        "labels": _labels(ws),
+    }
+
+
+def _scalar(conn: sqlite3.Connection, sql: str) -> int:
+    return int(conn.execute(sql).fetchone()[0])
+
+
+def _clusters(conn: sqlite3.Connection) -> dict[str, int]:
+    """Clusters with at least one image; 'with_near_duplicates' have two images or more."""
+    sizes = [row[0] for row in conn.execute("SELECT COUNT(*) FROM images GROUP BY cluster_id")]
+    return {
+        "total": len(sizes),
+        "with_near_duplicates": sum(1 for n in sizes if n > 1),
+        "images_in_shared_clusters": sum(n for n in sizes if n > 1),
+    }
+
+
+def _sources(conn: sqlite3.Connection) -> dict[str, int]:
+    row = conn.execute(
+        """
+        SELECT COUNT(*) AS total,
+               COALESCE(SUM(outcome = 'stored'), 0) AS stored,
+               COALESCE(SUM(outcome = 'duplicate' AND reason = 'exact'), 0) AS exact_duplicates,
+               COALESCE(SUM(outcome = 'duplicate' AND reason = 'near'), 0) AS near_duplicates,
+               COALESCE(SUM(outcome = 'rejected'), 0) AS rejected,
+               COALESCE(SUM(outcome = 'rejected' AND transient = 1), 0) AS retryable,
+               COALESCE(SUM(outcome IS NULL), 0) AS pending
+        FROM sources
+        """
+    ).fetchone()
+    return {key: int(row[key]) for key in row.keys()}
+
+
+def _rejections(conn: sqlite3.Connection) -> dict[str, int]:
+    rows = conn.execute(
+        "SELECT reason, COUNT(*) FROM sources WHERE outcome = 'rejected' GROUP BY reason ORDER BY 2 DESC, 1"
+    )
+    return {str(reason): int(n) for reason, n in rows}
+
+
+def _hints(conn: sqlite3.Connection, classes: tuple[str, ...]) -> dict[str, Any]:
+    """Images per label hint (an image counts once per distinct hint among its sources)."""
+    rows = conn.execute(
+        """
+        SELECT hint, COUNT(DISTINCT sha256) FROM sources
+        WHERE sha256 IS NOT NULL AND hint IS NOT NULL GROUP BY hint ORDER BY hint
+        """
+    ).fetchall()
+    per_class = {name: 0 for name in classes}
+    other: dict[str, int] = {}
+    for hint, n in rows:
+        if hint in per_class:
+            per_class[hint] = int(n)
+        else:
+            other[str(hint)] = int(n)
+    without = _scalar(
+        conn,
+        "SELECT COUNT(*) FROM images i WHERE NOT EXISTS "
+        "(SELECT 1 FROM sources s WHERE s.sha256 = i.sha256 AND s.hint IS NOT NULL)",
+    )
+    return {"per_class": per_class, "not_a_class": other, "images_without_hint": without}
+
+
+def _labels(ws: Workspace) -> dict[str, Any] | None:
+    """The labels part (helper 'labels' owns it): labeling.summary, when that module exists."""
+    try:
+        from curator import labeling  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    summary: dict[str, Any] = labeling.summary(ws.conn, ws.config)
+    return summary

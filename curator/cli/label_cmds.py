@@ -1,0 +1,97 @@
+"""``curator label``: the interactive prompt, or --import / --export / --accept-hints."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from rich.console import Console
+
+from curator import labeling
+from curator.errors import InputError
+
+HELP = """Label images: one keypress per image, one image per near-duplicate cluster.
+
+\b
+Keys: the class keys shown on screen (1..N in class order, or [labels] keys),
+s skip, u undo (back one image, previous value restored), x exclude from
+releases, o open in the system viewer, ? help, q or Ctrl-C quit.
+Every answer is committed before the next image; a new run resumes.
+
+\b
+Without a terminal use --import (CSV with a header: sha256 or url, label,
+optional annotator; one transaction, the whole file or nothing), --export
+(sha256, source_url, label, annotator) or --accept-hints (ingest hints become
+labels by annotator 'hint').
+
+\b
+Conflicts ([labels] policy): 'majority' - most annotators win; a tie leaves
+the image unresolved (no label, out of releases) until reviewed with
+--conflicts. 'adjudicator' - [labels] adjudicator wins where they labeled.
+Labels by 'hint' count only where no person has labeled the image.
+
+Example: curator label --annotator alice --order random
+"""
+
+
+@click.command(help=HELP)
+@click.option("--annotator", metavar="NAME", help="Who is labeling (default: [labels] annotator, then the OS user).")
+@click.option("--class", "review_class", metavar="C", help="Review the images currently labelled C.")
+@click.option("--conflicts", is_flag=True,
+              help="Review images whose annotators disagree, or whose label disagrees with a hint or its cluster.")
+@click.option("--order", type=click.Choice(labeling.ORDERS), default="ingest", show_default=True,
+              help="Order of the images: ingest (oldest first), random (fixed per annotator), hint.")
+@click.option("--graphics", type=click.Choice(("auto", "kitty", "iterm", "sixel", "blocks")), default="auto",
+              show_default=True, help="How to draw images; auto detects kitty, iTerm2 and sixel terminals.")
+@click.option("--import", "import_path", metavar="FILE", help="Import labels from a CSV file.")
+@click.option("--export", "export_path", metavar="FILE", help="Export every annotator's labels to a CSV file.")
+@click.option("--accept-hints", is_flag=True, help="Turn ingest label hints into labels by annotator 'hint'.")
+@click.pass_obj
+def label(app, annotator: str | None, review_class: str | None, conflicts: bool, order: str,  # type: ignore[no-untyped-def]
+          graphics: str, import_path: str | None, export_path: str | None, accept_hints: bool) -> None:
+    chosen = [flag for flag, on in (("--import", import_path), ("--export", export_path),
+                                    ("--accept-hints", accept_hints)) if on]
+    if len(chosen) > 1:
+        raise InputError(f"{' and '.join(chosen)} cannot be combined; give one at a time")
+    who = labeling.check_annotator(annotator) if annotator is not None else None
+    if chosen:
+        _batch(app, who, import_path, export_path)
+        return
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise InputError("curator label needs a terminal; without one use `curator label --import labels.csv`")
+    from curator import prompt
+
+    ws = app.workspace()
+    options = prompt.Options(
+        annotator=who or labeling.default_annotator(ws.config),
+        review_class=review_class,
+        conflicts=conflicts,
+        order=order,
+        graphics=graphics,
+    )
+    result = prompt.run(ws, options)
+    app.out.result(result.as_dict(), result.render)
+
+
+def _batch(app, who: str | None, import_path: str | None, export_path: str | None) -> None:  # type: ignore[no-untyped-def]
+    ws = app.workspace()
+    if import_path is not None:
+        imported = labeling.import_csv(ws.conn, ws.config, import_path, annotator=who)
+        value = {"imported": imported.path, "rows": imported.rows, "events": imported.events}
+
+        def render(console: Console) -> None:
+            console.print(f"Imported {imported.rows} rows from {imported.path} "
+                          f"({imported.events} changed a label)", markup=False)
+
+        app.out.result(value, render)
+    elif export_path is not None:
+        rows = labeling.export_csv(ws.conn, ws.config, export_path)
+        app.out.result({"exported": export_path, "rows": rows},
+                       lambda console: console.print(f"Exported {rows} labels to {export_path}", markup=False))
+    else:
+        added = labeling.accept_hints(ws.conn, ws.config)
+        app.out.result({"hint_labels": added},
+                       lambda console: console.print(f"Accepted {added} hints as labels", markup=False))
+
+
+COMMANDS = [label]

@@ -226,7 +226,7 @@ class HubState:
                 raise HubError(404, f"Invalid rev id: {branch}", "RevisionNotFound")
             parent = header.get("parentCommit")
             if parent and parent != head_oid:
-                raise HubError(412, f"A commit has happened since. Please refresh and try again. ({head_oid})")
+                raise HubError(412, f"A commit has happened since. Please refresh and try again ({head_oid})")
             files = dict(repo.commits[head_oid].files)
             for op in ops:
                 self._apply_op(files, op)

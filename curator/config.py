@@ -31,6 +31,8 @@ class DatasetConfig:
     name: str
     classes: tuple[str, ...]
     license: str = "other"
+    license_name: str = ""  # with license = "other": a short name for the card (default: per-source-licences)
+    license_link: str = ""  # with license = "other": a URL or repo path to the terms (default: README.md)
     pretty_name: str = ""
     hub_repo: str = ""  # "namespace/name" on the Hub; empty until set
     description: str = ""

@@ -18,14 +18,16 @@ from rich.console import Console
               help="Write one JSON object per source: url, status, reason, sha256.")
 @click.option("--concurrency", type=click.IntRange(min=1), help="Requests in flight, all hosts together.")
 @click.option("--per-host", type=click.IntRange(min=1), help="Requests in flight per host.")
-@click.option("--connect-timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS")
-@click.option("--read-timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS")
+@click.option("--connect-timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Seconds to wait for a connection.")
+@click.option("--read-timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Seconds to wait for each piece of a reply.")
 @click.option("--retries", type=click.IntRange(min=0), help="Extra tries on 429, 5xx and timeouts.")
 @click.option("--backoff", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
               help="First retry wait, doubled each time (Retry-After wins, capped).")
-@click.option("--max-redirects", type=click.IntRange(min=0))
+@click.option("--max-redirects", type=click.IntRange(min=0), help="Redirects followed per URL.")
 @click.option("--max-bytes", type=click.IntRange(min=1), help="Size cap per image, enforced while streaming.")
-@click.option("--user-agent", metavar="TEXT")
+@click.option("--user-agent", metavar="TEXT", help="User-Agent header (also the robots.txt agent).")
 @click.option("--ignore-robots", is_flag=True, help="Do not fetch or obey robots.txt (recorded per source).")
 @click.option("--ignore-noai", is_flag=True, help="Do not obey X-Robots-Tag: noai / noimageai (recorded).")
 @click.option("--workers", type=click.IntRange(min=1), help="Threads that decode and hash (default: CPUs).")

@@ -1,0 +1,827 @@
+"""Build, list and read releases: ``releases/vX.Y.Z/``, immutable once built.
+
+    releases/v1.2.0/
+    ├── README.md                                the card (dataset_card)
+    ├── manifest.json                            every row, the config, versions, bump
+    └── data/<split>-NNNNN-of-NNNNN.parquet      written with `datasets`
+
+A build runs in this order, and only the last step touches the catalog:
+
+1. plan      labelled, non-excluded cluster representatives; sticky split
+             (curator.split); licences per source; the version bump
+2. images    originals from objects/ -> curator.preprocess (parallel); balance
+             rows for the TRAIN split only (curator.balance)
+3. write     parquet shards, manifest.json, README.md into a temp folder
+4. verify    ``datasets.load_dataset`` on the folder matches the manifest, and
+             no exact/near duplicate or cluster crosses splits (curator.audit)
+5. record    one transaction: the ``releases`` row + the new ``image_splits``;
+             then the temp folder is renamed into place (fsutil.atomic_directory)
+
+Any failure before step 5 leaves neither a folder nor a catalog change.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.metadata
+import io
+import json
+import platform
+import re
+import sqlite3
+import tempfile
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from curator import catalog, store
+from curator import config as config_mod
+from curator.config import Config, SourceRule
+from curator.errors import InputError, ReleaseError
+from curator.fsutil import atomic_directory, write_atomic
+from curator.workspace import Workspace
+
+SPLITS = ("train", "validation", "test")
+MAX_SHARD_BYTES = 500_000_000  # encoded image bytes per parquet shard
+_SEMVER = re.compile(r"^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
+_CONFIG_SECTIONS_FOR_PATCH = ("dataset", "preprocess", "balance", "split", "dedup", "sources")
+
+Progress = Callable[[int], None]
+
+
+# ---------------------------------------------------------------- versions
+
+
+def parse_version(text: str) -> tuple[int, int, int]:
+    """'v1.2.0' or '1.2.0' -> (1, 2, 0); anything else is an InputError."""
+    match = _SEMVER.match(text.strip())
+    if not match:
+        raise InputError(f"version {text!r} is not a semantic version (expected X.Y.Z, e.g. 1.2.0)")
+    major, minor, patch = (int(g) for g in match.groups())
+    return major, minor, patch
+
+
+def format_version(parts: tuple[int, int, int]) -> str:
+    return ".".join(str(p) for p in parts)
+
+
+def bumped(previous: str | None, kind: str) -> str:
+    """The next version after ``previous`` for a bump ``kind`` (first release: 1.0.0)."""
+    if previous is None:
+        return "1.0.0"
+    major, minor, patch = parse_version(previous)
+    if kind == "major":
+        return format_version((major + 1, 0, 0))
+    if kind == "minor":
+        return format_version((major, minor + 1, 0))
+    return format_version((major, minor, patch + 1))
+
+
+@dataclass(frozen=True)
+class ReleaseInfo:
+    version: str
+    parent: str | None
+    created_at: str
+    path: str
+    rows: int
+    summary: dict[str, Any]
+
+
+def list_releases(ws: Workspace) -> list[ReleaseInfo]:
+    """Every built release, oldest version first."""
+    found = [
+        ReleaseInfo(
+            version=r["version"],
+            parent=r["parent"],
+            created_at=r["created_at"],
+            path=r["path"],
+            rows=r["rows"],
+            summary=json.loads(r["summary"]),
+        )
+        for r in ws.conn.execute("SELECT * FROM releases")
+    ]
+    return sorted(found, key=lambda info: parse_version(info.version))
+
+
+def resolve_version(ws: Workspace, version: str | None) -> str:
+    """'v1.2.0' | '1.2.0' -> '1.2.0' if built; None -> the newest. ReleaseError if unknown."""
+    known = [info.version for info in list_releases(ws)]
+    if version is None:
+        if not known:
+            raise ReleaseError("no release has been built yet", hint="run `curator release` first")
+        return known[-1]
+    wanted = format_version(parse_version(version))
+    if wanted not in known:
+        listed = ", ".join(f"v{v}" for v in known) or "none"
+        raise ReleaseError(f"no release v{wanted} in this workspace (built: {listed})")
+    return wanted
+
+
+def release_path(ws: Workspace, version: str) -> Path:
+    return ws.releases / f"v{version}"
+
+
+def load_manifest(ws: Workspace, version: str | None) -> dict[str, Any]:
+    resolved = resolve_version(ws, version)
+    path = release_path(ws, resolved) / "manifest.json"
+    try:
+        manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ReleaseError(f"{path}: cannot read the manifest ({err})", path=str(path)) from err
+    return manifest
+
+
+def load(ws: Workspace, version: str | None, cache_dir: Path) -> Any:
+    """The release as a ``datasets.DatasetDict`` (arrow cache under ``cache_dir``)."""
+    return load_folder(release_path(ws, resolve_version(ws, version)), cache_dir)
+
+
+def load_folder(folder: Path, cache_dir: Path) -> Any:
+    """``datasets.load_dataset`` on a local folder, quietly; errors become ReleaseError."""
+    import datasets
+
+    try:
+        with quiet_datasets():
+            return datasets.load_dataset(str(folder), cache_dir=str(cache_dir))
+    except Exception as err:  # datasets raises many unrelated types for an unreadable folder
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ReleaseError(f"{folder}: datasets cannot load it ({first})", path=str(folder)) from err
+
+
+@contextlib.contextmanager
+def quiet_datasets() -> Iterator[None]:
+    """Hide datasets' own progress bars (ours go through Output); restore them afterwards."""
+    import datasets
+
+    was_disabled = datasets.are_progress_bars_disabled()
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if not was_disabled:
+            datasets.enable_progress_bars()
+
+
+# ---------------------------------------------------------------- the plan
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where one released image came from, and the licence terms that apply to it."""
+
+    url: str
+    domain: str
+    license: str  # "" when no [[sources]] rule matches
+    attribution: str
+    redistributable: bool
+
+
+@dataclass(frozen=True)
+class Original:
+    sha256: str
+    label: str
+    cluster_id: int
+    source: Source
+
+
+@dataclass(frozen=True)
+class Bump:
+    kind: str  # 'initial', 'major', 'minor', 'patch'
+    reason: str
+
+
+@dataclass
+class Plan:
+    version: str
+    parent: str | None
+    bump: Bump
+    classes: list[str]
+    originals: list[Original]  # sorted by sha256
+    assignment: dict[str, str]  # sha256 -> split, for every original
+    new_splits: dict[str, str]  # the part of assignment not yet in image_splits
+    members: list[dict[str, Any]]  # cluster members left out
+    previous: dict[str, Any] | None  # the parent's manifest
+    warnings: list[str] = field(default_factory=list)
+
+
+def plan_release(ws: Workspace, version: str | None, include_restricted: bool) -> Plan:
+    """Everything about the next release that needs only the catalog (no image work)."""
+    from curator import split as split_mod
+
+    cfg = ws.config
+    conn = ws.conn
+    classes = list(cfg.dataset.classes)
+    warnings: list[str] = []
+    originals, members = _select(conn, cfg, warnings)
+    if not originals:
+        raise ReleaseError(
+            "no labelled images to release",
+            hint="label images first: `curator label` or `curator label --accept-hints`",
+        )
+    _check_licences(originals, include_restricted, warnings)
+    recorded = {r["sha256"]: r["split"] for r in conn.execute("SELECT sha256, split FROM image_splits")}
+    existing = _sticky(conn, originals, recorded)
+    items = [split_mod.Item(o.sha256, o.cluster_id, o.label) for o in originals]
+    result = split_mod.assign(items, existing, cfg.split)
+    warnings.extend(result.warnings)
+    assignment = {o.sha256: result.assignment[o.sha256] for o in originals}
+    moved = [sha for sha, s in assignment.items() if recorded.get(sha, s) != s]
+    if moved:  # split.assign keeps recorded splits; this guards the promise, it should never fire
+        raise ReleaseError(f"image {moved[0]} would move out of its recorded split; release not built")
+    new_splits = {sha: s for sha, s in assignment.items() if sha not in recorded}
+    parent = _newest(ws)
+    previous = load_manifest(ws, parent) if parent else None
+    bump = decide_bump(previous, classes, originals, members, assignment, config_mod.as_dict(cfg))
+    chosen = _choose_version(ws, version, parent, bump)
+    return Plan(chosen, parent, bump, classes, originals, assignment, new_splits, members, previous, warnings)
+
+
+def _newest(ws: Workspace) -> str | None:
+    releases = list_releases(ws)
+    return releases[-1].version if releases else None
+
+
+def _choose_version(ws: Workspace, version: str | None, parent: str | None, bump: Bump) -> str:
+    if version is None:
+        return bumped(parent, bump.kind)
+    chosen = format_version(parse_version(version))
+    if release_path(ws, chosen).exists() or any(r.version == chosen for r in list_releases(ws)):
+        raise ReleaseError(f"release v{chosen} already exists; built releases never change")
+    if parent is not None and parse_version(chosen) <= parse_version(parent):
+        raise ReleaseError(f"version {chosen} is not newer than the last release v{parent}")
+    return chosen
+
+
+def _select(conn: sqlite3.Connection, cfg: Config, warnings: list[str]) -> tuple[list[Original], list[dict]]:
+    """Labelled, non-excluded cluster representatives; the other members of their clusters."""
+    from curator import labeling
+
+    labels = labeling.current_labels(conn, cfg)
+    classes = set(cfg.dataset.classes)
+    sources = _sources_by_image(conn, cfg.sources)
+    by_cluster: dict[int, list[str]] = defaultdict(list)
+    reps: dict[int, str] = {}
+    for row in conn.execute(
+        "SELECT i.sha256, i.cluster_id, c.representative FROM images i "
+        "JOIN clusters c ON c.id = i.cluster_id ORDER BY i.sha256"
+    ):
+        by_cluster[row["cluster_id"]].append(row["sha256"])
+        reps[row["cluster_id"]] = row["representative"] or row["sha256"]
+    originals: list[Original] = []
+    members: list[dict[str, Any]] = []
+    unlabeled_reps = unknown_class = 0
+    for cluster_id in sorted(by_cluster):
+        rep = reps[cluster_id]
+        label = labels.get(rep)
+        if label is None:
+            # The representative's label decides for the cluster; labelled members alone do not.
+            unlabeled_reps += any(labels.get(m) not in (None, labeling.EXCLUDED) for m in by_cluster[cluster_id])
+            continue
+        if label == labeling.EXCLUDED:
+            continue
+        if label not in classes:
+            unknown_class += 1
+            continue
+        originals.append(Original(rep, label, cluster_id, sources.get(rep) or _unknown_source()))
+        members.extend(
+            {"sha256": m, "cluster_id": cluster_id, "representative": rep} for m in by_cluster[cluster_id] if m != rep
+        )
+    if unlabeled_reps:
+        warnings.append(
+            f"{unlabeled_reps} cluster(s) have labelled members but an unlabeled representative: "
+            "left out (label the representative to include the cluster)"
+        )
+    if unknown_class:
+        warnings.append(f"{unknown_class} image(s) carry a label that is not in dataset.classes: left out")
+    originals.sort(key=lambda o: o.sha256)
+    members.sort(key=lambda m: m["sha256"])
+    return originals, members
+
+
+def _unknown_source() -> Source:
+    return Source(url="", domain="unknown", license="", attribution="", redistributable=True)
+
+
+def _sources_by_image(conn: sqlite3.Connection, rules: tuple[SourceRule, ...]) -> dict[str, Source]:
+    """The best source of each image: redistributable first, then one with a known licence, then oldest."""
+    best: dict[str, tuple[tuple[int, int, int], Source]] = {}
+    for row in conn.execute(
+        "SELECT id, locator, kind, final_url, sha256 FROM sources "
+        "WHERE sha256 IS NOT NULL AND outcome IN ('stored', 'duplicate') ORDER BY id"
+    ):
+        src = describe_source(row["locator"], row["kind"], rules)
+        rank = (0 if src.redistributable else 1, 0 if src.license else 1, row["id"])
+        current = best.get(row["sha256"])
+        if current is None or rank < current[0]:
+            best[row["sha256"]] = (rank, src)
+    return {sha: src for sha, (_, src) in best.items()}
+
+
+def describe_source(locator: str, kind: str, rules: tuple[SourceRule, ...]) -> Source:
+    """Domain, public URL and licence terms of one source.
+
+    Local files are published as ``local:<file name>`` (never the user's absolute path) under
+    the domain ``local``. The longest matching [[sources]] prefix wins; a prefix without
+    ``://`` matches the host and its subdomains.
+    """
+    if kind == "file":
+        url, domain = f"local:{Path(locator).name}", "local"
+    else:
+        url, domain = locator, (urlsplit(locator).hostname or "unknown").lower()
+    rule = match_rule(rules, url, domain)
+    if rule is None:
+        return Source(url, domain, "", "", True)
+    return Source(url, domain, rule.license, rule.attribution, rule.redistributable)
+
+
+def match_rule(rules: tuple[SourceRule, ...], url: str, domain: str) -> SourceRule | None:
+    best: SourceRule | None = None
+    for rule in rules:
+        prefix = rule.prefix.strip().lower()
+        if "://" in prefix:
+            hit = url.lower().startswith(prefix)
+        else:
+            prefix = prefix.rstrip("/")
+            hit = domain == prefix or domain.endswith("." + prefix)
+        if hit and (best is None or len(prefix) > len(best.prefix.strip())):
+            best = rule
+    return best
+
+
+def _check_licences(originals: list[Original], include_restricted: bool, warnings: list[str]) -> None:
+    restricted = Counter(o.source.domain for o in originals if not o.source.redistributable)
+    if restricted and not include_restricted:
+        listed = ", ".join(f"{d} ({n})" for d, n in sorted(restricted.items()))
+        raise ReleaseError(
+            f"{sum(restricted.values())} image(s) come from sources marked redistributable = false: {listed}",
+            hint="exclude them (curator label), or pass --include-restricted to release them anyway",
+        )
+    unknown = Counter(o.source.domain for o in originals if not o.source.license)
+    if unknown:
+        listed = ", ".join(f"{d} ({n})" for d, n in sorted(unknown.items()))
+        warnings.append(f"{sum(unknown.values())} image(s) come from sources with no known licence: {listed}")
+
+
+def _sticky(conn: sqlite3.Connection, originals: list[Original], recorded: dict[str, str]) -> dict[str, str]:
+    """Recorded splits for this release's images; a new representative inherits its cluster's split."""
+    existing: dict[str, str] = {}
+    cluster_split: dict[int, str] = {}
+    for row in conn.execute(
+        "SELECT i.cluster_id, s.split FROM image_splits s JOIN images i ON i.sha256 = s.sha256 ORDER BY s.sha256"
+    ):
+        cluster_split.setdefault(row["cluster_id"], row["split"])
+    for o in originals:
+        split = recorded.get(o.sha256) or cluster_split.get(o.cluster_id)
+        if split is not None:
+            existing[o.sha256] = split
+    return existing
+
+
+def decide_bump(
+    previous: dict[str, Any] | None,
+    classes: list[str],
+    originals: list[Original],
+    members: list[dict[str, Any]],
+    assignment: dict[str, str],
+    effective_config: dict[str, Any],
+) -> Bump:
+    """major: the class list changed; minor: images added/removed; patch: labels, config, card inputs.
+
+    Nothing changed is a ReleaseError naming the previous version.
+    """
+    if previous is None:
+        return Bump("initial", "first release")
+    if list(previous["classes"]) != classes:
+        return Bump("major", _class_change(list(previous["classes"]), classes))
+    before = {r["sha256"]: r["label"] for r in previous["rows"] if r.get("augmented_from") is None}
+    now = {o.sha256: o.label for o in originals}
+    added, removed = len(now.keys() - before.keys()), len(before.keys() - now.keys())
+    if added or removed:
+        return Bump("minor", f"{added} image(s) added, {removed} removed")
+    relabelled = sum(1 for sha, label in now.items() if before[sha] != label)
+    if relabelled:
+        return Bump("patch", f"{relabelled} image(s) relabelled")
+    changed = [k for k in _CONFIG_SECTIONS_FOR_PATCH if previous["config"].get(k) != effective_config.get(k)]
+    if changed:
+        return Bump("patch", "settings changed: " + ", ".join(changed))
+    if previous.get("cluster_members") != members:
+        return Bump("patch", "near-duplicate cluster members changed")
+    raise ReleaseError(f"nothing changed since v{previous['version']}; no release built")
+
+
+def _class_change(old: list[str], new: list[str]) -> str:
+    added = [c for c in new if c not in old]
+    removed = [c for c in old if c not in new]
+    parts = []
+    if added:
+        parts.append("added " + ", ".join(added))
+    if removed:
+        parts.append("removed " + ", ".join(removed))
+    return "class set changed: " + ("; ".join(parts) if parts else "order changed")
+
+
+# ---------------------------------------------------------------- building
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of the release, in parquet order."""
+
+    sha256: str
+    label: str
+    split: str
+    source_url: str
+    cluster_id: int
+    augmented_from: str | None
+    preprocess_hash: str
+    width: int
+    height: int
+
+
+@dataclass
+class BuildResult:
+    version: str
+    parent: str | None
+    bump: Bump
+    dry_run: bool
+    path: Path | None
+    splits: dict[str, dict[str, Any]]
+    warnings: list[str]
+    manifest_sha256: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "parent": self.parent,
+            "bump": {"kind": self.bump.kind, "reason": self.bump.reason},
+            "dry_run": self.dry_run,
+            "path": str(self.path) if self.path else None,
+            "splits": self.splits,
+            "warnings": self.warnings,
+            "manifest_sha256": self.manifest_sha256,
+        }
+
+
+def build(
+    ws: Workspace,
+    version: str | None = None,
+    dry_run: bool = False,
+    include_restricted: bool = False,
+    on_progress: Progress | None = None,
+    *,
+    created_at: str | None = None,
+    max_shard_bytes: int = MAX_SHARD_BYTES,
+) -> BuildResult:
+    """Build the next release (or ``version``) into ``releases/vX.Y.Z/``; see the module docstring.
+
+    ``created_at`` (ISO 8601) pins the manifest's timestamp, for byte-identical rebuilds.
+    """
+    if version is not None:
+        parse_version(version)  # a bad version string fails before any work
+    plan = plan_release(ws, version, include_restricted)
+    if dry_run:
+        counts = _split_counts(_planned_rows(plan), plan.classes)
+        return BuildResult(plan.version, plan.parent, plan.bump, True, None, counts, plan.warnings)
+    final = release_path(ws, plan.version)
+    if final.exists():
+        raise ReleaseError(f"release v{plan.version} already exists; built releases never change")
+    stamp = created_at or catalog.utcnow()
+    try:
+        with atomic_directory(final) as tmp:
+            rows, images, class_weights = _make_images(ws, plan, on_progress)
+            files, info = _write_parquet(tmp, rows, images, plan.classes, max_shard_bytes)
+            manifest = _manifest(ws, plan, rows, files, class_weights, include_restricted, stamp)
+            manifest_bytes = _json_bytes(manifest)
+            write_atomic(tmp / "manifest.json", manifest_bytes)
+            write_atomic(tmp / "README.md", _card(ws, plan, manifest, info))
+            verify_folder(tmp, manifest, ws.config.dedup.threshold)
+            manifest_sha = hashlib.sha256(manifest_bytes).hexdigest()
+            _record(ws.conn, plan, manifest, manifest_sha, stamp)
+    except FileExistsError as err:
+        raise ReleaseError(f"release v{plan.version} already exists; built releases never change") from err
+    return BuildResult(
+        plan.version, plan.parent, plan.bump, False, final, manifest["splits"], plan.warnings, manifest_sha
+    )
+
+
+def _planned_rows(plan: Plan) -> list[tuple[str, str, bool]]:
+    """(split, label, augmented) for a dry run: originals only (balancing needs the images)."""
+    return [(plan.assignment[o.sha256], o.label, False) for o in plan.originals]
+
+
+def _split_counts(rows: list[tuple[str, str, bool]], classes: list[str]) -> dict[str, dict[str, Any]]:
+    counts: dict[str, dict[str, Any]] = {}
+    for split in SPLITS:
+        mine = [r for r in rows if r[0] == split]
+        per_class = Counter(r[1] for r in mine)
+        counts[split] = {
+            "rows": len(mine),
+            "originals": sum(1 for r in mine if not r[2]),
+            "augmented": sum(1 for r in mine if r[2]),
+            "per_class": {c: per_class.get(c, 0) for c in classes},
+        }
+    return counts
+
+
+def _make_images(
+    ws: Workspace, plan: Plan, on_progress: Progress | None
+) -> tuple[list[Row], dict[str, bytes], dict[str, float] | None]:
+    """Preprocess every original; add balancing rows to train. Rows come back in parquet order."""
+    from curator import balance, preprocess
+
+    cfg = ws.config
+    originals = []
+    for o in plan.originals:
+        try:
+            originals.append((o.sha256, store.read(ws.objects, o.sha256)))
+        except OSError as err:
+            path = store.object_path(ws.objects, o.sha256)
+            raise ReleaseError(f"{path}: original bytes are missing or unreadable ({err.strerror})",
+                               path=str(path), sha256=o.sha256) from err
+    images = preprocess.run_many(originals, cfg.preprocess, on_progress=on_progress)
+    step_hash = config_mod.config_hash(cfg.preprocess)
+    by_split: dict[str, list[Row]] = {s: [] for s in SPLITS}
+    for o in plan.originals:
+        width, height = _size(images[o.sha256], o.sha256)
+        split = plan.assignment[o.sha256]
+        by_split[split].append(
+            Row(o.sha256, o.label, split, o.source.url, o.cluster_id, None, step_hash, width, height)
+        )
+    train = [(r.sha256, r.label) for r in by_split["train"]]
+    balance_plan = balance.plan(train, cfg.balance.method)
+    train_rows = {r.sha256: r for r in by_split["train"]}
+    for source_sha, index in balance_plan.synthetic:
+        data = balance.augment(images[source_sha], index, cfg.split.seed, cfg.preprocess.format,
+                               cfg.preprocess.jpeg_quality)
+        sha = hashlib.sha256(data).hexdigest()
+        images[sha] = data
+        src = train_rows[source_sha]
+        width, height = _size(data, sha)
+        by_split["train"].append(
+            Row(sha, src.label, "train", src.source_url, src.cluster_id, source_sha, step_hash, width, height)
+        )
+    rows = [row for split in SPLITS for row in by_split[split]]
+    return rows, images, balance_plan.class_weights
+
+
+def _size(data: bytes, sha256: str) -> tuple[int, int]:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return img.size
+    except (UnidentifiedImageError, OSError) as err:
+        raise ReleaseError(f"image {sha256[:12]}: the processed bytes do not decode ({err})",
+                           sha256=sha256) from err
+
+
+def _features(classes: list[str]) -> Any:
+    from datasets import ClassLabel, Features, Image, Value
+
+    return Features(
+        {
+            "image": Image(),
+            "label": ClassLabel(names=classes),
+            "sha256": Value("string"),
+            "source_url": Value("string"),
+            "cluster_id": Value("int64"),
+            "augmented_from": Value("string"),
+            "width": Value("int32"),
+            "height": Value("int32"),
+        }
+    )
+
+
+@dataclass
+class SplitInfo:
+    num_examples: int
+    num_bytes: int
+
+
+def shard_plan(sizes: list[int], max_bytes: int) -> list[tuple[int, int]]:
+    """Contiguous [start, end) ranges whose summed ``sizes`` stay under ``max_bytes``
+    (a single item larger than the bound gets a shard of its own)."""
+    ranges: list[tuple[int, int]] = []
+    start, total = 0, 0
+    for i, size in enumerate(sizes):
+        if i > start and total + size > max_bytes:
+            ranges.append((start, i))
+            start, total = i, 0
+        total += size
+    if start < len(sizes):
+        ranges.append((start, len(sizes)))
+    return ranges
+
+
+def _write_parquet(
+    folder: Path, rows: list[Row], images: dict[str, bytes], classes: list[str], max_bytes: int
+) -> tuple[dict[str, dict[str, Any]], dict[str, SplitInfo]]:
+    """Write ``data/<split>-NNNNN-of-NNNNN.parquet`` for each non-empty split."""
+    from datasets import Dataset
+
+    features = _features(classes)
+    files: dict[str, dict[str, Any]] = {}
+    info: dict[str, SplitInfo] = {}
+    (folder / "data").mkdir()
+    for split in SPLITS:
+        mine = [r for r in rows if r.split == split]
+        if not mine:  # load_dataset refuses an empty split; the manifest still lists it with 0 rows
+            continue
+        ranges = shard_plan([len(images[r.sha256]) for r in mine], max_bytes)
+        num_bytes = 0
+        for index, (start, end) in enumerate(ranges):
+            part = mine[start:end]
+            dataset = Dataset.from_dict(_columns(part, images, classes), features=features)
+            rel = f"data/{split}-{index:05d}-of-{len(ranges):05d}.parquet"
+            with quiet_datasets():
+                dataset.to_parquet(str(folder / rel))
+            num_bytes += dataset.data.nbytes
+            data = (folder / rel).read_bytes()
+            files[rel] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+        info[split] = SplitInfo(num_examples=len(mine), num_bytes=num_bytes)
+    return files, info
+
+
+def _columns(rows: list[Row], images: dict[str, bytes], classes: list[str]) -> dict[str, list[Any]]:
+    return {
+        "image": [{"bytes": images[r.sha256], "path": None} for r in rows],
+        "label": [classes.index(r.label) for r in rows],
+        "sha256": [r.sha256 for r in rows],
+        "source_url": [r.source_url for r in rows],
+        "cluster_id": [r.cluster_id for r in rows],
+        "augmented_from": [r.augmented_from for r in rows],
+        "width": [r.width for r in rows],
+        "height": [r.height for r in rows],
+    }
+
+
+def _manifest(
+    ws: Workspace,
+    plan: Plan,
+    rows: list[Row],
+    files: dict[str, dict[str, Any]],
+    class_weights: dict[str, float] | None,
+    include_restricted: bool,
+    created_at: str,
+) -> dict[str, Any]:
+    cfg = ws.config
+    counts = _split_counts([(r.split, r.label, r.augmented_from is not None) for r in rows], plan.classes)
+    return {
+        "version": plan.version,
+        "name": cfg.dataset.name,
+        "parent": plan.parent,
+        "created_at": created_at,
+        "classes": plan.classes,
+        "splits": counts,
+        "files": dict(sorted(files.items())),
+        "rows": [
+            {
+                "sha256": r.sha256,
+                "label": r.label,
+                "split": r.split,
+                "source_url": r.source_url,
+                "cluster_id": r.cluster_id,
+                "augmented_from": r.augmented_from,
+                "preprocess_hash": r.preprocess_hash,
+            }
+            for r in rows
+        ],
+        "cluster_members": plan.members,
+        "balance": {"method": cfg.balance.method, "class_weights": class_weights},
+        "config": config_mod.as_dict(cfg),
+        "versions": tool_versions(),
+        "bump": {"kind": plan.bump.kind, "reason": plan.bump.reason},
+        "include_restricted": include_restricted,
+    }
+
+
+def tool_versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for dist in ("curator", "datasets", "huggingface-hub", "pyarrow", "pillow", "numpy",
+                 "opencv-python-headless", "imagehash"):
+        try:
+            found[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            found[dist] = "not installed"
+    return found
+
+
+def _json_bytes(value: Any) -> bytes:
+    return (json.dumps(value, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def _card(ws: Workspace, plan: Plan, manifest: dict[str, Any], info: dict[str, SplitInfo]) -> str:
+    from curator import diff, labeling
+    from dataset_card import card
+
+    cfg = ws.config
+    return card.render(card.CardFacts(
+        name=cfg.dataset.name,
+        pretty_name=cfg.dataset.pretty_name,
+        version=plan.version,
+        parent=plan.parent,
+        bump_kind=plan.bump.kind,
+        bump_reason=plan.bump.reason,
+        description=cfg.dataset.description,
+        license=cfg.dataset.license,
+        license_name=cfg.dataset.license_name,
+        license_link=cfg.dataset.license_link,
+        hub_repo=cfg.dataset.hub_repo,
+        tags=list(cfg.dataset.tags),
+        classes=plan.classes,
+        class_descriptions=dict(cfg.dataset.class_descriptions),
+        splits=manifest["splits"],
+        split_bytes={s: (i.num_examples, i.num_bytes) for s, i in info.items()},
+        download_size=sum(f["bytes"] for f in manifest["files"].values()),
+        sources=_source_facts(plan.originals),
+        collection=_collection_facts(ws.conn, len(plan.members)),
+        labeling=dict(labeling.summary(ws.conn, cfg)),
+        split_config=config_mod.as_dict(cfg.split),
+        dedup_threshold=cfg.dedup.threshold,
+        preprocess_steps=[dict(step) for step in cfg.preprocess.steps],
+        preprocess_format=cfg.preprocess.format,
+        balance_method=cfg.balance.method,
+        class_weights=manifest["balance"]["class_weights"],
+        changes=diff.compare(plan.previous, manifest) if plan.previous else None,
+        include_restricted=manifest["include_restricted"],
+    ))
+
+
+def _source_facts(originals: list[Original]) -> list[Any]:
+    from dataset_card.card import SourceFacts
+
+    groups = Counter(
+        (o.source.domain, o.source.license, o.source.attribution, o.source.redistributable) for o in originals
+    )
+    return [SourceFacts(d, n, lic, attr, red) for (d, lic, attr, red), n in sorted(groups.items())]
+
+
+def _collection_facts(conn: sqlite3.Connection, members: int) -> dict[str, Any]:
+    facts: dict[str, Any] = {"sources": 0, "pending": 0, "stored": 0, "exact": 0, "near": 0, "rejected": {}}
+    for row in conn.execute("SELECT outcome, reason, COUNT(*) AS n FROM sources GROUP BY outcome, reason"):
+        facts["sources"] += row["n"]
+        if row["outcome"] is None:
+            facts["pending"] += row["n"]
+        elif row["outcome"] == "stored":
+            facts["stored"] += row["n"]
+        elif row["outcome"] == "duplicate":
+            key = "near" if row["reason"] == "near" else "exact"
+            facts[key] += row["n"]
+        else:
+            facts["rejected"][row["reason"] or "unknown"] = row["n"]
+    sizes = [r[0] for r in conn.execute("SELECT COUNT(*) FROM images GROUP BY cluster_id")]
+    facts.update(images=sum(sizes), clusters=len(sizes), multi=sum(1 for n in sizes if n > 1), members=members)
+    return facts
+
+
+def verify_folder(folder: Path, manifest: dict[str, Any], threshold: int) -> None:
+    """Load the written folder with ``datasets`` and check it against the manifest, then check leaks."""
+    from curator import audit
+
+    with tempfile.TemporaryDirectory(prefix="curator-verify-") as cache:
+        loaded = load_folder(folder, Path(cache))
+        expected = {s: c["rows"] for s, c in manifest["splits"].items() if c["rows"]}
+        got = {s: loaded[s].num_rows for s in loaded}
+        if got != expected:
+            raise ReleaseError(f"{folder}: load_dataset gives split sizes {got}, the manifest says {expected}")
+        for split in loaded:
+            names = loaded[split].features["label"].names
+            if names != manifest["classes"]:
+                raise ReleaseError(f"{folder}: split {split} has classes {names}, expected {manifest['classes']}")
+            shas = loaded[split]["sha256"]
+            want = [r["sha256"] for r in manifest["rows"] if r["split"] == split]
+            if list(shas) != want:
+                raise ReleaseError(f"{folder}: split {split} rows differ from the manifest")
+        leaks = audit.scan(loaded, threshold, cluster_column="cluster_id")
+    if leaks:
+        first = leaks[0]
+        raise ReleaseError(
+            f"{len(leaks)} duplicate pair(s) cross splits, e.g. {first.describe()}; release not built"
+        )
+
+
+def _record(conn: sqlite3.Connection, plan: Plan, manifest: dict[str, Any], manifest_sha: str, stamp: str) -> None:
+    summary = {
+        "splits": {s: {"rows": c["rows"], "per_class": c["per_class"]} for s, c in manifest["splits"].items()},
+        "bump": manifest["bump"],
+    }
+    try:
+        with catalog.atomic(conn):
+            conn.execute(
+                "INSERT INTO releases (version, parent, created_at, path, manifest_sha256, rows, summary) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (plan.version, plan.parent, stamp, f"releases/v{plan.version}", manifest_sha,
+                 len(manifest["rows"]), json.dumps(summary, sort_keys=True)),
+            )
+            conn.executemany(
+                "INSERT INTO image_splits (sha256, split, first_version) VALUES (?, ?, ?) "
+                "ON CONFLICT(sha256) DO NOTHING",
+                [(sha, split, plan.version) for sha, split in sorted(plan.new_splits.items())],
+            )
+    except sqlite3.IntegrityError as err:
+        raise ReleaseError(f"release v{plan.version} was recorded by another build meanwhile") from err
+

@@ -1,0 +1,17 @@
+"""The dataset card of a release: ``README.md`` with Hub YAML metadata and a Markdown body.
+
+    card.render(facts)                         the whole README.md from a CardFacts value
+    card.metadata(facts)                       the YAML block as a dict
+    replace_baseline_section(text, markdown)   swap the baseline section (curator baseline)
+"""
+
+from dataset_card.card import (
+    BASELINE_END,
+    BASELINE_START,
+    CardFacts,
+    SourceFacts,
+    render,
+    replace_baseline_section,
+)
+
+__all__ = ["BASELINE_END", "BASELINE_START", "CardFacts", "SourceFacts", "render", "replace_baseline_section"]

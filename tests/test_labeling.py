@@ -152,7 +152,8 @@ def test_import_export_round_trip(workspace: Workspace, tmp_path: Path) -> None:
     again = tmp_path / "again.csv"
     run_cli("label", "--export", str(again), workspace=other.root)
     assert again.read_text() == text
-    assert labeling.current_labels(other.conn, other.config) == labeling.current_labels(conn, workspace.config)
+    assert labeling.current_labels(other.conn, other.config) == labeling.current_labels(
+        conn, workspace.config)
     # Importing the same file again changes nothing.
     result = run_cli("label", "--import", str(out), workspace=other.root)
     assert result.stdout.strip() == f"Imported 4 rows from {out} (0 changed a label)"
@@ -169,7 +170,8 @@ def test_import_export_round_trip(workspace: Workspace, tmp_path: Path) -> None:
          "row 3: unknown image url 'https://nowhere/x.jpg'"),
         ("sha256,label,annotator\n{a},alopecia,ann\n{b},psoriasis\n", "row 3: expected 3 columns, found 2"),
         ("sha256,label\n{a},\n", "row 2: empty label"),
-        ("image,label\n{a},alopecia\n", "row 1: the header needs a 'label' column and a 'sha256' or 'url' column"),
+        ("image,label\n{a},alopecia\n",
+         "row 1: the header needs a 'label' column and a 'sha256' or 'url' column"),
     ],
 )
 def test_bad_import_changes_nothing_and_names_the_row(workspace: Workspace, tmp_path: Path,
@@ -200,7 +202,8 @@ def test_import_uses_annotator_column_then_flag(workspace: Workspace, tmp_path: 
 def test_label_flags_conflict_and_reserved_annotator(workspace: Workspace) -> None:
     result = run_cli("label", "--export", "x.csv", "--accept-hints", workspace=workspace.root)
     assert result.exit_code == 5
-    assert result.stderr.strip() == "Error: --export and --accept-hints cannot be combined; give one at a time"
+    assert result.stderr.strip() == (
+        "Error: --export and --accept-hints cannot be combined; give one at a time")
     result = run_cli("label", "--annotator", "hint", "--accept-hints", workspace=workspace.root)
     assert result.stderr.strip() == "Error: --annotator: 'hint' is reserved for accepted ingest hints"
 

@@ -10,6 +10,8 @@ from rich.console import Console
 from curator import labeling
 from curator.errors import InputError
 
+NEEDS_TERMINAL = "curator label needs a terminal; without one use `curator label --import labels.csv`"
+
 HELP = """Label images: one keypress per image, one image per near-duplicate cluster.
 
 \b
@@ -35,16 +37,19 @@ Example: curator label --annotator alice --order random
 
 
 @click.command(help=HELP)
-@click.option("--annotator", metavar="NAME", help="Who is labeling (default: [labels] annotator, then the OS user).")
+@click.option("--annotator", metavar="NAME",
+              help="Who is labeling (default: [labels] annotator, then the OS user).")
 @click.option("--class", "review_class", metavar="C", help="Review the images currently labelled C.")
 @click.option("--conflicts", is_flag=True,
-              help="Review images whose annotators disagree, or whose label disagrees with a hint or its cluster.")
+              help="Review images whose annotators disagree, or whose label disagrees with a hint "
+              "or its cluster.")
 @click.option("--order", type=click.Choice(labeling.ORDERS), default="ingest", show_default=True,
               help="Order of the images: ingest (oldest first), random (fixed per annotator), hint.")
 @click.option("--graphics", type=click.Choice(("auto", "kitty", "iterm", "sixel", "blocks")), default="auto",
               show_default=True, help="How to draw images; auto detects kitty, iTerm2 and sixel terminals.")
 @click.option("--import", "import_path", metavar="FILE", help="Import labels from a CSV file.")
-@click.option("--export", "export_path", metavar="FILE", help="Export every annotator's labels to a CSV file.")
+@click.option("--export", "export_path", metavar="FILE",
+              help="Export every annotator's labels to a CSV file.")
 @click.option("--accept-hints", is_flag=True, help="Turn ingest label hints into labels by annotator 'hint'.")
 @click.pass_obj
 def label(app, annotator: str | None, review_class: str | None, conflicts: bool, order: str,  # type: ignore[no-untyped-def]
@@ -58,7 +63,7 @@ def label(app, annotator: str | None, review_class: str | None, conflicts: bool,
         _batch(app, who, import_path, export_path)
         return
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
-        raise InputError("curator label needs a terminal; without one use `curator label --import labels.csv`")
+        raise InputError(NEEDS_TERMINAL)
     from curator import prompt
 
     ws = app.workspace()
@@ -86,8 +91,9 @@ def _batch(app, who: str | None, import_path: str | None, export_path: str | Non
         app.out.result(value, render)
     elif export_path is not None:
         rows = labeling.export_csv(ws.conn, ws.config, export_path)
+        message = f"Exported {rows} labels to {export_path}"
         app.out.result({"exported": export_path, "rows": rows},
-                       lambda console: console.print(f"Exported {rows} labels to {export_path}", markup=False))
+                       lambda console: console.print(message, markup=False))
     else:
         added = labeling.accept_hints(ws.conn, ws.config)
         app.out.result({"hint_labels": added},

@@ -336,6 +336,7 @@ class _Hub:
         return tags, self._head_read
 
     def files_at(self, revision: str) -> dict[str, RemoteFile]:
+        """The files at ``revision``, except the Hub's own (.gitattributes)."""
         from huggingface_hub.hf_api import RepoFile
 
         with self.errors(f"listing files at {revision[:12]}"):
@@ -343,7 +344,7 @@ class _Hub:
                                               recursive=True)
             files = {}
             for entry in entries:
-                if isinstance(entry, RepoFile):
+                if isinstance(entry, RepoFile) and entry.path not in KEEP_REMOTE:
                     sha = entry.lfs.sha256 if entry.lfs else None
                     files[entry.path] = RemoteFile(entry.size, entry.blob_id, sha)
         return files

@@ -1,8 +1,11 @@
 """Pytest fixtures for tests that talk to the local Hub server (``tests/hubserver.py``).
 
-Import them into a test module::
+Bind them in a test module (an assignment, so linters don't flag the fixture arguments)::
 
-    from tests.hub_fixtures import hub_env, hub_server  # noqa: F401  (pytest fixtures)
+    from tests import hub_fixtures
+
+    hub_server = hub_fixtures.hub_server
+    hub_env = hub_fixtures.hub_env
 
 ``hub_server`` is a started :class:`~tests.hubserver.HubServer` (stopped on teardown).
 ``hub_env`` is the environment a subprocess needs to use it: ``huggingface_hub`` and

@@ -36,8 +36,10 @@ Test hooks (all thread-safe):
                                               "METHOD /path" matches the regex with ``status``
     server.drop(pattern, times=1)             read the request, then close the socket
                                               without answering (a dropped connection)
+    server.before(pattern, fn, times=1)       call fn() first, then answer normally
     server.commit(repo_id, add={path: bytes}, delete=[...])
                                               a commit made behind the client's back
+    server.tag(repo_id, tag, rev)             create or move a tag behind its back
     server.files(repo_id, rev) -> {path: bytes}, server.refs(repo_id), server.log
 
 Only requests carrying ``Authorization: Bearer <server.token>`` may write; a wrong
@@ -55,6 +57,7 @@ import socket
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -152,9 +155,12 @@ class HubState:
         self._counter = 0
 
     # -- hooks -----------------------------------------------------------------------------------
-    def add_fault(self, pattern: str, kind: str, status: int, times: int) -> None:
+    def add_fault(self, pattern: str, kind: str, status: int, times: int,
+                  call: Callable[[], object] | None = None) -> None:
         with self.lock:
-            self._faults.append({"re": re.compile(pattern), "kind": kind, "status": status, "left": times})
+            self._faults.append(
+                {"re": re.compile(pattern), "kind": kind, "status": status, "left": times, "call": call}
+            )
 
     def take_fault(self, line: str) -> dict[str, Any] | None:
         with self.lock:
@@ -342,6 +348,9 @@ class HubHandler(BaseHTTPRequestHandler):
             self.state.log.append(line)
         body = self._body()
         fault = self.state.take_fault(line)
+        if fault is not None and fault["kind"] == "call":
+            fault["call"]()
+            fault = None
         if fault is not None:
             if fault["kind"] == "drop":
                 self.close_connection = True
@@ -687,8 +696,19 @@ class HubServer:
         """Read the next ``times`` matching requests, then close the connection without a response."""
         self.state.add_fault(pattern, "drop", 0, times)
 
+    def before(self, pattern: str, call: Callable[[], object], times: int = 1) -> None:
+        """Run ``call()`` before handling the next ``times`` matching requests (then handle them
+        normally), e.g. ``server.before("POST .*/commit/", lambda: server.commit(...))``."""
+        self.state.add_fault(pattern, "call", 0, times, call)
+
     def clear_faults(self) -> None:
         self.state.clear_faults()
+
+    def tag(self, repo_id: str, tag: str, rev: str = "main", repo_type: str = "datasets") -> None:
+        """Create or move tag ``tag`` to ``rev`` directly in the store."""
+        with self.state.lock:
+            repo = self.state.repo(repo_type, repo_id)
+            repo.tags[tag] = self.state.resolve(repo, rev).oid
 
     def create_repo(self, repo_id: str, repo_type: str = "datasets", private: bool = False) -> None:
         self.state.create_repo(repo_type, repo_id, private)

@@ -1,0 +1,474 @@
+"""`curator publish` and `curator releases` against the local Hub server (tests/hubserver.py).
+
+The CLI runs as a subprocess with HF_ENDPOINT pointing at the server (huggingface_hub reads
+it at import time). Most tests publish small release-shaped folders built here with
+`datasets` (``make_release``); ``test_real_pipeline_publishes_two_versions`` runs the whole
+path: init, ingest, label, release, publish.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from curator import synthetic
+from curator.workspace import Workspace
+from tests import hub_fixtures
+from tests.conftest import CLASSES, snapshot
+from tests.hub_fixtures import TEST_TOKEN, env_for, load_from_hub
+from tests.hubserver import HubServer
+
+hub_server = hub_fixtures.hub_server  # pytest fixtures, shared with other Hub tests
+hub_env = hub_fixtures.hub_env
+
+REPO = "tester/scalp"
+SPLITS = ("train", "validation", "test")
+
+
+# -- a release-shaped folder, built with `datasets` ----------------------------------------------
+
+
+def _rows(seed: int, per_split: dict[str, int]) -> list[dict[str, Any]]:
+    rows = []
+    for split, n in per_split.items():
+        for i in range(n):
+            label = CLASSES[i % len(CLASSES)]
+            data = synthetic.encode(synthetic.photo(seed * 1000 + len(rows), label, (32, 32)), "PNG")
+            rows.append({"sha256": hashlib.sha256(data).hexdigest(), "label": label, "split": split,
+                         "bytes": data, "source_url": f"https://example.org/{seed}/{len(rows)}.png",
+                         "cluster_id": len(rows) + 1})
+    return rows
+
+
+def make_release(ws: Workspace, version: str, rows: list[dict[str, Any]], parent: str | None = None,
+                 train_shards: int = 1) -> Path:
+    """Write releases/v<version>/ (parquet shards, manifest.json, README.md) and its catalog row."""
+    import datasets
+
+    folder = ws.releases / f"v{version}"
+    (folder / "data").mkdir(parents=True)
+    features = datasets.Features({
+        "image": datasets.Image(), "label": datasets.ClassLabel(names=CLASSES),
+        "sha256": datasets.Value("string"), "source_url": datasets.Value("string"),
+        "cluster_id": datasets.Value("int64"), "augmented_from": datasets.Value("string"),
+        "width": datasets.Value("int32"), "height": datasets.Value("int32"),
+    })
+    files, splits = {}, {}
+    for split in SPLITS:
+        mine = [r for r in rows if r["split"] == split]
+        if not mine:
+            continue
+        shards = train_shards if split == "train" else 1
+        for k in range(shards):
+            part = mine[k::shards]
+            ds = datasets.Dataset.from_dict({
+                "image": [{"bytes": r["bytes"], "path": None} for r in part],
+                "label": [CLASSES.index(r["label"]) for r in part],
+                "sha256": [r["sha256"] for r in part], "source_url": [r["source_url"] for r in part],
+                "cluster_id": [r["cluster_id"] for r in part], "augmented_from": [None] * len(part),
+                "width": [32] * len(part), "height": [32] * len(part),
+            }, features=features)
+            buf = io.BytesIO()
+            ds.to_parquet(buf)
+            rel = f"data/{split}-{k:05d}-of-{shards:05d}.parquet"
+            (folder / rel).write_bytes(buf.getvalue())
+            files[rel] = {"sha256": hashlib.sha256(buf.getvalue()).hexdigest(), "bytes": len(buf.getvalue())}
+        per_class = {c: sum(1 for r in mine if r["label"] == c) for c in CLASSES}
+        splits[split] = {"rows": len(mine), "originals": len(mine), "augmented": 0, "per_class": per_class}
+    manifest = {
+        "version": version, "name": "scalp-test", "parent": parent, "created_at": "2026-01-01T00:00:00+00:00",
+        "classes": CLASSES, "splits": splits, "files": files,
+        "rows": [{k: r[k] for k in ("sha256", "label", "split", "source_url", "cluster_id")}
+                 | {"augmented_from": None, "preprocess_hash": "x"} for r in rows],
+        "cluster_members": [], "balance": {"method": "none", "class_weights": None},
+        "config": {}, "versions": {}, "bump": {"kind": "initial", "reason": "test"},
+        "include_restricted": False,
+    }
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    configs = "".join(f"  - split: {s}\n    path: data/{s}-*\n" for s in splits)
+    card = (f"---\nlicense: other\npretty_name: Scalp test\nconfigs:\n- config_name: default\n  data_files:\n"
+            f"{configs}---\n# Scalp test v{version}\n\n<!-- baseline:start -->\n<!-- baseline:end -->\n")
+    (folder / "README.md").write_text(card)
+    with ws.conn:
+        ws.conn.execute(
+            "INSERT INTO releases (version, parent, created_at, path, manifest_sha256, rows, summary) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (version, parent, manifest["created_at"], f"releases/v{version}", "0" * 64, len(rows), "{}"),
+        )
+    return folder
+
+
+# -- running the CLI -----------------------------------------------------------------------------
+
+
+def curator(ws: Path, env: dict[str, str], *args: str,
+            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", "from curator.cli import main; main()", "--workspace", str(ws), *args],
+        env=env, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def publishes(ws: Path) -> list[dict[str, Any]]:
+    conn = sqlite3.connect(ws / "catalog.sqlite")
+    conn.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in conn.execute("SELECT * FROM publishes ORDER BY id")]
+    finally:
+        conn.close()
+
+
+def state(ws: Path) -> tuple[list[dict[str, Any]], dict[str, bytes]]:
+    """What a refused publish must leave unchanged: the publishes table and every file."""
+    return publishes(ws), snapshot(ws)
+
+
+def assert_no_token(*texts_or_roots: str | Path) -> None:
+    for item in texts_or_roots:
+        if isinstance(item, Path):
+            for path in item.rglob("*"):
+                if path.is_file():
+                    assert TEST_TOKEN.encode() not in path.read_bytes(), path
+        else:
+            assert TEST_TOKEN not in item
+
+
+@pytest.fixture
+def released(workspace: Workspace) -> Workspace:
+    """A workspace with release v1.0.0 (6 train, 3 validation, 3 test rows)."""
+    make_release(workspace, "1.0.0", _rows(1, {"train": 6, "validation": 3, "test": 3}))
+    workspace.close()
+    return workspace
+
+
+# -- the Hub -------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_publish_two_versions_each_tag_loads_its_own_files(
+    released: Workspace, hub_server: HubServer, hub_env: dict[str, str], tmp_path: Path
+) -> None:
+    ws = released.root
+    first = curator(ws, hub_env, "publish", "--repo", REPO)
+    assert first.returncode == 0, first.stderr
+    assert "Published v1.0.0 to tester/scalp" in first.stdout
+    assert "verified with load_dataset: train 6, validation 3, test 3" in first.stdout
+
+    rows2 = _rows(2, {"train": 8, "validation": 3, "test": 4})
+    make_release(released, "1.1.0", rows2, parent="1.0.0", train_shards=2)
+    released.close()
+    second = curator(ws, hub_env, "--json", "publish", "--repo", REPO)
+    assert second.returncode == 0, second.stderr
+    result = json.loads(second.stdout)
+    assert result["status"] == "published" and result["tag"] == "v1.1.0"
+    assert result["deleted"] == ["data/train-00000-of-00001.parquet"]
+
+    refs = hub_server.refs(REPO)
+    assert set(refs["tags"]) == {"v1.0.0", "v1.1.0"} and refs["tags"]["v1.1.0"] == refs["branches"]["main"]
+    v1, v11 = hub_server.files(REPO, "v1.0.0"), hub_server.files(REPO, "v1.1.0")
+    assert "data/train-00000-of-00001.parquet" in v1 and "data/train-00000-of-00001.parquet" not in v11
+    assert {"data/train-00000-of-00002.parquet", "data/train-00001-of-00002.parquet"} <= set(v11)
+    for version, files in (("1.0.0", v1), ("1.1.0", v11)):
+        local = ws / "releases" / f"v{version}"
+        assert "publish-log.jsonl" not in files
+        assert set(files) - {".gitattributes"} == {
+            p.relative_to(local).as_posix() for p in local.rglob("*") if p.is_file()
+        } - {"publish-log.jsonl"}
+        assert all(files[p] == (local / p).read_bytes() for p in files if p != ".gitattributes")
+
+    for tag in ("v1.0.0", "v1.1.0"):
+        loaded = load_from_hub(hub_env, REPO, tag, tmp_path / f"cache-{tag}")
+        assert loaded.returncode == 0, loaded.stderr
+        got = json.loads(loaded.stdout)
+        manifest = json.loads((ws / "releases" / f"{tag}" / "manifest.json").read_text())
+        for split, info in manifest["splits"].items():
+            assert got[split]["rows"] == info["rows"]
+            assert sorted(got[split]["columns"]["sha256"]) == sorted(
+                r["sha256"] for r in manifest["rows"] if r["split"] == split)
+            assert got[split]["names"] == CLASSES
+
+    pubs = publishes(ws)
+    assert [(p["version"], p["target"], p["location"], p["tag"]) for p in pubs] == [
+        ("1.0.0", "hub", REPO, "v1.0.0"), ("1.1.0", "hub", REPO, "v1.1.0")]
+    assert pubs[1]["commit_oid"] == refs["tags"]["v1.1.0"]
+    log = [json.loads(line) for line in (ws / "releases/v1.1.0/publish-log.jsonl").read_text().splitlines()]
+    assert [(e["commit_oid"], e["tag"], e["endpoint"]) for e in log] == [
+        (refs["tags"]["v1.1.0"], "v1.1.0", hub_server.url)]
+    assert_no_token(first.stdout, first.stderr, second.stdout, second.stderr, ws)
+    assert all(TEST_TOKEN.encode() not in data for data in v11.values())
+
+    listed = curator(ws, hub_env, "--json", "releases")
+    assert listed.returncode == 0, listed.stderr
+    overview = json.loads(listed.stdout)
+    assert [r["version"] for r in overview] == ["1.1.0", "1.0.0"]
+    assert overview[0]["published"][0] | {"at": None} == {
+        "target": "hub", "location": REPO, "commit": refs["tags"]["v1.1.0"], "tag": "v1.1.0",
+        "at": None, "status": "published"}
+
+
+def test_republishing_the_same_version_is_a_no_op(
+    released: Workspace, hub_server: HubServer, hub_env: dict[str, str]
+) -> None:
+    ws = released.root
+    assert curator(ws, hub_env, "publish", "--repo", REPO, "--no-verify").returncode == 0
+    commits, before = hub_server.commits(REPO), state(ws)
+    again = curator(ws, hub_env, "publish", "v1.0.0", "--repo", REPO)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip() == "v1.0.0 is already published to tester/scalp " \
+                                   f"({hub_server.url}); nothing to do."
+    assert hub_server.commits(REPO) == commits
+    assert state(ws) == before
+
+
+def test_missing_token_is_one_line_before_any_request(
+    released: Workspace, hub_server: HubServer, tmp_path: Path
+) -> None:
+    env = env_for(hub_server, tmp_path / "empty_home", token=None)
+    before = state(released.root)
+    result = curator(released.root, env, "publish", "--repo", REPO)
+    assert result.returncode == 6
+    assert result.stderr.splitlines()[0] == (
+        "Error: no Hugging Face token found (HF_TOKEN is unset and there is no saved login)")
+    assert hub_server.log == []
+    assert state(released.root) == before
+
+
+def test_rejected_token_is_one_line_before_any_upload(
+    released: Workspace, hub_server: HubServer, tmp_path: Path
+) -> None:
+    env = env_for(hub_server, tmp_path / "home", token="hf_wrong_token")
+    before = state(released.root)
+    result = curator(released.root, env, "publish", "--repo", REPO)
+    assert result.returncode == 6
+    assert result.stderr.splitlines()[0] == (
+        f"Error: the Hub at {hub_server.url} rejected the Hugging Face token (401 Unauthorized)")
+    assert hub_server.log == ["GET /api/whoami-v2"]
+    assert "hf_wrong_token" not in result.stderr + result.stdout
+    assert state(released.root) == before
+
+
+def test_a_500_on_an_lfs_upload_is_retried(
+    released: Workspace, hub_server: HubServer, hub_env: dict[str, str]
+) -> None:
+    hub_server.inject(r"^PUT /lfs/upload/", 500, times=1)
+    result = curator(released.root, hub_env, "publish", "--repo", REPO, "--no-verify")
+    assert result.returncode == 0, result.stderr
+    puts = [line for line in hub_server.log if line.startswith("PUT /lfs/upload/")]
+    assert len(puts) == len(set(puts)) + 1  # one blob sent twice
+    assert "v1.0.0" in hub_server.refs(REPO)["tags"]
+
+
+def test_a_dropped_connection_before_the_commit_leaves_no_tag_and_a_rerun_completes(
+    released: Workspace, hub_server: HubServer, hub_env: dict[str, str]
+) -> None:
+    ws = released.root
+    hub_server.drop(r"^POST /api/datasets/tester/scalp/commit/main$")
+    before = state(ws)
+    failed = curator(ws, hub_env, "publish", "--repo", REPO, "--no-verify")
+    assert failed.returncode == 1
+    assert failed.stderr.splitlines()[0].startswith(
+        f"Error: tester/scalp at {hub_server.url}: RemoteProtocolError while committing: ")
+    assert failed.stderr.splitlines()[1] == "Hint: nothing was tagged; rerun `curator publish` to complete"
+    assert hub_server.refs(REPO)["tags"] == {}
+    assert len(hub_server.commits(REPO)) == 1  # only the repo's initial commit
+    assert state(ws) == before
+
+    seen = len(hub_server.log)
+    rerun = curator(ws, hub_env, "publish", "--repo", REPO, "--no-verify")
+    assert rerun.returncode == 0, rerun.stderr
+    assert not any(line.startswith("PUT /lfs/upload/") for line in hub_server.log[seen:])  # blobs kept
+    assert hub_server.refs(REPO)["tags"]["v1.0.0"] == hub_server.commits(REPO)[0]
+
+
+def test_a_moved_head_is_reported_not_overwritten(
+    released: Workspace, hub_server: HubServer, hub_env: dict[str, str]
+) -> None:
+    ws = released.root
+    hub_server.create_repo(REPO)
+    head = hub_server.commits(REPO)[0]
+    hub_server.before(r"^POST /api/datasets/tester/scalp/commit/main$",
+                      lambda: hub_server.commit(REPO, add={"notes.txt": b"someone else"}))
+    before = state(ws)
+    result = curator(ws, hub_env, "publish", "--repo", REPO, "--no-verify")
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[0] == (
+        f"Error: the Hub repo tester/scalp's main moved since {head[:12]} (someone else committed); "
+        "pull/inspect and rerun")
+    assert hub_server.files(REPO)["notes.txt"] == b"someone else"
+    assert hub_server.refs(REPO)["tags"] == {}
+    assert state(ws) == before
+
+
+def test_a_tag_with_other_data_is_refused(
+    released: Workspace, hub_server: HubServer, hub_env: dict[str, str]
+) -> None:
+    ws = released.root
+    hub_server.create_repo(REPO)
+    hub_server.commit(REPO, add={"data/train-00000-of-00001.parquet": b"PAR1 other data PAR1"})
+    hub_server.tag(REPO, "v1.0.0")
+    commits, before = hub_server.commits(REPO), state(ws)
+    result = curator(ws, hub_env, "publish", "--repo", REPO)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[0] == (
+        "Error: tester/scalp: tag v1.0.0 already exists with other data (4 files differ, "
+        "e.g. data/test-00000-of-00001.parquet)")
+    assert hub_server.commits(REPO) == commits
+    assert state(ws) == before
+
+
+@pytest.mark.slow
+def test_baseline_follow_up_moves_the_tag_and_keeps_the_data(
+    released: Workspace, hub_server: HubServer, hub_env: dict[str, str], tmp_path: Path
+) -> None:
+    ws = released.root
+    assert curator(ws, hub_env, "publish", "--repo", REPO, "--no-verify").returncode == 0
+    data_commit = hub_server.refs(REPO)["tags"]["v1.0.0"]
+    folder = ws / "releases/v1.0.0"
+    card = (folder / "README.md").read_text().replace(
+        "<!-- baseline:start -->\n", "<!-- baseline:start -->\nAccuracy 0.91\n")
+    (folder / "README.md").write_text(card)
+    (folder / "baseline.json").write_text('{"accuracy": 0.91}\n')
+    (folder / "baseline").mkdir()
+    (folder / "baseline/confusion.png").write_bytes(synthetic.encode(synthetic.photo(5, 0, (32, 32)), "PNG"))
+
+    result = curator(ws, hub_env, "--json", "publish", "v1.0.0", "--repo", REPO)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["status"] == "follow-up" and out["data_commit"] == data_commit
+    assert out["uploaded"] == ["README.md", "baseline.json", "baseline/confusion.png"]
+    tags = hub_server.refs(REPO)["tags"]
+    assert tags["v1.0.0"] == out["commit_oid"] != data_commit
+    assert hub_server.commits(REPO)[:2] == [out["commit_oid"], data_commit]
+    old, new = hub_server.files(REPO, data_commit), hub_server.files(REPO, "v1.0.0")
+    assert {p: b for p, b in new.items() if p.startswith("data/")} == {
+        p: b for p, b in old.items() if p.startswith("data/")}
+    assert new["README.md"].decode() == card
+    log = [json.loads(line) for line in (folder / "publish-log.jsonl").read_text().splitlines()]
+    assert [(e["status"], e["commit_oid"], e["data_commit"]) for e in log] == [
+        ("published", data_commit, None), ("follow-up", out["commit_oid"], data_commit)]
+    assert out["verified"] == {"train": 6, "validation": 3, "test": 3}
+
+    again = curator(ws, hub_env, "publish", "v1.0.0", "--repo", REPO)
+    assert "already published" in again.stdout
+
+
+def test_publishing_an_older_version_after_a_newer_one_is_refused(
+    released: Workspace, hub_server: HubServer, hub_env: dict[str, str]
+) -> None:
+    ws = released.root
+    make_release(released, "1.1.0", _rows(3, {"train": 3, "test": 3}), parent="1.0.0")
+    released.close()
+    assert curator(ws, hub_env, "publish", "--repo", REPO, "--no-verify").returncode == 0
+    before = state(ws)
+    result = curator(ws, hub_env, "publish", "v1.0.0", "--repo", REPO)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[0] == (
+        "Error: tester/scalp: the Hub repo already has v1.1.0, newer than v1.0.0; "
+        "publishing would roll main back")
+    assert state(ws) == before
+
+
+# -- a folder ------------------------------------------------------------------------------------
+
+
+def test_publish_to_a_folder_loads_and_matches_the_release(
+    released: Workspace, hub_env: dict[str, str], tmp_path: Path
+) -> None:
+    import datasets
+
+    ws, dest = released.root, tmp_path / "out" / "scalp-v1"
+    result = curator(ws, hub_env, "--json", "publish", "--to", str(dest))
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["status"] == "published" and out["verified"] == {"train": 6, "validation": 3, "test": 3}
+    release = ws / "releases/v1.0.0"
+    assert snapshot(dest) == {k: v for k, v in snapshot(release).items() if k != "publish-log.jsonl"}
+    loaded = datasets.load_dataset(str(dest), cache_dir=str(tmp_path / "cache"))
+    manifest = json.loads((release / "manifest.json").read_text())
+    assert {s: loaded[s].num_rows for s in loaded} == {s: i["rows"] for s, i in manifest["splits"].items()}
+    assert publishes(ws)[0]["location"] == str(dest)
+
+    again = curator(ws, hub_env, "publish", "--to", str(dest))
+    assert again.returncode == 0 and "already published" in again.stdout
+
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "keep.txt").write_text("mine")
+    before = state(ws)
+    refused = curator(ws, hub_env, "publish", "--to", str(other))
+    assert refused.returncode == 1
+    assert refused.stderr.splitlines()[0] == (
+        f"Error: --to {other}: the folder exists and holds other files than release v1.0.0")
+    assert (other / "keep.txt").read_text() == "mine" and len(list(other.iterdir())) == 1
+    assert state(ws) == before
+
+
+def test_unknown_version_and_no_repo_are_one_line_errors(
+    released: Workspace, hub_env: dict[str, str]
+) -> None:
+    ws = released.root
+    before = state(ws)
+    unknown = curator(ws, hub_env, "publish", "v9.9.9", "--repo", REPO)
+    assert unknown.returncode == 1
+    assert unknown.stderr.splitlines()[0] == "Error: no release v9.9.9 in this workspace (built: v1.0.0)"
+    no_repo = curator(ws, hub_env, "publish")
+    assert no_repo.returncode == 1
+    assert no_repo.stderr.splitlines() == [
+        "Error: no Hub repo to publish to",
+        "Hint: set dataset.hub_repo in curator.toml, or pass --repo ns/name"]
+    assert state(ws) == before
+
+
+# -- the whole path ------------------------------------------------------------------------------
+
+
+def _image_folder(root: Path, seeds: range) -> Path:
+    for label in CLASSES:
+        (root / label).mkdir(parents=True, exist_ok=True)
+        for seed in seeds:
+            img = synthetic.photo(seed * 10 + CLASSES.index(label), label, (96, 96))
+            (root / label / f"{seed}.png").write_bytes(synthetic.encode(img, "PNG"))
+    return root
+
+
+@pytest.mark.slow
+def test_real_pipeline_publishes_two_versions(
+    hub_server: HubServer, hub_env: dict[str, str], tmp_path: Path
+) -> None:
+    ws = tmp_path / "ws"
+    started = time.monotonic()
+    steps: list[tuple[str, ...]] = [
+        ("init", "scalp", "--classes", ",".join(CLASSES)),
+        ("ingest", str(_image_folder(tmp_path / "imgs1", range(8))), "--hint-from-folder"),
+        ("label", "--accept-hints"),
+        ("release",),
+        ("publish", "--repo", REPO),
+        ("ingest", str(_image_folder(tmp_path / "imgs2", range(8, 12))), "--hint-from-folder"),
+        ("label", "--accept-hints"),
+        ("release",),
+        ("publish", "--repo", REPO),
+    ]
+    for step in steps:
+        done = curator(ws, hub_env, *step, timeout=300)
+        assert done.returncode == 0, f"curator {' '.join(step)}: {done.stderr}"
+    for tag in ("v1.0.0", "v1.1.0"):
+        loaded = load_from_hub(hub_env, REPO, tag, tmp_path / f"cache-{tag}")
+        assert loaded.returncode == 0, loaded.stderr
+        got = json.loads(loaded.stdout)
+        manifest = json.loads((ws / "releases" / tag / "manifest.json").read_text())
+        assert {s: got[s]["rows"] for s in got} == {
+            s: i["rows"] for s, i in manifest["splits"].items() if i["rows"]}
+    assert hub_server.refs(REPO)["tags"]["v1.1.0"] == hub_server.refs(REPO)["branches"]["main"]
+    assert_no_token(ws)
+    assert time.monotonic() - started < 240
+    shutil.rmtree(tmp_path / "imgs1")

@@ -23,9 +23,13 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from curator.errors import ConfigError
 from curator.preprocess import decode, encode
+
+if TYPE_CHECKING:
+    import numpy as np
 
 METHODS = ("none", "oversample", "class-weights")
 
@@ -61,23 +65,41 @@ def plan(train: list[tuple[str, str]], method: str) -> Plan:
     return Plan(method, synthetic)
 
 
-def augment(data: bytes, index: int, seed: int, fmt: str = "png", jpeg_quality: int = 95) -> bytes:
-    """A deterministic augmented copy of the image ``data`` (copy number ``index``), encoded as ``fmt``."""
-    import cv2
+@dataclass(frozen=True)
+class Jitter:
+    """The random choices behind one augmented copy."""
+
+    flip: bool  # mirror left-right
+    angle: float  # degrees, counter-clockwise; 1 to 10 either way, never 0 so copies differ
+    contrast: float  # 0.85 to 1.15, about mid-grey
+    brightness: float  # -20 to +20 grey levels
+
+
+def jitter(data: bytes, index: int, seed: int) -> Jitter:
+    """The jitter of copy ``index`` of ``data``: drawn from a generator seeded by (seed, sha256, index)."""
     import numpy as np
 
     digest = hashlib.sha256(f"{seed}:{hashlib.sha256(data).hexdigest()}:{index}".encode()).digest()
     rng = np.random.default_rng(int.from_bytes(digest[:16], "big"))
-    a = decode(data)
-    if rng.random() < 0.5:
-        a = np.ascontiguousarray(a[:, ::-1])
+    flip = bool(rng.random() < 0.5)
     angle = float(rng.uniform(1.0, 10.0) * rng.choice([-1.0, 1.0]))
+    return Jitter(flip, angle, float(rng.uniform(0.85, 1.15)), float(rng.uniform(-20.0, 20.0)))
+
+
+def augment(data: bytes, index: int, seed: int, fmt: str = "png", jpeg_quality: int = 95) -> bytes:
+    """A deterministic augmented copy of the image ``data`` (copy number ``index``), encoded as ``fmt``."""
+    return encode(apply_jitter(decode(data), jitter(data, index, seed)), fmt, jpeg_quality)
+
+
+def apply_jitter(pixels: np.ndarray, j: Jitter) -> np.ndarray:
+    """Flip, rotate (edges reflected, same size) and jitter an RGB array."""
+    import cv2
+    import numpy as np
+
+    a = np.ascontiguousarray(pixels[:, ::-1]) if j.flip else pixels
     h, w = a.shape[:2]
-    matrix = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
+    matrix = cv2.getRotationMatrix2D((w / 2, h / 2), j.angle, 1.0)
     a = cv2.warpAffine(a, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
-    contrast = float(rng.uniform(0.85, 1.15))
-    brightness = float(rng.uniform(-20.0, 20.0))
     # contrast about mid-grey, so it does not also shift the brightness
-    jittered = (a.astype(np.float32) - 128.0) * contrast + 128.0 + brightness
-    a = np.clip(np.rint(jittered), 0, 255).astype(np.uint8)
-    return encode(a, fmt, jpeg_quality)
+    jittered = (a.astype(np.float32) - 128.0) * j.contrast + 128.0 + j.brightness
+    return np.clip(np.rint(jittered), 0, 255).astype(np.uint8)

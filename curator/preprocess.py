@@ -181,20 +181,11 @@ def decode(data: bytes) -> np.ndarray:
     import numpy as np
     from PIL import Image
 
+    from curator.hashing import normalize  # the one definition, shared with dedup
+
     with Image.open(io.BytesIO(data)) as img:
-        rgb = _normalize(img)
-    return np.array(rgb, dtype=np.uint8)
-
-
-def _normalize(img: Image.Image) -> Image.Image:
-    try:
-        from curator.hashing import normalize  # the one definition, once the dedup helper lands it
-    except ImportError:
-        from PIL import ImageOps
-
-        img.seek(0)
-        return ImageOps.exif_transpose(img).convert("RGB")
-    return normalize(img)
+        rgb = normalize(img)
+        return np.array(rgb, dtype=np.uint8)
 
 
 def encode(pixels: np.ndarray, fmt: str = "png", jpeg_quality: int = 95) -> bytes:

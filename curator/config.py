@@ -61,7 +61,9 @@ class IngestConfig:
 
 @dataclass(frozen=True)
 class DedupConfig:
-    threshold: int = 10  # Hamming distance (of 64 bits) for a near duplicate
+    threshold: int = 8  # Hamming distance (of 64 bits) for a near duplicate on the hash alone
+    candidate_threshold: int = 12  # looser: rotated/cropped views, confirmed by keypoints (curator.dedup)
+    confirm: bool = True  # keypoint confirmation of candidates; off: hashes at `threshold` only
 
 
 @dataclass(frozen=True)
@@ -245,6 +247,8 @@ def _check(config: Config) -> None:
         raise _fail("ingest.retries", "must be 0 or more")
     if not 0 <= config.dedup.threshold <= 32:
         raise _fail("dedup.threshold", "must be between 0 and 32")
+    if not config.dedup.threshold <= config.dedup.candidate_threshold <= 32:
+        raise _fail("dedup.candidate_threshold", "must be between dedup.threshold and 32")
     if config.labels.policy not in ("majority", "adjudicator"):
         raise _fail("labels.policy", "must be 'majority' or 'adjudicator'")
     if config.labels.policy == "adjudicator" and not config.labels.adjudicator:

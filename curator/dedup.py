@@ -13,16 +13,22 @@ representative is the member with the largest pixel area, then the earliest.
 
 from __future__ import annotations
 
+import io
+import itertools
+import math
 import sqlite3
 import threading
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from curator import catalog, hashing
+from curator import catalog, hashing, store
 from curator.config import DedupConfig
 
 
@@ -76,71 +82,282 @@ class ReclusterResult:
     moved: int  # images whose cluster changed
 
 
-class HashTable:
-    """Growable arrays of 64-bit hashes, each tagged with its owner (an image slot)."""
+class HashIndex:
+    """Every stored hash within a Hamming radius of a query, without comparing with all of them.
+
+    Multi-index hashing: the 64 bits are cut into ``m`` chunks; two hashes within
+    ``r`` bits agree to within ``r // m`` bits on at least one chunk (pigeonhole).
+    Each chunk has a table from chunk value to the entries holding it, so a query
+    probes every chunk value within ``r // m`` bits of its own, and only the
+    entries found there are compared in full. ``m`` is chosen per search from the
+    table size and radius; for small tables a plain vectorised scan is cheaper and
+    is used instead. New entries go to a scanned tail that is folded into the
+    tables when it grows, so adding one image costs no rebuild.
+
+    Each entry carries an ``owner`` (an image slot) and a ``kind`` (a hash name's
+    index in hashing.NAMES). Used by both NearIndex.add_image and recluster.
+    """
 
     def __init__(self) -> None:
-        self._values = np.zeros(1024, dtype=np.uint64)
-        self._owners = np.zeros(1024, dtype=np.int64)
-        self._size = 0
+        self.values = np.zeros(0, dtype=np.uint64)
+        self.owners = np.zeros(0, dtype=np.int64)
+        self.kinds = np.zeros(0, dtype=np.int16)
+        self._tail: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self._tail_size = 0
+        self._tables: dict[int, list[_ChunkTable]] = {}
 
     def __len__(self) -> int:
-        return self._size
+        return len(self.values) + self._tail_size
 
-    def add(self, value: int, owner: int) -> None:
-        if self._size == len(self._values):
-            self._values = np.concatenate([self._values, np.zeros_like(self._values)])
-            self._owners = np.concatenate([self._owners, np.zeros_like(self._owners)])
-        self._values[self._size] = value
-        self._owners[self._size] = owner
-        self._size += 1
+    def extend(self, values: np.ndarray, owners: np.ndarray, kinds: np.ndarray) -> None:
+        self._tail.append((values.astype(np.uint64), owners.astype(np.int64), kinds.astype(np.int16)))
+        self._tail_size += len(values)
+        if self._tail_size > max(4096, len(self.values) // 4):
+            self._fold()
 
-    def within(self, query: int, radius: int) -> tuple[np.ndarray, np.ndarray]:
-        """(owners, distances) of every stored hash within ``radius`` bits of ``query``."""
-        values = self._values[: self._size]
-        dist = np.bitwise_count(values ^ np.uint64(query))
-        hit = dist <= radius
-        return self._owners[: self._size][hit], dist[hit].astype(np.int64)
+    def _fold(self) -> None:
+        if not self._tail:
+            return
+        self.values = np.concatenate([self.values, *(t[0] for t in self._tail)])
+        self.owners = np.concatenate([self.owners, *(t[1] for t in self._tail)])
+        self.kinds = np.concatenate([self.kinds, *(t[2] for t in self._tail)])
+        self._tail, self._tail_size, self._tables = [], 0, {}
+
+    def search(self, queries: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(query index, entry index, distance) for every entry within ``radius`` of a query."""
+        queries = np.asarray(queries, dtype=np.uint64)
+        if self._tail_size and len(self.values) == 0:
+            self._fold()
+        parts = []
+        if len(self.values):
+            m = _plan(len(self.values), len(queries), radius)
+            if m == 0:
+                parts.append(_scan(queries, self.values, radius, 0))
+            else:
+                tables = self._tables.get(m)
+                if tables is None:
+                    tables = self._tables[m] = _build_tables(self.values, m)
+                parts.append(_probe(queries, self.values, tables, radius))
+        offset = len(self.values)
+        for values, _, _ in self._tail:
+            parts.append(_scan(queries, values, radius, offset))
+            offset += len(values)
+        if not parts:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty, empty
+        return tuple(np.concatenate(col) for col in zip(*parts, strict=True))  # type: ignore[return-value]
+
+    def entry(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(owners, kinds) of entries by index (tail included)."""
+        self._fold_if_needed(index)
+        return self.owners[index], self.kinds[index]
+
+    def _fold_if_needed(self, index: np.ndarray) -> None:
+        if len(index) and int(index.max()) >= len(self.values):
+            self._fold()
+
+
+_Found = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+@dataclass(frozen=True)
+class _ChunkTable:
+    shift: int
+    bits: int
+    order: np.ndarray  # entry indices sorted by chunk value
+    offsets: np.ndarray  # offsets[v]..offsets[v+1] index ``order`` for chunk value v
+
+
+def _chunks(m: int) -> list[tuple[int, int]]:
+    """(shift, bits) of m chunks covering 64 bits."""
+    sizes = [64 // m + (1 if i < 64 % m else 0) for i in range(m)]
+    shifts = np.cumsum([0, *sizes[:-1]])
+    return [(int(s), b) for s, b in zip(shifts, sizes, strict=True)]
+
+
+def _ball(bits: int, radius: int) -> int:
+    return sum(math.comb(bits, k) for k in range(radius + 1))
+
+
+def _plan(entries: int, queries: int, radius: int) -> int:
+    """The chunk count m with the least estimated work, or 0 for a plain scan."""
+    best, best_cost = 0, float(entries)  # per query
+    for m in range(3, 9):  # m >= 3 keeps each table at most 2**22 slots
+        bits = 64 // m
+        probes = m * _ball(bits, radius // m)
+        cost = 4.0 * probes + probes * entries / 2.0**bits + 2.0**bits * m / max(queries, 1)
+        if cost < best_cost:
+            best, best_cost = m, cost
+    return best
+
+
+def _build_tables(values: np.ndarray, m: int) -> list[_ChunkTable]:
+    tables = []
+    for shift, bits in _chunks(m):
+        keys = ((values >> np.uint64(shift)) & np.uint64((1 << bits) - 1)).astype(np.int64)
+        order = np.argsort(keys, kind="stable")
+        offsets = np.zeros((1 << bits) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(keys, minlength=1 << bits), out=offsets[1:])
+        tables.append(_ChunkTable(shift, bits, order, offsets))
+    return tables
+
+
+@lru_cache(maxsize=32)
+def _masks(bits: int, radius: int) -> np.ndarray:
+    """Every ``bits``-bit value with at most ``radius`` bits set."""
+    masks = [0]
+    for k in range(1, radius + 1):
+        masks += [sum(1 << b for b in combo) for combo in itertools.combinations(range(bits), k)]
+    return np.array(masks, dtype=np.int64)
+
+
+def _scan(queries: np.ndarray, values: np.ndarray, radius: int, offset: int) -> _Found:
+    out_q, out_e, out_d = [], [], []
+    step = max(1, 4_000_000 // max(len(values), 1))
+    for start in range(0, len(queries), step):
+        block = queries[start : start + step]
+        dist = np.bitwise_count(block[:, None] ^ values[None, :])
+        qi, ei = np.nonzero(dist <= radius)
+        out_q.append(qi + start)
+        out_e.append(ei + offset)
+        out_d.append(dist[qi, ei].astype(np.int64))
+    return _cat(out_q), _cat(out_e), _cat(out_d)
+
+
+def _probe(queries: np.ndarray, values: np.ndarray, tables: list[_ChunkTable], radius: int) -> _Found:
+    sub = radius // len(tables)
+    out_q, out_e = [], []
+    for table in tables:
+        masks = _masks(table.bits, sub)
+        step = max(1, 2_000_000 // len(masks))
+        chunk = ((queries >> np.uint64(table.shift)) & np.uint64((1 << table.bits) - 1)).astype(np.int64)
+        for start in range(0, len(queries), step):
+            keys = (chunk[start : start + step, None] ^ masks[None, :]).reshape(-1)
+            lo = table.offsets[keys]
+            counts = table.offsets[keys + 1] - lo
+            total = int(counts.sum())
+            if total == 0:
+                continue
+            # Expand each probed range lo..lo+count into the entry indices it holds.
+            ends = np.cumsum(counts)
+            pos = np.arange(total, dtype=np.int64) - np.repeat(ends - counts - lo, counts)
+            entries = table.order[pos]
+            qids = np.repeat(np.arange(len(keys), dtype=np.int64) // len(masks) + start, counts)
+            dist = np.bitwise_count(values[entries] ^ queries[qids])
+            keep = dist <= radius
+            out_q.append(qids[keep])
+            out_e.append(entries[keep])
+    q, e = _cat(out_q), _cat(out_e)
+    # A pair close on several chunks was found once per chunk.
+    key = np.unique(q * len(values) + e)
+    q, e = key // len(values), key % len(values)
+    return q, e, np.bitwise_count(values[e] ^ queries[q]).astype(np.int64)
+
+
+def _cat(parts: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A stored image near a new one: by how many bits, and through which view."""
+
+    sha256: str
+    distance: int
+    view: str  # the hash name whose value was close (of either image), e.g. 'phash_rot+4'
+
+    @property
+    def direct(self) -> bool:
+        return self.view in DIRECT_VIEWS
+
+
+# Views close enough to trust on the hash alone (at dedup.threshold); every other
+# view (rotations, crop windows) and every looser match needs the keypoint check.
+DIRECT_VIEWS = (hashing.PHASH, hashing.PHASH_MIRROR)
+_KIND = {name: i for i, name in enumerate(hashing.NAMES)}
 
 
 @dataclass
 class NearIndex:
-    """The stored hashes of a catalog, for placing new images (load once per run)."""
+    """The stored hashes of a catalog, for placing new images (load once per run).
+
+    Every view hash of every image is in one HashIndex. A new image's ``phash`` is
+    looked up among all views (it may be a transformed copy of a stored image), and
+    its other views among stored ``phash`` entries only (a stored image may be a
+    transformed copy of it).
+    """
 
     objects: Path
     cfg: DedupConfig
     threshold: int
     shas: list[str] = field(default_factory=list)
-    hashes: list[dict[str, int]] = field(default_factory=list)
-    table: HashTable = field(default_factory=HashTable)  # phash and phash_mirror of every slot
+    index: HashIndex = field(default_factory=HashIndex)
+    confirmer: Confirmer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.confirmer is None and self.cfg.confirm:
+            self.confirmer = Confirmer(self.objects)
 
     @classmethod
     def load(cls, conn: sqlite3.Connection, objects: Path, cfg: DedupConfig) -> NearIndex:
         index = cls(objects=Path(objects), cfg=cfg, threshold=cfg.threshold)
-        for sha, hashes in stored_hashes(conn).items():
-            index._append(sha, hashes)
+        index.extend(stored_hashes(conn))
         return index
 
     def __len__(self) -> int:
         return len(self.shas)
 
-    def _append(self, sha: str, hashes: dict[str, int]) -> None:
-        slot = len(self.shas)
-        self.shas.append(sha)
-        self.hashes.append(hashes)
-        for name in (hashing.PHASH, hashing.PHASH_MIRROR):
-            if name in hashes:
-                self.table.add(hashes[name], slot)
+    def extend(self, hashes_by_sha: dict[str, dict[str, int]]) -> None:
+        values, owners, kinds = [], [], []
+        for sha, hashes in hashes_by_sha.items():
+            slot = len(self.shas)
+            self.shas.append(sha)
+            for name, value in hashes.items():
+                if name in _KIND:
+                    values.append(value)
+                    owners.append(slot)
+                    kinds.append(_KIND[name])
+        if values:
+            self.index.extend(np.array(values, dtype=np.uint64), np.array(owners), np.array(kinds))
 
-    def matches(self, hashes: dict[str, int]) -> dict[str, int]:
-        """Stored images near ``hashes``: sha256 -> distance (may include rolled-back rows)."""
-        found: dict[str, int] = {}
-        query = hashes[hashing.PHASH]
-        owners, dists = self.table.within(query, self.threshold)
-        for owner, dist in zip(owners.tolist(), dists.tolist(), strict=True):
-            sha = self.shas[owner]
-            found[sha] = min(dist, found.get(sha, 64))
+    @property
+    def radius(self) -> int:
+        return max(self.threshold, self.cfg.candidate_threshold) if self.confirmer else self.threshold
+
+    def candidates(self, hashes: dict[str, int]) -> list[Candidate]:
+        """Stored images near ``hashes``, nearest first (may include rolled-back rows)."""
+        names = [n for n in hashing.NAMES if n in hashes]
+        queries = np.array([hashes[n] for n in names], dtype=np.uint64)
+        qi, ei, dist = self.index.search(queries, self.radius)
+        owners, kinds = self.index.entry(ei)
+        best: dict[str, Candidate] = {}
+        for q, owner, kind, d in zip(
+            qi.tolist(), owners.tolist(), kinds.tolist(), dist.tolist(), strict=True
+        ):
+            mine, theirs = names[q], hashing.NAMES[kind]
+            if mine != hashing.PHASH and theirs != hashing.PHASH:
+                continue  # view against view: not a relation we model
+            view = theirs if mine == hashing.PHASH else mine
+            found = Candidate(self.shas[owner], d, view)
+            if not found.direct or d > self.threshold:
+                if self.confirmer is None:
+                    continue
+            old = best.get(found.sha256)
+            if old is None or _rank(found) < _rank(old):
+                best[found.sha256] = found
+        return sorted(best.values(), key=_rank)
+
+    def matches(self, hashes: dict[str, int], grey: Callable[[], np.ndarray]) -> list[Candidate]:
+        """The candidates that are near duplicates: direct ones, and confirmed others."""
+        found = []
+        for cand in self.candidates(hashes):
+            if cand.direct and cand.distance <= self.threshold:
+                found.append(cand)
+            elif self.confirmer is not None and self.confirmer.same_photo(
+                grey, cand.sha256, mirrored=cand.view == hashing.PHASH_MIRROR
+            ):
+                found.append(cand)
         return found
 
     def add_image(
@@ -153,22 +370,156 @@ class NearIndex:
         back by its caller is ignored rather than referenced.
         """
         with self._lock:
-            found = self.matches(hashes)
-            live = _live_clusters(conn, list(found))
+            grey = _lazy(lambda: confirm_grey(rgb))
+            found = self.matches(hashes, grey)
+            live = _live_clusters(conn, [c.sha256 for c in found])
             with catalog.atomic(conn):
-                if live:
-                    cluster_id = _merge_clusters(conn, sorted(set(live.values())))
-                    near_of = min(live, key=lambda s: (found[s], s))
-                    distance: int | None = found[near_of]
+                near = [c for c in found if c.sha256 in live]
+                if near:
+                    cluster_id = _merge_clusters(conn, sorted({live[c.sha256] for c in near}))
+                    near_of: str | None = near[0].sha256
+                    distance: int | None = near[0].distance
                 else:
-                    cluster_id = int(
-                        conn.execute("INSERT INTO clusters (representative) VALUES (NULL)").lastrowid or 0
-                    )
-                    near_of, distance = None, None
+                    cursor = conn.execute("INSERT INTO clusters (representative) VALUES (NULL)")
+                    cluster_id, near_of, distance = int(cursor.lastrowid or 0), None, None
                 _insert_image(conn, new, hashes, cluster_id)
                 update_representative(conn, cluster_id)
-            self._append(new.sha256, hashes)
+            self.extend({new.sha256: hashes})
             return Placement(cluster_id=cluster_id, near_of=near_of, distance=distance)
+
+
+def _rank(c: Candidate) -> tuple[int, int, str]:
+    return (0 if c.direct else 1, c.distance, c.sha256)
+
+
+def _constant(value: np.ndarray) -> Callable[[], np.ndarray]:
+    return lambda: value
+
+
+def _lazy(make: Callable[[], np.ndarray]) -> Callable[[], np.ndarray]:
+    cache: list[np.ndarray] = []
+
+    def get() -> np.ndarray:
+        if not cache:
+            cache.append(make())
+        return cache[0]
+
+    return get
+
+
+CONFIRM_SIDE = 256  # px, longest side of the grey copy keypoints are found on
+
+
+def confirm_grey(rgb: Image.Image) -> np.ndarray:
+    return np.asarray(hashing.grey_copy(rgb, CONFIRM_SIDE))
+
+
+class Confirmer:
+    """Decides whether two candidate images show the same photo, by keypoints.
+
+    ORB keypoints of both grey copies are matched (ratio test) and a similarity
+    transform (rotation, scale, shift) is fitted with RANSAC. The pair is the same
+    photo when enough matches agree, they spread over a fair part of the image
+    (matches on a shared logo or watermark cover a few percent), and the two
+    images, aligned by that transform, correlate over their overlap. Runs only on
+    candidate pairs; keypoints are cached per image for the run.
+    """
+
+    MIN_INLIERS = 12
+    MIN_SPREAD = 0.06  # convex hull of the inliers, as a fraction of the image area
+    MIN_CORRELATION = 0.5
+
+    def __init__(self, objects: Path, cache_size: int = 512) -> None:
+        import cv2  # heavy; only when confirmation is on
+
+        self.cv2: Any = cv2
+        self.objects = Path(objects)
+        self.orb = self.cv2.ORB_create(nfeatures=400, fastThreshold=10, edgeThreshold=15, patchSize=15)
+        self.matcher = self.cv2.BFMatcher(self.cv2.NORM_HAMMING)
+        self._greys: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._features: OrderedDict[tuple[int, bool], tuple[np.ndarray, np.ndarray, Any]] = OrderedDict()
+        self.cache_size = cache_size
+        self.checked = 0
+
+    def stored_grey(self, sha: str) -> np.ndarray | None:
+        if sha in self._greys:
+            self._greys.move_to_end(sha)
+            return self._greys[sha]
+        try:
+            data = store.read(self.objects, sha)
+            with Image.open(io.BytesIO(data)) as img:
+                img.draft("RGB", (2 * CONFIRM_SIDE, 2 * CONFIRM_SIDE))  # JPEG: decode at a reduced scale
+                grey = confirm_grey(hashing.normalize(img))
+        except (OSError, ValueError, SyntaxError):
+            return None
+        self._greys[sha] = grey
+        if len(self._greys) > self.cache_size:
+            self._greys.popitem(last=False)
+        return grey
+
+    def _keypoints(self, grey: np.ndarray, mirrored: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        key = (id(grey), mirrored)
+        cached = self._features.get(key)
+        if cached is not None and cached[0] is grey:  # the array is held, so its id is not reused
+            return cached[1], cached[2]
+        image = grey[:, ::-1].copy() if mirrored else grey
+        kps, descriptors = self.orb.detectAndCompute(image, None)
+        points = np.array([kp.pt for kp in kps], dtype=np.float32).reshape(-1, 2)
+        self._features[key] = (grey, points, descriptors)
+        if len(self._features) > self.cache_size:
+            self._features.popitem(last=False)
+        return points, descriptors
+
+    def same_photo(self, grey: Callable[[], np.ndarray], sha: str, mirrored: bool = False) -> bool:
+        other = self.stored_grey(sha)
+        if other is None:
+            return False
+        self.checked += 1
+        return self.same(grey(), other, mirrored)
+
+    def same(self, a: np.ndarray, b: np.ndarray, mirrored: bool = False) -> bool:
+        """Is ``b`` (mirrored first if asked) a transformed copy of ``a``?"""
+        cv2 = self.cv2
+        pa, da = self._keypoints(a, False)
+        pb, db = self._keypoints(b, mirrored)
+        if da is None or db is None or len(da) < self.MIN_INLIERS or len(db) < self.MIN_INLIERS:
+            return False
+        pairs = self.matcher.knnMatch(da, db, k=2)
+        good = [m[0] for m in pairs if len(m) == 2 and m[0].distance < 0.8 * m[1].distance]
+        if len(good) < self.MIN_INLIERS:
+            return False
+        src = pa[[m.queryIdx for m in good]]
+        dst = pb[[m.trainIdx for m in good]]
+        transform, inliers = cv2.estimateAffinePartial2D(
+            src, dst, method=cv2.RANSAC, ransacReprojThreshold=4.0, maxIters=500
+        )
+        if transform is None:
+            return False
+        keep = inliers.ravel().astype(bool)
+        scale = float(np.sqrt(abs(np.linalg.det(transform[:, :2]))))
+        if keep.sum() < self.MIN_INLIERS or not 0.25 <= scale <= 4.0:
+            return False
+        spread = cv2.contourArea(cv2.convexHull(src[keep])) / (a.shape[0] * a.shape[1])
+        if spread < self.MIN_SPREAD:
+            return False
+        b_view = b[:, ::-1] if mirrored else b
+        return _aligned_correlation(cv2, a, b_view, transform) >= self.MIN_CORRELATION
+
+
+def _aligned_correlation(cv2: Any, a: np.ndarray, b: np.ndarray, transform: np.ndarray) -> float:
+    """Correlation of ``a`` with ``b`` warped onto it, over their overlap (both lightly blurred)."""
+    inverse = cv2.invertAffineTransform(transform)
+    size = (a.shape[1], a.shape[0])
+    warped = cv2.warpAffine(np.ascontiguousarray(b, dtype=np.float32), inverse, size, flags=cv2.INTER_LINEAR)
+    ones = np.ones(b.shape, dtype=np.float32)
+    mask = cv2.warpAffine(ones, inverse, size, flags=cv2.INTER_NEAREST) > 0.5
+    if mask.sum() < 100:
+        return 0.0
+    x = cv2.GaussianBlur(a.astype(np.float32), (0, 0), 2)[mask]
+    y = cv2.GaussianBlur(warped, (0, 0), 2)[mask]
+    x, y = x - x.mean(), y - y.mean()
+    denom = float(np.sqrt((x * x).sum() * (y * y).sum()))
+    return float((x * y).sum() / denom) if denom > 0 else 0.0
 
 
 def _live_clusters(conn: sqlite3.Connection, shas: list[str]) -> dict[str, int]:
@@ -233,13 +584,14 @@ def stored_hashes(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
 
 
 def pair_distance(a: dict[str, int], b: dict[str, int]) -> int | None:
-    """Hamming distance of two images' pHashes, allowing for a mirror; None if either lacks one."""
+    """The smallest Hamming distance between one image's ``phash`` and any view hash of the
+    other (so a mirrored, rotated or cropped copy reports how close its best view is);
+    None when either image has no ``phash``."""
     if hashing.PHASH not in a or hashing.PHASH not in b:
         return None
-    best = hashing.hamming(a[hashing.PHASH], b[hashing.PHASH])
-    if hashing.PHASH_MIRROR in b:
-        best = min(best, hashing.hamming(a[hashing.PHASH], b[hashing.PHASH_MIRROR]))
-    return best
+    ab = min(hashing.hamming(a[hashing.PHASH], v) for n, v in b.items() if n in _KIND)
+    ba = min(hashing.hamming(b[hashing.PHASH], v) for n, v in a.items() if n in _KIND)
+    return min(ab, ba)
 
 
 def clusters(conn: sqlite3.Connection, min_size: int = 2) -> list[ClusterInfo]:
@@ -284,32 +636,74 @@ def clusters(conn: sqlite3.Connection, min_size: int = 2) -> list[ClusterInfo]:
     return result
 
 
-def recluster(conn: sqlite3.Connection, objects: Path, cfg: DedupConfig, threshold: int) -> ReclusterResult:
+def recluster(
+    conn: sqlite3.Connection,
+    objects: Path,
+    cfg: DedupConfig,
+    threshold: int,
+    on_progress: Callable[[int], None] | None = None,
+) -> ReclusterResult:
     """Rebuild every cluster from the stored hashes at ``threshold``, in one transaction.
 
-    Each new cluster keeps the smallest old id among its members when that id is
-    still free, so clusters that do not change keep their ids.
+    Pairs come from one self-join of the HashIndex (each image's ``phash`` against
+    every view of every image); pairs that are not direct matches are confirmed
+    by keypoints, reading the images from ``objects``. Each new cluster keeps the
+    smallest old id among its members when that id is still free, so clusters
+    that do not change keep their ids.
     """
-    index = NearIndex(objects=Path(objects), cfg=cfg, threshold=threshold)
     all_hashes = stored_hashes(conn)
-    parent: dict[str, str] = {}
+    index = NearIndex(objects=Path(objects), cfg=cfg, threshold=threshold)
+    index.extend(all_hashes)
+    shas = index.shas
+    parent = list(range(len(shas)))
 
-    def find(x: str) -> str:
-        while parent.setdefault(x, x) != x:
+    def find(x: int) -> int:
+        while parent[x] != x:
             parent[x] = parent[parent[x]]
             x = parent[x]
         return x
 
-    for sha, hashes in all_hashes.items():
-        for other in index.matches(hashes):
-            ra, rb = find(sha), find(other)
-            if ra != rb:
-                parent[max(ra, rb)] = min(ra, rb)
-        index._append(sha, hashes)
-    groups: dict[str, list[str]] = defaultdict(list)
-    for sha in all_hashes:
-        groups[find(sha)].append(sha)
+    for a, b in _near_pairs(index, all_hashes, on_progress):
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    groups: dict[int, list[str]] = defaultdict(list)
+    for slot, sha in enumerate(shas):
+        groups[find(slot)].append(sha)
     return _rewrite_clusters(conn, list(groups.values()), threshold)
+
+
+def _near_pairs(
+    index: NearIndex, all_hashes: dict[str, dict[str, int]], on_progress: Callable[[int], None] | None
+) -> Iterator[tuple[int, int]]:
+    """Slot pairs that are near duplicates: direct ones first, then confirmed candidates."""
+    queries = np.array([all_hashes[sha].get(hashing.PHASH, 0) for sha in index.shas], dtype=np.uint64)
+    qi, ei, dist = index.index.search(queries, index.radius)
+    owners, kinds = index.index.entry(ei)
+    other = qi != owners
+    qi, owners, kinds, dist = qi[other], owners[other], kinds[other], dist[other]
+    direct = (dist <= index.threshold) & np.isin(kinds, [_KIND[v] for v in DIRECT_VIEWS])
+    yield from zip(qi[direct].tolist(), owners[direct].tolist(), strict=True)
+    if index.confirmer is None:
+        return
+    done = set(
+        zip(np.minimum(qi, owners)[direct].tolist(), np.maximum(qi, owners)[direct].tolist(), strict=True)
+    )
+    for a, b, kind in zip(
+        qi[~direct].tolist(), owners[~direct].tolist(), kinds[~direct].tolist(), strict=True
+    ):
+        pair = (min(a, b), max(a, b))
+        if pair in done:
+            continue
+        done.add(pair)
+        grey = index.confirmer.stored_grey(index.shas[a])
+        if grey is None:
+            continue
+        mirrored = hashing.NAMES[kind] == hashing.PHASH_MIRROR
+        if index.confirmer.same_photo(_constant(grey), index.shas[b], mirrored=mirrored):
+            yield a, b
+        if on_progress is not None:
+            on_progress(1)
 
 
 def _rewrite_clusters(conn: sqlite3.Connection, groups: list[list[str]], threshold: int) -> ReclusterResult:

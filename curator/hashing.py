@@ -31,6 +31,24 @@ WORK_SIDE = 128  # longest side of the grey working copy
 
 PHASH = "phash"
 PHASH_MIRROR = "phash_mirror"
+ROTATIONS = (-4.0, 4.0)  # degrees; rotated copies of 2-6 degrees land within a few bits of one
+CROP_SCALES = (0.80, 0.90)  # windows of this fraction of each side ...
+CROP_STEPS = 3  # ... at 3x3 positions (corners, edges, centre)
+
+
+def _variant_names() -> tuple[str, ...]:
+    names = [PHASH, PHASH_MIRROR]
+    names += [f"phash_rot{angle:+.0f}" for angle in ROTATIONS]
+    for scale in CROP_SCALES:
+        for i in range(CROP_STEPS):
+            for j in range(CROP_STEPS):
+                names.append(f"phash_crop{round(scale * 100)}_{i}{j}")
+    return tuple(names)
+
+
+# Every hash perceptual_hashes() returns, in order. PHASH is the image's own hash; the
+# others are hashes of views of it that a transformed copy's PHASH may land near.
+NAMES = _variant_names()
 
 
 def normalize(img: Image.Image) -> Image.Image:
@@ -91,30 +109,50 @@ def _mirror_signs() -> np.ndarray:
     return np.array([(-1.0) ** k for k in range(HASH_SIZE)])[None, :]
 
 
-def _low_frequencies(grey: Image.Image) -> np.ndarray:
-    thumb = grey.resize((DCT_SIDE, DCT_SIDE), Image.Resampling.BOX)
-    pixels = np.asarray(thumb, dtype=np.float64)
-    d = _dct_matrix()
-    return (d @ pixels @ d.T)[:HASH_SIZE, :HASH_SIZE]
-
-
-def _bits(low: np.ndarray) -> int:
-    flat = low.reshape(-1)
-    packed = np.packbits(flat > np.median(flat))
-    return int.from_bytes(packed.tobytes(), "big")
-
-
 def phash_pair(grey: Image.Image) -> tuple[int, int]:
     """(pHash, pHash of the left-right mirror) of a grey image."""
-    low = _low_frequencies(grey)
-    return _bits(low), _bits(low * _mirror_signs())
+    pixels = np.asarray(grey.resize((DCT_SIDE, DCT_SIDE), Image.Resampling.BOX), dtype=np.float64)
+    d = _dct_matrix()[:HASH_SIZE]
+    low = d @ pixels @ d.T
+    plain, mirrored = _bits_many(np.stack([low, low * _mirror_signs()]))
+    return plain, mirrored
 
 
 def perceptual_hashes(rgb: Image.Image) -> dict[str, int]:
-    """Every perceptual hash curator stores for an image: name -> unsigned 64-bit value."""
+    """Every perceptual hash curator stores for an image: name -> unsigned 64-bit value.
+
+    ``phash`` and ``phash_mirror`` are of the whole image; ``phash_rot±4`` of the
+    image rotated about its centre (black corners, as augmentation libraries leave
+    them); ``phash_cropSS_ij`` of the window of SS% of each side at grid position
+    (i, j). A copy rotated by 2-6 degrees, or cropped by up to ~22% of a side, has a
+    ``phash`` within a few bits of one of these views of its original.
+    """
     grey = grey_copy(rgb)
-    plain, mirrored = phash_pair(grey)
-    return {PHASH: plain, PHASH_MIRROR: mirrored}
+    thumbs = [grey.resize((DCT_SIDE, DCT_SIDE), Image.Resampling.BOX)]
+    for angle in ROTATIONS:
+        rotated = grey.rotate(angle, resample=Image.Resampling.BILINEAR)
+        thumbs.append(rotated.resize((DCT_SIDE, DCT_SIDE), Image.Resampling.BOX))
+    width, height = grey.size
+    for scale in CROP_SCALES:
+        steps = np.linspace(0.0, 1.0 - scale, CROP_STEPS)
+        for left in steps:
+            for top in steps:
+                box = (left * width, top * height, (left + scale) * width, (top + scale) * height)
+                thumbs.append(grey.resize((DCT_SIDE, DCT_SIDE), Image.Resampling.BOX, box=box))
+    pixels = np.stack([np.asarray(t, dtype=np.float64) for t in thumbs])
+    d = _dct_matrix()[:HASH_SIZE]
+    low = d @ pixels @ d.T  # (views, 8, 8)
+    # The mirror of the whole image is its first view with odd horizontal frequencies negated.
+    low = np.concatenate([low[:1], low[:1] * _mirror_signs(), low[1:]])
+    values = _bits_many(low)
+    return dict(zip(NAMES, values, strict=True))
+
+
+def _bits_many(low: np.ndarray) -> list[int]:
+    flat = low.reshape(len(low), -1)
+    above = flat > np.median(flat, axis=1, keepdims=True)
+    packed = np.packbits(above, axis=1)  # (views, 8) bytes, most significant first
+    return [int(v) for v in packed.view(">u8").reshape(-1)]
 
 
 def hamming(a: int, b: int) -> int:

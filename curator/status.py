@@ -92,7 +92,7 @@ def _hints(conn: sqlite3.Connection, classes: tuple[str, ...]) -> dict[str, Any]
 def _labels(ws: Workspace) -> dict[str, Any] | None:
     """The labels part (helper 'labels' owns it): labeling.summary, when that module exists."""
     try:
-        from curator import labeling  # type: ignore[attr-defined]
+        from curator import labeling
     except ImportError:
         return None
     summary: dict[str, Any] = labeling.summary(ws.conn, ws.config)

@@ -112,7 +112,10 @@ def status(app) -> None:  # type: ignore[no-untyped-def]
         )
         for hint, n in hints["not_a_class"].items():
             console.print(f"  hint {hint!r} is not a class: {n}", markup=False)
-        # The labels part is printed by its owner's renderer once curator.labeling provides it.
+        if value["labels"] is not None:
+            from curator.cli.label_cmds import render_summary
+
+            render_summary(console, value["labels"])
 
     app.out.result(value, render)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 from rich.console import Console
@@ -52,7 +53,7 @@ Example: curator label --annotator alice --order random
               help="Export every annotator's labels to a CSV file.")
 @click.option("--accept-hints", is_flag=True, help="Turn ingest label hints into labels by annotator 'hint'.")
 @click.pass_obj
-def label(app, annotator: str | None, review_class: str | None, conflicts: bool, order: str,  # type: ignore[no-untyped-def]
+def label(app, annotator: str | None, review_class: str | None, conflicts: bool, order: str,
           graphics: str, import_path: str | None, export_path: str | None, accept_hints: bool) -> None:
     chosen = [flag for flag, on in (("--import", import_path), ("--export", export_path),
                                     ("--accept-hints", accept_hints)) if on]
@@ -78,7 +79,7 @@ def label(app, annotator: str | None, review_class: str | None, conflicts: bool,
     app.out.result(result.as_dict(), result.render)
 
 
-def _batch(app, who: str | None, import_path: str | None, export_path: str | None) -> None:  # type: ignore[no-untyped-def]
+def _batch(app, who: str | None, import_path: str | None, export_path: str | None) -> None:
     ws = app.workspace()
     if import_path is not None:
         imported = labeling.import_csv(ws.conn, ws.config, import_path, annotator=who)
@@ -101,3 +102,27 @@ def _batch(app, who: str | None, import_path: str | None, export_path: str | Non
 
 
 COMMANDS = [label]
+
+
+METHOD_NAMES = {"cohen": "Cohen's kappa", "fleiss": "Fleiss' kappa", "krippendorff": "Krippendorff's alpha"}
+
+
+def render_summary(console: Console, labels: dict[str, Any]) -> None:
+    """The labels part of ``curator status`` (labeling.summary's dict)."""
+    per_class = ", ".join(f"{name} {n}" for name, n in labels["per_class"].items())
+    console.print(
+        f"Labels (per cluster): {per_class}; excluded {labels['excluded']}; "
+        f"unlabeled {labels['unlabeled']}; unresolved ties {labels['unresolved']}",
+        markup=False,
+    )
+    if labels["annotators"]:
+        who = ", ".join(f"{name} {n}" for name, n in labels["annotators"].items())
+        console.print(f"Annotators (images labeled): {who}", markup=False)
+    found = labels["agreement"]
+    if found is not None:
+        value = "undefined" if found["value"] is None else f"{found['value']:.3f}"
+        console.print(
+            f"Agreement: {METHOD_NAMES[found['method']]} {value} over {found['items']} overlapping clusters "
+            f"({', '.join(found['annotators'])}): {found['reading']}",
+            markup=False,
+        )

@@ -30,7 +30,8 @@ FLAGS = [
     "--retries", "2", "--backoff", "0.05", "--max-bytes", "150000", "--user-agent", UA,
 ]
 ROBOTS = b"User-agent: *\nDisallow: /private/\n"
-NEAR = ["near/base.jpg", "near/resized.jpg", "near/q60.jpg", "near/crop.jpg", "near/bright.jpg", "near/mark.jpg"]
+NEAR = ["near/base.jpg", "near/resized.jpg", "near/q60.jpg", "near/crop.jpg", "near/bright.jpg",
+        "near/mark.jpg"]
 DISTINCT = [f"distinct/{i}.jpg" for i in range(6)]
 
 
@@ -61,7 +62,6 @@ class Scenario:
 
 def _routes(server: ImageServer) -> list[str]:
     """Register every route; return the lines of the URL list."""
-    jpeg = "image/jpeg"
     lines = []
 
     def add(path: str, *replies: Reply, hint: str | None = None) -> None:
@@ -74,7 +74,8 @@ def _routes(server: ImageServer) -> list[str]:
     add("same/two.jpg", Reply(body=same), hint="alopecia")
     as_jpeg = data.jpeg(data.photo(2, "psoriasis"))
     add("pixels/b.jpg", Reply(body=as_jpeg), hint="psoriasis")
-    add("pixels/b.png", Reply(body=data.png(data.decoded(as_jpeg)), content_type="image/png"), hint="psoriasis")
+    same_pixels = data.png(data.decoded(as_jpeg))
+    add("pixels/b.png", Reply(body=same_pixels, content_type="image/png"), hint="psoriasis")
     base = data.photo(3, "folliculitis", (200, 150))
     near = {
         "near/base.jpg": data.jpeg(base),
@@ -97,7 +98,8 @@ def _routes(server: ImageServer) -> list[str]:
     add("flaky.jpg", Reply(500, b"oops", "text/plain"), Reply(body=flaky))
     add("busy.jpg", Reply(429, b"", None, {"Retry-After": "1"}), Reply(body=data.jpeg(data.photo(71))))
     add("capped.jpg", Reply(429, b"", None, {"Retry-After": "30"}), Reply(body=data.jpeg(data.photo(72))))
-    add("page.jpg", Reply(body=b"<!doctype html><html><body>Not found</body></html>", content_type="text/html"))
+    html = b"<!doctype html><html><body>Not found</body></html>"
+    add("page.jpg", Reply(body=html, content_type="text/html"))
     add("drawing.svg", Reply(body=b'<svg xmlns="http://www.w3.org/2000/svg"/>', content_type="image/svg+xml"))
     whole = data.jpeg(data.photo(73))
     add("truncated.jpg", Reply(body=whole[: len(whole) * 6 // 10]))

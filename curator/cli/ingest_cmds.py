@@ -32,7 +32,7 @@ from rich.console import Console
 @click.option("--ignore-noai", is_flag=True, help="Do not obey X-Robots-Tag: noai / noimageai (recorded).")
 @click.option("--workers", type=click.IntRange(min=1), help="Threads that decode and hash (default: CPUs).")
 @click.pass_obj
-def ingest(app, source: str, hint_from_folder: bool, retry_failed: bool, report: Path | None,  # type: ignore[no-untyped-def]
+def ingest(app, source: str, hint_from_folder: bool, retry_failed: bool, report: Path | None,
            ignore_robots: bool, ignore_noai: bool, **settings: Any) -> None:
     """Download, validate, store and deduplicate images.
 
@@ -80,7 +80,7 @@ def _summary_renderer(value: dict[str, Any]) -> Callable[[Console], None]:
 
 @click.command()
 @click.pass_obj
-def status(app) -> None:  # type: ignore[no-untyped-def]
+def status(app) -> None:
     """Counts: images, clusters, duplicates, rejections by reason, label hints.
 
     Example: curator status --json
@@ -124,7 +124,7 @@ def status(app) -> None:  # type: ignore[no-untyped-def]
 @click.option("--threshold", type=click.IntRange(0, 64), metavar="N",
               help="Re-cluster from the stored hashes at this Hamming distance (nothing is fetched).")
 @click.pass_obj
-def dups(app, threshold: int | None) -> None:  # type: ignore[no-untyped-def]
+def dups(app, threshold: int | None) -> None:
     """List duplicate clusters: representative, members, distances, sources.
 
     Example: curator dups --threshold 8
@@ -133,16 +133,31 @@ def dups(app, threshold: int | None) -> None:  # type: ignore[no-untyped-def]
 
     ws = app.workspace()
     if threshold is not None:
-        dedup.recluster(ws.conn, ws.objects, ws.config.dedup, threshold)
+        result = dedup.recluster(ws.conn, ws.objects, ws.config.dedup, threshold)
+        app.out.info(
+            f"Re-clustered {result.images} images at threshold {threshold}: {result.clusters} clusters, "
+            f"{result.multi} with near duplicates, {result.moved} images moved"
+        )
     value = [_plain(info) for info in dedup.clusters(ws.conn)]
 
     def render(console: Console) -> None:
         if not value:
             console.print("No duplicate clusters.", markup=False)
         for info in value:
-            console.print(f"Cluster {info.get('cluster_id', info.get('id'))}:", markup=False)
-            for key, item in info.items():
-                console.print(f"  {key}: {item}", markup=False)
+            members = info["members"]
+            sources = sum(len(m["urls"]) for m in members)
+            console.print(
+                f"Cluster {info['id']}: {len(members)} images, {sources} sources; "
+                f"representative {info['representative'][:12]}",
+                markup=False,
+            )
+            for m in members:
+                distance = "-" if m["distance"] is None else m["distance"]
+                console.print(
+                    f"  {m['sha256'][:12]}  {m['width']}x{m['height']}  distance {distance}  "
+                    + ", ".join(m["urls"]),
+                    markup=False,
+                )
 
     app.out.result(value, render)
 

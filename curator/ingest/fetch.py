@@ -181,10 +181,10 @@ class Fetcher:
                 resp = await self.client.get(origin + "/robots.txt", follow_redirects=True)
         except (TimeoutError, httpx.HTTPError):
             return None
-        if resp.status_code in (401, 403):
-            parser.disallow_all = True
-        elif 400 <= resp.status_code < 500:
-            parser.allow_all = True
+        if resp.status_code in (401, 403):  # the usual reading: access denied means everything is
+            parser.parse(["User-agent: *", "Disallow: /"])
+        elif 400 <= resp.status_code < 500:  # no robots.txt: everything is allowed
+            parser.parse([])
         elif resp.status_code != 200:
             return None
         else:

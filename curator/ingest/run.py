@@ -252,7 +252,7 @@ class _Run:
 
     async def _keep(self, src: Source, fetched: Fetched, checked: validate.Checked) -> ItemResult:
         """Exact duplicate, near duplicate or new image; one pixel hash is handled by one task at a time."""
-        key = checked.pixel_sha256
+        key, data = checked.pixel_sha256, fetched.data or b""
         self._pixel_refs[key] += 1
         lock = self._pixel_locks.setdefault(key, asyncio.Lock())
         try:
@@ -263,7 +263,7 @@ class _Run:
                         self._write_source(src, fetched, "duplicate", "exact", row["sha256"])
                     return ItemResult(src.locator, "duplicate", "exact", row["sha256"])
                 loop = asyncio.get_running_loop()
-                await loop.run_in_executor(self.pool, store.put, self.ws.objects, fetched.data)
+                await loop.run_in_executor(self.pool, store.put, self.ws.objects, data)
                 new = dedup.NewImage(
                     sha256=checked.sha256,
                     pixel_sha256=checked.pixel_sha256,

@@ -1,0 +1,248 @@
+"""`curator ingest` of local files and folders, its bad inputs, and the pieces it is built from."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from curator.config import IngestConfig
+from curator.ingest import fetch, sources, validate
+from curator.workspace import Workspace
+from tests import ingest_data as data
+from tests.conftest import CLASSES, run_cli, snapshot
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    """Three class folders of small generated photos, one exact copy (PNG of a JPEG's pixels)."""
+    root = tmp_path / "photos"
+    for i in range(6):
+        label = CLASSES[i % 3]
+        (root / label).mkdir(parents=True, exist_ok=True)
+        (root / label / f"{i}.jpg").write_bytes(data.jpeg(data.photo(i, label)))
+    first = (root / "alopecia" / "0.jpg").read_bytes()
+    (root / "alopecia" / "0-copy.png").write_bytes(data.png(data.decoded(first)))
+    (root / "alopecia" / "notes.txt").write_text("not an image: skipped by the folder walk")
+    (root / ".hidden").mkdir()
+    (root / ".hidden" / "x.jpg").write_bytes(first)
+    return root
+
+
+def _json(result) -> dict:  # type: ignore[no-untyped-def]
+    assert result.exit_code == 0, result.output
+    return dict(json.loads(result.stdout))
+
+
+def test_folder_with_hints_from_folder_names(workspace: Workspace, folder: Path) -> None:
+    summary = _json(run_cli("--json", "ingest", str(folder), "--hint-from-folder", workspace=workspace.root))
+    assert (summary["total"], summary["stored"], summary["exact_duplicates"]) == (7, 6, 1)
+    rows = workspace.conn.execute("SELECT locator, kind, hint, outcome FROM sources").fetchall()
+    assert {(Path(r["locator"]).parent.name, r["hint"]) for r in rows} == {(c, c) for c in CLASSES}
+    assert {r["kind"] for r in rows} == {"file"}
+    status = _json(run_cli("--json", "status", workspace=workspace.root))
+    assert status["images"] == 6
+    assert status["hints"]["per_class"] == {"alopecia": 2, "psoriasis": 2, "folliculitis": 2}
+    assert status["sources"]["exact_duplicates"] == 1
+
+
+def test_rerun_skips_everything(workspace: Workspace, folder: Path) -> None:
+    _json(run_cli("--json", "ingest", str(folder), workspace=workspace.root))
+    before = snapshot(workspace.root / "objects")
+    again = _json(run_cli("--json", "ingest", str(folder), workspace=workspace.root))
+    assert (again["skipped"], again["stored"]) == (7, 0)
+    assert snapshot(workspace.root / "objects") == before
+
+
+def test_list_file_with_relative_paths_and_hints(workspace: Workspace, folder: Path) -> None:
+    listing = folder / "list.txt"
+    listing.write_text("# local files\n\npsoriasis/1.jpg\tpsoriasis\nfolliculitis\tfolliculitis\n")
+    report = folder.parent / "report.jsonl"
+    result = run_cli("--json", "ingest", str(listing), "--report", str(report), workspace=workspace.root)
+    summary = _json(result)
+    assert summary["stored"] == 3
+    items = [json.loads(line) for line in report.read_text().splitlines()]
+    assert [Path(i["url"]).name for i in items] == ["1.jpg", "2.jpg", "5.jpg"]
+    assert {i["status"] for i in items} == {"stored"}
+    assert all(len(i["sha256"]) == 64 for i in items)
+    hints = {r[0] for r in workspace.conn.execute("SELECT hint FROM sources")}
+    assert hints == {"psoriasis", "folliculitis"}
+
+
+def test_single_image_and_stdin(workspace: Workspace, folder: Path) -> None:
+    image = folder / "psoriasis" / "1.jpg"
+    assert _json(run_cli("--json", "ingest", str(image), workspace=workspace.root))["stored"] == 1
+    lines = f"{image}\n{folder / 'alopecia'}\n"
+    piped = _json(run_cli("--json", "ingest", "-", workspace=workspace.root, input=lines))
+    assert (piped["skipped"], piped["stored"], piped["exact_duplicates"]) == (1, 2, 1)
+
+
+def test_summary_for_humans(workspace: Workspace, folder: Path) -> None:
+    result = run_cli("ingest", str(folder / "alopecia"), workspace=workspace.root)
+    assert result.exit_code == 0
+    assert "3 sources" in result.stdout and "2 stored, 1 exact duplicates" in result.stdout
+
+
+@pytest.mark.parametrize("command", [["ingest", "x.txt"], ["status"], ["dups"]])
+def test_outside_a_workspace(tmp_path: Path, command: list[str]) -> None:
+    result = run_cli(*command, workspace=tmp_path)
+    assert result.exit_code == 3
+    assert result.stderr.splitlines() == [
+        f"Error: {tmp_path} is not a curator workspace (no curator.toml)",
+        "Hint: run `curator init NAME --classes a,b,c` to create one, or pass --workspace DIR",
+    ]
+
+
+def _refused(workspace: Workspace, arg: str, message: str, stdin: str | None = None) -> None:
+    before = snapshot(workspace.root)
+    result = run_cli("ingest", arg, workspace=workspace.root, input=stdin)
+    assert result.exit_code == 5, result.output
+    assert result.stderr.strip() == f"Error: {message}"
+    assert snapshot(workspace.root) == before
+
+
+def test_missing_input_file(workspace: Workspace, tmp_path: Path) -> None:
+    missing = tmp_path / "nope.txt"
+    _refused(workspace, str(missing), f"{missing}: no such file or folder")
+
+
+def test_binary_garbage_list(workspace: Workspace, tmp_path: Path) -> None:
+    junk = tmp_path / "urls.txt"
+    junk.write_bytes(bytes(range(256)) * 8)
+    _refused(workspace, str(junk), f"{junk}: not a text URL list (binary data)")
+
+
+def test_list_that_is_not_utf8(workspace: Workspace, tmp_path: Path) -> None:
+    latin = tmp_path / "urls.txt"
+    latin.write_bytes("http://example.invalid/caf\xe9.jpg\n".encode("latin-1"))
+    _refused(workspace, str(latin), f"{latin}: not a text URL list (not UTF-8 at byte 26)")
+
+
+def test_binary_stdin(workspace: Workspace) -> None:
+    _refused(workspace, "-", "<stdin>: not a text URL list (binary data)", stdin="\x00\x01\x02")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_unreadable_list(workspace: Workspace, tmp_path: Path) -> None:
+    locked = tmp_path / "urls.txt"
+    locked.write_text("http://example.invalid/a.jpg\n")
+    locked.chmod(0)
+    _refused(workspace, str(locked), f"{locked}: cannot read (Permission denied)")
+
+
+@pytest.mark.skipif(not Path("/proc/self/mem").exists(), reason="needs Linux /proc")
+def test_list_that_fails_to_read(workspace: Workspace) -> None:
+    # /proc/self/mem opens but reading offset 0 fails with EIO, even for root.
+    _refused(workspace, "/proc/self/mem", "/proc/self/mem: cannot read (Input/output error)")
+
+
+def test_dups_lists_exact_and_near_and_reclusters(workspace: Workspace, tmp_path: Path) -> None:
+    base = data.photo(7, "psoriasis", (200, 150))
+    files = tmp_path / "dups"
+    files.mkdir()
+    (files / "a.jpg").write_bytes(data.jpeg(base))
+    (files / "b.jpg").write_bytes(data.jpeg(base.resize((150, 112))))
+    (files / "c.png").write_bytes(data.png(data.decoded((files / "a.jpg").read_bytes())))
+    (files / "d.jpg").write_bytes(data.jpeg(data.photo(8, "alopecia")))
+    _json(run_cli("--json", "ingest", str(files), workspace=workspace.root))
+    result = run_cli("--json", "dups", workspace=workspace.root)
+    clusters = json.loads(result.stdout)
+    assert len(clusters) == 1
+    urls = sorted(Path(u).name for m in clusters[0]["members"] for u in m["urls"])
+    assert urls == ["a.jpg", "b.jpg", "c.png"]
+    assert run_cli("dups", workspace=workspace.root).stdout.startswith("Cluster 1: 2 images, 3 sources;")
+    # re-clustering reads stored hashes only: sources and objects stay as they were, d.jpg stays alone
+    sources_before = [tuple(r) for r in workspace.conn.execute("SELECT * FROM sources ORDER BY id")]
+    objects_before = snapshot(workspace.root / "objects")
+    result = run_cli("--json", "dups", "--threshold", "0", workspace=workspace.root)
+    assert result.exit_code == 0 and "Re-clustered 3 images at threshold 0" in result.stderr
+    listed = {Path(u).name for c in json.loads(result.stdout) for m in c["members"] for u in m["urls"]}
+    assert listed <= {"a.jpg", "b.jpg", "c.png"} and {"a.jpg", "c.png"} <= listed
+    assert [tuple(r) for r in workspace.conn.execute("SELECT * FROM sources ORDER BY id")] == sources_before
+    assert snapshot(workspace.root / "objects") == objects_before
+    images = workspace.conn.execute("SELECT COUNT(*), COUNT(DISTINCT cluster_id) FROM images").fetchone()
+    assert images[0] == 3 and images[1] in (2, 3)
+
+
+# The pieces, tested directly -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "line,expected",
+    [
+        ("https://a.example/x.jpg", ("https://a.example/x.jpg", "url", None, None)),
+        ("https://a.example/x.jpg\tpsoriasis", ("https://a.example/x.jpg", "url", "psoriasis", None)),
+        ("HTTP://A.example/x.jpg", ("HTTP://A.example/x.jpg", "url", None, None)),
+        ("ftp://a.example/x.jpg", ("ftp://a.example/x.jpg", "url", None, "unsupported-scheme")),
+        ("data:image/png;base64,AAAA", ("data:image/png;base64,AAAA", "url", None, "unsupported-scheme")),
+        ("https://", ("https://", "url", None, "malformed-line")),
+        ("a\tb\tc", ("a\tb\tc", "url", None, "malformed-line")),
+        ("hello", ("hello", "url", None, "malformed-line")),
+    ],
+)
+def test_parse_line(line: str, expected: tuple, tmp_path: Path) -> None:  # type: ignore[type-arg]
+    (src,) = sources.parse_line(line, base=tmp_path)
+    assert (src.locator, src.kind, src.hint, src.problem) == expected
+
+
+def test_parse_missing_path(tmp_path: Path) -> None:
+    (src,) = sources.parse_line("./gone.jpg", base=tmp_path)
+    assert (src.locator, src.kind, src.problem) == (str(tmp_path / "gone.jpg"), "file", "file-missing")
+
+
+CFG = IngestConfig(min_side=64, max_pixels=2_000_000)
+
+
+def test_validate_decompression_bomb_from_pil() -> None:
+    # A 1-bit PNG of 200 M pixels is ~30 KB; PIL refuses it at open (over twice its pixel limit).
+    huge = data.encode(Image.new("1", (14_200, 14_200)), "PNG")
+    result = validate.check(huge, IngestConfig())
+    assert isinstance(result, validate.Refused) and result.reason == "decompression-bomb"
+
+
+def test_validate_exif_orientation_is_applied_for_hashes() -> None:
+    upright = data.photo(11, size=(160, 120))
+    stored_sideways = upright.transpose(Image.Transpose.ROTATE_90)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to display": undoes ROTATE_90 (which is CCW)
+    tagged = validate.check(data.encode(stored_sideways, "PNG", exif=exif), CFG)
+    plain = validate.check(data.png(upright), CFG)
+    assert isinstance(tagged, validate.Checked) and isinstance(plain, validate.Checked)
+    assert (tagged.width, tagged.height) == (160, 120)
+    assert tagged.pixel_sha256 == plain.pixel_sha256
+    assert tagged.sha256 != plain.sha256
+
+
+def test_validate_small_side_uses_orientation() -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    wide = data.encode(data.photo(12, size=(200, 60)), "PNG", exif=exif)
+    result = validate.check(wide, CFG)
+    assert isinstance(result, validate.Refused) and result.reason == "too-small"
+
+
+def test_validate_gif_first_frame() -> None:
+    frames = [data.photo(13, size=(96, 96)), data.photo(14, size=(96, 96))]
+    buf = data.encode(frames[0], "GIF", save_all=True, append_images=frames[1:])
+    result = validate.check(buf, CFG)
+    assert isinstance(result, validate.Checked) and result.format == "GIF"
+    single = validate.check(data.encode(frames[0], "GIF"), CFG)
+    assert isinstance(single, validate.Checked) and single.pixel_sha256 == result.pixel_sha256
+
+
+@pytest.mark.parametrize(
+    "value,expected",
+    [(["noai"], True), (["noimageai"], True), (["noindex, noai"], True), (["otherbot: noimageai"], True),
+     (["noindex", "nofollow"], False), ([], False), (["noaitest"], False)],
+)
+def test_noai_header(value: list[str], expected: bool) -> None:
+    assert fetch._says_noai(value) is expected
+
+
+def test_retry_after_forms() -> None:
+    assert fetch._retry_after("7") == 7.0
+    assert fetch._retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # in the past: no wait
+    assert fetch._retry_after("soon") is None

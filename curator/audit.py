@@ -5,8 +5,9 @@ same pixel hash and perceptual hashes as ingest). A *leak* is a pair of rows in
 two different splits that are
 
     exact     the same decoded pixels (hashing.pixel_sha256)
-    near      pHashes within the dedup threshold, mirror included, measured the
-              way curator.dedup measures it (dedup.HashTable / pair_distance)
+    near      pHashes within the dedup threshold, mirror included: the direct
+              views curator.dedup clusters on without pixel confirmation
+              (dedup.DIRECT_VIEWS); its crop and rotation views are not used here
     cluster   (curator releases only) the same ``cluster_id``
 
 ``curator release`` runs :func:`scan` on every folder it writes; ``curator
@@ -22,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from curator.errors import InputError, ReleaseError
 
@@ -126,7 +129,8 @@ def hash_split(dataset: Any, cluster_column: str | None, on_progress: Progress |
         try:
             with Image.open(io.BytesIO(data)) as img:
                 rgb = hashing.normalize(img)
-                out.append(RowHash(hashing.pixel_sha256(rgb), hashing.perceptual_hashes(rgb), clusters[index]))
+                hashes = hashing.perceptual_hashes(rgb)
+                out.append(RowHash(hashing.pixel_sha256(rgb), hashes, clusters[index]))
         except OSError as err:
             raise InputError(f"row {index}: the image does not decode ({err})") from err
         if on_progress:
@@ -135,34 +139,56 @@ def hash_split(dataset: Any, cluster_column: str | None, on_progress: Progress |
 
 
 def find_leaks(hashed: dict[str, list[RowHash]], threshold: int) -> list[Leak]:
-    from curator import dedup, hashing
-
+    """Pairs of rows in different splits that are exact, near or same-cluster duplicates."""
     names = list(hashed)
-    leaks: dict[tuple[str, int, str, int], Leak] = {}
+    leaks: list[Leak] = []
     for i, a_name in enumerate(names):
         for b_name in names[i + 1:]:
-            a_rows, b_rows = hashed[a_name], hashed[b_name]
-            pixels: dict[str, list[int]] = defaultdict(list)
-            clusters: dict[int, list[int]] = defaultdict(list)
-            table = dedup.HashTable()
-            for j, row in enumerate(b_rows):
-                pixels[row.pixel].append(j)
-                if row.cluster is not None:
-                    clusters[row.cluster].append(j)
-                for hname in (hashing.PHASH, hashing.PHASH_MIRROR):
-                    if hname in row.hashes:
-                        table.add(row.hashes[hname], j)
-            for a_index, row in enumerate(a_rows):
-                found: dict[int, Leak] = {}
-                for j in clusters.get(row.cluster, []) if row.cluster is not None else []:
-                    found[j] = Leak(a_name, a_index, b_name, j, "cluster", None)
-                if hashing.PHASH in row.hashes:
-                    owners, dists = table.within(row.hashes[hashing.PHASH], threshold)
-                    for j, dist in zip(owners.tolist(), dists.tolist(), strict=True):
-                        if j not in found or (found[j].distance or 64) > dist:
-                            found[j] = Leak(a_name, a_index, b_name, j, "near", int(dist))
-                for j in pixels.get(row.pixel, []):
-                    found[j] = Leak(a_name, a_index, b_name, j, "exact", 0)
-                for j, leak in found.items():
-                    leaks[(a_name, a_index, b_name, j)] = leak
-    return [leaks[key] for key in sorted(leaks, key=lambda k: (names.index(k[0]), k[1], names.index(k[2]), k[3]))]
+            leaks.extend(_pair_leaks(a_name, hashed[a_name], b_name, hashed[b_name], threshold))
+    return leaks
+
+
+def _direct_views(rows: list[RowHash]) -> np.ndarray:
+    """rows x views matrix of the direct views (pHash, mirrored pHash); a missing view is never near."""
+    from curator import dedup
+
+    out = np.zeros((len(rows), len(dedup.DIRECT_VIEWS)), dtype=np.uint64)
+    for r, row in enumerate(rows):
+        for v, name in enumerate(dedup.DIRECT_VIEWS):
+            out[r, v] = row.hashes.get(name, row.hashes.get(dedup.DIRECT_VIEWS[0], 0))
+    return out
+
+
+def near_distances(a_rows: list[RowHash], b_rows: list[RowHash]) -> np.ndarray:
+    """len(a) x len(b) Hamming distances, the way dedup places an image without confirmation:
+    the smaller of (a's pHash vs b's direct views) and (b's pHash vs a's direct views)."""
+    a, b = _direct_views(a_rows), _direct_views(b_rows)
+    best = np.full((len(a_rows), len(b_rows)), 64, dtype=np.int64)
+    for v in range(a.shape[1]):
+        best = np.minimum(best, np.bitwise_count(a[:, :1] ^ b[:, v][None, :]).astype(np.int64))
+        best = np.minimum(best, np.bitwise_count(a[:, v][:, None] ^ b[:, :1].T).astype(np.int64))
+    return best
+
+
+def _pair_leaks(
+    a_name: str, a_rows: list[RowHash], b_name: str, b_rows: list[RowHash], threshold: int
+) -> list[Leak]:
+    if not a_rows or not b_rows:
+        return []
+    distances = near_distances(a_rows, b_rows)
+    b_pixels: dict[str, list[int]] = defaultdict(list)
+    b_clusters: dict[int, list[int]] = defaultdict(list)
+    for j, row in enumerate(b_rows):
+        b_pixels[row.pixel].append(j)
+        if row.cluster is not None:
+            b_clusters[row.cluster].append(j)
+    leaks = []
+    for i, row in enumerate(a_rows):
+        exact = set(b_pixels.get(row.pixel, []))
+        near = set(np.flatnonzero(distances[i] <= threshold).tolist())
+        same = set(b_clusters.get(row.cluster, [])) if row.cluster is not None else set()
+        for j in sorted(exact | near | same):
+            kind = "exact" if j in exact else "near" if j in near else "cluster"
+            distance = 0 if kind == "exact" else int(distances[i, j])
+            leaks.append(Leak(a_name, i, b_name, j, kind, distance))
+    return leaks

@@ -76,7 +76,9 @@ def compare(old: dict[str, Any] | None, new: dict[str, Any]) -> Diff:
     for sha in sorted(after.keys() & before.keys()):
         a, b = before[sha], after[sha]
         if a["label"] != b["label"]:
-            result.relabelled.append({"sha256": sha, "old": a["label"], "new": b["label"], "split": b["split"]})
+            result.relabelled.append(
+                {"sha256": sha, "old": a["label"], "new": b["label"], "split": b["split"]}
+            )
         if a["split"] != b["split"]:
             result.moved.append({"sha256": sha, "old": a["split"], "new": b["split"], "label": b["label"]})
     return result

@@ -23,6 +23,7 @@ Any failure before step 5 leaves neither a folder nor a catalog change.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import importlib.metadata
 import io
@@ -278,8 +279,8 @@ def _select(conn: sqlite3.Connection, cfg: Config, warnings: list[str]) -> tuple
         rep = reps[cluster_id]
         label = labels.get(rep)
         if label is None:
-            # The representative's label decides for the cluster; labelled members alone do not.
-            unlabeled_reps += any(labels.get(m) not in (None, labeling.EXCLUDED) for m in by_cluster[cluster_id])
+            # The representative's (inherited) label decides; members that disagree leave it unlabeled.
+            unlabeled_reps += any(labels.get(m) is not None for m in by_cluster[cluster_id])
             continue
         if label == labeling.EXCLUDED:
             continue
@@ -288,12 +289,14 @@ def _select(conn: sqlite3.Connection, cfg: Config, warnings: list[str]) -> tuple
             continue
         originals.append(Original(rep, label, cluster_id, sources.get(rep) or _unknown_source()))
         members.extend(
-            {"sha256": m, "cluster_id": cluster_id, "representative": rep} for m in by_cluster[cluster_id] if m != rep
+            {"sha256": m, "cluster_id": cluster_id, "representative": rep}
+            for m in by_cluster[cluster_id]
+            if m != rep
         )
     if unlabeled_reps:
         warnings.append(
-            f"{unlabeled_reps} cluster(s) have labelled members but an unlabeled representative: "
-            "left out (label the representative to include the cluster)"
+            f"{unlabeled_reps} cluster(s) have labelled members but no label for the representative "
+            "(members disagree): left out; label the representative to include the cluster"
         )
     if unknown_class:
         warnings.append(f"{unknown_class} image(s) carry a label that is not in dataset.classes: left out")
@@ -371,7 +374,8 @@ def _sticky(conn: sqlite3.Connection, originals: list[Original], recorded: dict[
     existing: dict[str, str] = {}
     cluster_split: dict[int, str] = {}
     for row in conn.execute(
-        "SELECT i.cluster_id, s.split FROM image_splits s JOIN images i ON i.sha256 = s.sha256 ORDER BY s.sha256"
+        "SELECT i.cluster_id, s.split FROM image_splits s "
+        "JOIN images i ON i.sha256 = s.sha256 ORDER BY s.sha256"
     ):
         cluster_split.setdefault(row["cluster_id"], row["split"])
     for o in originals:
@@ -740,7 +744,7 @@ def _card(ws: Workspace, plan: Plan, manifest: dict[str, Any], info: dict[str, S
         sources=_source_facts(plan.originals),
         collection=_collection_facts(ws.conn, len(plan.members)),
         labeling=dict(labeling.summary(ws.conn, cfg)),
-        split_config=config_mod.as_dict(cfg.split),
+        split_config=dataclasses.asdict(cfg.split),
         dedup_threshold=cfg.dedup.threshold,
         preprocess_steps=[dict(step) for step in cfg.preprocess.steps],
         preprocess_format=cfg.preprocess.format,
@@ -774,7 +778,8 @@ def _collection_facts(conn: sqlite3.Connection, members: int) -> dict[str, Any]:
         else:
             facts["rejected"][row["reason"] or "unknown"] = row["n"]
     sizes = [r[0] for r in conn.execute("SELECT COUNT(*) FROM images GROUP BY cluster_id")]
-    facts.update(images=sum(sizes), clusters=len(sizes), multi=sum(1 for n in sizes if n > 1), members=members)
+    multi = sum(1 for n in sizes if n > 1)
+    facts.update(images=sum(sizes), clusters=len(sizes), multi=multi, members=members)
     return facts
 
 
@@ -787,11 +792,12 @@ def verify_folder(folder: Path, manifest: dict[str, Any], threshold: int) -> Non
         expected = {s: c["rows"] for s, c in manifest["splits"].items() if c["rows"]}
         got = {s: loaded[s].num_rows for s in loaded}
         if got != expected:
-            raise ReleaseError(f"{folder}: load_dataset gives split sizes {got}, the manifest says {expected}")
+            raise ReleaseError(f"{folder}: load_dataset gives splits {got}; the manifest says {expected}")
         for split in loaded:
             names = loaded[split].features["label"].names
             if names != manifest["classes"]:
-                raise ReleaseError(f"{folder}: split {split} has classes {names}, expected {manifest['classes']}")
+                want_names = manifest["classes"]
+                raise ReleaseError(f"{folder}: split {split} has classes {names}, expected {want_names}")
             shas = loaded[split]["sha256"]
             want = [r["sha256"] for r in manifest["rows"] if r["split"] == split]
             if list(shas) != want:
@@ -804,9 +810,13 @@ def verify_folder(folder: Path, manifest: dict[str, Any], threshold: int) -> Non
         )
 
 
-def _record(conn: sqlite3.Connection, plan: Plan, manifest: dict[str, Any], manifest_sha: str, stamp: str) -> None:
+def _record(
+    conn: sqlite3.Connection, plan: Plan, manifest: dict[str, Any], manifest_sha: str, stamp: str
+) -> None:
     summary = {
-        "splits": {s: {"rows": c["rows"], "per_class": c["per_class"]} for s, c in manifest["splits"].items()},
+        "splits": {
+            s: {"rows": c["rows"], "per_class": c["per_class"]} for s, c in manifest["splits"].items()
+        },
         "bump": manifest["bump"],
     }
     try:

@@ -80,7 +80,7 @@ class CardFacts:
     split_bytes: dict[str, tuple[int, int]]  # non-empty split -> (num_examples, num_bytes)
     download_size: int
     sources: list[SourceFacts]
-    collection: dict[str, Any]  # sources/stored/exact/near/rejected{reason: n}/pending/images/clusters/members
+    collection: dict[str, Any]  # sources, stored, exact, near, rejected {reason: n}, pending, images, ...
     labeling: dict[str, Any]  # curator.labeling.summary
     split_config: dict[str, Any]  # ratios and seed
     dedup_threshold: int
@@ -205,7 +205,8 @@ def _summary(facts: CardFacts) -> str:
         "## Summary\n\n"
         f"{text}\n\n"
         f"{_originals(facts)} distinct images in {len(facts.classes)} classes "
-        f"({', '.join(facts.classes)}), plus {_augmented(facts)} augmented training rows. Rows per split: {counts}.\n\n"
+        f"({', '.join(facts.classes)}), plus {_augmented(facts)} augmented training rows. "
+        f"Rows per split: {counts}.\n\n"
         "> **Not for diagnosis.** This dataset is for research and education. A model trained on it is "
         "not a medical device and must not be used to diagnose, treat or triage anyone. See a dermatologist."
     )
@@ -233,8 +234,9 @@ def _structure(facts: CardFacts) -> str:
     return (
         "## Dataset structure\n\n"
         f"{fields}\n\n"
-        "Files: `data/<split>-NNNNN-of-NNNNN.parquet`. `manifest.json` lists every row with its label, split, "
-        "source, cluster and preprocessing hash, plus the settings and library versions used to build it.\n\n"
+        "Files: `data/<split>-NNNNN-of-NNNNN.parquet`. `manifest.json` lists every row with its label, "
+        "split, source, cluster and preprocessing hash, plus the settings and library versions used to "
+        "build it.\n\n"
         "Rows per class and split:\n\n"
         + _table(header, rows)
     )
@@ -255,7 +257,8 @@ def _sources(facts: CardFacts) -> str:
                  "marked as not redistributable. Do not publish it.")
     return (
         "## Sources and licences\n\n"
-        f"Dataset licence: `{facts.license}`. Each image keeps the terms of its source; attribute as listed.\n\n"
+        f"Dataset licence: `{facts.license}`. Each image keeps the terms of its source; "
+        "attribute as listed.\n\n"
         + _table(["domain", "images", "licence", "attribution", "redistributable"], rows)
         + note
     )
@@ -290,9 +293,10 @@ def _labeling(facts: CardFacts) -> str:
     who = ", ".join(f"{name} ({n} label events)" for name, n in sorted(annotators.items())) or "none recorded"
     agreement = s.get("agreement")
     if isinstance(agreement, dict) and agreement.get("value") is not None:
-        agree = (f"{agreement.get('method', 'agreement')} = {agreement['value']} over {agreement.get('items')} "
-                 f"images labelled by two or more people" + (f" ({agreement['reading']})" if agreement.get(
-                     "reading") else ""))
+        method = agreement.get("method", "agreement")
+        reading = f" ({agreement['reading']})" if agreement.get("reading") else ""
+        agree = (f"{method} = {agreement['value']} over {agreement.get('items')} images labelled by two "
+                 f"or more people{reading}")
     else:
         agree = "not measured (no image was labelled by two or more people)"
     hint_note = ""
@@ -316,9 +320,9 @@ def _splits(facts: CardFacts) -> str:
     return (
         "## Splits\n\n"
         f"Split by near-duplicate cluster (never by image), stratified by label, target ratios "
-        f"train/validation/test {ratios}, seed {sc.get('seed')}. Splits are sticky: an image keeps its split in "
-        "every later release. The build re-checks the written files and refuses to release if any exact or "
-        "near duplicate crosses splits (run `curator audit <folder>` to check any copy)."
+        f"train/validation/test {ratios}, seed {sc.get('seed')}. Splits are sticky: an image keeps its "
+        "split in every later release. The build re-checks the written files and refuses to release if "
+        "any exact or near duplicate crosses splits (run `curator audit <folder>` to check any copy)."
     )
 
 
@@ -344,8 +348,8 @@ def _balancing(facts: CardFacts) -> str:
     if method == "oversample":
         text = (f"Oversampling inside the training split only: {train.get('augmented', 0)} synthetic rows "
                 "(deterministic flips, small rotations, brightness/contrast changes) bring each class up to "
-                "the largest. Every synthetic row names its source in `augmented_from`; validation and test hold "
-                "originals only.")
+                "the largest. Every synthetic row names its source in `augmented_from`; validation and "
+                "test hold originals only.")
     elif method == "class-weights":
         weights = ", ".join(f"{k}: {v}" for k, v in (facts.class_weights or {}).items())
         text = f"No synthetic rows; class weights for training are recorded in `manifest.json`: {weights}."
@@ -375,7 +379,8 @@ def _limitations(facts: CardFacts) -> str:
         f"- The test split holds {test_rows} originals: accuracy on it has a wide confidence interval.\n"
         "- Skin tone, age, sex and hair type of the people shown are unknown and were not balanced.\n"
         "- Labels come from annotators and source hints, not from biopsy or clinical records.\n"
-        "- Near-duplicate detection uses perceptual hashes: heavily edited copies of one photo can escape it.\n"
+        "- Near-duplicate detection uses perceptual hashes: heavily edited copies of a photo can escape "
+        "it.\n"
         "- Augmented rows are transformations of training originals, not new information."
     )
 

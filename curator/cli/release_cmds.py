@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
 
 from curator.errors import EXIT_ERROR, InputError, WorkspaceError
+
+if TYPE_CHECKING:
+    from curator.cli import App
 
 SPLITS = ("train", "validation", "test")
 
@@ -34,19 +37,24 @@ def _render_splits(console: Console, splits: dict[str, Any]) -> None:
         if s is None:
             continue
         per_class = "  ".join(f"{s['per_class'][c]:>{len(c)}}" for c in classes)
-        console.print(f"{name:<12}{s['rows']:>6}{s['originals']:>6}{s['augmented']:>6}  {per_class}", markup=False)
+        line = f"{name:<12}{s['rows']:>6}{s['originals']:>6}{s['augmented']:>6}  {per_class}"
+        console.print(line, markup=False)
 
 
 @click.command()
-@click.option("--version", "version", metavar="X.Y.Z", help="Version to build (default: bumped from the changes).")
-@click.option("--dry-run", is_flag=True, help="Show what would be built (counts, version, bump); write nothing.")
+@click.option(
+    "--version", "version", metavar="X.Y.Z", help="Version to build (default: bumped from the changes)."
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Show what would be built (counts, version, bump); write nothing."
+)
 @click.option(
     "--include-restricted",
     is_flag=True,
     help="Also release images from sources marked redistributable = false (recorded in the manifest).",
 )
 @click.pass_obj
-def release(app, version: str | None, dry_run: bool, include_restricted: bool) -> None:  # type: ignore[no-untyped-def]
+def release(app: App, version: str | None, dry_run: bool, include_restricted: bool) -> None:
     """Build the next release into releases/vX.Y.Z/: split, preprocess, balance, parquet, card.
 
     The version bump follows what changed since the last release: the class list
@@ -77,7 +85,8 @@ def release(app, version: str | None, dry_run: bool, include_restricted: bool) -
         console.print(f"Bump: {result.bump.kind} ({result.bump.reason})", markup=False)
         _render_splits(console, result.splits)
         if result.dry_run:
-            console.print("(dry run: balancing rows are added at build time; nothing was written)", markup=False)
+            note = "(dry run: balancing rows are added at build time; nothing was written)"
+            console.print(note, markup=False)
 
     app.out.result(result.as_dict(), render)
 
@@ -86,7 +95,7 @@ def release(app, version: str | None, dry_run: bool, include_restricted: bool) -
 @click.argument("old")
 @click.argument("new")
 @click.pass_obj
-def diff(app, old: str, new: str) -> None:  # type: ignore[no-untyped-def]
+def diff(app: App, old: str, new: str) -> None:
     """Show images added, removed, relabelled and moved between splits from release OLD to NEW.
 
     Moved images break the sticky-split promise: they are shown loudly and the
@@ -122,10 +131,14 @@ def diff(app, old: str, new: str) -> None:  # type: ignore[no-untyped-def]
 
 @click.command()
 @click.argument("path", type=click.Path(path_type=Path))
-@click.option("--threshold", type=click.IntRange(0, 32), default=None,
-              help="Hamming distance for near duplicates (default: the workspace's dedup.threshold, else 10).")
+@click.option(
+    "--threshold",
+    type=click.IntRange(0, 32),
+    default=None,
+    help="Hamming distance for near duplicates (default: the workspace's dedup.threshold, else 10).",
+)
 @click.pass_obj
-def audit(app, path: Path, threshold: int | None) -> None:  # type: ignore[no-untyped-def]
+def audit(app: App, path: Path, threshold: int | None) -> None:
     """Report images that appear in two splits (exact or near duplicates) of any dataset folder.
 
     PATH is anything datasets.load_dataset can read from disk (a curator release,

@@ -89,18 +89,20 @@ def audit_folder(path: Path, threshold: int, on_progress: Progress | None = None
             loaded = load_folder(path, Path(cache))
         except ReleaseError as err:
             raise InputError(err.message, path=str(path)) from err
+        for name in loaded:
+            image_column(loaded[name], f"{path} (split {name})")
         leaks = scan(loaded, threshold, on_progress=on_progress)
         splits = {name: loaded[name].num_rows for name in loaded}
     return AuditResult(str(path), threshold, splits, leaks)
 
 
-def image_column(dataset: Any) -> str:
+def image_column(dataset: Any, where: str = "dataset") -> str:
     from datasets import Image
 
     for name, feature in dataset.features.items():
         if isinstance(feature, Image):
             return str(name)
-    raise InputError(f"no image column among {', '.join(dataset.features)}")
+    raise InputError(f"{where}: no image column (columns: {', '.join(dataset.features)})")
 
 
 def scan(

@@ -124,7 +124,8 @@ def test_release_end_to_end_loads_and_matches_manifest(ws: Path, tmp_path: Path)
     assert augmented and all(r["split"] == "train" for r in augmented)
     per_class = m["splits"]["train"]["per_class"]
     assert len(set(per_class.values())) == 1
-    assert {r["augmented_from"] for r in augmented} <= {r["sha256"] for r in originals if r["split"] == "train"}
+    train_originals = {r["sha256"] for r in originals if r["split"] == "train"}
+    assert {r["augmented_from"] for r in augmented} <= train_originals
     # the sticky splits are recorded for every original, and only for them
     assert splits_of(ws) == {r["sha256"]: r["split"] for r in originals}
     assert "local:img" in loaded["train"][0]["source_url"]
@@ -175,7 +176,8 @@ def test_relabel_only_is_a_patch(ws: Path, tmp_path: Path) -> None:
     csv.write_text(f"sha256,label,annotator\n{row['sha256']},psoriasis,alice\n")
     assert run_cli("label", "--import", str(csv), workspace=ws).exit_code == 0
     result = build(ws)
-    assert (result.version, result.bump.kind, result.bump.reason) == ("1.0.1", "patch", "1 image(s) relabelled")
+    assert (result.version, result.bump.kind) == ("1.0.1", "patch")
+    assert result.bump.reason == "1 image(s) relabelled"
     relabelled = next(r for r in manifest(ws, "1.0.1")["rows"] if r["sha256"] == row["sha256"])
     assert (relabelled["label"], relabelled["split"]) == ("psoriasis", row["split"])
 
@@ -252,7 +254,8 @@ def test_failed_build_leaves_no_folder_and_an_unchanged_catalog(ws: Path) -> Non
 @pytest.mark.parametrize(
     ("args", "code", "line"),
     [
-        (["--version", "1.2"], 5, "Error: version '1.2' is not a semantic version (expected X.Y.Z, e.g. 1.2.0)"),
+        (["--version", "1.2"], 5,
+         "Error: version '1.2' is not a semantic version (expected X.Y.Z, e.g. 1.2.0)"),
         (["--version", "v1.0.0-rc1"], 5,
          "Error: version 'v1.0.0-rc1' is not a semantic version (expected X.Y.Z, e.g. 1.2.0)"),
     ],
@@ -328,7 +331,8 @@ def test_list_and_resolve_versions(ws: Path) -> None:
         assert [r.version for r in release.list_releases(opened)] == ["1.0.0"]
         assert release.resolve_version(opened, None) == "1.0.0"
         assert release.resolve_version(opened, "v1.0.0") == "1.0.0"
-        with pytest.raises(release.ReleaseError, match=r"no release v9\.0\.0 in this workspace \(built: v1\.0\.0\)"):
+        expected = r"no release v9\.0\.0 in this workspace \(built: v1\.0\.0\)"
+        with pytest.raises(release.ReleaseError, match=expected):
             release.resolve_version(opened, "9.0.0")
     finally:
         opened.close()

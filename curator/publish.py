@@ -518,8 +518,10 @@ def verify_published(result: PublishResult, manifest: dict[str, Any], token: str
     """Load what was published with ``datasets.load_dataset`` and compare it with the manifest."""
     import datasets
 
+    from curator.release import quiet_datasets
+
     where = f"{result.location}@{result.tag}" if result.target == "hub" else result.location
-    with tempfile.TemporaryDirectory(prefix="curator-verify-") as cache:
+    with tempfile.TemporaryDirectory(prefix="curator-verify-") as cache, quiet_datasets():
         try:
             if result.target == "hub":
                 loaded = datasets.load_dataset(result.location, revision=result.tag, cache_dir=cache,

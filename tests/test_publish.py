@@ -381,6 +381,7 @@ def test_publishing_an_older_version_after_a_newer_one_is_refused(
 # -- a folder ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_publish_to_a_folder_loads_and_matches_the_release(
     released: Workspace, hub_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -455,12 +456,22 @@ def test_real_pipeline_publishes_two_versions(
         ("publish", "--repo", REPO),
         ("ingest", str(_image_folder(tmp_path / "imgs2", range(8, 12))), "--hint-from-folder"),
         ("label", "--accept-hints"),
-        ("release",),
-        ("publish", "--repo", REPO),
     ]
     for step in steps:
         done = curator(ws, hub_env, *step, timeout=300)
         assert done.returncode == 0, f"curator {' '.join(step)}: {done.stderr}"
+    before = state(ws)
+    pending = curator(ws, hub_env, "publish", "--repo", REPO)
+    assert pending.returncode == 1
+    assert pending.stderr.splitlines()[0].startswith(
+        "Error: the catalog has changes that are in no release yet (v1.1.0 would add: ")
+    assert pending.stderr.splitlines()[1] == (
+        "Hint: run `curator release` first, pass --release to build and publish, or name a VERSION")
+    assert state(ws) == before
+    built = curator(ws, hub_env, "publish", "--release", "--repo", REPO, timeout=300)
+    assert built.returncode == 0, built.stderr
+    assert built.stdout.startswith(f"Published v1.1.0 to {REPO}")
+    assert built.stderr == ""  # no progress bars from datasets when not on a terminal
     for tag in ("v1.0.0", "v1.1.0"):
         loaded = load_from_hub(hub_env, REPO, tag, tmp_path / f"cache-{tag}")
         assert loaded.returncode == 0, loaded.stderr

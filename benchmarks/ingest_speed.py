@@ -3,12 +3,12 @@
     python benchmarks/ingest_speed.py                 # 2,027 URLs, latency 0 and 200 ms, both tools
     python benchmarks/ingest_speed.py --urls 400 --latencies 0 --skip-img2dataset   # a quick sanity run
 
-The images are generated once (synthetic 640x480 JPEGs: 250 photos x 8 variants
--- re-encodes, mirrors, crops, brightness -- plus 27 URLs repeating earlier bytes)
-and cached in ``--cache``. Both tools run as subprocesses against one threaded
-server on 127.0.0.1; each is timed from start to exit (start-up included), and
-its peak RSS is read with ``wait4`` (the largest single process of its tree)
-and by sampling the whole tree's RSS every 50 ms (the sum).
+The images are generated once (synthetic 640x480 JPEGs: 1,000 photos, each with
+one near copy -- re-encoded, mirrored, cropped, brighter, lower contrast, resized
+or rotated 4 degrees -- plus 27 URLs repeating earlier bytes) and cached in ``--cache``.
+Both tools run as subprocesses against one threaded server on 127.0.0.1; each
+is timed from start to exit (start-up included), and its peak RSS is read with
+``wait4`` (the largest single process of its tree) and by sampling the whole tree's RSS every 50 ms (the sum).
 
 img2dataset runs from its own venv (``--img2dataset /tmp/i2d/bin/img2dataset``;
 create it with ``python -m venv /tmp/i2d && /tmp/i2d/bin/pip install img2dataset``)
@@ -36,38 +36,42 @@ sys.path.insert(0, str(ROOT))
 
 from tests.imageserver import ImageServer, Reply  # noqa: E402
 
-BASES = 250
-VARIANTS = 8
+BASES = 1000
+VARIANTS = 2
 CLASSES = ("alopecia", "psoriasis", "folliculitis")
 
 
 def _variants(seed: int) -> list[bytes]:
+    """A photo and one near copy of it (which transform depends on the seed)."""
     from PIL import Image, ImageEnhance
 
     from curator import synthetic
 
     img = synthetic.photo(seed, CLASSES[seed % 3], (640, 480))
-    out = [synthetic.encode(img, "JPEG", quality=90), synthetic.encode(img, "JPEG", quality=60)]
-    out.append(synthetic.encode(img.transpose(Image.Transpose.FLIP_LEFT_RIGHT), "JPEG"))
-    out.append(synthetic.encode(img.crop((16, 12, 624, 468)).resize((640, 480)), "JPEG"))
-    out.append(synthetic.encode(ImageEnhance.Brightness(img).enhance(1.15), "JPEG"))
-    out.append(synthetic.encode(ImageEnhance.Contrast(img).enhance(0.85), "JPEG"))
-    out.append(synthetic.encode(img.resize((480, 360)), "JPEG"))
-    out.append(synthetic.encode(img.rotate(4, expand=False), "JPEG"))
-    return out[:VARIANTS]
+    copies = [
+        lambda: synthetic.encode(img, "JPEG", quality=60),
+        lambda: synthetic.encode(img.transpose(Image.Transpose.FLIP_LEFT_RIGHT), "JPEG"),
+        lambda: synthetic.encode(img.crop((16, 12, 624, 468)).resize((640, 480)), "JPEG"),
+        lambda: synthetic.encode(ImageEnhance.Brightness(img).enhance(1.15), "JPEG"),
+        lambda: synthetic.encode(ImageEnhance.Contrast(img).enhance(0.85), "JPEG"),
+        lambda: synthetic.encode(img.resize((480, 360)), "JPEG"),
+        lambda: synthetic.encode(img.rotate(4, expand=False), "JPEG"),
+    ]
+    return [synthetic.encode(img, "JPEG", quality=90), copies[seed % len(copies)]()][:VARIANTS]
 
 
-def images(cache: Path) -> list[Path]:
+def images(cache: Path, count: int) -> list[Path]:
     """The generated JPEGs (made once, in parallel, then read from the cache)."""
     cache.mkdir(parents=True, exist_ok=True)
-    missing = [s for s in range(BASES) if not (cache / f"{s:04d}-{VARIANTS - 1}.jpg").exists()]
+    bases = min(BASES, -(-count // VARIANTS))
+    missing = [s for s in range(bases) if not (cache / f"{s:04d}-{VARIANTS - 1}.jpg").exists()]
     if missing:
         print(f"generating {len(missing) * VARIANTS} images into {cache} (once)...", file=sys.stderr)
         with ProcessPoolExecutor() as pool:
             for seed, blobs in zip(missing, pool.map(_variants, missing, chunksize=4), strict=True):
                 for k, blob in enumerate(blobs):
                     (cache / f"{seed:04d}-{k}.jpg").write_bytes(blob)
-    return sorted(cache.glob("*.jpg"))
+    return [cache / f"{s:04d}-{k}.jpg" for s in range(bases) for k in range(VARIANTS)]
 
 
 def serve(server: ImageServer, files: list[Path], count: int) -> list[str]:
@@ -161,11 +165,11 @@ def main() -> None:
     )
     parser.add_argument("--urls", type=int, default=2027)
     parser.add_argument("--latencies", default="0,0.2", help="seconds added to every reply, comma-separated")
-    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "curator-bench-images")
+    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "curator-bench-images-v2")
     parser.add_argument("--img2dataset", default="/tmp/i2d/bin/img2dataset")
     parser.add_argument("--skip-img2dataset", action="store_true")
     args = parser.parse_args()
-    files = images(args.cache)
+    files = images(args.cache, args.urls)
     have_i2d = not args.skip_img2dataset and Path(args.img2dataset).exists()
     if not have_i2d and not args.skip_img2dataset:
         print(f"img2dataset not found at {args.img2dataset}: its column is left empty", file=sys.stderr)

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from curator import catalog, dedup, store
 from curator.config import IngestConfig
@@ -40,6 +40,7 @@ from curator.ingest.sources import Source, parse_lines
 from curator.workspace import Workspace
 
 ProgressCallback = Callable[[int], None]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -182,6 +183,9 @@ class _Run:
         self.summary = IngestSummary()
         self.robots = robots_policy(self.cfg)
         self.pool = ThreadPoolExecutor(options.workers or os.cpu_count() or 2, "curator-ingest")
+        # The one thread that uses the catalog connection: transactions never interleave, and
+        # dedup's work inside add_image never stalls the event loop's downloads.
+        self.writer = ThreadPoolExecutor(1, "curator-catalog")
         self._pixel_locks: dict[str, asyncio.Lock] = {}
         self._pixel_refs: Counter[str] = Counter()
 
@@ -200,15 +204,20 @@ class _Run:
                         continue
                     seen.add(src.locator)
                     if src.problem:
-                        self._finish(self._reject(src, None, src.problem))
+                        self._finish(await self._db(self._reject, src, None, src.problem))
                         continue
                     await slots.acquire()
                     group.create_task(self._one(src, fetcher, slots))
         finally:
             self.pool.shutdown(wait=True, cancel_futures=True)
+            self.writer.shutdown(wait=True)
         order = {src.locator: i for i, src in reversed(list(enumerate(sources)))}
         self.summary.items.sort(key=lambda item: (order.get(item.url, -1), item.status != "skipped"))
         return self.summary
+
+    async def _db(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn`` on the catalog thread."""
+        return await asyncio.get_running_loop().run_in_executor(self.writer, fn, *args)
 
     def _done_sources(self) -> dict[str, sqlite3.Row]:
         rows = self.conn.execute(
@@ -240,11 +249,12 @@ class _Run:
             else:
                 fetched = await loop.run_in_executor(self.pool, read_local, src.locator, self.cfg.max_bytes)
             if fetched.reason is not None or fetched.data is None:
-                self._finish(self._reject(src, fetched, fetched.reason or "empty", fetched.transient))
+                reason = fetched.reason or "empty"
+                self._finish(await self._db(self._reject, src, fetched, reason, fetched.transient))
                 return
             checked = await loop.run_in_executor(self.pool, validate.check, fetched.data, self.cfg)
             if isinstance(checked, validate.Refused):
-                self._finish(self._reject(src, fetched, checked.reason))
+                self._finish(await self._db(self._reject, src, fetched, checked.reason))
                 return
             self._finish(await self._keep(src, fetched, checked))
         finally:
@@ -257,30 +267,41 @@ class _Run:
         lock = self._pixel_locks.setdefault(key, asyncio.Lock())
         try:
             async with lock:
-                row = self.conn.execute("SELECT sha256 FROM images WHERE pixel_sha256 = ?", (key,)).fetchone()
-                if row is not None:
-                    with catalog.atomic(self.conn):
-                        self._write_source(src, fetched, "duplicate", "exact", row["sha256"])
-                    return ItemResult(src.locator, "duplicate", "exact", row["sha256"])
-                loop = asyncio.get_running_loop()
-                await loop.run_in_executor(self.pool, store.put, self.ws.objects, data)
-                new = dedup.NewImage(
-                    sha256=checked.sha256,
-                    pixel_sha256=checked.pixel_sha256,
-                    width=checked.width,
-                    height=checked.height,
-                    format=checked.format,
-                    bytes=checked.nbytes,
-                )
-                with catalog.atomic(self.conn):
-                    placement = self.index.add_image(self.conn, new, checked.rgb, checked.hashes)
-                    outcome, reason = ("stored", None) if placement.near_of is None else ("duplicate", "near")
-                    self._write_source(src, fetched, outcome, reason, checked.sha256)
-                return ItemResult(src.locator, outcome, reason, checked.sha256)
+                existing = await self._db(self._exact_duplicate, src, fetched, key)
+                if existing is not None:
+                    return existing
+                await asyncio.get_running_loop().run_in_executor(self.pool, store.put, self.ws.objects, data)
+                return await self._db(self._add_image, src, fetched, checked)
         finally:
             self._pixel_refs[key] -= 1
             if not self._pixel_refs[key]:
                 del self._pixel_refs[key], self._pixel_locks[key]
+
+    # The methods below run on the catalog thread, one at a time, each in its own transaction.
+
+    def _exact_duplicate(self, src: Source, fetched: Fetched, pixel_sha256: str) -> ItemResult | None:
+        sql = "SELECT sha256 FROM images WHERE pixel_sha256 = ?"
+        row = self.conn.execute(sql, (pixel_sha256,)).fetchone()
+        if row is None:
+            return None
+        with catalog.atomic(self.conn):
+            self._write_source(src, fetched, "duplicate", "exact", row["sha256"])
+        return ItemResult(src.locator, "duplicate", "exact", row["sha256"])
+
+    def _add_image(self, src: Source, fetched: Fetched, checked: validate.Checked) -> ItemResult:
+        new = dedup.NewImage(
+            sha256=checked.sha256,
+            pixel_sha256=checked.pixel_sha256,
+            width=checked.width,
+            height=checked.height,
+            format=checked.format,
+            bytes=checked.nbytes,
+        )
+        with catalog.atomic(self.conn):
+            placement = self.index.add_image(self.conn, new, checked.rgb, checked.hashes)
+            outcome, reason = ("stored", None) if placement.near_of is None else ("duplicate", "near")
+            self._write_source(src, fetched, outcome, reason, checked.sha256)
+        return ItemResult(src.locator, outcome, reason, checked.sha256)
 
     def _reject(
         self, src: Source, fetched: Fetched | None, reason: str, transient: bool = False

@@ -261,8 +261,9 @@ def test_a_500_on_an_lfs_upload_is_retried(
     released: Workspace, hub_server: HubServer, hub_env: dict[str, str]
 ) -> None:
     hub_server.inject(r"^PUT /lfs/upload/", 500, times=1)
-    result = curator(released.root, hub_env, "publish", "--repo", REPO, "--no-verify")
+    result = curator(released.root, hub_env, "publish", "--repo", REPO, "--no-verify", "--private")
     assert result.returncode == 0, result.stderr
+    assert hub_server.state.repos[("datasets", REPO)].private
     puts = [line for line in hub_server.log if line.startswith("PUT /lfs/upload/")]
     assert len(puts) == len(set(puts)) + 1  # one blob sent twice
     assert "v1.0.0" in hub_server.refs(REPO)["tags"]
@@ -362,6 +363,37 @@ def test_baseline_follow_up_moves_the_tag_and_keeps_the_data(
     assert "already published" in again.stdout
 
 
+def _add_baseline(folder: Path) -> None:
+    """What `curator baseline` changes in a release folder: the card, baseline.json, baseline/*.png."""
+    (folder / "README.md").write_text((folder / "README.md").read_text() + "\nBaseline: accuracy 0.9\n")
+    (folder / "baseline.json").write_text('{"accuracy": 0.9}\n')
+    (folder / "baseline").mkdir()
+    (folder / "baseline/curves.png").write_bytes(synthetic.encode(synthetic.photo(6, 0, (32, 32)), "PNG"))
+
+
+@pytest.mark.slow
+def test_follow_up_of_an_older_version_goes_on_a_branch_and_leaves_main(
+    released: Workspace, hub_server: HubServer, hub_env: dict[str, str]
+) -> None:
+    ws = released.root
+    make_release(released, "1.1.0", _rows(4, {"train": 3, "test": 3}), parent="1.0.0")
+    released.close()
+    for version in ("v1.0.0", "v1.1.0"):
+        assert curator(ws, hub_env, "publish", version, "--repo", REPO, "--no-verify").returncode == 0
+    refs = hub_server.refs(REPO)
+    _add_baseline(ws / "releases/v1.0.0")
+    result = curator(ws, hub_env, "--json", "publish", "v1.0.0", "--repo", REPO, "--no-verify")
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert (out["status"], out["branch"], out["data_commit"]) == (
+        "follow-up", "release-v1.0.0", refs["tags"]["v1.0.0"])
+    after = hub_server.refs(REPO)
+    assert after["branches"] == {"main": refs["branches"]["main"], "release-v1.0.0": out["commit_oid"]}
+    assert after["tags"] == {"v1.0.0": out["commit_oid"], "v1.1.0": refs["tags"]["v1.1.0"]}
+    assert "baseline.json" in hub_server.files(REPO, "v1.0.0")
+    assert "baseline.json" not in hub_server.files(REPO, "main")
+
+
 def test_publishing_an_older_version_after_a_newer_one_is_refused(
     released: Workspace, hub_server: HubServer, hub_env: dict[str, str]
 ) -> None:
@@ -457,9 +489,11 @@ def test_real_pipeline_publishes_two_versions(
         ("ingest", str(_image_folder(tmp_path / "imgs2", range(8, 12))), "--hint-from-folder"),
         ("label", "--accept-hints"),
     ]
+    outputs = []
     for step in steps:
         done = curator(ws, hub_env, *step, timeout=300)
         assert done.returncode == 0, f"curator {' '.join(step)}: {done.stderr}"
+        outputs += [done.stdout, done.stderr]
     before = state(ws)
     pending = curator(ws, hub_env, "publish", "--repo", REPO)
     assert pending.returncode == 1
@@ -480,6 +514,7 @@ def test_real_pipeline_publishes_two_versions(
         assert {s: got[s]["rows"] for s in got} == {
             s: i["rows"] for s, i in manifest["splits"].items() if i["rows"]}
     assert hub_server.refs(REPO)["tags"]["v1.1.0"] == hub_server.refs(REPO)["branches"]["main"]
-    assert_no_token(ws)
+    assert_no_token(ws, *outputs, built.stdout, built.stderr, pending.stderr)
+    assert all(TEST_TOKEN.encode() not in data for data in hub_server.files(REPO, "v1.1.0").values())
     assert time.monotonic() - started < 240
     shutil.rmtree(tmp_path / "imgs1")

@@ -97,15 +97,15 @@ def test_bad_steps_fail_when_the_config_loads(tmp_path: Path) -> None:
 def test_default_steps_are_valid_and_hash_ignores_spelled_out_defaults() -> None:
     defaults = PreprocessConfig().steps
     preprocess.check_steps(defaults)
-    short = [{"op": "resize"}, {"op": "equalize", "method": "clahe"}]
-    spelled = [
+    short: list[dict[str, Any]] = [{"op": "resize"}, {"op": "equalize", "method": "clahe"}]
+    spelled: list[dict[str, Any]] = [
         {"op": "resize", "size": 224, "mode": "longest"},
         {"op": "equalize", "method": "clahe", "tile": 8},
     ]
     assert preprocess.steps_hash(short) == preprocess.steps_hash(spelled)
-    changed = [{"op": "resize", "size": 256}, {"op": "equalize", "method": "clahe"}]
+    changed: list[dict[str, Any]] = [{"op": "resize", "size": 256}, {"op": "equalize", "method": "clahe"}]
     assert preprocess.steps_hash(short) != preprocess.steps_hash(changed)
-    reordered = [{"op": "equalize", "method": "clahe"}, {"op": "resize"}]
+    reordered: list[dict[str, Any]] = [{"op": "equalize", "method": "clahe"}, {"op": "resize"}]
     assert preprocess.steps_hash(short) != preprocess.steps_hash(reordered)
 
 

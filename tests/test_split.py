@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import random
 from collections import Counter, defaultdict
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -48,7 +49,7 @@ def splits_of_clusters(items: list[Item], assignment: dict[str, str]) -> dict[in
     return seen
 
 
-def some(data: st.DataObject, pool: list, most: int) -> list:  # type: ignore[type-arg]
+def some(data: st.DataObject, pool: list[Any], most: int) -> list[Any]:
     """A few distinct elements of ``pool`` (none if it is empty)."""
     return data.draw(st.lists(st.sampled_from(pool), max_size=most, unique=True)) if pool else []
 

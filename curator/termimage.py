@@ -79,28 +79,37 @@ def fit(width: int, height: int, box_w: int, box_h: int) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def decode(data: bytes, box: tuple[int, int]) -> Image.Image:
-    """Decode ``data`` as RGB, oriented, scaled to fit ``box`` (pixels)."""
+def decode(data: bytes, box: tuple[int, int], *, upscale: bool = True) -> Image.Image:
+    """Decode ``data`` as RGB, oriented, scaled to fit ``box`` (pixels); never enlarged
+    when ``upscale`` is false."""
     opened = Image.open(io.BytesIO(data))
     rotated = opened.getexif().get(0x0112, 1) in (5, 6, 7, 8)
     # JPEG draft mode decodes at 1/2, 1/4 or 1/8 scale: most of the speed.
     opened.draft("RGB", (box[1], box[0]) if rotated else box)
     img = ImageOps.exif_transpose(opened).convert("RGB")
     size = fit(img.width, img.height, *box)
+    if not upscale and size[0] > img.width:
+        return img
     return img.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0) if size != img.size else img
 
 
 def render(data: bytes, mode: str, cols: int, rows: int, cell: tuple[int, int] = DEFAULT_CELL) -> Frame:
-    """The frame for ``data`` in ``mode`` inside ``cols`` x ``rows`` cells."""
+    """The frame for ``data`` in ``mode`` inside ``cols`` x ``rows`` cells.
+
+    kitty and iTerm2 get the image at most at its own resolution and are told how many
+    cells to fill (the terminal scales it); sixel has no scaling, so it gets the pixels.
+    """
     if mode == "blocks":
         img = decode(data, (cols, rows * 2))
         return Frame(halfblocks(np.asarray(img)), img.width, (img.height + 1) // 2)
-    img = decode(data, (cols * cell[0], rows * cell[1]))
-    covered = (-(-img.width // cell[0]), -(-img.height // cell[1]))
+    box = (cols * cell[0], rows * cell[1])
+    img = decode(data, box, upscale=mode == "sixel")
+    shown = fit(img.width, img.height, *box)
+    covered = (min(cols, -(-shown[0] // cell[0])), min(rows, -(-shown[1] // cell[1])))
     if mode == "kitty":
-        return Frame(kitty(img), *covered)
+        return Frame(kitty(img, covered), *covered)
     if mode == "iterm":
-        return Frame(iterm(img), *covered)
+        return Frame(iterm(img, covered), *covered)
     if mode == "sixel":
         return Frame(sixel(img), *covered)
     raise ValueError(f"unknown graphics mode {mode!r}")
@@ -140,7 +149,7 @@ def halfblocks(rgb: np.ndarray) -> bytes:
 # Inline graphics protocols
 
 
-def kitty(img: Image.Image) -> bytes:
+def kitty(img: Image.Image, cells: tuple[int, int]) -> bytes:
     """Kitty graphics protocol: raw RGB, zlib-compressed (o=z), in 4096-byte base64 chunks.
 
     q=2 keeps the terminal from answering (an answer would arrive as keystrokes).
@@ -151,7 +160,8 @@ def kitty(img: Image.Image) -> bytes:
     parts = []
     for i, chunk in enumerate(chunks):
         more = 1 if i < len(chunks) - 1 else 0
-        head = f"a=T,f=24,o=z,s={img.width},v={img.height},q=2,m={more}" if i == 0 else f"m={more}"
+        head = (f"a=T,f=24,o=z,s={img.width},v={img.height},c={cells[0]},r={cells[1]},q=2,m={more}"
+                if i == 0 else f"m={more}")
         parts.append(b"\x1b_G" + head.encode() + b";" + chunk + b"\x1b\\")
     return b"".join(parts)
 
@@ -159,12 +169,12 @@ def kitty(img: Image.Image) -> bytes:
 KITTY_CLEAR = b"\x1b_Ga=d,q=2\x1b\\"
 
 
-def iterm(img: Image.Image) -> bytes:
-    """iTerm2 inline image (OSC 1337): the scaled image as a JPEG."""
+def iterm(img: Image.Image, cells: tuple[int, int]) -> bytes:
+    """iTerm2 inline image (OSC 1337): the image as a JPEG, drawn over ``cells`` (columns, rows)."""
     buf = io.BytesIO()
     img.save(buf, "JPEG", quality=88)
     data = buf.getvalue()
-    head = f"\x1b]1337;File=inline=1;size={len(data)};width={img.width}px;height={img.height}px;"
+    head = f"\x1b]1337;File=inline=1;size={len(data)};width={cells[0]};height={cells[1]};"
     return head.encode() + b"preserveAspectRatio=1:" + base64.standard_b64encode(data) + b"\x07"
 
 

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import base64
 import os
+import re
 import shutil
 import signal
 import sys
+import time
+import tty
+import zlib
 from pathlib import Path
 
+import numpy as np
 import pexpect
 import pytest
 
-from curator import catalog, config, labeling
+from curator import catalog, config, labeling, synthetic, termimage
 from curator.labeling import EXCLUDED
 from curator.workspace import Workspace
 from tests.test_labeling import add_image, events
@@ -167,3 +173,71 @@ def test_review_a_class(workspace: Workspace) -> None:
     child.send("1")
     finish(child)
     assert fresh(workspace.catalog_path)[-1] == (a, "ann", "alopecia", None, "label")
+
+
+# ---------------------------------------------------------------------------------------------
+# Terminal images
+
+
+def test_halfblocks_exact_bytes() -> None:
+    # Two columns, two pixel rows: each cell is fg = top pixel, bg = bottom pixel, then the upper half block.
+    rgb = np.array([[[255, 0, 0], [0, 10, 100]], [[0, 0, 255], [1, 2, 3]]], dtype=np.uint8)
+    assert termimage.halfblocks(rgb) == (
+        b"\x1b[38;2;255;0;0;48;2;0;0;255m\xe2\x96\x80"
+        b"\x1b[38;2;0;10;100;48;2;1;2;3m\xe2\x96\x80\x1b[0m\r\n"
+    )
+    # An odd number of pixel rows is padded with black.
+    assert termimage.halfblocks(rgb[:1, :1]) == b"\x1b[38;2;255;0;0;48;2;0;0;0m\xe2\x96\x80\x1b[0m\r\n"
+
+
+def test_blocks_frame_of_a_640x480_photo_is_fast_and_fits() -> None:
+    data = synthetic.encode(synthetic.photo(5, 0, (640, 480)))
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        frame = termimage.render(data, "blocks", 80, 40)
+        times.append(time.perf_counter() - start)
+    assert (frame.cols, frame.rows) == (80, 30)  # 4:3 in 80 columns of square half-cells
+    assert frame.data.count(b"\r\n") == 30
+    assert sorted(times)[2] < 0.040, times  # the issue's pure-Python reference is ~40 ms
+
+
+def test_kitty_and_iterm_frames_decode_back() -> None:
+    data = synthetic.encode(synthetic.photo(5, 0, (320, 240)))
+    frame = termimage.render(data, "kitty", 40, 20, (8, 16))
+    chunks = re.findall(rb"\x1b_G([^;]*);([^\x1b]*)\x1b\\", frame.data)
+    assert chunks[0][0].startswith(b"a=T,f=24,o=z,s=320,v=240,c=40,r=15,q=2,m=1")
+    assert chunks[-1][0] == b"m=0"
+    raw = zlib.decompress(base64.b64decode(b"".join(c[1] for c in chunks)))
+    assert len(raw) == 320 * 240 * 3  # shown at its own size, the terminal scales it to 40x15 cells
+    frame = termimage.render(data, "iterm", 40, 20, (8, 16))
+    head, payload = frame.data.split(b":", 1)
+    assert head.startswith(b"\x1b]1337;File=inline=1;") and b"width=40;height=15" in head
+    assert base64.b64decode(payload.rstrip(b"\x07"))[:2] == b"\xff\xd8"  # a JPEG
+    frame = termimage.render(data, "sixel", 40, 20, (8, 16))
+    assert frame.data.startswith(b'\x1bPq"1;1;320;240') and frame.data.endswith(b"\x1b\\")
+
+
+@pytest.mark.parametrize(
+    ("env", "mode"),
+    [({"TERM": "xterm-kitty"}, "kitty"), ({"KITTY_WINDOW_ID": "1", "TERM": "xterm"}, "kitty"),
+     ({"TERM_PROGRAM": "iTerm.app"}, "iterm"), ({"LC_TERMINAL": "iTerm2"}, "iterm"),
+     ({"TERM": "foot"}, "sixel"), ({"TERM": "mlterm"}, "sixel"), ({"TERM": "xterm-256color"}, "blocks"),
+     ({"TERM": "xterm-kitty", "TMUX": "/tmp/tmux-0/default,1,0"}, "blocks")],
+)
+def test_detect_graphics_from_the_environment(env: dict[str, str], mode: str) -> None:
+    assert termimage.detect(env) == mode
+
+
+@pytest.mark.parametrize(("reply", "sixel"), [(b"\x1b[?62;4;6;22c", True), (b"\x1b[?62;6;22c", False),
+                                               (b"", False)])
+def test_query_sixel_reads_the_da1_reply(reply: bytes, sixel: bool) -> None:
+    master, slave = os.openpty()
+    try:
+        tty.setraw(slave)
+        os.write(master, reply)  # the "terminal" answers (or not) on the other side
+        assert termimage.query_sixel(slave, timeout=0.2) is sixel
+        assert os.read(master, 16) == b"\x1b[c"  # the question that was asked
+    finally:
+        os.close(master)
+        os.close(slave)

@@ -202,7 +202,7 @@ def publish_hub(
     tag = f"v{version}"
     hub.ensure_repo(private)
     tags, head = hub.refs()
-    _refuse_rollback(repo_id, version, tags, head)
+    _refuse_rollback(repo_id, version, tags)
     result = PublishResult(version, "hub", repo_id, "published", tag=tag, endpoint=constants.ENDPOINT)
     if tag in tags:
         remote = hub.files_at(tags[tag])
@@ -262,7 +262,7 @@ def _changes(local: dict[str, LocalFile], remote: dict[str, RemoteFile]) -> tupl
     return uploaded, deleted
 
 
-def _refuse_rollback(repo_id: str, version: str, tags: dict[str, str], head: str | None) -> None:
+def _refuse_rollback(repo_id: str, version: str, tags: dict[str, str]) -> None:
     """Publishing an older version that is not yet tagged would roll main back past newer ones."""
     if f"v{version}" in tags:
         return
@@ -448,6 +448,8 @@ def publish_folder(
         raise PublishError(f"--to {target}: inside the release folder itself")
     local = release_files(folder)
     result = PublishResult(version, "folder", str(target), "published")
+    if target.is_dir() and not any(target.iterdir()):
+        target.rmdir()  # an empty folder made for the copy is as good as none
     if target.exists():
         existing = _folder_state(target)
         if existing is None:

@@ -394,6 +394,24 @@ def test_follow_up_of_an_older_version_goes_on_a_branch_and_leaves_main(
     assert "baseline.json" not in hub_server.files(REPO, "main")
 
 
+def test_verify_reports_a_hub_revision_that_does_not_match_the_manifest(
+    released: Workspace, hub_server: HubServer, hub_env: dict[str, str]
+) -> None:
+    ws = released.root
+    path = ws / "releases/v1.0.0/manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["splits"]["train"]["rows"] = 7
+    path.write_text(json.dumps(manifest))
+    result = curator(ws, hub_env, "publish", "--repo", REPO)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[0] == (
+        "Error: verify: tester/scalp@v1.0.0 split train has 6 rows, the manifest 7")
+    # it was published (and tagged), so the publish is recorded, with the failed check
+    (pub,) = publishes(ws)
+    assert json.loads(pub["detail"])["verify_error"] == result.stderr.splitlines()[0][len("Error: "):]
+    assert "v1.0.0" in hub_server.refs(REPO)["tags"]
+
+
 def test_publishing_an_older_version_after_a_newer_one_is_refused(
     released: Workspace, hub_server: HubServer, hub_env: dict[str, str]
 ) -> None:

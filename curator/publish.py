@@ -629,4 +629,4 @@ def unreleased_changes(ws: Workspace) -> str | None:
         plan = release.plan_release(ws, None, include)
     except CuratorError:
         return None
-    return f"v{plan.version} would add: {plan.bump.reason}"
+    return f"next: v{plan.version}, {plan.bump.kind}: {plan.bump.reason}"

@@ -516,7 +516,7 @@ def test_real_pipeline_publishes_two_versions(
     pending = curator(ws, hub_env, "publish", "--repo", REPO)
     assert pending.returncode == 1
     assert pending.stderr.splitlines()[0].startswith(
-        "Error: the catalog has changes that are in no release yet (v1.1.0 would add: ")
+        "Error: the catalog has changes that are in no release yet (next: v1.1.0, minor: ")
     assert pending.stderr.splitlines()[1] == (
         "Hint: run `curator release` first, pass --release to build and publish, or name a VERSION")
     assert state(ws) == before

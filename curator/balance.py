@@ -16,17 +16,19 @@ time), a small rotation (1-10 degrees either way, edges reflected) and a
 brightness/contrast jitter, drawn from a generator seeded by (seed, sha256 of
 the data, index), so it is deterministic and two copies of one source differ.
 The output has no metadata (the encoder is :func:`curator.preprocess.encode`).
+:func:`augment_many` runs many copies across cores with the same result.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from curator.errors import ConfigError
-from curator.preprocess import decode, encode
+from curator.preprocess import decode, encode, map_parallel
 
 if TYPE_CHECKING:
     import numpy as np
@@ -89,6 +91,26 @@ def jitter(data: bytes, index: int, seed: int) -> Jitter:
 def augment(data: bytes, index: int, seed: int, fmt: str = "png", jpeg_quality: int = 95) -> bytes:
     """A deterministic augmented copy of the image ``data`` (copy number ``index``), encoded as ``fmt``."""
     return encode(apply_jitter(decode(data), jitter(data, index, seed)), fmt, jpeg_quality)
+
+
+def augment_many(
+    items: list[tuple[bytes, int]],
+    seed: int,
+    fmt: str = "png",
+    jpeg_quality: int = 95,
+    workers: int | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> list[bytes]:
+    """:func:`augment` for each ``(data, index)``, in order, across cores (same bytes as one by one)."""
+    keyed = [(str(i), item) for i, item in enumerate(items)]
+    out = map_parallel(_augment_job, (seed, fmt, jpeg_quality), keyed, workers, on_progress)
+    return [out[key] for key, _ in keyed]
+
+
+def _augment_job(job: tuple[int, str, int], item: tuple[bytes, int]) -> bytes:
+    seed, fmt, quality = job
+    data, index = item
+    return augment(data, index, seed, fmt, quality)
 
 
 def apply_jitter(pixels: np.ndarray, j: Jitter) -> np.ndarray:

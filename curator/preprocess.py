@@ -74,7 +74,7 @@ import io
 import os
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from curator.config import PreprocessConfig, config_hash
 from curator.errors import ConfigError, ReleaseError
@@ -90,6 +90,9 @@ ALGORITHM_VERSION = 1
 POOL_MIN_ITEMS = 32
 
 Check = Callable[[Any], str | None]
+J = TypeVar("J")
+P = TypeVar("P")
+R = TypeVar("R")
 
 
 def _int(lo: int, hi: int, odd: bool = False) -> Check:
@@ -352,49 +355,66 @@ def run_many(
     ``on_progress(1)`` is called per finished image. An image that cannot be
     decoded raises :class:`~curator.errors.ReleaseError` naming it.
     """
-    steps = normalize_steps(cfg.steps)
-    job = (steps, cfg.format, cfg.jpeg_quality)
-    if workers is None:
-        workers = (os.cpu_count() or 1) if len(items) >= POOL_MIN_ITEMS else 1
-    workers = max(1, min(workers, len(items)))
-    results: dict[str, bytes | str] = {}
-    if workers == 1:
-        previous = _single_thread()
-        try:
-            for sha, data in items:
-                results[sha] = _work(job, data)
-                if on_progress:
-                    on_progress(1)
-        finally:
-            _restore_threads(previous)
-    else:
-        results = _run_pool(items, job, workers, on_progress)
+    job = (normalize_steps(cfg.steps), cfg.format, cfg.jpeg_quality)
+    results = map_parallel(_work, job, items, workers, on_progress)
     out: dict[str, bytes] = {}
-    for sha, _data in items:
-        value = results[sha]
+    for sha, value in results.items():
         if isinstance(value, str):
             raise ReleaseError(f"preprocess: image {sha} cannot be processed ({value})", sha256=sha)
         out[sha] = value
     return out
 
 
+def map_parallel(
+    fn: Callable[[J, P], R],
+    job: J,
+    items: list[tuple[str, P]],
+    workers: int | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> dict[str, R]:
+    """``{key: fn(job, payload)}`` for ``(key, payload)`` items, in input order, over a process pool.
+
+    ``fn`` must be a module-level function (it is pickled) that reports bad input
+    in its return value rather than raising. OpenCV runs single-threaded in every
+    worker and, for ``workers=1``, in this process for the duration of the call.
+    ``workers=None``: every core from :data:`POOL_MIN_ITEMS` items on, else 1.
+    """
+    if workers is None:
+        workers = (os.cpu_count() or 1) if len(items) >= POOL_MIN_ITEMS else 1
+    workers = max(1, min(workers, len(items)))
+    if workers > 1:
+        results = _run_pool(fn, job, items, workers, on_progress)
+        return {key: results[key] for key, _ in items}
+    out: dict[str, R] = {}
+    previous = _single_thread()
+    try:
+        for key, payload in items:
+            out[key] = fn(job, payload)
+            if on_progress:
+                on_progress(1)
+    finally:
+        _restore_threads(previous)
+    return out
+
+
 def _run_pool(
-    items: list[tuple[str, bytes]],
-    job: tuple[list[dict[str, Any]], str, int],
+    fn: Callable[[J, P], R],
+    job: J,
+    items: list[tuple[str, P]],
     workers: int,
     on_progress: Callable[[int], None] | None,
-) -> dict[str, bytes | str]:
+) -> dict[str, R]:
     import multiprocessing
 
     # spawn, not fork: the parent may hold threads (JAX, httpx) that fork would copy mid-lock
     ctx = multiprocessing.get_context("spawn")
-    results: dict[str, bytes | str] = {}
-    pending: dict[Future[bytes | str], str] = {}
+    results: dict[str, R] = {}
+    pending: dict[Future[R], str] = {}
     queue = iter(items)
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker) as pool:
         # a bounded window keeps memory flat: only ~4 images per worker in flight
-        for sha, data in queue:
-            pending[pool.submit(_work, job, data)] = sha
+        for key, payload in queue:
+            pending[pool.submit(fn, job, payload)] = key
             if len(pending) >= workers * 4:
                 break
         while pending:
@@ -405,18 +425,19 @@ def _run_pool(
                     on_progress(1)
                 nxt = next(queue, None)
                 if nxt is not None:
-                    pending[pool.submit(_work, job, nxt[1])] = nxt[0]
+                    pending[pool.submit(fn, job, nxt[1])] = nxt[0]
     return results
 
 
 def _work(job: tuple[list[dict[str, Any]], str, int], data: bytes) -> bytes | str:
     """Worker body: output bytes, or the reason (a string) it failed; never raises for bad input."""
+    import cv2
     from PIL import UnidentifiedImageError
 
     steps, fmt, quality = job
     try:
         return process(data, steps, fmt, quality)
-    except (UnidentifiedImageError, OSError, ValueError) as err:
+    except (UnidentifiedImageError, OSError, ValueError, cv2.error) as err:
         return f"{type(err).__name__}: {err}"
 
 

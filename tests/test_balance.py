@@ -145,3 +145,13 @@ def test_augmented_output_has_no_metadata(source: bytes) -> None:
     assert img.format == "PNG" and img.info == {}
     jpeg = Image.open(io.BytesIO(balance.augment(source, 0, seed=1, fmt="jpeg")))
     assert jpeg.format == "JPEG" and not jpeg.getexif() and "icc_profile" not in jpeg.info
+
+
+def test_augment_many_matches_one_by_one_on_any_worker_count(source: bytes) -> None:
+    other = preprocess.encode(np.array(synthetic.photo(8, "alopecia", (96, 64))))
+    jobs = [(source, 0), (other, 0), (source, 1), (other, 1), (source, 2)]
+    expected = [balance.augment(data, index, seed=4) for data, index in jobs]
+    done: list[int] = []
+    assert balance.augment_many(jobs, seed=4, workers=1) == expected
+    assert balance.augment_many(jobs, seed=4, workers=2, on_progress=done.append) == expected
+    assert sum(done) == len(jobs)

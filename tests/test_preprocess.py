@@ -253,9 +253,10 @@ def test_run_many_is_deterministic_across_runs_and_worker_counts() -> None:
     assert Image.open(io.BytesIO(one[items[0][0]])).size == (224, 168)
 
 
-def test_an_undecodable_image_names_its_sha() -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_an_undecodable_image_names_its_sha(workers: int) -> None:
     good = synthetic.encode(synthetic.photo(3, "alopecia", (96, 64)))
     items = [("a" * 64, good), ("b" * 64, b"not an image at all")]
     with pytest.raises(ReleaseError, match=r"^preprocess: image b{64} cannot be processed \(") as info:
-        preprocess.run_many(items, PreprocessConfig(), workers=1)
+        preprocess.run_many(items, PreprocessConfig(), workers=workers)
     assert info.value.sha256 == "b" * 64

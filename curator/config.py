@@ -305,7 +305,9 @@ respect_noai = true          # X-Robots-Tag: noai / noimageai
 min_side = 64                # pixels; smaller images are rejected
 
 [dedup]
-threshold = 10               # Hamming distance for near duplicates
+threshold = 8                # Hamming distance (of 64) for near duplicates on the hash alone
+candidate_threshold = 12     # looser matches (mirror, rotation, crop views) confirmed by keypoints
+confirm = true               # keypoint confirmation; false: hashes at `threshold` only
 
 [labels]
 annotator = ""               # default: the OS user

@@ -123,14 +123,19 @@ class HashIndex:
         self.kinds = np.concatenate([self.kinds, *(t[2] for t in self._tail)])
         self._tail, self._tail_size, self._tables = [], 0, {}
 
-    def search(self, queries: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(query index, entry index, distance) for every entry within ``radius`` of a query."""
+    def search(
+        self, queries: np.ndarray, radius: int, chunks: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(query index, entry index, distance) for every entry within ``radius`` of a query.
+
+        ``chunks`` forces the plan (0: scan, 3-8: multi-index); by default it is estimated.
+        """
         queries = np.asarray(queries, dtype=np.uint64)
         if self._tail_size and len(self.values) == 0:
             self._fold()
         parts = []
         if len(self.values):
-            m = _plan(len(self.values), len(queries), radius)
+            m = _plan(len(self.values), len(queries), radius) if chunks is None else chunks
             if m == 0:
                 parts.append(_scan(queries, self.values, radius, 0))
             else:

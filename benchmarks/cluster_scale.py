@@ -1,0 +1,104 @@
+"""Near-duplicate clustering at scale: 100k and 1M stored 64-bit hashes, every planted pair found.
+
+Synthetic uniform random 64-bit hashes (the worst case for an index: no structure)
+with planted near pairs at distances 1..threshold. Clusters them with the same
+HashIndex self-join that ``dedup.recluster`` uses (one phash per image, radius =
+dedup.threshold) plus union-find, and checks that every planted pair is found and
+that no pair beyond the radius is reported. At 100k it also runs the named peer,
+a numpy brute-force all-pairs join (blocks of XOR + popcount), side by side.
+
+    python benchmarks/cluster_scale.py [--sizes 100000,1000000] [--threshold 8] [--no-brute]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+
+from curator.config import DedupConfig
+from curator.dedup import HashIndex
+
+
+def planted(n: int, pairs: int, threshold: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    values = rng.integers(0, 2**64 - 1, size=n, dtype=np.uint64, endpoint=True)
+    picks = rng.choice(n, size=2 * pairs, replace=False).reshape(pairs, 2)
+    for a, b in picks:
+        bits = rng.choice(64, size=int(rng.integers(1, threshold + 1)), replace=False)
+        values[b] = values[a] ^ np.uint64(sum(1 << int(x) for x in bits))
+    return values, picks
+
+
+def index_pairs(values: np.ndarray, threshold: int) -> set[tuple[int, int]]:
+    index = HashIndex()
+    index.extend(values, np.arange(len(values)), np.zeros(len(values)))
+    qi, ei, _ = index.search(values, threshold)
+    keep = qi < ei
+    return set(zip(qi[keep].tolist(), ei[keep].tolist(), strict=True))
+
+
+def brute_pairs(values: np.ndarray, threshold: int) -> set[tuple[int, int]]:
+    found: set[tuple[int, int]] = set()
+    step = max(1, 20_000_000 // len(values))
+    for start in range(0, len(values), step):
+        block = values[start : start + step]
+        dist = np.bitwise_count(block[:, None] ^ values[None, :])
+        qi, ei = np.nonzero(dist <= threshold)
+        qi = qi + start
+        keep = qi < ei
+        found.update(zip(qi[keep].tolist(), ei[keep].tolist(), strict=True))
+    return found
+
+
+def clusters(n: int, pairs: set[tuple[int, int]]) -> int:
+    parent = np.arange(n)
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = int(parent[x])
+        return x
+
+    for a, b in pairs:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    return sum(1 for i in range(n) if find(i) == i)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="100000,1000000")
+    parser.add_argument("--threshold", type=int, default=DedupConfig().threshold)
+    parser.add_argument("--pairs", type=int, default=1000, help="planted near pairs per size")
+    parser.add_argument("--no-brute", action="store_true", help="skip the brute-force peer")
+    args = parser.parse_args()
+    print(f"threshold={args.threshold} planted pairs={args.pairs} cpu={os.cpu_count()}")
+    header = ("hashes", "method", "seconds", "pairs", "planted found", "clusters")
+    print("{:>9s} {:>12s} {:>8s} {:>7s} {:>14s} {:>9s}".format(*header))
+    for n in (int(s) for s in args.sizes.split(",")):
+        values, picks = planted(n, args.pairs, args.threshold, seed=n)
+        want = {(min(int(a), int(b)), max(int(a), int(b))) for a, b in picks}
+        runs = [("multi-index", index_pairs)]
+        if n <= 200_000 and not args.no_brute:
+            runs.append(("brute force", brute_pairs))
+        results = {}
+        for name, method in runs:
+            t0 = time.perf_counter()
+            found = method(values, args.threshold)
+            k = clusters(n, found)
+            seconds = time.perf_counter() - t0
+            results[name] = found
+            hit = f"{len(want & found)}/{len(want)}"
+            print(f"{n:9d} {name:>12s} {seconds:8.1f} {len(found):7d} {hit:>14s} {k:9d}")
+        if len(results) == 2 and results["multi-index"] != results["brute force"]:
+            raise SystemExit("multi-index and brute force disagree")
+        if not want <= results["multi-index"]:
+            raise SystemExit("a planted pair was missed")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""curator.hashing: golden values, normalisation, and what the hashes are invariant to."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from PIL import Image, ImageEnhance, ImageOps
+
+from curator import dedup, hashing, synthetic
+from curator.config import DedupConfig
+
+CFG = DedupConfig()
+
+
+def reencode(img: Image.Image, quality: int = 60) -> Image.Image:
+    return Image.open(io.BytesIO(synthetic.encode(img, "JPEG", quality=quality))).convert("RGB")
+
+
+@pytest.fixture(scope="module")
+def photo() -> Image.Image:
+    return synthetic.photo(2, "psoriasis", (320, 240))
+
+
+def test_golden_values() -> None:
+    img = synthetic.photo(1, "alopecia", (128, 96))
+    hashes = hashing.perceptual_hashes(img)
+    assert tuple(hashes) == hashing.NAMES
+    assert hashes["phash"] == 0xFD21484E57B2B88E
+    assert hashing.pixel_sha256(img) == "3bd40fae80ee9328ee74abd6e0f4ac03e95bcb37a4f67a2bbb45af41254dcde2"
+    assert all(0 <= v < 2**64 for v in hashes.values())
+
+
+def test_mirror_hash_is_the_hash_of_the_mirror(photo: Image.Image) -> None:
+    hashes = hashing.perceptual_hashes(photo)
+    mirrored = hashing.perceptual_hashes(ImageOps.mirror(photo))
+    assert hashing.hamming(mirrored["phash"], hashes["phash_mirror"]) <= 4
+    assert hashing.hamming(mirrored["phash"], hashes["phash"]) > CFG.candidate_threshold
+
+
+def test_pixel_sha256_ignores_encoding_but_not_pixels(photo: Image.Image) -> None:
+    png = Image.open(io.BytesIO(synthetic.encode(photo, "PNG")))
+    assert hashing.pixel_sha256(hashing.normalize(png)) == hashing.pixel_sha256(photo)
+    assert hashing.pixel_sha256(reencode(photo, 100)) != hashing.pixel_sha256(photo)
+
+
+def test_normalize_applies_exif_orientation_and_makes_rgb() -> None:
+    img = synthetic.photo(3, 0, (120, 80))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise on display
+    data = synthetic.encode(img, "JPEG", exif=exif.tobytes())
+    rgb = hashing.normalize(Image.open(io.BytesIO(data)))
+    assert rgb.size == (80, 120) and rgb.mode == "RGB"
+    rgba = Image.new("RGBA", (70, 70), (255, 0, 0, 0))
+    assert hashing.normalize(rgba).getpixel((5, 5)) == (255, 255, 255)
+
+
+@pytest.mark.parametrize(
+    "name, change",
+    [
+        ("re-encode", lambda im: reencode(im, 40)),
+        ("resize", lambda im: im.resize((160, 120), Image.Resampling.LANCZOS)),
+        ("brightness", lambda im: ImageEnhance.Brightness(im).enhance(1.15)),
+        ("crop 3%", lambda im: im.crop((5, 4, 315, 236))),
+    ],
+)
+def test_easy_changes_stay_under_the_threshold(photo: Image.Image, name: str, change) -> None:
+    copy = hashing.perceptual_hashes(change(photo))
+    assert (dedup.pair_distance(copy, hashing.perceptual_hashes(photo)) or 0) <= CFG.threshold, name
+
+
+@pytest.mark.parametrize(
+    "name, change",
+    [
+        ("mirror", ImageOps.mirror),
+        ("rotate 5", lambda im: im.rotate(5, resample=Image.Resampling.BICUBIC)),
+        ("crop 15%", lambda im: im.crop((20, 10, 292, 214))),
+    ],
+)
+def test_hard_changes_land_near_a_view(photo: Image.Image, name: str, change) -> None:
+    original = hashing.perceptual_hashes(photo)
+    copy = hashing.perceptual_hashes(change(photo))
+    assert hashing.hamming(copy["phash"], original["phash"]) > CFG.threshold, "needs a view to be found"
+    assert (dedup.pair_distance(copy, original) or 0) <= CFG.candidate_threshold, name
+
+
+def test_distinct_photos_are_far_apart() -> None:
+    hashes = [hashing.perceptual_hashes(synthetic.photo(s, s % 3, (320, 240))) for s in range(10, 16)]
+    for i, a in enumerate(hashes):
+        for b in hashes[i + 1 :]:
+            distance = dedup.pair_distance(a, b)
+            assert distance is not None and distance > CFG.threshold
+
+
+@given(st.integers(min_value=0, max_value=2**64 - 1))
+def test_signed_round_trip(value: int) -> None:
+    signed = hashing.to_signed(value)
+    assert -(2**63) <= signed < 2**63
+    assert hashing.to_unsigned(signed) == value

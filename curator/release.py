@@ -719,7 +719,7 @@ def _json_bytes(value: Any) -> bytes:
 
 
 def _card(ws: Workspace, plan: Plan, manifest: dict[str, Any], info: dict[str, SplitInfo]) -> str:
-    from curator import diff, labeling
+    from curator import diff, labeling, preprocess
     from dataset_card import card
 
     cfg = ws.config
@@ -746,7 +746,7 @@ def _card(ws: Workspace, plan: Plan, manifest: dict[str, Any], info: dict[str, S
         labeling=dict(labeling.summary(ws.conn, cfg)),
         split_config=dataclasses.asdict(cfg.split),
         dedup_threshold=cfg.dedup.threshold,
-        preprocess_steps=[dict(step) for step in cfg.preprocess.steps],
+        preprocess_steps=preprocess.normalize_steps(cfg.preprocess.steps),  # defaults filled in
         preprocess_format=cfg.preprocess.format,
         balance_method=cfg.balance.method,
         class_weights=manifest["balance"]["class_weights"],
@@ -803,11 +803,16 @@ def verify_folder(folder: Path, manifest: dict[str, Any], threshold: int) -> Non
             if list(shas) != want:
                 raise ReleaseError(f"{folder}: split {split} rows differ from the manifest")
         leaks = audit.scan(loaded, threshold, cluster_column="cluster_id")
-    if leaks:
-        first = leaks[0]
-        raise ReleaseError(
-            f"{len(leaks)} duplicate pair(s) cross splits, e.g. {first.describe()}; release not built"
-        )
+        if leaks:
+            first = leaks[0]
+            a_sha = loaded[first.a_split][first.a_index]["sha256"]
+            b_sha = loaded[first.b_split][first.b_index]["sha256"]
+            example = (f"{first.a_split} {a_sha[:12]} ~ {first.b_split} {b_sha[:12]} "
+                       f"({first.kind}, distance {first.distance})")
+            raise ReleaseError(
+                f"{len(leaks)} duplicate pair(s) cross splits, e.g. {example}; release not built",
+                hint="exclude one image of each pair (curator label), or re-cluster with curator dups",
+            )
 
 
 def _record(

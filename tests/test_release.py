@@ -8,6 +8,7 @@ images with --hint-from-folder, label --accept-hints); preprocessing is cut to a
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sqlite3
 from collections.abc import Iterator
@@ -90,8 +91,20 @@ def ws(tmp_path: Path) -> Iterator[Path]:
 
 
 MANIFEST_KEYS = [
-    "version", "name", "parent", "created_at", "classes", "splits", "files", "rows", "cluster_members",
-    "balance", "config", "versions", "bump", "include_restricted",
+    "version",
+    "name",
+    "parent",
+    "created_at",
+    "classes",
+    "splits",
+    "files",
+    "rows",
+    "cluster_members",
+    "balance",
+    "config",
+    "versions",
+    "bump",
+    "include_restricted",
 ]
 
 
@@ -185,10 +198,12 @@ def test_relabel_only_is_a_patch(ws: Path, tmp_path: Path) -> None:
 def test_class_set_change_is_major(ws: Path) -> None:
     build(ws)
     toml = ws / "curator.toml"
-    toml.write_text(toml.read_text().replace(
-        'classes = ["alopecia", "psoriasis", "folliculitis"]',
-        'classes = ["alopecia", "psoriasis", "folliculitis", "healthy"]',
-    ))
+    toml.write_text(
+        toml.read_text().replace(
+            'classes = ["alopecia", "psoriasis", "folliculitis"]',
+            'classes = ["alopecia", "psoriasis", "folliculitis", "healthy"]',
+        )
+    )
     result = build(ws)
     assert (result.version, result.bump.kind) == ("2.0.0", "major")
     assert result.bump.reason == "class set changed: added healthy"
@@ -254,10 +269,16 @@ def test_failed_build_leaves_no_folder_and_an_unchanged_catalog(ws: Path) -> Non
 @pytest.mark.parametrize(
     ("args", "code", "line"),
     [
-        (["--version", "1.2"], 5,
-         "Error: version '1.2' is not a semantic version (expected X.Y.Z, e.g. 1.2.0)"),
-        (["--version", "v1.0.0-rc1"], 5,
-         "Error: version 'v1.0.0-rc1' is not a semantic version (expected X.Y.Z, e.g. 1.2.0)"),
+        (
+            ["--version", "1.2"],
+            5,
+            "Error: version '1.2' is not a semantic version (expected X.Y.Z, e.g. 1.2.0)",
+        ),
+        (
+            ["--version", "v1.0.0-rc1"],
+            5,
+            "Error: version 'v1.0.0-rc1' is not a semantic version (expected X.Y.Z, e.g. 1.2.0)",
+        ),
     ],
 )
 def test_bad_version_is_refused(ws: Path, args: list[str], code: int, line: str) -> None:
@@ -342,3 +363,48 @@ def test_shard_plan_bounds() -> None:
     assert release.shard_plan([10, 10, 10], 25) == [(0, 2), (2, 3)]
     assert release.shard_plan([40, 5], 25) == [(0, 1), (1, 2)]
     assert release.shard_plan([], 25) == []
+
+
+def set_dedup(toml: Path, body: str) -> None:
+    """Replace the [dedup] table of ``toml`` with ``body``."""
+    text = toml.read_text()
+    start = text.index("[dedup]\n")
+    end = text.index("\n[", start + 1)
+    toml.write_text(text[:start] + "[dedup]\n" + body + "\n" + text[end:])
+
+
+def test_a_near_duplicate_across_splits_fails_the_build(tmp_path: Path) -> None:
+    """Copies that dedup did not cluster (threshold 0 at ingest) are caught by the check after writing."""
+    from PIL import ImageDraw
+
+    ws = tmp_path / "ws"
+    assert run_cli("init", "scalp", "--classes", ",".join(CLASSES), workspace=ws).exit_code == 0
+    toml = ws / "curator.toml"
+    set_dedup(toml, "threshold = 0\ncandidate_threshold = 0\nconfirm = false")
+    with toml.open("a") as fh:
+        fh.write(CHEAP_PREPROCESS)
+    write_images(tmp_path / "in", {"alopecia": 4, "psoriasis": 4, "folliculitis": 4}, 100)
+    base = synthetic.photo(0, "alopecia", (96, 96))
+    (tmp_path / "in" / "alopecia" / "base.png").write_bytes(synthetic.encode(base, "PNG"))
+    # Marked copies 1-6 bits from the original and pairwise distinct: separate clusters at threshold 0
+    # whatever the ingest order, so the (sha-keyed) split is fixed and 11 near copies of one photo
+    # among 15 alopecia clusters cannot all land in train.
+    corners = [(0, 0), (0, 18), (0, 24), (0, 30), (0, 36), (0, 48), (0, 54), (0, 60), (0, 66), (0, 78)]
+    for k, (x, y) in enumerate(corners):
+        copy = base.copy()
+        ImageDraw.Draw(copy).rectangle([x, y, x + 10, y + 10], fill=(200, 50, 50))
+        (tmp_path / "in" / "alopecia" / f"copy{k}.png").write_bytes(synthetic.encode(copy, "PNG"))
+    ingest_labelled(ws, tmp_path / "in")
+    set_dedup(toml, "threshold = 10\ncandidate_threshold = 12\nconfirm = false")
+    before, dump = snapshot(ws), catalog_dump(ws)
+    result = run_cli("release", workspace=ws)
+    assert result.exit_code == 1
+    error, hint = result.stderr.strip().splitlines()
+    assert re.fullmatch(
+        r"Error: \d+ duplicate pair\(s\) cross splits, e\.g\. (train|validation) [0-9a-f]{12} ~ "
+        r"(validation|test) [0-9a-f]{12} \(near, distance [2-9]\); release not built",
+        error,
+    ), error
+    assert hint == "Hint: exclude one image of each pair (curator label), or re-cluster with curator dups"
+    assert snapshot(ws) == before and catalog_dump(ws) == dump
+    assert list((ws / "releases").iterdir()) == []

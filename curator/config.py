@@ -260,6 +260,11 @@ def _check(config: Config) -> None:
             raise _fail(f"labels.keys.{name}", "is not one of dataset.classes")
         if len(key) != 1 or key in "suxo?q":
             raise _fail(f"labels.keys.{name}", "must be one character other than s, u, x, o, ?, q")
+        others = [other for other, k in config.labels.keys.items() if k == key and other != name]
+        if others:
+            raise _fail(f"labels.keys.{name}", f"uses the same key as labels.keys.{others[0]}")
+    if "hint" in (config.labels.annotator, config.labels.adjudicator):
+        raise _fail("labels.annotator", "must not be 'hint' (reserved for accepted ingest hints)")
     ratios = (config.split.train, config.split.validation, config.split.test)
     if any(r <= 0 for r in ratios) or abs(sum(ratios) - 1.0) > 1e-6:
         raise _fail("split", "ratios train/validation/test must be positive and sum to 1")

@@ -213,3 +213,34 @@ def test_label_without_a_terminal_points_to_import(workspace: Workspace) -> None
     assert result.exit_code == 5
     assert result.stderr.strip() == (
         "Error: curator label needs a terminal; without one use `curator label --import labels.csv`")
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        ({"keys": {"a": "1", "b": "1"}}, "curator.toml: 'labels.keys.a' uses the same key as labels.keys.b"),
+        ({"keys": {"a": "s"}},
+         "curator.toml: 'labels.keys.a' must be one character other than s, u, x, o, ?, q"),
+        ({"keys": {"c": "1"}}, "curator.toml: 'labels.keys.c' is not one of dataset.classes"),
+        ({"annotator": "hint"},
+         "curator.toml: 'labels.annotator' must not be 'hint' (reserved for accepted ingest hints)"),
+        ({"policy": "adjudicator"},
+         "curator.toml: 'labels.adjudicator' must name an annotator when labels.policy = 'adjudicator'"),
+        ({"policy": "vote"}, "curator.toml: 'labels.policy' must be 'majority' or 'adjudicator'"),
+    ],
+)
+def test_labels_config_checks(labels: dict[str, object], message: str) -> None:
+    from curator import config
+    from curator.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        config.from_dict({"dataset": {"name": "x", "classes": ["a", "b"]}, "labels": labels})
+    assert str(info.value) == message
+
+
+def test_configured_keys_and_defaults_share_the_keyboard(workspace: Workspace) -> None:
+    from curator import prompt
+
+    cfg = dataclasses.replace(workspace.config,
+                              labels=dataclasses.replace(workspace.config.labels, keys={"psoriasis": "1"}))
+    assert prompt.class_keys(cfg) == {"1": "psoriasis", "2": "alopecia", "3": "folliculitis"}

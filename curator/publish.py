@@ -209,7 +209,7 @@ def publish_hub(
         changed = differing(local, remote)
         if not changed:
             result.status, result.commit_oid = "already-published", tags[tag]
-            return result
+            return _record_if_missing(ws, result, folder)
         data_changed = [p for p in changed if not is_card_file(p)]
         if data_changed:
             raise PublishError(
@@ -457,7 +457,7 @@ def publish_folder(
         changed = differing(local, existing)
         if not changed:
             result.status = "already-published"
-            return result
+            return _record_if_missing(ws, result, folder)
         if any(not is_card_file(p) for p in changed):
             raise PublishError(
                 f"--to {target}: the folder exists and holds other files than release v{version}",
@@ -563,10 +563,20 @@ def _compare_with_manifest(where: str, loaded: Any, manifest: dict[str, Any]) ->
     return counts
 
 
+def _record_if_missing(ws: Workspace, result: PublishResult, folder: Path) -> PublishResult:
+    """A no-op publish changes nothing, unless the catalog has never heard of this publish
+    (e.g. the process died between tagging and recording): then it is recorded once."""
+    known = ws.conn.execute(
+        "SELECT 1 FROM publishes WHERE version = ? AND target = ? AND location = ? AND commit_oid IS ?",
+        (result.version, result.target, result.location, result.commit_oid),
+    ).fetchone()
+    if known is None:
+        _record(ws, result, folder, None)
+    return result
+
+
 def _record(ws: Workspace, result: PublishResult, folder: Path, problem: Exception | None) -> None:
-    """A row in ``publishes`` and a line in the release's publish log (nothing for a no-op)."""
-    if result.status == "already-published":
-        return
+    """A row in ``publishes`` and a line in the release's publish log."""
     at = catalog.utcnow()
     detail = {
         "status": result.status, "endpoint": result.endpoint, "data_commit": result.data_commit,

@@ -223,9 +223,11 @@ class HubState:
         raise HubError(404, f"Invalid rev id: {rev}", "RevisionNotFound")
 
     def apply_commit(
-        self, repo: Repo, branch: str, ops: list[dict[str, Any]], header: dict[str, Any]
+        self, repo: Repo, branch: str, ops: list[dict[str, Any]], header: dict[str, Any],
+        entries: dict[str, FileEntry] | None = None,
     ) -> Commit:
-        """Apply NDJSON operations on ``branch`` atomically; 412 if parentCommit isn't the head."""
+        """Apply NDJSON operations (then ``entries``, already-stored files) on ``branch``
+        atomically; 412 if parentCommit isn't the head."""
         with self.lock:
             head_oid = repo.branches.get(branch)
             if head_oid is None:
@@ -236,6 +238,7 @@ class HubState:
             files = dict(repo.commits[head_oid].files)
             for op in ops:
                 self._apply_op(files, op)
+            files.update(entries or {})
             oid = self.new_oid(repo.repo_id)
             commit = Commit(
                 oid, [head_oid], header.get("summary", ""), header.get("description", ""), _now(), files
@@ -717,12 +720,10 @@ class HubServer:
                branch: str = "main", repo_type: str = "datasets", message: str = "external change") -> str:
         """Make a commit directly in the store (e.g. to move the head behind a client's back)."""
         ops: list[dict[str, Any]] = [{"key": "deletedFile", "value": {"path": p}} for p in delete or []]
+        entries = {path: self.state.entry_for(data, should_use_lfs(path, len(data), data[:512]))
+                   for path, data in (add or {}).items()}
         repo = self.state.repo(repo_type, repo_id)
-        with self.state.lock:
-            head = repo.branches[branch]
-            commit = self.state.apply_commit(repo, branch, ops, {"summary": message, "parentCommit": head})
-            for path, data in (add or {}).items():
-                commit.files[path] = self.state.entry_for(data, should_use_lfs(path, len(data), data[:512]))
+        commit = self.state.apply_commit(repo, branch, ops, {"summary": message}, entries)
         return commit.oid
 
     def files(self, repo_id: str, rev: str = "main", repo_type: str = "datasets") -> dict[str, bytes]:

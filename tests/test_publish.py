@@ -44,25 +44,39 @@ def _rows(seed: int, per_split: dict[str, int]) -> list[dict[str, Any]]:
         for i in range(n):
             label = CLASSES[i % len(CLASSES)]
             data = synthetic.encode(synthetic.photo(seed * 1000 + len(rows), label, (32, 32)), "PNG")
-            rows.append({"sha256": hashlib.sha256(data).hexdigest(), "label": label, "split": split,
-                         "bytes": data, "source_url": f"https://example.org/{seed}/{len(rows)}.png",
-                         "cluster_id": len(rows) + 1})
+            rows.append(
+                {
+                    "sha256": hashlib.sha256(data).hexdigest(),
+                    "label": label,
+                    "split": split,
+                    "bytes": data,
+                    "source_url": f"https://example.org/{seed}/{len(rows)}.png",
+                    "cluster_id": len(rows) + 1,
+                }
+            )
     return rows
 
 
-def make_release(ws: Workspace, version: str, rows: list[dict[str, Any]], parent: str | None = None,
-                 train_shards: int = 1) -> Path:
+def make_release(
+    ws: Workspace, version: str, rows: list[dict[str, Any]], parent: str | None = None, train_shards: int = 1
+) -> Path:
     """Write releases/v<version>/ (parquet shards, manifest.json, README.md) and its catalog row."""
     import datasets
 
     folder = ws.releases / f"v{version}"
     (folder / "data").mkdir(parents=True)
-    features = datasets.Features({
-        "image": datasets.Image(), "label": datasets.ClassLabel(names=CLASSES),
-        "sha256": datasets.Value("string"), "source_url": datasets.Value("string"),
-        "cluster_id": datasets.Value("int64"), "augmented_from": datasets.Value("string"),
-        "width": datasets.Value("int32"), "height": datasets.Value("int32"),
-    })
+    features = datasets.Features(
+        {
+            "image": datasets.Image(),
+            "label": datasets.ClassLabel(names=CLASSES),
+            "sha256": datasets.Value("string"),
+            "source_url": datasets.Value("string"),
+            "cluster_id": datasets.Value("int64"),
+            "augmented_from": datasets.Value("string"),
+            "width": datasets.Value("int32"),
+            "height": datasets.Value("int32"),
+        }
+    )
     files, splits = {}, {}
     for split in SPLITS:
         mine = [r for r in rows if r["split"] == split]
@@ -71,13 +85,19 @@ def make_release(ws: Workspace, version: str, rows: list[dict[str, Any]], parent
         shards = train_shards if split == "train" else 1
         for k in range(shards):
             part = mine[k::shards]
-            ds = datasets.Dataset.from_dict({
-                "image": [{"bytes": r["bytes"], "path": None} for r in part],
-                "label": [CLASSES.index(r["label"]) for r in part],
-                "sha256": [r["sha256"] for r in part], "source_url": [r["source_url"] for r in part],
-                "cluster_id": [r["cluster_id"] for r in part], "augmented_from": [None] * len(part),
-                "width": [32] * len(part), "height": [32] * len(part),
-            }, features=features)
+            ds = datasets.Dataset.from_dict(
+                {
+                    "image": [{"bytes": r["bytes"], "path": None} for r in part],
+                    "label": [CLASSES.index(r["label"]) for r in part],
+                    "sha256": [r["sha256"] for r in part],
+                    "source_url": [r["source_url"] for r in part],
+                    "cluster_id": [r["cluster_id"] for r in part],
+                    "augmented_from": [None] * len(part),
+                    "width": [32] * len(part),
+                    "height": [32] * len(part),
+                },
+                features=features,
+            )
             buf = io.BytesIO()
             ds.to_parquet(buf)
             rel = f"data/{split}-{k:05d}-of-{shards:05d}.parquet"
@@ -86,18 +106,31 @@ def make_release(ws: Workspace, version: str, rows: list[dict[str, Any]], parent
         per_class = {c: sum(1 for r in mine if r["label"] == c) for c in CLASSES}
         splits[split] = {"rows": len(mine), "originals": len(mine), "augmented": 0, "per_class": per_class}
     manifest = {
-        "version": version, "name": "scalp-test", "parent": parent, "created_at": "2026-01-01T00:00:00+00:00",
-        "classes": CLASSES, "splits": splits, "files": files,
-        "rows": [{k: r[k] for k in ("sha256", "label", "split", "source_url", "cluster_id")}
-                 | {"augmented_from": None, "preprocess_hash": "x"} for r in rows],
-        "cluster_members": [], "balance": {"method": "none", "class_weights": None},
-        "config": {}, "versions": {}, "bump": {"kind": "initial", "reason": "test"},
+        "version": version,
+        "name": "scalp-test",
+        "parent": parent,
+        "created_at": "2026-01-01T00:00:00+00:00",
+        "classes": CLASSES,
+        "splits": splits,
+        "files": files,
+        "rows": [
+            {k: r[k] for k in ("sha256", "label", "split", "source_url", "cluster_id")}
+            | {"augmented_from": None, "preprocess_hash": "x"}
+            for r in rows
+        ],
+        "cluster_members": [],
+        "balance": {"method": "none", "class_weights": None},
+        "config": {},
+        "versions": {},
+        "bump": {"kind": "initial", "reason": "test"},
         "include_restricted": False,
     }
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
     configs = "".join(f"  - split: {s}\n    path: data/{s}-*\n" for s in splits)
-    card = (f"---\nlicense: other\npretty_name: Scalp test\nconfigs:\n- config_name: default\n  data_files:\n"
-            f"{configs}---\n# Scalp test v{version}\n\n<!-- baseline:start -->\n<!-- baseline:end -->\n")
+    card = (
+        f"---\nlicense: other\npretty_name: Scalp test\nconfigs:\n- config_name: default\n  data_files:\n"
+        f"{configs}---\n# Scalp test v{version}\n\n<!-- baseline:start -->\n<!-- baseline:end -->\n"
+    )
     (folder / "README.md").write_text(card)
     with ws.conn:
         ws.conn.execute(
@@ -111,11 +144,15 @@ def make_release(ws: Workspace, version: str, rows: list[dict[str, Any]], parent
 # -- running the CLI -----------------------------------------------------------------------------
 
 
-def curator(ws: Path, env: dict[str, str], *args: str,
-            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def curator(
+    ws: Path, env: dict[str, str], *args: str, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", "from curator.cli import main; main()", "--workspace", str(ws), *args],
-        env=env, capture_output=True, text=True, timeout=timeout,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -194,16 +231,20 @@ def test_publish_two_versions_each_tag_loads_its_own_files(
         for split, info in manifest["splits"].items():
             assert got[split]["rows"] == info["rows"]
             assert sorted(got[split]["columns"]["sha256"]) == sorted(
-                r["sha256"] for r in manifest["rows"] if r["split"] == split)
+                r["sha256"] for r in manifest["rows"] if r["split"] == split
+            )
             assert got[split]["names"] == CLASSES
 
     pubs = publishes(ws)
     assert [(p["version"], p["target"], p["location"], p["tag"]) for p in pubs] == [
-        ("1.0.0", "hub", REPO, "v1.0.0"), ("1.1.0", "hub", REPO, "v1.1.0")]
+        ("1.0.0", "hub", REPO, "v1.0.0"),
+        ("1.1.0", "hub", REPO, "v1.1.0"),
+    ]
     assert pubs[1]["commit_oid"] == refs["tags"]["v1.1.0"]
     log = [json.loads(line) for line in (ws / "releases/v1.1.0/publish-log.jsonl").read_text().splitlines()]
     assert [(e["commit_oid"], e["tag"], e["endpoint"]) for e in log] == [
-        (refs["tags"]["v1.1.0"], "v1.1.0", hub_server.url)]
+        (refs["tags"]["v1.1.0"], "v1.1.0", hub_server.url)
+    ]
     assert_no_token(first.stdout, first.stderr, second.stdout, second.stderr, ws)
     assert all(TEST_TOKEN.encode() not in data for data in v11.values())
 
@@ -212,8 +253,13 @@ def test_publish_two_versions_each_tag_loads_its_own_files(
     overview = json.loads(listed.stdout)
     assert [r["version"] for r in overview] == ["1.1.0", "1.0.0"]
     assert overview[0]["published"][0] | {"at": None} == {
-        "target": "hub", "location": REPO, "commit": refs["tags"]["v1.1.0"], "tag": "v1.1.0",
-        "at": None, "status": "published"}
+        "target": "hub",
+        "location": REPO,
+        "commit": refs["tags"]["v1.1.0"],
+        "tag": "v1.1.0",
+        "at": None,
+        "status": "published",
+    }
 
 
 def test_republishing_the_same_version_is_a_no_op(
@@ -224,10 +270,25 @@ def test_republishing_the_same_version_is_a_no_op(
     commits, before = hub_server.commits(REPO), state(ws)
     again = curator(ws, hub_env, "publish", "v1.0.0", "--repo", REPO)
     assert again.returncode == 0, again.stderr
-    assert again.stdout.strip() == "v1.0.0 is already published to tester/scalp " \
-                                   f"({hub_server.url}); nothing to do."
+    assert (
+        again.stdout.strip() == "v1.0.0 is already published to tester/scalp "
+        f"({hub_server.url}); nothing to do."
+    )
     assert hub_server.commits(REPO) == commits
     assert state(ws) == before
+
+    # a workspace that never recorded this publish (another clone) records it once, without a commit
+    conn = sqlite3.connect(ws / "catalog.sqlite")
+    with conn:
+        conn.execute("DELETE FROM publishes")
+    conn.close()
+    (ws / "releases/v1.0.0/publish-log.jsonl").unlink()
+    adopted = curator(ws, hub_env, "publish", "v1.0.0", "--repo", REPO)
+    assert adopted.returncode == 0 and "already published" in adopted.stdout
+    assert [(p["tag"], p["commit_oid"], json.loads(p["detail"])["status"]) for p in publishes(ws)] == [
+        ("v1.0.0", commits[0], "already-published")
+    ]
+    assert hub_server.commits(REPO) == commits
 
 
 def test_missing_token_is_one_line_before_any_request(
@@ -238,7 +299,8 @@ def test_missing_token_is_one_line_before_any_request(
     result = curator(released.root, env, "publish", "--repo", REPO)
     assert result.returncode == 6
     assert result.stderr.splitlines()[0] == (
-        "Error: no Hugging Face token found (HF_TOKEN is unset and there is no saved login)")
+        "Error: no Hugging Face token found (HF_TOKEN is unset and there is no saved login)"
+    )
     assert hub_server.log == []
     assert state(released.root) == before
 
@@ -251,7 +313,8 @@ def test_rejected_token_is_one_line_before_any_upload(
     result = curator(released.root, env, "publish", "--repo", REPO)
     assert result.returncode == 6
     assert result.stderr.splitlines()[0] == (
-        f"Error: the Hub at {hub_server.url} rejected the Hugging Face token (401 Unauthorized)")
+        f"Error: the Hub at {hub_server.url} rejected the Hugging Face token (401 Unauthorized)"
+    )
     assert hub_server.log == ["GET /api/whoami-v2"]
     assert "hf_wrong_token" not in result.stderr + result.stdout
     assert state(released.root) == before
@@ -278,7 +341,8 @@ def test_a_dropped_connection_before_the_commit_leaves_no_tag_and_a_rerun_comple
     failed = curator(ws, hub_env, "publish", "--repo", REPO, "--no-verify")
     assert failed.returncode == 1
     assert failed.stderr.splitlines()[0].startswith(
-        f"Error: tester/scalp at {hub_server.url}: RemoteProtocolError while committing: ")
+        f"Error: tester/scalp at {hub_server.url}: RemoteProtocolError while committing: "
+    )
     assert failed.stderr.splitlines()[1] == "Hint: nothing was tagged; rerun `curator publish` to complete"
     assert hub_server.refs(REPO)["tags"] == {}
     assert len(hub_server.commits(REPO)) == 1  # only the repo's initial commit
@@ -297,14 +361,17 @@ def test_a_moved_head_is_reported_not_overwritten(
     ws = released.root
     hub_server.create_repo(REPO)
     head = hub_server.commits(REPO)[0]
-    hub_server.before(r"^POST /api/datasets/tester/scalp/commit/main$",
-                      lambda: hub_server.commit(REPO, add={"notes.txt": b"someone else"}))
+    hub_server.before(
+        r"^POST /api/datasets/tester/scalp/commit/main$",
+        lambda: hub_server.commit(REPO, add={"notes.txt": b"someone else"}),
+    )
     before = state(ws)
     result = curator(ws, hub_env, "publish", "--repo", REPO, "--no-verify")
     assert result.returncode == 1
     assert result.stderr.splitlines()[0] == (
         f"Error: the Hub repo tester/scalp's main moved since {head[:12]} (someone else committed); "
-        "pull/inspect and rerun")
+        "pull/inspect and rerun"
+    )
     assert hub_server.files(REPO)["notes.txt"] == b"someone else"
     assert hub_server.refs(REPO)["tags"] == {}
     assert state(ws) == before
@@ -322,7 +389,8 @@ def test_a_tag_with_other_data_is_refused(
     assert result.returncode == 1
     assert result.stderr.splitlines()[0] == (
         "Error: tester/scalp: tag v1.0.0 already exists with other data (4 files differ, "
-        "e.g. data/test-00000-of-00001.parquet)")
+        "e.g. data/test-00000-of-00001.parquet)"
+    )
     assert hub_server.commits(REPO) == commits
     assert state(ws) == before
 
@@ -335,8 +403,11 @@ def test_baseline_follow_up_moves_the_tag_and_keeps_the_data(
     assert curator(ws, hub_env, "publish", "--repo", REPO, "--no-verify").returncode == 0
     data_commit = hub_server.refs(REPO)["tags"]["v1.0.0"]
     folder = ws / "releases/v1.0.0"
-    card = (folder / "README.md").read_text().replace(
-        "<!-- baseline:start -->\n", "<!-- baseline:start -->\nAccuracy 0.91\n")
+    card = (
+        (folder / "README.md")
+        .read_text()
+        .replace("<!-- baseline:start -->\n", "<!-- baseline:start -->\nAccuracy 0.91\n")
+    )
     (folder / "README.md").write_text(card)
     (folder / "baseline.json").write_text('{"accuracy": 0.91}\n')
     (folder / "baseline").mkdir()
@@ -352,11 +423,14 @@ def test_baseline_follow_up_moves_the_tag_and_keeps_the_data(
     assert hub_server.commits(REPO)[:2] == [out["commit_oid"], data_commit]
     old, new = hub_server.files(REPO, data_commit), hub_server.files(REPO, "v1.0.0")
     assert {p: b for p, b in new.items() if p.startswith("data/")} == {
-        p: b for p, b in old.items() if p.startswith("data/")}
+        p: b for p, b in old.items() if p.startswith("data/")
+    }
     assert new["README.md"].decode() == card
     log = [json.loads(line) for line in (folder / "publish-log.jsonl").read_text().splitlines()]
     assert [(e["status"], e["commit_oid"], e["data_commit"]) for e in log] == [
-        ("published", data_commit, None), ("follow-up", out["commit_oid"], data_commit)]
+        ("published", data_commit, None),
+        ("follow-up", out["commit_oid"], data_commit),
+    ]
     assert out["verified"] == {"train": 6, "validation": 3, "test": 3}
 
     again = curator(ws, hub_env, "publish", "v1.0.0", "--repo", REPO)
@@ -386,7 +460,10 @@ def test_follow_up_of_an_older_version_goes_on_a_branch_and_leaves_main(
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     assert (out["status"], out["branch"], out["data_commit"]) == (
-        "follow-up", "release-v1.0.0", refs["tags"]["v1.0.0"])
+        "follow-up",
+        "release-v1.0.0",
+        refs["tags"]["v1.0.0"],
+    )
     after = hub_server.refs(REPO)
     assert after["branches"] == {"main": refs["branches"]["main"], "release-v1.0.0": out["commit_oid"]}
     assert after["tags"] == {"v1.0.0": out["commit_oid"], "v1.1.0": refs["tags"]["v1.1.0"]}
@@ -405,10 +482,11 @@ def test_verify_reports_a_hub_revision_that_does_not_match_the_manifest(
     result = curator(ws, hub_env, "publish", "--repo", REPO)
     assert result.returncode == 1
     assert result.stderr.splitlines()[0] == (
-        "Error: verify: tester/scalp@v1.0.0 split train has 6 rows, the manifest 7")
+        "Error: verify: tester/scalp@v1.0.0 split train has 6 rows, the manifest 7"
+    )
     # it was published (and tagged), so the publish is recorded, with the failed check
     (pub,) = publishes(ws)
-    assert json.loads(pub["detail"])["verify_error"] == result.stderr.splitlines()[0][len("Error: "):]
+    assert json.loads(pub["detail"])["verify_error"] == result.stderr.splitlines()[0][len("Error: ") :]
     assert "v1.0.0" in hub_server.refs(REPO)["tags"]
 
 
@@ -424,7 +502,8 @@ def test_publishing_an_older_version_after_a_newer_one_is_refused(
     assert result.returncode == 1
     assert result.stderr.splitlines()[0] == (
         "Error: tester/scalp: the Hub repo already has v1.1.0, newer than v1.0.0; "
-        "publishing would roll main back")
+        "publishing would roll main back"
+    )
     assert state(ws) == before
 
 
@@ -459,7 +538,8 @@ def test_publish_to_a_folder_loads_and_matches_the_release(
     refused = curator(ws, hub_env, "publish", "--to", str(other))
     assert refused.returncode == 1
     assert refused.stderr.splitlines()[0] == (
-        f"Error: --to {other}: the folder exists and holds other files than release v1.0.0")
+        f"Error: --to {other}: the folder exists and holds other files than release v1.0.0"
+    )
     assert (other / "keep.txt").read_text() == "mine" and len(list(other.iterdir())) == 1
     assert state(ws) == before
 
@@ -476,7 +556,8 @@ def test_unknown_version_and_no_repo_are_one_line_errors(
     assert no_repo.returncode == 1
     assert no_repo.stderr.splitlines() == [
         "Error: no Hub repo to publish to",
-        "Hint: set dataset.hub_repo in curator.toml, or pass --repo ns/name"]
+        "Hint: set dataset.hub_repo in curator.toml, or pass --repo ns/name",
+    ]
     assert state(ws) == before
 
 
@@ -516,9 +597,11 @@ def test_real_pipeline_publishes_two_versions(
     pending = curator(ws, hub_env, "publish", "--repo", REPO)
     assert pending.returncode == 1
     assert pending.stderr.splitlines()[0].startswith(
-        "Error: the catalog has changes that are in no release yet (next: v1.1.0, minor: ")
+        "Error: the catalog has changes that are in no release yet (next: v1.1.0, minor: "
+    )
     assert pending.stderr.splitlines()[1] == (
-        "Hint: run `curator release` first, pass --release to build and publish, or name a VERSION")
+        "Hint: run `curator release` first, pass --release to build and publish, or name a VERSION"
+    )
     assert state(ws) == before
     built = curator(ws, hub_env, "publish", "--release", "--repo", REPO, timeout=300)
     assert built.returncode == 0, built.stderr
@@ -530,7 +613,8 @@ def test_real_pipeline_publishes_two_versions(
         got = json.loads(loaded.stdout)
         manifest = json.loads((ws / "releases" / tag / "manifest.json").read_text())
         assert {s: got[s]["rows"] for s in got} == {
-            s: i["rows"] for s, i in manifest["splits"].items() if i["rows"]}
+            s: i["rows"] for s, i in manifest["splits"].items() if i["rows"]
+        }
     assert hub_server.refs(REPO)["tags"]["v1.1.0"] == hub_server.refs(REPO)["branches"]["main"]
     assert_no_token(ws, *outputs, built.stdout, built.stderr, pending.stderr)
     assert all(TEST_TOKEN.encode() not in data for data in hub_server.files(REPO, "v1.1.0").values())

@@ -182,12 +182,18 @@ class _Run:
         self.on_progress = on_progress
         self.summary = IngestSummary()
         self.robots = robots_policy(self.cfg)
-        self.pool = ThreadPoolExecutor(options.workers or os.cpu_count() or 2, "curator-ingest")
+        self.pool = ThreadPoolExecutor(options.workers or os.cpu_count() or 2, "curator-decode")
+        # File I/O waits on fsync rather than the CPU: its own threads, so decoding never queues behind it.
+        self.io = ThreadPoolExecutor(8, "curator-io")
         # The one thread that uses the catalog connection: transactions never interleave, and
         # dedup's work inside add_image never stalls the event loop's downloads.
         self.writer = ThreadPoolExecutor(1, "curator-catalog")
         self._pixel_locks: dict[str, asyncio.Lock] = {}
         self._pixel_refs: Counter[str] = Counter()
+        workers = options.workers or os.cpu_count() or 2
+        # Decoded pixels (~1 MB per photo) are the big allocation: only this many sources may hold
+        # them at once, from decoding to their commit. Fetched bytes wait before decoding instead.
+        self._decoded = asyncio.Semaphore(4 * workers + 4)
 
     async def main(self, sources: list[Source]) -> IngestSummary:
         self.summary.total = len(sources)
@@ -210,6 +216,7 @@ class _Run:
                     group.create_task(self._one(src, fetcher, slots))
         finally:
             self.pool.shutdown(wait=True, cancel_futures=True)
+            self.io.shutdown(wait=True)
             self.writer.shutdown(wait=True)
         order = {src.locator: i for i, src in reversed(list(enumerate(sources)))}
         self.summary.items.sort(key=lambda item: (order.get(item.url, -1), item.status != "skipped"))
@@ -247,16 +254,17 @@ class _Run:
             if src.kind == "url":
                 fetched = await fetcher.fetch(src.locator)
             else:
-                fetched = await loop.run_in_executor(self.pool, read_local, src.locator, self.cfg.max_bytes)
+                fetched = await loop.run_in_executor(self.io, read_local, src.locator, self.cfg.max_bytes)
             if fetched.reason is not None or fetched.data is None:
                 reason = fetched.reason or "empty"
                 self._finish(await self._db(self._reject, src, fetched, reason, fetched.transient))
                 return
-            checked = await loop.run_in_executor(self.pool, validate.check, fetched.data, self.cfg)
-            if isinstance(checked, validate.Refused):
-                self._finish(await self._db(self._reject, src, fetched, checked.reason))
-                return
-            self._finish(await self._keep(src, fetched, checked))
+            async with self._decoded:
+                checked = await loop.run_in_executor(self.pool, validate.check, fetched.data, self.cfg)
+                if isinstance(checked, validate.Refused):
+                    self._finish(await self._db(self._reject, src, fetched, checked.reason))
+                    return
+                self._finish(await self._keep(src, fetched, checked))
         finally:
             slots.release()
 
@@ -270,7 +278,7 @@ class _Run:
                 existing = await self._db(self._exact_duplicate, src, fetched, key)
                 if existing is not None:
                     return existing
-                await asyncio.get_running_loop().run_in_executor(self.pool, store.put, self.ws.objects, data)
+                await asyncio.get_running_loop().run_in_executor(self.io, store.put, self.ws.objects, data)
                 return await self._db(self._add_image, src, fetched, checked)
         finally:
             self._pixel_refs[key] -= 1

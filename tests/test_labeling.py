@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import sqlite3
 from pathlib import Path
 
@@ -244,3 +245,22 @@ def test_configured_keys_and_defaults_share_the_keyboard(workspace: Workspace) -
     cfg = dataclasses.replace(workspace.config,
                               labels=dataclasses.replace(workspace.config.labels, keys={"psoriasis": "1"}))
     assert prompt.class_keys(cfg) == {"1": "psoriasis", "2": "alopecia", "3": "folliculitis"}
+
+
+def test_accept_hints_after_a_real_ingest(tmp_path: Path) -> None:
+    folder = tmp_path / "photos"
+    for seed, hint in ((1, "alopecia"), (2, "psoriasis"), (3, "unsorted")):
+        (folder / hint).mkdir(parents=True)
+        (folder / hint / f"{seed}.jpg").write_bytes(synthetic.encode(synthetic.photo(seed, hint, (96, 72))))
+    ws = tmp_path / "ws"
+    result = run_cli("init", "scalp", "--classes", "alopecia,psoriasis,folliculitis", workspace=ws)
+    assert result.exit_code == 0, result.output
+    result = run_cli("ingest", str(folder), "--hint-from-folder", workspace=ws)
+    assert result.exit_code == 0, result.output
+    result = run_cli("label", "--accept-hints", workspace=ws)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "Accepted 2 hints as labels"  # 'unsorted' is not a class
+    result = run_cli("--json", "status", workspace=ws)
+    labels = json.loads(result.stdout)["labels"]
+    assert labels["per_class"] == {"alopecia": 1, "psoriasis": 1, "folliculitis": 0}
+    assert (labels["unlabeled"], labels["annotators"], labels["agreement"]) == (1, {"hint": 2}, None)

@@ -175,6 +175,18 @@ def test_review_a_class(workspace: Workspace) -> None:
     assert fresh(workspace.catalog_path)[-1] == (a, "ann", "alopecia", None, "label")
 
 
+@pytest.mark.slow
+def test_resized_terminal_redraws_to_fit(workspace: Workspace, six: list[str]) -> None:
+    child = spawn(workspace, "--graphics", "blocks")
+    # 100x40: a 96x72 image in 98x33 cells of two pixels each -> 88x66 pixels, 33 rows; text from row 35
+    child.expect_exact("\x1b[35;1H\x1b[0m\x1b[2K[1/6]")
+    child.setwinsize(30, 80)
+    # 80x30: 78x23 cells -> 61x46 pixels, 23 rows; text from row 25
+    child.expect_exact("\x1b[25;1H\x1b[0m\x1b[2K[1/6]")
+    child.send("q")
+    finish(child)
+
+
 # ---------------------------------------------------------------------------------------------
 # Terminal images
 

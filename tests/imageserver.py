@@ -45,6 +45,8 @@ class ImageServer:
         self.hits: list[Hit] = []
         self._served: defaultdict[str, int] = defaultdict(int)
         self._lock = threading.Lock()
+        self.active = 0  # requests being answered right now
+        self.max_active = 0  # the most ever answered at once (to check concurrency limits)
         self._httpd = _Server(("127.0.0.1", 0), _Handler)
         self._httpd.owner = self
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05})
@@ -85,6 +87,15 @@ class ImageServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def _enter(self) -> None:
+        with self._lock:
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
+
+    def _leave(self) -> None:
+        with self._lock:
+            self.active -= 1
+
     def _next_reply(self, path: str, headers: dict[str, str]) -> Reply:
         with self._lock:
             self.hits.append(Hit(path, time.monotonic(), headers))
@@ -112,12 +123,16 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         owner = self.server.owner
         path = self.path.split("?", 1)[0]
-        reply = owner._next_reply(path, {k.lower(): v for k, v in self.headers.items()})
-        delay = reply.delay + owner.latency
-        if delay:
-            time.sleep(delay)
-        with contextlib.suppress(ConnectionError, OSError):
-            self._send(reply)
+        owner._enter()
+        try:
+            reply = owner._next_reply(path, {k.lower(): v for k, v in self.headers.items()})
+            delay = reply.delay + owner.latency
+            if delay:
+                time.sleep(delay)
+            with contextlib.suppress(ConnectionError, OSError):
+                self._send(reply)
+        finally:
+            owner._leave()
 
     def _send(self, reply: Reply) -> None:
         self.send_response(reply.status)

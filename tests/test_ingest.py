@@ -246,3 +246,37 @@ def test_retry_after_forms() -> None:
     assert fetch._retry_after("7") == 7.0
     assert fetch._retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # in the past: no wait
     assert fetch._retry_after("soon") is None
+
+
+def test_progress_bar_with_rate_on_a_terminal(workspace: Workspace, folder: Path) -> None:
+    import sys
+
+    import pexpect
+
+    child = pexpect.spawn(
+        sys.executable,
+        ["-c", "from curator.cli import main; main()", "--workspace", str(workspace.root),
+         "ingest", str(folder)],
+        env={**os.environ, "COLUMNS": "120", "TERM": "xterm"},
+        timeout=60,
+        encoding="utf-8",
+    )
+    child.expect(pexpect.EOF)
+    child.close()
+    screen = child.before
+    assert child.exitstatus == 0, screen
+    assert "Ingesting" in screen and "7/7" in screen and "/s" in screen
+    assert "7 sources in" in screen
+
+
+def test_one_ingest_at_a_time(workspace: Workspace, folder: Path) -> None:
+    import fcntl
+
+    before = snapshot(workspace.root)
+    with open(workspace.catalog_path, "rb") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        result = run_cli("ingest", str(folder), workspace=workspace.root)
+    assert result.exit_code == 5
+    message = f"Error: {workspace.root}: another `curator ingest` is running in this workspace"
+    assert result.stderr.strip() == message
+    assert snapshot(workspace.root) == before

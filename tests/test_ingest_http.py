@@ -348,3 +348,55 @@ def test_retry_failed_fetches_only_transient_rejections(scenario: Scenario) -> N
                        (scenario.server.url("/slow.jpg"),)).fetchone()
     conn.close()
     assert tuple(row) == ("stored", None, 0)
+
+
+def _small_run(tmp_path: Path, server: ImageServer, lines: list[str], *flags: str) -> Path:
+    ws = init_workspace(tmp_path / "ws", "scalp-test", CLASSES)
+    ws.close()
+    urls = tmp_path / "urls.txt"
+    urls.write_text("\n".join(lines) + "\n")
+    result = run_cli("--json", "ingest", str(urls), "--backoff", "0.05", *flags, workspace=ws.root)
+    assert result.exit_code == 0, result.output
+    return ws.root
+
+
+def test_opt_outs_can_be_ignored_and_the_choice_is_recorded(tmp_path: Path) -> None:
+    with ImageServer() as server:
+        server.route("/robots.txt", Reply(body=ROBOTS, content_type="text/plain"))
+        noai = Reply(body=data.jpeg(data.photo(91)), headers={"X-Robots-Tag": "noai"})
+        lines = [server.route("/private/a.jpg", Reply(body=data.jpeg(data.photo(90)))),
+                 server.route("/b.jpg", noai)]
+        root = _small_run(tmp_path, server, lines, "--ignore-robots", "--ignore-noai")
+        assert server.count("/robots.txt") == 0
+    rows = _rows(root)
+    assert [(rows[url]["outcome"], rows[url]["robots"]) for url in lines] == [("stored", "ignored")] * 2
+
+
+def test_only_noai_ignored_still_checks_robots(tmp_path: Path) -> None:
+    with ImageServer() as server:
+        server.route("/robots.txt", Reply(body=ROBOTS, content_type="text/plain"))
+        noai = Reply(body=data.jpeg(data.photo(93)), headers={"X-Robots-Tag": "noai"})
+        lines = [server.route("/private/a.jpg", Reply(body=data.jpeg(data.photo(92)))),
+                 server.route("/b.jpg", noai)]
+        root = _small_run(tmp_path, server, lines, "--ignore-noai")
+    rows = _rows(root)
+    assert [(rows[url]["reason"], rows[url]["robots"]) for url in lines] == [
+        ("robots-disallowed", "noai-ignored"), (None, "noai-ignored")]
+
+
+def _small_jpeg(seed: int) -> bytes:
+    return data.jpeg(data.photo(seed, size=(96, 72)))
+
+
+def test_per_host_limit_holds(tmp_path: Path) -> None:
+    with ImageServer() as server:
+        lines = [server.route(f"/p/{i}.jpg", Reply(body=_small_jpeg(100 + i), delay=0.1)) for i in range(8)]
+        _small_run(tmp_path, server, lines, "--concurrency", "8", "--per-host", "2")
+        assert server.max_active == 2
+
+
+def test_global_limit_holds(tmp_path: Path) -> None:
+    with ImageServer() as server:
+        lines = [server.route(f"/g/{i}.jpg", Reply(body=_small_jpeg(110 + i), delay=0.1)) for i in range(8)]
+        _small_run(tmp_path, server, lines, "--concurrency", "3", "--per-host", "8")
+        assert server.max_active == 3

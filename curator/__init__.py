@@ -16,6 +16,8 @@ Modules, one per stage (data flows down this list):
     split       sticky, cluster-aware, stratified split
     preprocess  resize, denoise, equalize, enhance; balance by augmentation
     release     build releases/vX.Y.Z (parquet + manifest + card)
+    diff        what changed between two releases (also the card's changelog)
+    audit       cross-split exact/near duplicate check of any dataset folder
     publish     push a release to the Hub (or a folder), tagged
     cli/        the command line
 """

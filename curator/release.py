@@ -479,11 +479,16 @@ def build(
     *,
     created_at: str | None = None,
     max_shard_bytes: int = MAX_SHARD_BYTES,
+    on_stage: Callable[[str], None] | None = None,
 ) -> BuildResult:
     """Build the next release (or ``version``) into ``releases/vX.Y.Z/``; see the module docstring.
 
     ``created_at`` (ISO 8601) pins the manifest's timestamp, for byte-identical rebuilds.
+    ``on_progress(1)`` is called per preprocessed image; ``on_stage(name)`` as each stage
+    starts ('plan', 'images', 'write', 'verify', 'record').
     """
+    stage = on_stage or (lambda name: None)
+    stage("plan")
     if version is not None:
         parse_version(version)  # a bad version string fails before any work
     plan = plan_release(ws, version, include_restricted)
@@ -494,19 +499,30 @@ def build(
     if final.exists():
         raise ReleaseError(f"release v{plan.version} already exists; built releases never change")
     stamp = created_at or catalog.utcnow()
+    recorded = False
     try:
         with atomic_directory(final) as tmp:
+            stage("images")
             rows, images, class_weights = _make_images(ws, plan, on_progress)
+            stage("write")
             files, info = _write_parquet(tmp, rows, images, plan.classes, max_shard_bytes)
             manifest = _manifest(ws, plan, rows, files, class_weights, include_restricted, stamp)
             manifest_bytes = _json_bytes(manifest)
             write_atomic(tmp / "manifest.json", manifest_bytes)
             write_atomic(tmp / "README.md", _card(ws, plan, manifest, info))
+            stage("verify")
             verify_folder(tmp, manifest, ws.config.dedup.threshold)
+            stage("record")
             manifest_sha = hashlib.sha256(manifest_bytes).hexdigest()
             _record(ws.conn, plan, manifest, manifest_sha, stamp)
+            recorded = True
     except FileExistsError as err:
         raise ReleaseError(f"release v{plan.version} already exists; built releases never change") from err
+    except OSError as err:
+        if not recorded:
+            raise ReleaseError(f"{final}: cannot write the release ({err})", path=str(final)) from err
+        _unrecord(ws.conn, plan)  # the rename into place failed after the commit: take the record back
+        raise ReleaseError(f"{final}: cannot move the built release into place ({err})") from err
     return BuildResult(
         plan.version, plan.parent, plan.bump, False, final, manifest["splits"], plan.warnings, manifest_sha
     )
@@ -813,6 +829,15 @@ def verify_folder(folder: Path, manifest: dict[str, Any], threshold: int) -> Non
                 f"{len(leaks)} duplicate pair(s) cross splits, e.g. {example}; release not built",
                 hint="exclude one image of each pair (curator label), or re-cluster with curator dups",
             )
+
+
+def _unrecord(conn: sqlite3.Connection, plan: Plan) -> None:
+    with catalog.atomic(conn):
+        conn.execute("DELETE FROM releases WHERE version = ?", (plan.version,))
+        conn.executemany(
+            "DELETE FROM image_splits WHERE sha256 = ? AND first_version = ?",
+            [(sha, plan.version) for sha in sorted(plan.new_splits)],
+        )
 
 
 def _record(

@@ -248,6 +248,9 @@ def test_publish_two_versions_each_tag_loads_its_own_files(
     assert_no_token(first.stdout, first.stderr, second.stdout, second.stderr, ws)
     assert all(TEST_TOKEN.encode() not in data for data in v11.values())
 
+    text = curator(ws, hub_env, "releases")
+    assert text.returncode == 0, text.stderr
+    assert f"    hub {REPO}  tag v1.1.0  commit {refs['tags']['v1.1.0']}" in text.stdout.splitlines()
     listed = curator(ws, hub_env, "--json", "releases")
     assert listed.returncode == 0, listed.stderr
     overview = json.loads(listed.stdout)
@@ -353,6 +356,20 @@ def test_a_dropped_connection_before_the_commit_leaves_no_tag_and_a_rerun_comple
     assert rerun.returncode == 0, rerun.stderr
     assert not any(line.startswith("PUT /lfs/upload/") for line in hub_server.log[seen:])  # blobs kept
     assert hub_server.refs(REPO)["tags"]["v1.0.0"] == hub_server.commits(REPO)[0]
+
+
+def test_a_500_on_the_commit_leaves_no_tag_and_no_local_change(
+    released: Workspace, hub_server: HubServer, hub_env: dict[str, str]
+) -> None:
+    ws = released.root
+    hub_server.inject(r"^POST /api/datasets/tester/scalp/commit/main$", 500)
+    before = state(ws)
+    failed = curator(ws, hub_env, "publish", "--repo", REPO, "--no-verify")
+    assert failed.returncode == 1
+    assert failed.stderr.splitlines()[0].startswith(
+        f"Error: tester/scalp at {hub_server.url}: the Hub answered 500 while committing: ")
+    assert hub_server.refs(REPO)["tags"] == {} and len(hub_server.commits(REPO)) == 1
+    assert state(ws) == before
 
 
 def test_a_moved_head_is_reported_not_overwritten(

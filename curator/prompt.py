@@ -39,6 +39,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from PIL import Image
 from rich.console import Console
 
 from curator import labeling, store, termimage
@@ -229,7 +230,12 @@ class Frames:
             del self.cache[key]
 
     def _render(self, sha: str, cols: int, rows: int, cell: tuple[int, int]) -> termimage.Frame:
-        return termimage.render(store.read(self.objects, sha), self.mode, cols, rows, cell)
+        try:
+            return termimage.render(store.read(self.objects, sha), self.mode, cols, rows, cell)
+        except (OSError, ValueError, Image.DecompressionBombError) as err:
+            # Still labelable (x exclude is the likely answer): say why there is no picture.
+            text = f"(cannot show this image: {type(err).__name__}: {err})"[: max(cols, 10)]
+            return termimage.Frame(text.encode() + b"\r\n", len(text), 1)
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
@@ -259,12 +265,24 @@ class Session:
 
     def loop(self) -> None:
         try:
-            while self.pos < len(self.items):
+            while True:
+                if self.pos >= len(self.items):
+                    # The end: one last chance to undo before leaving.
+                    self.draw_done()
+                    if self.term.read_key() != "u":
+                        return
+                    self.undo()
+                    continue
                 self.draw()
                 if not self.handle(self.term.read_key()):
                     return
         finally:
             self.frames.close()
+
+    def draw_done(self) -> None:
+        lines = [f"[done {len(self.items)}/{len(self.items)}]  Every image in this session has an answer.",
+                 "u undo the last answer  |  any other key quits"]
+        self.term.write(b"\x1b[0m\x1b[H\x1b[2J" + termimage.KITTY_CLEAR + "\r\n".join(lines).encode())
 
     def handle(self, key: str) -> bool:
         """Act on one key; False to quit."""

@@ -264,3 +264,27 @@ def test_accept_hints_after_a_real_ingest(tmp_path: Path) -> None:
     labels = json.loads(result.stdout)["labels"]
     assert labels["per_class"] == {"alopecia": 1, "psoriasis": 1, "folliculitis": 0}
     assert (labels["unlabeled"], labels["annotators"], labels["agreement"]) == (1, {"hint": 2}, None)
+
+
+def test_conflicts_cover_annotators_hints_and_cluster_members(workspace: Workspace) -> None:
+    conn, cfg = workspace.conn, workspace.config
+    agree = add_image(workspace, 1, hint="alopecia")
+    people = add_image(workspace, 2)
+    hinted = add_image(workspace, 3, hint="psoriasis")
+    rep = add_image(workspace, 4, size=(128, 96))
+    member = add_image(workspace, 5, cluster_of=rep)
+    excluded = add_image(workspace, 6, hint="psoriasis")
+    labeling.record(conn, agree, "ann", "alopecia", "label")  # agrees with its hint: no conflict
+    labeling.record(conn, people, "ann", "alopecia", "label")
+    labeling.record(conn, people, "bob", "psoriasis", "label")  # two people disagree
+    labeling.record(conn, hinted, "ann", "folliculitis", "label")  # disagrees with its hint
+    labeling.record(conn, rep, "ann", "alopecia", "label")
+    labeling.record(conn, member, "hint", "psoriasis", "hint")  # a member labelled otherwise
+    labeling.record(conn, excluded, "ann", EXCLUDED, "exclude")  # excluding is not disagreeing
+    found = [i.sha256 for i in labeling.queue(conn, cfg, "ann", conflicts=True)]
+    assert found == [people, hinted, rep]
+    # Settling them: bob agrees, ann follows the hint, the member gets the cluster's label.
+    labeling.record(conn, people, "bob", "alopecia", "label")
+    labeling.record(conn, hinted, "ann", "psoriasis", "label")
+    labeling.record(conn, member, "ann", "alopecia", "label")
+    assert labeling.queue(conn, cfg, "ann", conflicts=True) == []

@@ -103,16 +103,22 @@ def test_label_undo_skip_exclude_quit_then_resume(workspace: Workspace, six: lis
     step(child, "2", "[2/3]")
     child.expect_exact(s[4][:12])
     step(child, "1", "[3/3]")
-    child.send("3")
+    step(child, "3", "[done 3/3]")
+    step(child, "u", "[3/3]")  # the end screen still offers an undo
+    child.expect_exact("Undone: folliculitis -> (none)")
+    step(child, "3", "[done 3/3]")
+    child.send("q")
     out = finish(child)
-    assert "ann: labeled 3, excluded 0, skipped 0, undone 0; 0 still need a label." in out
+    assert "ann: labeled 3, excluded 0, skipped 0, undone 1; 0 still need a label." in out
     conn = catalog.connect(workspace.catalog_path)
     cfg = config.load(workspace.root / "curator.toml")
     assert labeling.current_labels(conn, cfg) == {
         s[0]: "alopecia", s[1]: "folliculitis", s[2]: "psoriasis", s[3]: EXCLUDED,
         s[4]: "alopecia", s[5]: "folliculitis",
     }
-    assert len(events(conn)) == 8
+    assert len(events(conn)) == 10
+    assert events(conn)[-2:] == [(s[5], "ann", None, "folliculitis", "undo"),
+                                 (s[5], "ann", "folliculitis", None, "label")]
     conn.close()
     child = spawn(workspace, "--graphics", "blocks")
     assert "Nothing to label for ann." in finish(child)
@@ -170,9 +176,24 @@ def test_review_a_class(workspace: Workspace) -> None:
     child = spawn(workspace, "--graphics", "blocks", "--class", "psoriasis")
     child.expect_exact("[1/1]")
     child.expect_exact("label: psoriasis   yours: (none)")
-    child.send("1")
+    step(child, "1", "[done 1/1]")
+    child.send("q")
     finish(child)
     assert fresh(workspace.catalog_path)[-1] == (a, "ann", "alopecia", None, "label")
+
+
+@pytest.mark.slow
+def test_an_unreadable_image_can_still_be_excluded(workspace: Workspace) -> None:
+    a = add_image(workspace, 0)
+    (workspace.objects / a[:2] / a).write_bytes(b"not an image any more")
+    workspace.close()
+    child = spawn(workspace, "--graphics", "blocks")
+    child.expect_exact("(cannot show this image: UnidentifiedImageError")
+    child.expect_exact("[1/1]")
+    step(child, "x", "[done 1/1]")
+    child.send("q")
+    finish(child)
+    assert fresh(workspace.catalog_path) == [(a, "ann", EXCLUDED, None, "exclude")]
 
 
 @pytest.mark.slow

@@ -28,7 +28,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sized
 from pathlib import Path
+from typing import Any
 
 import pexpect
 
@@ -85,7 +87,7 @@ def session(ws: Path, mode: str, think: float, size: tuple[int, int]) -> list[fl
 
 
 def build_times(sample: bytes, cols: int, rows: int, repeat: int = 9) -> list[tuple[str, float, int]]:
-    def median_ms(fn) -> tuple[float, int]:  # type: ignore[no-untyped-def]
+    def median_ms(fn: Callable[[], Sized]) -> tuple[float, int]:
         times, size = [], 0
         for _ in range(repeat):
             start = time.perf_counter()
@@ -106,9 +108,10 @@ def build_times(sample: bytes, cols: int, rows: int, repeat: int = 9) -> list[tu
         rows_out.append(("textual-image (not installed: pip install textual-image)", float("nan"), 0))
         return rows_out
     for name, cls in (("halfcell", HalfCell), ("sixel", Sixel)):
-        def peer(cls=cls) -> str:  # type: ignore[no-untyped-def]
+        def peer(cls: Any = cls) -> str:
             buf = io.StringIO()
-            console = Console(file=buf, width=cols, height=rows, force_terminal=True, color_system="truecolor")
+            console = Console(file=buf, width=cols, height=rows, force_terminal=True,
+                              color_system="truecolor")
             console.print(cls(Image.open(io.BytesIO(sample)), width=cols, height=None))
             return buf.getvalue()
 

@@ -20,6 +20,7 @@ named peer) when that package is importable.
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import os
 import shutil
@@ -86,6 +87,10 @@ def session(ws: Path, mode: str, think: float, size: tuple[int, int]) -> list[fl
     return latencies
 
 
+def _frame_bytes(sample: bytes, mode: str, cols: int, rows: int) -> bytes:
+    return termimage.render(sample, mode, cols, rows).data
+
+
 def build_times(sample: bytes, cols: int, rows: int, repeat: int = 9) -> list[tuple[str, float, int]]:
     def median_ms(fn: Callable[[], Sized]) -> tuple[float, int]:
         times, size = [], 0
@@ -95,9 +100,9 @@ def build_times(sample: bytes, cols: int, rows: int, repeat: int = 9) -> list[tu
             times.append((time.perf_counter() - start) * 1000)
         return statistics.median(times), size
 
-    rows_out = []
+    rows_out: list[tuple[str, float, int]] = []
     for mode in termimage.MODES:
-        ms, size = median_ms(lambda mode=mode: termimage.render(sample, mode, cols, rows).data)
+        ms, size = median_ms(functools.partial(_frame_bytes, sample, mode, cols, rows))
         rows_out.append((f"curator {mode}", ms, size))
     try:
         from PIL import Image

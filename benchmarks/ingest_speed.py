@@ -30,6 +30,7 @@ import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -186,7 +187,7 @@ def main() -> None:
     _print(rows, args.urls)
 
 
-def _print(rows: list, count: int) -> None:  # type: ignore[type-arg]
+def _print(rows: list[Any], count: int) -> None:
     mb = 1024 * 1024
     print(f"{count} URLs, 640x480 JPEGs, loopback server; RSS = largest process / whole tree")
     print(f"{'latency':>8} | {'curator s':>9} {'URL/s':>7} {'RSS MB':>13} | "

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
+from click.testing import Result
 from PIL import Image
 
 from curator.config import IngestConfig
@@ -32,7 +34,7 @@ def folder(tmp_path: Path) -> Path:
     return root
 
 
-def _json(result) -> dict:  # type: ignore[no-untyped-def]
+def _json(result: Result) -> dict[str, Any]:
     assert result.exit_code == 0, result.output
     return dict(json.loads(result.stdout))
 
@@ -183,7 +185,7 @@ def test_dups_lists_exact_and_near_and_reclusters(workspace: Workspace, tmp_path
         ("hello", ("hello", "url", None, "malformed-line")),
     ],
 )
-def test_parse_line(line: str, expected: tuple, tmp_path: Path) -> None:  # type: ignore[type-arg]
+def test_parse_line(line: str, expected: tuple[str, str, str | None, str | None], tmp_path: Path) -> None:
     (src,) = sources.parse_line(line, base=tmp_path)
     assert (src.locator, src.kind, src.hint, src.problem) == expected
 

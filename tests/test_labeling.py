@@ -288,3 +288,12 @@ def test_conflicts_cover_annotators_hints_and_cluster_members(workspace: Workspa
     labeling.record(conn, hinted, "ann", "psoriasis", "label")
     labeling.record(conn, member, "ann", "alopecia", "label")
     assert labeling.queue(conn, cfg, "ann", conflicts=True) == []
+
+
+def test_import_by_source_url(workspace: Workspace, tmp_path: Path) -> None:
+    a = add_image(workspace, 0, url="https://atlas.example/a.jpg")
+    path = tmp_path / "by-url.csv"
+    path.write_text("source_url,label,annotator\nhttps://atlas.example/a.jpg,folliculitis,dr-x\n\n")
+    result = run_cli("label", "--import", str(path), workspace=workspace.root)
+    assert result.exit_code == 0, result.output
+    assert events(workspace.conn) == [(a, "dr-x", "folliculitis", None, "import")]

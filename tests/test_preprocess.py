@@ -245,7 +245,7 @@ def test_run_many_is_deterministic_across_runs_and_worker_counts() -> None:
     done: list[int] = []
     one = preprocess.run_many(items, cfg, workers=1)
     two = preprocess.run_many(items, cfg, workers=2, on_progress=done.append)
-    again = preprocess.run_many(items, cfg, workers=2)
+    again = preprocess.run_many(items, cfg, workers=1)
     assert list(one) == [sha for sha, _ in items] == list(two)
     assert one == two == again
     assert sum(done) == len(items)
@@ -260,3 +260,15 @@ def test_an_undecodable_image_names_its_sha(workers: int) -> None:
     with pytest.raises(ReleaseError, match=r"^preprocess: image b{64} cannot be processed \(") as info:
         preprocess.run_many(items, PreprocessConfig(), workers=workers)
     assert info.value.sha256 == "b" * 64
+
+
+@pytest.mark.parametrize(
+    ("mode", "fmt"), [("L", "PNG"), ("RGBA", "PNG"), ("P", "PNG"), ("CMYK", "JPEG"), ("LA", "PNG")]
+)
+def test_any_image_mode_comes_out_rgb(mode: str, fmt: str) -> None:
+    img = Image.fromarray(photo(size=(96, 64))).convert(mode)
+    out = preprocess.run_many([("a" * 64, synthetic.encode(img, fmt))], PreprocessConfig(), workers=1)[
+        "a" * 64
+    ]
+    result = Image.open(io.BytesIO(out))
+    assert result.mode == "RGB" and result.size == (224, 149)

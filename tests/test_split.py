@@ -106,6 +106,29 @@ def test_singleton_clusters_hit_the_target_within_one_image(
                 assert abs(row[split] - ratio * n) <= 1 + 1e-9, (label, row)
 
 
+@given(st.lists(catalogs(max_clusters=40), min_size=2, max_size=4), st.sampled_from(RATIOS))
+def test_proportions_hold_as_releases_add_clusters(
+    batches: list[list[Item]], ratios: tuple[float, float, float]
+) -> None:
+    """Each release adds clusters to the sticky ones before: no split overshoots its target by more
+    than one cluster, so none undershoots by more than two."""
+    cfg = config(3, ratios)
+    items: list[Item] = []
+    recorded: dict[str, str] = {}
+    for b, batch in enumerate(batches):
+        items += [Item(sha(b, i.sha256), 1000 * b + i.cluster_id, i.label) for i in batch]
+        result = assign(items, recorded, cfg)
+        recorded = result.assignment
+        for label, row in per_class(items, recorded).items():
+            members = [i for i in items if i.label == label]
+            if len({i.cluster_id for i in members}) < 20:
+                continue
+            biggest = max(Counter(i.cluster_id for i in members).values())
+            for split, ratio in zip(SPLITS, ratios, strict=True):
+                assert row[split] - ratio * len(members) <= biggest + 1e-9, (b, label, row)
+                assert ratio * len(members) - row[split] <= 2 * biggest + 1e-9, (b, label, row)
+
+
 @given(st.data())
 def test_sticky_across_a_sequence_of_releases(data: st.DataObject) -> None:
     """Add clusters, grow clusters, remove and re-add images, relabel: nothing released ever moves."""

@@ -1,0 +1,211 @@
+"""Load a release's splits as numpy arrays, from a local release folder or a Hub revision.
+
+Both paths go through :func:`datasets.load_dataset`, so the baseline reads the
+release the way its users will: a local folder through the ``parquet`` builder
+(explicit ``data/<split>-*.parquet`` files, so the card's YAML cannot redirect
+it), a Hub revision by repo id and revision. The ``datasets`` cache goes to a
+caller-given folder (a temp dir by default), never into the workspace.
+
+Images are decoded with Pillow, converted to RGB and resized to a square
+``image_size`` (a plain stretch, like ``keras.utils.image_dataset_from_directory``;
+release images are already preprocessed and close to square). Pixels stay 0..255
+as float32: the model rescales them itself.
+"""
+
+from __future__ import annotations
+
+import io
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from curator.errors import BaselineError
+
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass(frozen=True)
+class SplitArrays:
+    """One split as arrays, row order as stored in the release."""
+
+    images: np.ndarray  # (n, size, size, 3) float32, 0..255
+    labels: np.ndarray  # (n,) int64 class indices
+    sha256: tuple[str, ...]
+    cluster_ids: np.ndarray  # (n,) int64
+    augmented: np.ndarray  # (n,) bool: a balancing copy (augmented_from is set)
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def select(self, mask: np.ndarray) -> SplitArrays:
+        index = np.flatnonzero(mask)
+        return SplitArrays(
+            images=self.images[index],
+            labels=self.labels[index],
+            sha256=tuple(self.sha256[i] for i in index),
+            cluster_ids=self.cluster_ids[index],
+            augmented=self.augmented[index],
+        )
+
+    def originals(self) -> SplitArrays:
+        """Without the balancing copies (used for train accuracy and cross-validation)."""
+        return self.select(~self.augmented)
+
+
+@dataclass(frozen=True)
+class ReleaseData:
+    source: str  # "1.2.0" for a local release, "ns/name@v1.2.0" for a Hub revision
+    classes: tuple[str, ...]
+    splits: dict[str, SplitArrays]
+    class_weights: dict[str, float] | None = None  # from manifest balance.class_weights
+    manifest: dict[str, Any] | None = field(default=None, repr=False)
+
+
+def load_folder(folder: Path, image_size: int, source: str, manifest: dict[str, Any] | None = None,
+                cache_dir: Path | None = None) -> ReleaseData:
+    """Load the release folder ``folder`` (``data/<split>-*.parquet``)."""
+    import datasets
+
+    data_files = {}
+    for split in SPLITS:
+        files = sorted((Path(folder) / "data").glob(f"{split}-*.parquet"))
+        if not files:
+            raise BaselineError(f"release {source}: no {split} split in {folder}/data", path=str(folder))
+        data_files[split] = [str(f) for f in files]
+    with _cache(cache_dir) as cache:
+        try:
+            dd = datasets.load_dataset("parquet", data_files=data_files, cache_dir=cache)
+        except (OSError, ValueError) as err:
+            raise BaselineError(f"release {source}: cannot read its parquet files ({err})") from err
+        return _to_arrays(dd, image_size, source, manifest)
+
+
+def load_hub(repo: str, revision: str, image_size: int, cache_dir: Path | None = None) -> ReleaseData:
+    """Load ``repo`` at ``revision`` from the Hub (``HF_ENDPOINT``), plus its manifest.json if present."""
+    import datasets
+
+    source = f"{repo}@{revision}"
+    with _cache(cache_dir) as cache:
+        try:
+            dd = datasets.load_dataset(repo, revision=revision, cache_dir=cache)
+        except Exception as err:  # noqa: BLE001 - the Hub client raises many kinds; all mean "can't load"
+            raise BaselineError(f"{source}: cannot load from the Hub ({_reason(err)})") from err
+        manifest = _hub_manifest(repo, revision, cache)
+        return _to_arrays(dd, image_size, source, manifest)
+
+
+def _reason(err: BaseException) -> str:
+    """A short, one-line reason for a failed Hub load."""
+    from huggingface_hub import errors as hub_errors
+
+    if isinstance(err, hub_errors.RevisionNotFoundError):
+        return "revision not found"
+    if isinstance(err, hub_errors.RepositoryNotFoundError):
+        return "repository not found"
+    name = type(err).__name__
+    if "NotFound" in name:
+        return "not found"
+    if isinstance(err, ConnectionError | TimeoutError) or "Connect" in name or "Timeout" in name:
+        return "Hub unreachable"
+    first = str(err).strip().splitlines()[0] if str(err).strip() else name
+    return first[:160]
+
+
+def _hub_manifest(repo: str, revision: str, cache: str) -> dict[str, Any] | None:
+    import json
+
+    from huggingface_hub import errors as hub_errors
+    from huggingface_hub import hf_hub_download
+
+    try:
+        path = hf_hub_download(repo, "manifest.json", revision=revision, repo_type="dataset", cache_dir=cache)
+    except hub_errors.EntryNotFoundError:
+        return None
+    manifest: dict[str, Any] = json.loads(Path(path).read_text(encoding="utf-8"))
+    return manifest
+
+
+class _cache:
+    """The caller's cache folder, or a temp folder removed afterwards."""
+
+    def __init__(self, cache_dir: Path | None) -> None:
+        self._given = cache_dir
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+
+    def __enter__(self) -> str:
+        if self._given is not None:
+            return str(self._given)
+        self._tmp = tempfile.TemporaryDirectory(prefix="curator-baseline-")
+        return self._tmp.name
+
+    def __exit__(self, *exc: object) -> None:
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+
+def _to_arrays(dd: Any, image_size: int, source: str, manifest: dict[str, Any] | None) -> ReleaseData:
+    import datasets
+
+    for split in SPLITS:
+        if split not in dd:
+            raise BaselineError(f"release {source}: no {split} split")
+    features = dd["train"].features
+    if not isinstance(features.get("label"), datasets.ClassLabel) or "image" not in features:
+        raise BaselineError(f"release {source}: expected an 'image' column and a ClassLabel 'label' column")
+    classes = tuple(features["label"].names)
+    splits = {split: _split_arrays(dd[split], image_size) for split in SPLITS}
+    _check_classes(source, classes, splits)
+    weights = None
+    if manifest is not None:
+        weights = (manifest.get("balance") or {}).get("class_weights") or None
+    return ReleaseData(source=source, classes=classes, splits=splits, class_weights=weights,
+                       manifest=manifest)
+
+
+def _split_arrays(ds: Any, image_size: int) -> SplitArrays:
+    import datasets
+
+    ds = ds.cast_column("image", datasets.Image(decode=False))
+    columns = set(ds.column_names)
+    n = ds.num_rows
+    images = np.empty((n, image_size, image_size, 3), dtype=np.float32)
+    for i, item in enumerate(ds["image"]):
+        images[i] = decode(item, image_size)
+    augmented_from = ds["augmented_from"] if "augmented_from" in columns else [None] * n
+    return SplitArrays(
+        images=images,
+        labels=np.asarray(ds["label"], dtype=np.int64),
+        sha256=tuple(ds["sha256"]) if "sha256" in columns else tuple(str(i) for i in range(n)),
+        cluster_ids=np.asarray(ds["cluster_id"] if "cluster_id" in columns else range(n), dtype=np.int64),
+        augmented=np.asarray([a is not None for a in augmented_from], dtype=bool),
+    )
+
+
+def decode(item: dict[str, Any], image_size: int) -> np.ndarray:
+    """``{"bytes", "path"}`` from an undecoded Image column -> (size, size, 3) float32."""
+    from PIL import Image
+
+    source = io.BytesIO(item["bytes"]) if item.get("bytes") else item["path"]
+    with Image.open(source) as img:
+        rgb = img.convert("RGB").resize((image_size, image_size), Image.Resampling.BILINEAR)
+        return np.asarray(rgb, dtype=np.float32)
+
+
+def _check_classes(source: str, classes: tuple[str, ...], splits: dict[str, SplitArrays]) -> None:
+    """Every class needs rows in every split: a test split without a class cannot score it."""
+    for split in ("test", "validation", "train"):
+        present = set(splits[split].labels.tolist())
+        missing = [name for i, name in enumerate(classes) if i not in present]
+        if missing:
+            raise BaselineError(
+                f"release {source}: class '{missing[0]}' has no rows in the {split} split",
+                hint="a baseline scores every class; label more images of it and build a new release",
+            )
+
+
+def class_counts(labels: Iterable[int], n_classes: int) -> np.ndarray:
+    return np.bincount(np.asarray(list(labels), dtype=np.int64), minlength=n_classes)

@@ -81,9 +81,9 @@ def cli(ctx: click.Context, workspace: str | None, json_mode: bool, quiet: bool)
 
 
 def _register() -> None:
-    from curator.cli import ingest_cmds, label_cmds, publish_cmds, release_cmds, workspace_cmds
+    from curator.cli import baseline_cmds, ingest_cmds, label_cmds, publish_cmds, release_cmds, workspace_cmds
 
-    for module in (workspace_cmds, label_cmds, ingest_cmds, publish_cmds, release_cmds):
+    for module in (workspace_cmds, label_cmds, ingest_cmds, publish_cmds, release_cmds, baseline_cmds):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -22,8 +22,8 @@ pytestmark = pytest.mark.filterwarnings("ignore:mypy_extensions.TypedDict is dep
 CLASSES = ("alopecia", "psoriasis", "folliculitis")
 RATIOS = [(0.70, 0.15, 0.15), (0.80, 0.10, 0.10), (0.60, 0.20, 0.20), (0.50, 0.25, 0.25)]
 
-settings.register_profile("split", deadline=None, max_examples=60)
-settings.load_profile("split")
+# a decorator, not a loaded profile: a profile would change every other module's hypothesis settings
+examples = settings(deadline=None, max_examples=60)
 
 
 def sha(*parts: object) -> str:
@@ -57,6 +57,7 @@ def some(data: st.DataObject, pool: list[Any], most: int) -> list[Any]:
 # --- properties ---------------------------------------------------------------------------
 
 
+@examples
 @given(catalogs(), st.integers(0, 2**32))
 def test_every_image_gets_a_split_and_no_cluster_straddles(items: list[Item], seed: int) -> None:
     result = assign(items, {}, config(seed))
@@ -65,6 +66,7 @@ def test_every_image_gets_a_split_and_no_cluster_straddles(items: list[Item], se
     assert all(len(s) == 1 for s in splits_of_clusters(items, result.assignment).values())
 
 
+@examples
 @given(catalogs(), st.integers(0, 2**32), st.randoms(use_true_random=False))
 def test_deterministic_whatever_the_input_order(items: list[Item], seed: int, rnd: random.Random) -> None:
     shuffled = list(items)
@@ -75,6 +77,7 @@ def test_deterministic_whatever_the_input_order(items: list[Item], seed: int, rn
     assert first.warnings == again.warnings
 
 
+@examples
 @given(catalogs(max_clusters=120), st.sampled_from(RATIOS), st.integers(0, 2**32))
 def test_per_class_proportions_stay_near_the_target(
     items: list[Item], ratios: tuple[float, float, float], seed: int
@@ -92,6 +95,7 @@ def test_per_class_proportions_stay_near_the_target(
             assert abs(row[split] - ratio * len(members)) <= 2 * biggest, (label, row)
 
 
+@examples
 @given(catalogs(max_clusters=90, max_size=1), st.sampled_from(RATIOS), st.integers(0, 2**32))
 def test_singleton_clusters_hit_the_target_within_one_image(
     items: list[Item], ratios: tuple[float, float, float], seed: int
@@ -106,6 +110,7 @@ def test_singleton_clusters_hit_the_target_within_one_image(
                 assert abs(row[split] - ratio * n) <= 1 + 1e-9, (label, row)
 
 
+@examples
 @given(st.lists(catalogs(max_clusters=40), min_size=2, max_size=4), st.sampled_from(RATIOS))
 def test_proportions_hold_as_releases_add_clusters(
     batches: list[list[Item]], ratios: tuple[float, float, float]
@@ -129,6 +134,7 @@ def test_proportions_hold_as_releases_add_clusters(
                 assert ratio * len(members) - row[split] <= 2 * biggest + 1e-9, (b, label, row)
 
 
+@examples
 @given(st.data())
 def test_sticky_across_a_sequence_of_releases(data: st.DataObject) -> None:
     """Add clusters, grow clusters, remove and re-add images, relabel: nothing released ever moves."""
@@ -162,6 +168,7 @@ def test_sticky_across_a_sequence_of_releases(data: st.DataObject) -> None:
             items[new.sha256] = new
 
 
+@examples
 @given(catalogs(max_clusters=40), st.data())
 def test_merged_clusters_straddle_only_with_a_warning_naming_them(
     items: list[Item], data: st.DataObject

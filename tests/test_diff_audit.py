@@ -52,7 +52,6 @@ def two_releases(tmp_path: Path) -> Path:
     return ws
 
 
-@pytest.mark.slow
 def test_diff_after_adding_images(two_releases: Path) -> None:
     ws = two_releases
     result = run_cli("diff", "v1.0.0", "1.1.0", workspace=ws)
@@ -150,7 +149,6 @@ def test_audit_reads_an_image_folder_too(tmp_path: Path) -> None:
     assert [(leak["kind"], leak["distance"]) for leak in leaks] == [("exact", 0)]
 
 
-@pytest.mark.slow
 def test_audit_finds_nothing_in_a_release(two_releases: Path) -> None:
     for version in ("v1.0.0", "v1.1.0"):
         result = run_cli("audit", str(two_releases / "releases" / version), workspace=two_releases)

@@ -108,7 +108,6 @@ MANIFEST_KEYS = [
 ]
 
 
-@pytest.mark.slow
 def test_release_end_to_end_loads_and_matches_manifest(ws: Path, tmp_path: Path) -> None:
     from datasets import load_dataset
 
@@ -161,8 +160,25 @@ def test_dry_run_writes_nothing(ws: Path) -> None:
     result = run_cli("release", "--dry-run", workspace=ws)
     assert result.exit_code == 0, result.output
     assert "Would build v1.0.0" in result.stdout
+    assert "Bump: initial (first release)" in result.stdout
+    report = json.loads(run_cli("--json", "release", "--dry-run", workspace=ws).stdout)
+    assert (report["version"], report["dry_run"], report["path"]) == ("1.0.0", True, None)
+    assert sum(s["originals"] for s in report["splits"].values()) == 19
+    assert report["splits"]["train"]["per_class"]["alopecia"] > 0
     assert snapshot(ws) == before and catalog_dump(ws) == dump
     assert not (ws / "releases").exists()
+
+
+def test_source_date_epoch_pins_the_whole_folder(
+    ws: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    twin = tmp_path / "twin"
+    shutil.copytree(ws, twin)
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    for folder in (ws, twin):
+        assert run_cli("release", workspace=folder).exit_code == 0
+    assert snapshot(ws / "releases") == snapshot(twin / "releases")
+    assert manifest(ws, "1.0.0")["created_at"] == "2023-11-14T22:13:20.000000+00:00"
 
 
 def test_sticky_splits_and_minor_bump_after_adding_images(ws: Path, tmp_path: Path) -> None:
@@ -345,13 +361,15 @@ def test_cluster_members_stay_out(tmp_path: Path) -> None:
     assert member["representative"] in {r["sha256"] for r in m["rows"]}
 
 
-def test_list_and_resolve_versions(ws: Path) -> None:
+def test_list_and_resolve_versions(ws: Path, tmp_path: Path) -> None:
     build(ws)
     opened = open_workspace(ws)
     try:
         assert [r.version for r in release.list_releases(opened)] == ["1.0.0"]
         assert release.resolve_version(opened, None) == "1.0.0"
         assert release.resolve_version(opened, "v1.0.0") == "1.0.0"
+        loaded = release.load(opened, "1.0.0", tmp_path / "cache")
+        assert sum(loaded[s].num_rows for s in loaded) == len(manifest(ws, "1.0.0")["rows"])
         expected = r"no release v9\.0\.0 in this workspace \(built: v1\.0\.0\)"
         with pytest.raises(release.ReleaseError, match=expected):
             release.resolve_version(opened, "9.0.0")

@@ -126,10 +126,10 @@ def publish(
 
     if repo and to:
         raise PublishError("give either --repo or --to, not both")
-    if build:
-        built = release.build(ws, on_progress=on_progress)
-        version = _built_version(built)
-    elif version is None and (pending := unreleased_changes(ws)):
+    pending = unreleased_changes(ws) if version is None else None
+    if build and (pending or not release.list_releases(ws)):
+        version = release.build(ws, on_progress=on_progress).version
+    elif pending and not build:
         raise ReleaseError(
             f"the catalog has changes that are in no release yet ({pending})",
             hint="run `curator release` first, pass --release to build and publish, or name a VERSION",
@@ -149,14 +149,6 @@ def publish(
     return publish_hub(ws, full, folder, manifest, repo_id, private=private, verify=verify)
 
 
-def _built_version(built: Any) -> str | None:
-    for name in ("version", "release_version"):
-        value = getattr(built, name, None)
-        if isinstance(value, str):
-            return value
-    return None
-
-
 # -- the release's files -------------------------------------------------------------------------
 
 
@@ -170,10 +162,19 @@ def release_files(folder: Path) -> dict[str, LocalFile]:
         rel = path.relative_to(folder).as_posix()
         if not path.is_file() or rel == PUBLISH_LOG or any(p.startswith(".") for p in rel.split("/")):
             continue
-        data = path.read_bytes()
-        git_oid = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
-        files[rel] = LocalFile(path, len(data), hashlib.sha256(data).hexdigest(), git_oid)
+        files[rel] = _hash_file(path)
     return files
+
+
+def _hash_file(path: Path) -> LocalFile:
+    """sha256 and git blob sha1 in one streamed pass (shards can be large)."""
+    size = path.stat().st_size
+    sha256, sha1 = hashlib.sha256(), hashlib.sha1(b"blob %d\0" % size)
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            sha256.update(chunk)
+            sha1.update(chunk)
+    return LocalFile(path, size, sha256.hexdigest(), sha1.hexdigest())
 
 
 def is_card_file(rel: str) -> bool:

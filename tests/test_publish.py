@@ -488,6 +488,7 @@ def test_follow_up_of_an_older_version_goes_on_a_branch_and_leaves_main(
     assert "baseline.json" not in hub_server.files(REPO, "main")
 
 
+@pytest.mark.slow
 def test_verify_reports_a_hub_revision_that_does_not_match_the_manifest(
     released: Workspace, hub_server: HubServer, hub_env: dict[str, str]
 ) -> None:

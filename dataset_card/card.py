@@ -134,7 +134,7 @@ def metadata(facts: CardFacts) -> dict[str, Any]:
         size_categories=[size_category(rows)],
         pretty_name=facts.pretty_name or facts.name,
         tags=list(facts.tags),
-        annotations_creators=["expert-generated" if _has_people(facts) else "found"],
+        annotations_creators=_annotation_creators(facts),
         source_datasets=["original"],
         configs=[{
             "config_name": "default",
@@ -161,9 +161,15 @@ def metadata_yaml(facts: CardFacts) -> str:
     return str(DatasetCardData(**meta).to_yaml(original_order=list(meta)))
 
 
-def _has_people(facts: CardFacts) -> bool:
+def _annotation_creators(facts: CardFacts) -> list[str]:
+    """'found' for labels taken from source hints; 'other' for people (not claimed to be experts)."""
     annotators = facts.labeling.get("annotators") or {}
-    return any(name != "hint" for name in annotators)
+    kinds = []
+    if "hint" in annotators:
+        kinds.append("found")
+    if any(name != "hint" for name in annotators):
+        kinds.append("other")
+    return kinds or ["no-annotation"]
 
 
 # ---------------------------------------------------------------- body sections
@@ -252,7 +258,7 @@ def _sources(facts: CardFacts) -> str:
     if any(not s.license for s in facts.sources):
         note += ("\n\nImages marked **unknown** come from sources whose licence terms were not recorded; "
                  "check them before any use beyond research.")
-    if facts.include_restricted:
+    if facts.include_restricted and any(not s.redistributable for s in facts.sources):
         note += ("\n\nThis release was built with `--include-restricted`: it contains images from sources "
                  "marked as not redistributable. Do not publish it.")
     return (

@@ -81,6 +81,7 @@ def test_yaml_parses_back_with_every_field() -> None:
     assert (info["download_size"], info["dataset_size"]) == (6000, 6200)
     assert "'0': alopecia" in render(facts())  # integer keys quoted, as the Hub expects
     assert "diagnosis" in data["extra_gated_prompt"]
+    assert data["annotations_creators"] == ["found", "other"]  # hints and a person
 
 
 def test_other_licence_gets_a_name_and_link() -> None:

@@ -373,9 +373,13 @@ def test_a_500_on_the_commit_leaves_no_tag_and_no_local_change(
 
 
 def test_a_moved_head_is_reported_not_overwritten(
-    released: Workspace, hub_server: HubServer, hub_env: dict[str, str]
+    released: Workspace, hub_server: HubServer, tmp_path: Path
 ) -> None:
     ws = released.root
+    # the token comes from the saved login this time (HF_HOME/token), not HF_TOKEN
+    hub_env = env_for(hub_server, tmp_path / "login_home", token=None)
+    (tmp_path / "login_home").mkdir()
+    (tmp_path / "login_home/token").write_text(TEST_TOKEN)
     hub_server.create_repo(REPO)
     head = hub_server.commits(REPO)[0]
     hub_server.before(

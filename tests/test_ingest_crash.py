@@ -32,15 +32,16 @@ def _count(db: Path) -> int:
         return 0
 
 
-def _ingest(root: Path, urls: Path, output: int = subprocess.PIPE) -> subprocess.Popen[bytes]:
+def _ingest(root: Path, urls: Path) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-c", "from curator.cli import main; main()", "--workspace", str(root),
            "ingest", str(urls), "--concurrency", "3", "--per-host", "3", "--read-timeout", "5",
            "--backoff", "0.05"]
-    return subprocess.Popen(cmd, stdout=output, stderr=output)
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 @pytest.mark.slow
-def test_sigkill_mid_run_then_rerun(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
+def test_stopped_mid_run_then_rerun(tmp_path: Path, sig: signal.Signals) -> None:
     ws = init_workspace(tmp_path / "ws", "crash", CLASSES)
     ws.close()
     with ImageServer() as server:
@@ -54,13 +55,17 @@ def test_sigkill_mid_run_then_rerun(tmp_path: Path) -> None:
         urls = tmp_path / "urls.txt"
         urls.write_text("\n".join(lines) + "\n")
 
-        proc = _ingest(ws.root, urls, subprocess.DEVNULL)
+        proc = _ingest(ws.root, urls)
         deadline = time.monotonic() + 60
         while _count(ws.catalog_path) < 6 and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.05)
         assert proc.poll() is None, "ingest finished before it could be killed; slow the server down"
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
+        os.kill(proc.pid, sig)
+        _, err = proc.communicate(timeout=30)
+        if sig == signal.SIGINT:  # Ctrl-C: finishes the current commits, says so, exits 130
+            assert (proc.returncode, err.decode().strip().splitlines()[-1]) == (130, "Interrupted.")
+        else:
+            assert proc.returncode == -signal.SIGKILL
         done_before = _count(ws.catalog_path)
         assert 6 <= done_before < N + 1
         # a write that the kill cut short leaves a temp file like this one; the rerun must remove it

@@ -198,7 +198,7 @@ def _build(cls: type, table: Any, where: str) -> Any:
 
 def _coerce(hint: Any, value: Any, key: str) -> Any:
     origin = typing.get_origin(hint)
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return _build(hint, value, key)
     if origin is tuple:
         if not isinstance(value, list):

@@ -29,6 +29,10 @@ ProgressCallback = Callable[[int], None]
 """Stages report progress by calling this with the number of items just finished."""
 
 
+def _ignore(n: int = 1) -> None:
+    pass
+
+
 class Output:
     def __init__(self, *, json_mode: bool = False, quiet: bool = False) -> None:
         self.json_mode = json_mode
@@ -60,7 +64,7 @@ class Output:
     def progress(self, description: str, total: int | None) -> Iterator[ProgressCallback]:
         """A progress bar with rate on a TTY; a silent callback otherwise."""
         if self.quiet or self.json_mode or not self.err.is_terminal:
-            yield lambda n=1: None
+            yield _ignore
             return
         columns = [
             TextColumn("{task.description}"),

@@ -96,7 +96,9 @@ def _hair(draw: ImageDraw.ImageDraw, rng: np.random.Generator, width: int, heigh
         draw.line(points, fill=color, width=int(rng.integers(1, 3)))
 
 
-def _bald_patches(draw: ImageDraw.ImageDraw, rng, width: int, height: int, base: np.ndarray) -> None:  # type: ignore[no-untyped-def]
+def _bald_patches(
+    draw: ImageDraw.ImageDraw, rng: np.random.Generator, width: int, height: int, base: np.ndarray
+) -> None:
     for _ in range(int(rng.integers(2, 4))):
         r = rng.uniform(0.12, 0.22) * min(width, height)
         cx, cy = rng.uniform(r, width - r), rng.uniform(r, height - r)
@@ -104,7 +106,7 @@ def _bald_patches(draw: ImageDraw.ImageDraw, rng, width: int, height: int, base:
         draw.ellipse([cx - r, cy - r * 0.8, cx + r, cy + r * 0.8], fill=tone)
 
 
-def _plaques(draw: ImageDraw.ImageDraw, rng, width: int, height: int) -> None:  # type: ignore[no-untyped-def]
+def _plaques(draw: ImageDraw.ImageDraw, rng: np.random.Generator, width: int, height: int) -> None:
     for _ in range(int(rng.integers(3, 6))):
         r = rng.uniform(0.06, 0.14) * min(width, height)
         cx, cy = rng.uniform(0, width), rng.uniform(0, height)
@@ -116,7 +118,7 @@ def _plaques(draw: ImageDraw.ImageDraw, rng, width: int, height: int) -> None:  
             draw.ellipse([fx - s, fy - s, fx + s, fy + s], fill=(235, 230, 225))
 
 
-def _pustules(draw: ImageDraw.ImageDraw, rng, width: int, height: int) -> None:  # type: ignore[no-untyped-def]
+def _pustules(draw: ImageDraw.ImageDraw, rng: np.random.Generator, width: int, height: int) -> None:
     for _ in range(int(rng.integers(40, 80))):
         cx, cy = rng.uniform(0, width), rng.uniform(0, height)
         r = rng.uniform(3, 8)

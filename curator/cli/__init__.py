@@ -8,7 +8,6 @@ keras, cv2) are imported by the stages, lazily, so ``curator --help`` stays fast
 from __future__ import annotations
 
 import os
-import sys
 import traceback
 from dataclasses import dataclass, field
 from typing import Any
@@ -96,4 +95,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

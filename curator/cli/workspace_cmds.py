@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
+from curator.cli import App
 from curator.cli_support import split_csv
 from curator.errors import InputError
 from curator.workspace import init_workspace, locate
@@ -21,7 +22,7 @@ from curator.workspace import init_workspace, locate
     help="Comma-separated class names (a-z, 0-9, '-', '_'), in key order.",
 )
 @click.pass_obj
-def init(app, name: str, classes: str) -> None:  # type: ignore[no-untyped-def]
+def init(app: App, name: str, classes: str) -> None:
     """Create a workspace: curator.toml, catalog.sqlite and objects/.
 
     The workspace is the current folder, or --workspace DIR (created if missing).

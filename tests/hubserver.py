@@ -81,23 +81,21 @@ def lfs_pointer(sha256: str, size: int) -> bytes:
 
 @dataclass(frozen=True)
 class FileEntry:
-    """One file in a commit's snapshot."""
+    """One file in a commit's snapshot; its bytes live in the blob store under ``sha256``."""
 
     sha256: str
     size: int
     lfs: bool
-
-    @property
-    def git_oid(self) -> str:
-        """The oid git would give the file: of the content, or of the LFS pointer."""
-        return git_blob_oid(self.pointer) if self.lfs else self._content_oid
+    content_oid: str = ""  # git blob oid of the bytes (regular files only)
 
     @property
     def pointer(self) -> bytes:
         return lfs_pointer(self.sha256, self.size)
 
-    # set after construction for regular files (the sha1 needs the bytes)
-    _content_oid: str = ""
+    @property
+    def git_oid(self) -> str:
+        """The oid git gives the file: of its bytes, or of its LFS pointer."""
+        return git_blob_oid(self.pointer) if self.lfs else self.content_oid
 
     def tree_entry(self, path: str) -> dict[str, Any]:
         entry: dict[str, Any] = {"type": "file", "oid": self.git_oid, "size": self.size, "path": path}
@@ -188,7 +186,7 @@ class HubState:
 
     def entry_for(self, data: bytes, lfs: bool) -> FileEntry:
         digest = self.put_blob(data)
-        return FileEntry(digest, len(data), lfs, _content_oid="" if lfs else git_blob_oid(data))
+        return FileEntry(digest, len(data), lfs, "" if lfs else git_blob_oid(data))
 
     def repo(self, repo_type: str, repo_id: str) -> Repo:
         repo = self.repos.get((repo_type, repo_id))
@@ -406,11 +404,16 @@ class HubHandler(BaseHTTPRequestHandler):
             return self._resolve(repo_type, f"{parts[0]}/{parts[1]}", parts[3], "/".join(parts[4:]))
         raise HubError(404, f"no route for {method} {raw_path}")
 
-    def _api_repo(self, method: str, repo_type: str, repo_id: str, rest: list[str],
-                  query: dict[str, list[str]], body: bytes) -> None:
+    def _repo(self, repo_type: str, repo_id: str) -> Repo:
+        """The repo; a private one looks missing without a token (as on the Hub)."""
         repo = self.state.repo(repo_type, repo_id)
         if repo.private and self.headers.get("Authorization") is None:
             raise HubError(404, f"Repository {repo_id} not found", "RepoNotFound")
+        return repo
+
+    def _api_repo(self, method: str, repo_type: str, repo_id: str, rest: list[str],
+                  query: dict[str, list[str]], body: bytes) -> None:
+        repo = self._repo(repo_type, repo_id)
         action = rest[0] if rest else ""
         if method == "GET" and action in ("", "revision"):
             commit = self.state.resolve(repo, rest[1] if action else "main")
@@ -482,7 +485,7 @@ class HubHandler(BaseHTTPRequestHandler):
             return {}
 
     def _lfs_batch(self, repo_type: str, repo_id: str, payload: dict[str, Any]) -> None:
-        self.state.repo(repo_type, repo_id)
+        self._repo(repo_type, repo_id)
         objects = []
         for obj in payload.get("objects", []):
             oid, size = obj["oid"], int(obj["size"])
@@ -618,7 +621,7 @@ class HubHandler(BaseHTTPRequestHandler):
         self._json(200, out)
 
     def _resolve(self, repo_type: str, repo_id: str, rev: str, path: str) -> None:
-        repo = self.state.repo(repo_type, repo_id)
+        repo = self._repo(repo_type, repo_id)
         commit = self.state.resolve(repo, rev)
         entry = commit.files.get(path)
         if entry is None:

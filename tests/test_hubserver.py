@@ -148,7 +148,12 @@ def test_tokens_are_checked(server: HubServer) -> None:
         assert anonymous.get("/api/whoami-v2").status_code == 401
         wrong = anonymous.get("/api/whoami-v2", headers={"Authorization": "Bearer hf_wrong"})
         assert wrong.status_code == 401
-    assert server.state.repos == {}
+        assert server.state.repos == {}
+        server.create_repo("tester/secret", private=True)
+        for url in ("/api/datasets/tester/secret", "/datasets/tester/secret/resolve/main/.gitattributes"):
+            hidden = anonymous.get(url)
+            assert (hidden.status_code, hidden.headers["X-Error-Code"]) == (404, "RepoNotFound")
+            assert anonymous.get(url, headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
 
 
 def test_hooks_inject_drop_before_and_tag(server: HubServer, client: httpx.Client) -> None:

@@ -1,14 +1,20 @@
 """Publish a built release: to the Hugging Face Hub as one commit plus a tag, or to a folder.
 
+Which release (``publish``): VERSION, else the newest; with no VERSION and catalog changes
+that no release holds yet (``release.plan_release`` would build something), it refuses with a
+hint, or with ``--release`` builds the next release first (``release.build``).
+
 Hub publish of release ``X.Y.Z`` to ``ns/name`` (``publish_hub``)::
 
     token    huggingface_hub.get_token() (HF_TOKEN, then the saved login); none -> AuthError;
              whoami() first, so a rejected token is one line before anything is uploaded
-    refs     create the dataset repo if missing (--private); read the tags and main's head
+    refs     create the dataset repo if missing (--private); read the tags and main's head;
+             refuse a version older than a tag already there (it would roll main back)
     tag      vX.Y.Z missing   -> ONE create_commit(parent_commit=head) that makes the repo's files
                                  exactly the release's (adds + deletions of files the release
                                  lacks; .gitattributes is kept), then create_tag(vX.Y.Z, that oid)
-             vX.Y.Z, same files          -> "already published", no commit, exit 0
+             vX.Y.Z, same files          -> "already published", no commit, exit 0 (recorded
+                                            only if the catalog has no record of it)
              vX.Y.Z, same data/ files,   -> follow-up commit (the card and baseline.json that
                other card/baseline          `curator baseline` added), then the tag MOVES to it
              vX.Y.Z, other data files    -> refused
@@ -34,6 +40,12 @@ commit, so main is not rolled back.
 Folder publish (``publish_folder``): a copy of the release folder, built under a temp name and
 renamed into place; an existing folder is left alone if it already holds the same files,
 updated (card and baseline only, by swapping folders) if only those differ, refused otherwise.
+
+Not uploaded: publish-log.jsonl and hidden files (temp files of atomic writes). Every other
+file of the release folder is part of the dataset repo, manifest.json included.
+
+Verification failing after the tag was created is an error, but the publish did happen, so it
+is recorded (``verify_error`` in the detail) before the error is raised.
 
 The token is never written anywhere: it is not in any message, log line, catalog row or file.
 """

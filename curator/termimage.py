@@ -189,18 +189,22 @@ def sixel(img: Image.Image, colors: int = 64) -> bytes:
     for c in used:
         r, g, b = (palette[c] * 100 + 127) // 255
         parts.append(f"#{c};2;{r};{g};{b}".encode())
-    weights = (1 << np.arange(6)).astype(np.int64)
-    columns = np.arange(width)
-    for top in range(0, height, 6):
-        band = index[top:top + 6]
-        bits = np.zeros((palette.shape[0], width), dtype=np.int64)
-        for r in range(band.shape[0]):
-            bits[band[r], columns] += weights[r]  # one index per column: no repeats
-        lines = []
-        for c in np.unique(band):
-            row = (bits[c] + 63).astype(np.uint8).tobytes()
-            lines.append(f"#{c}".encode() + _rle(row))
-        parts.append(b"$".join(lines) + b"-")
+    # bits[band, colour, x]: which of the band's six rows have this colour at x.
+    bands, ncolors = -(-height // 6), int(index.max()) + 1
+    padded = np.full((bands * 6, width), ncolors, dtype=np.intp)  # an unused colour below the image
+    padded[:height] = index
+    bits = np.zeros((bands, ncolors + 1, width), dtype=np.uint8)
+    band_ids, columns = np.arange(bands)[:, None], np.arange(width)[None, :]
+    for r in range(6):
+        bits[band_ids, padded[r::6], columns] += np.uint8(1 << r)  # one colour per pixel: no repeats
+    present = bits[:, :ncolors].any(axis=2)
+    chars = bits + np.uint8(63)
+    body = []
+    for band in range(bands):
+        lines = [b"#%d" % c + chars[band, c].tobytes() for c in np.flatnonzero(present[band])]
+        body.append(b"$".join(lines))
+    # One pass of run-length encoding over everything: '#n' and '$'/'-' never form runs of 4.
+    parts.append(_rle(b"-".join(body) + b"-"))
     parts.append(b"\x1b\\")
     return b"".join(parts)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pexpect
 import pytest
+from PIL import Image
 
 from curator import catalog, config, labeling, synthetic, termimage
 from curator.labeling import EXCLUDED
@@ -274,3 +275,35 @@ def test_query_sixel_reads_the_da1_reply(reply: bytes, sixel: bool) -> None:
     finally:
         os.close(master)
         os.close(slave)
+
+
+def _decode_sixel(data: bytes) -> np.ndarray:
+    """A minimal sixel reader: the colour index of every pixel (-1 where none was drawn)."""
+    head = re.match(rb'\x1bPq"1;1;(\d+);(\d+)', data)
+    assert head and data.endswith(b"\x1b\\")
+    width, height = int(head.group(1)), int(head.group(2))
+    out = np.full((height, width), -1)
+    band = x = 0
+    colour = -1
+    tokens = rb"#(\d+)(?:;2;\d+;\d+;\d+)?|!(\d+)([?-~])|([?-~])|(\$)|(-)"
+    for token in re.finditer(tokens, data[head.end():-2]):
+        select_colour, count, repeated, single, carriage, newline = token.groups()
+        if select_colour is not None:
+            colour = int(select_colour)
+        elif carriage is not None:
+            x = 0
+        elif newline is not None:
+            band, x = band + 1, 0
+        else:
+            n, char = (int(count), repeated[0]) if count is not None else (1, single[0])
+            for r in range(6):
+                if (char - 63) >> r & 1:
+                    out[band * 6 + r, x:x + n] = colour
+            x += n
+    return out
+
+
+def test_sixel_round_trips_the_quantised_pixels() -> None:
+    img = synthetic.photo(9, 2, (61, 40))  # a height that is not a multiple of six
+    quantized = img.quantize(colors=64, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
+    assert np.array_equal(_decode_sixel(termimage.sixel(img)), np.asarray(quantized, dtype=np.int64))

@@ -24,7 +24,7 @@ import pytest
 from curator import synthetic
 from curator.workspace import Workspace
 from tests import hub_fixtures
-from tests.conftest import CLASSES, snapshot
+from tests.conftest import CLASSES, run_cli, snapshot
 from tests.hub_fixtures import TEST_TOKEN, env_for, load_from_hub
 from tests.hubserver import HubServer
 
@@ -581,6 +581,21 @@ def test_unknown_version_and_no_repo_are_one_line_errors(
         "Hint: set dataset.hub_repo in curator.toml, or pass --repo ns/name",
     ]
     assert state(ws) == before
+
+
+@pytest.mark.parametrize(("args", "code", "message"), [
+    (("--repo", REPO, "--to", "out"), 5, "Error: give either --repo or --to, not both"),
+    (("v1.0.0", "--release"), 5, "Error: --release builds the next version; do not also name a VERSION"),
+    (("--repo", "not-a-repo"), 1, "Error: --repo 'not-a-repo': not a Hub repo id (use namespace/name)"),
+])
+def test_bad_flags_are_one_line_errors(
+    released: Workspace, args: tuple[str, ...], code: int, message: str
+) -> None:
+    before = state(released.root)
+    result = run_cli("publish", *args, workspace=released.root)
+    assert result.exit_code == code
+    assert result.stderr.splitlines()[0] == message
+    assert state(released.root) == before
 
 
 # -- the whole path ------------------------------------------------------------------------------

@@ -197,7 +197,7 @@ def sixel(img: Image.Image, colors: int = 64) -> bytes:
     band_ids, columns = np.arange(bands)[:, None], np.arange(width)[None, :]
     for r in range(6):
         bits[band_ids, padded[r::6], columns] += np.uint8(1 << r)  # one colour per pixel: no repeats
-    present: np.ndarray = bits[:, :ncolors].any(axis=2)
+    present = np.asarray(bits[:, :ncolors].any(axis=2))
     chars = bits + np.uint8(63)
     body = []
     for band in range(bands):

@@ -5,9 +5,10 @@
         -> exact duplicate?  -> source row only
         -> else store.put (atomic) -> one transaction: dedup.NearIndex.add_image + source row
 
-Only this module's event-loop thread touches the catalog, and never inside a
-transaction that waits on the network: each source's transaction opens after
-its bytes are safely in ``objects/`` and closes before the next await. A crash
+Downloads run on an asyncio event loop; decoding and hashing on a small thread
+pool; file writes on another; and the catalog on exactly one thread of its own,
+so transactions never interleave and none waits on the network: each source's
+transaction opens after its bytes are safely in ``objects/`` and commits at once. A crash
 therefore leaves complete rows only; bytes stored just before a crash are
 orphans that ``store.put`` makes harmless on the rerun. Temp files that a kill
 left in ``objects/`` (names starting with ``.``) are removed when a run starts;
@@ -172,7 +173,8 @@ def remove_temp_files(objects: Path) -> int:
 
 
 class _Run:
-    """The state of one run; every method that touches the catalog runs on the event loop's thread."""
+    """The state of one run. Catalog methods run on ``self.writer`` (see :meth:`_db`); the initial
+    reads in :meth:`main` happen before any other thread starts."""
 
     def __init__(self, ws: Workspace, options: IngestOptions, on_progress: ProgressCallback) -> None:
         self.ws = ws

@@ -65,7 +65,7 @@ from pathlib import Path
 from typing import Any
 
 from curator import catalog
-from curator.errors import AuthError, CuratorError, PublishError, ReleaseError
+from curator.errors import AuthError, CuratorError, InputError, PublishError, ReleaseError
 from curator.fsutil import atomic_directory, fsync_dir, write_atomic
 from curator.workspace import Workspace
 
@@ -137,7 +137,7 @@ def publish(
     from curator import release
 
     if repo and to:
-        raise PublishError("give either --repo or --to, not both")
+        raise InputError("give either --repo or --to, not both")
     pending = unreleased_changes(ws) if version is None else None
     if build and (pending or not release.list_releases(ws)):
         version = release.build(ws, on_progress=on_progress).version
@@ -157,7 +157,7 @@ def publish(
             "no Hub repo to publish to", hint="set dataset.hub_repo in curator.toml, or pass --repo ns/name"
         )
     if not REPO_ID.match(repo_id):
-        raise PublishError(f"--repo {repo_id!r}: not a Hub repo id (use namespace/name)")
+        raise InputError(f"--repo {repo_id!r}: not a Hub repo id (use namespace/name)")
     return publish_hub(ws, full, folder, manifest, repo_id, private=private, verify=verify)
 
 

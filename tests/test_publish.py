@@ -586,7 +586,7 @@ def test_unknown_version_and_no_repo_are_one_line_errors(
 @pytest.mark.parametrize(("args", "code", "message"), [
     (("--repo", REPO, "--to", "out"), 5, "Error: give either --repo or --to, not both"),
     (("v1.0.0", "--release"), 5, "Error: --release builds the next version; do not also name a VERSION"),
-    (("--repo", "not-a-repo"), 1, "Error: --repo 'not-a-repo': not a Hub repo id (use namespace/name)"),
+    (("--repo", "not-a-repo"), 5, "Error: --repo 'not-a-repo': not a Hub repo id (use namespace/name)"),
 ])
 def test_bad_flags_are_one_line_errors(
     released: Workspace, args: tuple[str, ...], code: int, message: str

@@ -265,6 +265,7 @@ def test_publish_two_versions_each_tag_loads_its_own_files(
     }
 
 
+@pytest.mark.slow
 def test_republishing_the_same_version_is_a_no_op(
     released: Workspace, hub_server: HubServer, hub_env: dict[str, str]
 ) -> None:

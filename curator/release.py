@@ -37,11 +37,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-from curator import catalog, store
+from curator import catalog, licences, store
 from curator import config as config_mod
-from curator.config import Config, SourceRule
+from curator.config import Config
 from curator.errors import InputError, ReleaseError
 from curator.fsutil import atomic_directory, write_atomic
 from curator.workspace import Workspace
@@ -171,22 +170,11 @@ def quiet_datasets() -> Iterator[None]:
 
 
 @dataclass(frozen=True)
-class Source:
-    """Where one released image came from, and the licence terms that apply to it."""
-
-    url: str
-    domain: str
-    license: str  # "" when no [[sources]] rule matches
-    attribution: str
-    redistributable: bool
-
-
-@dataclass(frozen=True)
 class Original:
     sha256: str
     label: str
     cluster_id: int
-    source: Source
+    source: licences.Source
 
 
 @dataclass(frozen=True)
@@ -223,7 +211,7 @@ def plan_release(ws: Workspace, version: str | None, include_restricted: bool) -
             "no labelled images to release",
             hint="label images first: `curator label` or `curator label --accept-hints`",
         )
-    _check_licences(originals, include_restricted, warnings)
+    warnings.extend(licences.check([o.source for o in originals], include_restricted))
     recorded = {r["sha256"]: r["split"] for r in conn.execute("SELECT sha256, split FROM image_splits")}
     existing = _sticky(conn, originals, recorded)
     items = [split_mod.Item(o.sha256, o.cluster_id, o.label) for o in originals]
@@ -263,7 +251,7 @@ def _select(conn: sqlite3.Connection, cfg: Config, warnings: list[str]) -> tuple
 
     labels = labeling.current_labels(conn, cfg)
     classes = set(cfg.dataset.classes)
-    sources = _sources_by_image(conn, cfg.sources)
+    sources = licences.by_image(conn, cfg.sources)
     by_cluster: dict[int, list[str]] = defaultdict(list)
     reps: dict[int, str] = {}
     for row in conn.execute(
@@ -287,7 +275,7 @@ def _select(conn: sqlite3.Connection, cfg: Config, warnings: list[str]) -> tuple
         if label not in classes:
             unknown_class += 1
             continue
-        originals.append(Original(rep, label, cluster_id, sources.get(rep) or _unknown_source()))
+        originals.append(Original(rep, label, cluster_id, sources.get(rep) or licences.unknown_source()))
         members.extend(
             {"sha256": m, "cluster_id": cluster_id, "representative": rep}
             for m in by_cluster[cluster_id]
@@ -303,70 +291,6 @@ def _select(conn: sqlite3.Connection, cfg: Config, warnings: list[str]) -> tuple
     originals.sort(key=lambda o: o.sha256)
     members.sort(key=lambda m: m["sha256"])
     return originals, members
-
-
-def _unknown_source() -> Source:
-    return Source(url="", domain="unknown", license="", attribution="", redistributable=True)
-
-
-def _sources_by_image(conn: sqlite3.Connection, rules: tuple[SourceRule, ...]) -> dict[str, Source]:
-    """The best source of each image: redistributable first, then one with a known licence, then oldest."""
-    best: dict[str, tuple[tuple[int, int, int], Source]] = {}
-    for row in conn.execute(
-        "SELECT id, locator, kind, final_url, sha256 FROM sources "
-        "WHERE sha256 IS NOT NULL AND outcome IN ('stored', 'duplicate') ORDER BY id"
-    ):
-        src = describe_source(row["locator"], row["kind"], rules)
-        rank = (0 if src.redistributable else 1, 0 if src.license else 1, row["id"])
-        current = best.get(row["sha256"])
-        if current is None or rank < current[0]:
-            best[row["sha256"]] = (rank, src)
-    return {sha: src for sha, (_, src) in best.items()}
-
-
-def describe_source(locator: str, kind: str, rules: tuple[SourceRule, ...]) -> Source:
-    """Domain, public URL and licence terms of one source.
-
-    Local files are published as ``local:<file name>`` (never the user's absolute path) under
-    the domain ``local``. The longest matching [[sources]] prefix wins; a prefix without
-    ``://`` matches the host and its subdomains.
-    """
-    if kind == "file":
-        url, domain = f"local:{Path(locator).name}", "local"
-    else:
-        url, domain = locator, (urlsplit(locator).hostname or "unknown").lower()
-    rule = match_rule(rules, url, domain)
-    if rule is None:
-        return Source(url, domain, "", "", True)
-    return Source(url, domain, rule.license, rule.attribution, rule.redistributable)
-
-
-def match_rule(rules: tuple[SourceRule, ...], url: str, domain: str) -> SourceRule | None:
-    best: SourceRule | None = None
-    for rule in rules:
-        prefix = rule.prefix.strip().lower()
-        if "://" in prefix:
-            hit = url.lower().startswith(prefix)
-        else:
-            prefix = prefix.rstrip("/")
-            hit = domain == prefix or domain.endswith("." + prefix)
-        if hit and (best is None or len(prefix) > len(best.prefix.strip())):
-            best = rule
-    return best
-
-
-def _check_licences(originals: list[Original], include_restricted: bool, warnings: list[str]) -> None:
-    restricted = Counter(o.source.domain for o in originals if not o.source.redistributable)
-    if restricted and not include_restricted:
-        listed = ", ".join(f"{d} ({n})" for d, n in sorted(restricted.items()))
-        raise ReleaseError(
-            f"{sum(restricted.values())} image(s) come from sources marked redistributable = false: {listed}",
-            hint="exclude them (curator label), or pass --include-restricted to release them anyway",
-        )
-    unknown = Counter(o.source.domain for o in originals if not o.source.license)
-    if unknown:
-        listed = ", ".join(f"{d} ({n})" for d, n in sorted(unknown.items()))
-        warnings.append(f"{sum(unknown.values())} image(s) come from sources with no known licence: {listed}")
 
 
 def _sticky(conn: sqlite3.Connection, originals: list[Original], recorded: dict[str, str]) -> dict[str, str]:

@@ -426,3 +426,26 @@ def test_a_near_duplicate_across_splits_fails_the_build(tmp_path: Path) -> None:
     assert hint == "Hint: exclude one image of each pair (curator label), or re-cluster with curator dups"
     assert snapshot(ws) == before and catalog_dump(ws) == dump
     assert list((ws / "releases").iterdir()) == []
+
+
+def test_licence_rules_longest_prefix_wins() -> None:
+    from curator import licences
+    from curator.config import SourceRule
+
+    rules = (
+        SourceRule("atlas.example", "cc-by-4.0", "Atlas"),
+        SourceRule("https://atlas.example/restricted/", "", "Atlas", redistributable=False),
+        SourceRule("local", "cc0-1.0"),
+    )
+    open_ = licences.describe_source("https://img.atlas.example/a.jpg", "url", rules)
+    assert (open_.domain, open_.license, open_.redistributable) == ("img.atlas.example", "cc-by-4.0", True)
+    closed = licences.describe_source("https://atlas.example/restricted/b.jpg", "url", rules)
+    assert (closed.license, closed.redistributable) == ("", False)
+    local = licences.describe_source("/home/me/photos/c.png", "file", rules)
+    assert (local.url, local.domain, local.license) == ("local:c.png", "local", "cc0-1.0")
+    other = licences.describe_source("https://notatlas.example/d.jpg", "url", rules)
+    assert (other.domain, other.license) == ("notatlas.example", "")
+    assert licences.check([open_, local], include_restricted=False) == []
+    assert licences.check([other], include_restricted=False) == [
+        "1 image(s) come from sources with no known licence: notatlas.example (1)"
+    ]

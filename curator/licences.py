@@ -1,0 +1,97 @@
+"""Licence terms per source: the ``[[sources]]`` rules of curator.toml applied to each image.
+
+A rule's ``prefix`` is a URL prefix (``https://atlas.example/derm/``) or a domain
+(``atlas.example``, matching its subdomains too); the longest matching rule wins.
+Local files have the domain ``local`` and are published as ``local:<file name>``,
+never with the user's absolute path. An image reached from several sources takes
+the best one: redistributable first, then one with a known licence, then the oldest.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from curator.config import SourceRule
+from curator.errors import ReleaseError
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where one released image came from, and the licence terms that apply to it."""
+
+    url: str
+    domain: str
+    license: str  # "" when no [[sources]] rule matches
+    attribution: str
+    redistributable: bool
+
+
+def unknown_source() -> Source:
+    return Source(url="", domain="unknown", license="", attribution="", redistributable=True)
+
+
+def by_image(conn: sqlite3.Connection, rules: tuple[SourceRule, ...]) -> dict[str, Source]:
+    """The best source of each image: redistributable first, then one with a known licence, then oldest."""
+    best: dict[str, tuple[tuple[int, int, int], Source]] = {}
+    for row in conn.execute(
+        "SELECT id, locator, kind, final_url, sha256 FROM sources "
+        "WHERE sha256 IS NOT NULL AND outcome IN ('stored', 'duplicate') ORDER BY id"
+    ):
+        src = describe_source(row["locator"], row["kind"], rules)
+        rank = (0 if src.redistributable else 1, 0 if src.license else 1, row["id"])
+        current = best.get(row["sha256"])
+        if current is None or rank < current[0]:
+            best[row["sha256"]] = (rank, src)
+    return {sha: src for sha, (_, src) in best.items()}
+
+
+def describe_source(locator: str, kind: str, rules: tuple[SourceRule, ...]) -> Source:
+    """Domain, public URL and licence terms of one source.
+
+    Local files are published as ``local:<file name>`` (never the user's absolute path) under
+    the domain ``local``. The longest matching [[sources]] prefix wins; a prefix without
+    ``://`` matches the host and its subdomains.
+    """
+    if kind == "file":
+        url, domain = f"local:{Path(locator).name}", "local"
+    else:
+        url, domain = locator, (urlsplit(locator).hostname or "unknown").lower()
+    rule = match_rule(rules, url, domain)
+    if rule is None:
+        return Source(url, domain, "", "", True)
+    return Source(url, domain, rule.license, rule.attribution, rule.redistributable)
+
+
+def match_rule(rules: tuple[SourceRule, ...], url: str, domain: str) -> SourceRule | None:
+    best: SourceRule | None = None
+    for rule in rules:
+        prefix = rule.prefix.strip().lower()
+        if "://" in prefix:
+            hit = url.lower().startswith(prefix)
+        else:
+            prefix = prefix.rstrip("/")
+            hit = domain == prefix or domain.endswith("." + prefix)
+        if hit and (best is None or len(prefix) > len(best.prefix.strip())):
+            best = rule
+    return best
+
+
+def check(sources: list[Source], include_restricted: bool) -> list[str]:
+    """Refuse sources marked not redistributable (unless ``include_restricted``); warnings for
+    sources with no known licence."""
+    restricted = Counter(src.domain for src in sources if not src.redistributable)
+    if restricted and not include_restricted:
+        listed = ", ".join(f"{d} ({n})" for d, n in sorted(restricted.items()))
+        raise ReleaseError(
+            f"{sum(restricted.values())} image(s) come from sources marked redistributable = false: {listed}",
+            hint="exclude them (curator label), or pass --include-restricted to release them anyway",
+        )
+    unknown = Counter(src.domain for src in sources if not src.license)
+    if not unknown:
+        return []
+    listed = ", ".join(f"{d} ({n})" for d, n in sorted(unknown.items()))
+    return [f"{sum(unknown.values())} image(s) come from sources with no known licence: {listed}"]

@@ -79,7 +79,7 @@ def fresh_model(n_classes: int, cfg: BaselineConfig) -> Any:
         model = cnn.build(n_classes, cfg.image_size, cfg.seed, cfg.augment)
         cnn.compile_model(model, cfg.learning_rate)
         model.optimizer.build(model.trainable_variables)
-        initial = [np.array(v) for v in _state(model)]
+        initial = [np.array(keras.ops.convert_to_numpy(v.value)) for v in _state(model)]
         # Warm up: the first fit of a model builds and traces what it lazily needs, and its
         # results differ slightly from later fits; one throwaway step on zeros makes every
         # real fit start from the same point (and pays the compile here).

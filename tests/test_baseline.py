@@ -1,0 +1,135 @@
+"""A real training run of the baseline CNN on a small generated release (slow: JAX compiles once)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from baseline import data, metrics, run, train
+from curator.config import BaselineConfig
+from curator.workspace import Workspace, init_workspace
+from tests.baseline_release import CLASSES, add_release
+
+# Keras' EarlyStopping copies weights with np.array(variable), which numpy 2 warns about.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning")
+
+# Small and fast: 64 px, 10/8/8 images per class, batch 8. Every test here uses this one shape,
+# so JAX compiles the train step once per test process.
+FAST = {"image_size": 64, "epochs": 12, "batch_size": 8, "patience": 4, "bootstrap": 200}
+
+
+def _digests(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """One workspace with release v1.0.0, scored twice with the same seed."""
+    ws = init_workspace(tmp_path_factory.mktemp("baseline") / "ws", "scalp-test", list(CLASSES))
+    folder = add_release(ws)
+    before = _digests(folder)
+    card_before = (folder / "README.md").read_text(encoding="utf-8")
+    epochs: list[train.EpochLog] = []
+    first = run.score_release(ws, "v1.0.0", overrides=FAST, on_epoch=epochs.append)
+    after_first = _digests(folder)
+    second = run.score_release(ws, "1.0.0", overrides=FAST)
+    yield {"ws": ws, "folder": folder, "before": before, "after": after_first, "card_before": card_before,
+           "first": first, "second": second, "epochs": epochs}
+    ws.close()
+
+
+@pytest.mark.slow
+def test_learns_the_classes_well_above_chance(scored: dict[str, Any]) -> None:
+    m = scored["first"].result["metrics"]
+    # chance is 1/3; the generated classes differ in colour and texture, so the CNN gets most right
+    assert m["test"]["accuracy"]["value"] >= 0.75, m["test"]
+    assert m["validation"]["accuracy"]["value"] >= 0.75, m["validation"]
+    assert m["test"]["rows"] == 24
+    low, high = m["test"]["accuracy"]["ci95"]
+    assert low <= m["test"]["accuracy"]["value"] <= high
+
+
+@pytest.mark.slow
+def test_same_seed_same_metrics(scored: dict[str, Any]) -> None:
+    first, second = scored["first"].result, scored["second"].result
+    assert first["metrics"] == second["metrics"]
+    assert [e["loss"] for e in first["training"]["history"]] == [e["loss"] for e in second["training"]["history"]]
+    assert first["config_hash"] == second["config_hash"]
+
+
+@pytest.mark.slow
+def test_epochs_are_reported_as_they_finish(scored: dict[str, Any]) -> None:
+    epochs = scored["epochs"]
+    result = scored["first"].result
+    assert [e.epoch for e in epochs] == list(range(1, result["training"]["epochs_run"] + 1))
+    assert all(e.phase == "train" and e.epochs == FAST["epochs"] for e in epochs)
+    assert all(e.val_loss is not None for e in epochs)
+    losses = [e.val_loss for e in epochs]
+    assert result["training"]["best_epoch"] == int(np.argmin(losses)) + 1
+
+
+@pytest.mark.slow
+def test_only_card_and_baseline_files_change(scored: dict[str, Any]) -> None:
+    before, after, folder = scored["before"], scored["after"], scored["folder"]
+    changed = {path for path in after if before.get(path) != after[path]}
+    assert changed == {"README.md", "baseline.json", "baseline/confusion_matrix.png",
+                       "baseline/training_curves.png"}
+    for path in ("manifest.json", *(p for p in before if p.startswith("data/"))):
+        assert after[path] == before[path]
+    card = (folder / "README.md").read_text(encoding="utf-8")
+    old = scored["card_before"]
+    head, tail = old.split("<!-- baseline:start -->")[0], old.split("<!-- baseline:end -->")[1]
+    assert card.startswith(head + "<!-- baseline:start -->\n") and card.endswith("<!-- baseline:end -->" + tail)
+    assert "| accuracy |" in card and "baseline/confusion_matrix.png" in card
+    assert (folder / "baseline" / "training_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_baseline_json_records_the_run(scored: dict[str, Any]) -> None:
+    saved = json.loads((scored["folder"] / "baseline.json").read_text(encoding="utf-8"))
+    assert saved["version"] == "1.0.0" and saved["seed"] == 1337
+    assert saved["config"]["image_size"] == 64 and saved["config"]["epochs"] == 12
+    assert saved["hardware"]["backend"] == "jax" and saved["hardware"]["device"] in ("cpu", "gpu")
+    assert {"keras", "jax", "numpy", "datasets"} <= set(saved["versions"])
+    assert saved["timings"]["train_seconds"] > 0 and saved["timings"]["images_per_second"] > 0
+    assert saved["model"]["params"] == sum(layer["params"] for layer in saved["model"]["layers"])
+    test = saved["metrics"]["test"]
+    assert set(test["per_class"]) == set(CLASSES)
+    assert np.sum(test["confusion_matrix"]) == 24
+    gap = saved["metrics"]["train_accuracy"]["value"] - test["accuracy"]["value"]
+    assert saved["metrics"]["overfit_gap"] == pytest.approx(gap)
+    # the second run compared itself with nothing: v1.0.0 has no parent
+    assert saved["comparison"]["previous"] is None
+
+
+@pytest.mark.slow
+def test_catalog_rows(scored: dict[str, Any]) -> None:
+    rows = scored["ws"].conn.execute("SELECT version, config_hash, metrics FROM baselines ORDER BY id").fetchall()
+    assert [r["version"] for r in rows] == ["1.0.0", "1.0.0"]
+    assert json.loads(rows[0]["metrics"]) == scored["first"].result["metrics"]
+
+
+@pytest.mark.slow
+def test_cross_validation_by_cluster(scored: dict[str, Any]) -> None:
+    """3 folds over train+validation originals, grouped by cluster, reported as mean and std."""
+    folder = scored["folder"]
+    release = data.load_folder(folder, 64, "v1.0.0")
+    cfg = BaselineConfig(**{**FAST, "epochs": 12})
+    result = run._cross_validate(release, cfg, 3, epochs=6, on_epoch=lambda e: None)
+    assert result["k"] == 3 and len(result["folds"]) == 3
+    assert sum(f["rows"] for f in result["folds"]) == 30 + 24
+    assert result["mean"]["accuracy"] > 0.5
+    assert result["std"]["accuracy"] >= 0.0
+    tr, va = release.splits["train"], release.splits["validation"]
+    folds = metrics.grouped_stratified_folds(np.concatenate([tr.labels, va.labels]),
+                                             np.concatenate([tr.cluster_ids, va.cluster_ids]), 3, cfg.seed)
+    groups = np.concatenate([tr.cluster_ids, va.cluster_ids])
+    assert all(len(set(folds[groups == g])) == 1 for g in np.unique(groups))

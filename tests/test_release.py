@@ -15,8 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
-from curator import release, synthetic
+from curator import hashing, release, synthetic
 from curator.workspace import open_workspace
 from tests.conftest import CLASSES, run_cli, snapshot
 
@@ -391,6 +392,11 @@ def set_dedup(toml: Path, body: str) -> None:
     toml.write_text(text[:start] + "[dedup]\n" + body + "\n" + text[end:])
 
 
+def _direct_hashes(img: Image.Image) -> tuple[int, int]:
+    hashes = hashing.perceptual_hashes(hashing.normalize(img))
+    return hashes[hashing.PHASH], hashes[hashing.PHASH_MIRROR]
+
+
 def test_a_near_duplicate_across_splits_fails_the_build(tmp_path: Path) -> None:
     """Copies that dedup did not cluster (threshold 0 at ingest) are caught by the check after writing."""
     from PIL import ImageDraw
@@ -404,15 +410,28 @@ def test_a_near_duplicate_across_splits_fails_the_build(tmp_path: Path) -> None:
     write_images(tmp_path / "in", {"alopecia": 4, "psoriasis": 4, "folliculitis": 4}, 100)
     base = synthetic.photo(0, "alopecia", (96, 96))
     (tmp_path / "in" / "alopecia" / "base.png").write_bytes(synthetic.encode(base, "PNG"))
-    # Marked copies 1-6 bits from the original and pairwise distinct: separate clusters at threshold 0
-    # whatever the ingest order, so the (sha-keyed) split is fixed and 11 near copies of one photo
-    # among 15 alopecia clusters cannot all land in train.
-    corners = [(0, 0), (0, 18), (0, 24), (0, 30), (0, 36), (0, 48), (0, 54), (0, 60), (0, 66), (0, 78)]
-    for k, (x, y) in enumerate(corners):
+    # Ten marked copies 1-6 bits from the original whose direct hashes all differ: separate clusters
+    # at threshold 0 whatever the ingest order, so the (sha-keyed) split is fixed, and 11 near copies
+    # of one photo among 15 alopecia clusters cannot all land in train.
+    seen = set(_direct_hashes(base))
+    chosen = 0
+    for x, y in ((x, y) for x in range(0, 90, 6) for y in range(0, 90, 6)):
         copy = base.copy()
         ImageDraw.Draw(copy).rectangle([x, y, x + 10, y + 10], fill=(200, 50, 50))
-        (tmp_path / "in" / "alopecia" / f"copy{k}.png").write_bytes(synthetic.encode(copy, "PNG"))
+        views = _direct_hashes(copy)
+        if seen & set(views) or not 1 <= hashing.hamming(views[0], _direct_hashes(base)[0]) <= 6:
+            continue
+        seen |= set(views)
+        (tmp_path / "in" / "alopecia" / f"copy{chosen}.png").write_bytes(synthetic.encode(copy, "PNG"))
+        chosen += 1
+        if chosen == 10:
+            break
+    assert chosen == 10
     ingest_labelled(ws, tmp_path / "in")
+    conn = sqlite3.connect(ws / "catalog.sqlite")
+    clusters = conn.execute("SELECT COUNT(DISTINCT cluster_id) FROM images").fetchone()[0]
+    conn.close()
+    assert clusters == 23, "precondition: every copy is its own cluster at threshold 0"
     set_dedup(toml, "threshold = 10\ncandidate_threshold = 12\nconfirm = false")
     before, dump = snapshot(ws), catalog_dump(ws)
     result = run_cli("release", workspace=ws)

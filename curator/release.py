@@ -487,7 +487,7 @@ def _make_images(
             raise ReleaseError(f"{path}: original bytes are missing or unreadable ({err.strerror})",
                                path=str(path), sha256=o.sha256) from err
     images = preprocess.run_many(originals, cfg.preprocess, on_progress=on_progress)
-    step_hash = config_mod.config_hash(cfg.preprocess)
+    step_hash = preprocess_hash(cfg)
     by_split: dict[str, list[Row]] = {s: [] for s in SPLITS}
     for o in plan.originals:
         width, height = _size(images[o.sha256], o.sha256)
@@ -510,6 +510,17 @@ def _make_images(
         )
     rows = [row for split in SPLITS for row in by_split[split]]
     return rows, images, balance_plan.class_weights
+
+
+def preprocess_hash(cfg: Config) -> str:
+    """The manifest's per-row ``preprocess_hash``: preprocess.steps_hash (steps with defaults and
+    the algorithm version) plus the output encoding, which also changes the bytes."""
+    from curator import preprocess
+
+    p = cfg.preprocess
+    quality = p.jpeg_quality if p.format == "jpeg" else None
+    encoding = {"format": p.format, "quality": quality}
+    return config_mod.config_hash({"steps": preprocess.steps_hash(p.steps), **encoding})
 
 
 def _size(data: bytes, sha256: str) -> tuple[int, int]:

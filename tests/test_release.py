@@ -142,6 +142,9 @@ def test_release_end_to_end_loads_and_matches_manifest(ws: Path, tmp_path: Path)
     # the sticky splits are recorded for every original, and only for them
     assert splits_of(ws) == {r["sha256"]: r["split"] for r in originals}
     assert "local:img" in loaded["train"][0]["source_url"]
+    opened = open_workspace(ws)
+    assert {r["preprocess_hash"] for r in m["rows"]} == {release.preprocess_hash(opened.config)}
+    opened.close()
 
 
 def test_release_twice_from_the_same_catalog_is_byte_identical(ws: Path, tmp_path: Path) -> None:

@@ -471,3 +471,35 @@ def test_licence_rules_longest_prefix_wins() -> None:
     assert licences.check([other], include_restricted=False) == [
         "1 image(s) come from sources with no known licence: notatlas.example (1)"
     ]
+
+
+def test_a_new_larger_representative_keeps_its_clusters_split(ws: Path, tmp_path: Path) -> None:
+    build(ws)
+    old = manifest(ws, "1.0.0")
+    first = next(r for r in old["rows"] if r["augmented_from"] is None and r["split"] != "train")
+    # the same photo, larger: it joins the cluster and becomes its representative (largest area)
+    seed = int(re.fullmatch(r"local:img(\d+)\.jpg", first["source_url"]).group(1))  # type: ignore[union-attr]
+    label = first["label"]
+    (tmp_path / "bigger" / label).mkdir(parents=True)
+    bigger = synthetic.photo(seed, label, (80, 80)).resize((120, 120))
+    (tmp_path / "bigger" / label / "bigger.png").write_bytes(synthetic.encode(bigger, "PNG"))
+    ingest_labelled(ws, tmp_path / "bigger")
+    result = build(ws)
+    assert result.bump.reason == "1 image(s) added, 1 removed"
+    new = manifest(ws, result.version)
+    replacement = next(r for r in new["rows"] if r["cluster_id"] == first["cluster_id"])
+    assert replacement["sha256"] != first["sha256"]
+    assert (replacement["split"], replacement["label"]) == (first["split"], label)
+    assert {"sha256": first["sha256"], "cluster_id": first["cluster_id"],
+            "representative": replacement["sha256"]} in new["cluster_members"]
+
+
+def test_class_weights_are_recorded_without_synthetic_rows(ws: Path) -> None:
+    toml = ws / "curator.toml"
+    toml.write_text(toml.read_text().replace('method = "oversample"', 'method = "class-weights"'))
+    build(ws)
+    m = manifest(ws, "1.0.0")
+    assert m["balance"]["method"] == "class-weights"
+    assert set(m["balance"]["class_weights"]) == set(CLASSES)
+    assert all(r["augmented_from"] is None for r in m["rows"])
+    assert "class weights for training are recorded" in (ws / "releases" / "v1.0.0" / "README.md").read_text()

@@ -67,9 +67,10 @@ def catalog_dump(ws: Path) -> list[str]:
 
 
 def build(ws: Path, **kwargs: object) -> release.BuildResult:
+    kwargs.setdefault("created_at", PINNED)
     opened = open_workspace(ws)
     try:
-        return release.build(opened, created_at=PINNED, **kwargs)  # type: ignore[arg-type]
+        return release.build(opened, **kwargs)  # type: ignore[arg-type]
     finally:
         opened.close()
 
@@ -148,15 +149,20 @@ def test_release_end_to_end_loads_and_matches_manifest(ws: Path, tmp_path: Path)
 
 
 def test_release_twice_from_the_same_catalog_is_byte_identical(ws: Path, tmp_path: Path) -> None:
+    """Parquet and card are byte-identical with no clock pinned; the manifest differs only in created_at."""
     twin = tmp_path / "twin"
     shutil.copytree(ws, twin)
-    build(ws)
-    build(twin)
+    build(ws, created_at=None)
+    build(twin, created_at=None)
     first, second = snapshot(ws / "releases"), snapshot(twin / "releases")
     assert sorted(first) == sorted(second)
     assert any(name.endswith(".parquet") for name in first)
     for name in first:
-        assert first[name] == second[name], name
+        if not name.endswith("manifest.json"):
+            assert first[name] == second[name], name
+    a, b = (json.loads(m[str(Path("v1.0.0") / "manifest.json")]) for m in (first, second))
+    assert a.pop("created_at") != b.pop("created_at")
+    assert a == b
 
 
 def test_dry_run_writes_nothing(ws: Path) -> None:

@@ -14,6 +14,7 @@ as float32: the model rescales them itself.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import tempfile
 from collections.abc import Iterable
@@ -63,6 +64,7 @@ class ReleaseData:
     splits: dict[str, SplitArrays]
     class_weights: dict[str, float] | None = None  # from manifest balance.class_weights
     manifest: dict[str, Any] | None = field(default=None, repr=False)
+    commit: str | None = None  # the Hub commit a revision resolved to
 
 
 def load_folder(folder: Path, image_size: int, source: str, manifest: dict[str, Any] | None = None,
@@ -85,34 +87,63 @@ def load_folder(folder: Path, image_size: int, source: str, manifest: dict[str, 
 
 
 def load_hub(repo: str, revision: str, image_size: int, cache_dir: Path | None = None) -> ReleaseData:
-    """Load ``repo`` at ``revision`` from the Hub (``HF_ENDPOINT``), plus its manifest.json if present."""
+    """Load ``repo`` at ``revision`` from the Hub (``HF_ENDPOINT``), plus its manifest.json if present.
+
+    One metadata request first resolves the revision to a commit: a missing repo or revision
+    or an unreachable Hub is then one precise line, without the client's download retries, and
+    the data and the manifest both come from that one commit even if the tag moves meanwhile.
+    """
     import datasets
 
     source = f"{repo}@{revision}"
+    commit = resolve_hub_revision(repo, revision)
     with _cache(cache_dir) as cache:
         try:
-            dd = datasets.load_dataset(repo, revision=revision, cache_dir=cache)
+            dd = datasets.load_dataset(repo, revision=commit, cache_dir=cache)
         except Exception as err:  # noqa: BLE001 - the Hub client raises many kinds; all mean "can't load"
-            raise BaselineError(f"{source}: cannot load from the Hub ({_reason(err)})") from err
-        manifest = _hub_manifest(repo, revision, cache)
-        return _to_arrays(dd, image_size, source, manifest)
+            first = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
+            raise BaselineError(f"{source}: datasets cannot load it ({first})") from err
+        manifest = _hub_manifest(repo, commit, cache)
+        loaded = _to_arrays(dd, image_size, source, manifest)
+    return dataclasses.replace(loaded, commit=commit)
 
 
-def _reason(err: BaseException) -> str:
-    """A short, one-line reason for a failed Hub load."""
+def resolve_hub_revision(repo: str, revision: str) -> str:
+    """The commit that ``revision`` names in the dataset repo ``repo``; a BaselineError if the repo
+    or the revision does not exist or the Hub cannot be reached."""
+    from huggingface_hub import HfApi, constants
     from huggingface_hub import errors as hub_errors
 
-    if isinstance(err, hub_errors.RevisionNotFoundError):
-        return "revision not found"
-    if isinstance(err, hub_errors.RepositoryNotFoundError):
-        return "repository not found"
-    name = type(err).__name__
-    if "NotFound" in name:
-        return "not found"
-    if isinstance(err, ConnectionError | TimeoutError) or "Connect" in name or "Timeout" in name:
-        return "Hub unreachable"
-    first = str(err).strip().splitlines()[0] if str(err).strip() else name
-    return first[:160]
+    source = f"{repo}@{revision}"
+    try:
+        info = HfApi().dataset_info(repo, revision=revision)
+    except hub_errors.RevisionNotFoundError as err:
+        raise BaselineError(f"{source}: no revision {revision!r} in {repo} on {constants.ENDPOINT}") from err
+    except hub_errors.RepositoryNotFoundError as err:
+        raise BaselineError(f"{source}: no dataset repo {repo!r} on {constants.ENDPOINT}",
+                            hint="check --repo, and HF_TOKEN for a private repo") from err
+    except hub_errors.HfHubHTTPError as err:
+        status = err.response.status_code if err.response is not None else "?"
+        raise BaselineError(f"{source}: the Hub at {constants.ENDPOINT} answered HTTP {status}") from err
+    except _transport_errors() as err:
+        raise BaselineError(f"{source}: cannot reach the Hub at {constants.ENDPOINT} ({type(err).__name__})",
+                            url=constants.ENDPOINT) from err
+    if not info.sha:
+        raise BaselineError(f"{source}: the Hub did not say which commit {revision!r} is")
+    return str(info.sha)
+
+
+def _transport_errors() -> tuple[type[Exception], ...]:
+    """Connection-level errors of the HTTP clients huggingface_hub may use (httpx2 in 2.x, httpx in 1.x)."""
+    import importlib
+
+    found: list[type[Exception]] = [OSError]
+    for name in ("httpx2", "httpx"):
+        try:
+            found.append(importlib.import_module(name).TransportError)
+        except (ImportError, AttributeError):
+            continue
+    return tuple(found)
 
 
 def _hub_manifest(repo: str, revision: str, cache: str) -> dict[str, Any] | None:

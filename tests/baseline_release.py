@@ -103,7 +103,8 @@ def write_release(
         "version": version, "name": "scalp-test", "parent": parent, "created_at": catalog.utcnow(),
         "classes": list(classes), "splits": {}, "files": files, "rows": rows, "cluster_members": [],
         "balance": {"method": "class-weights" if class_weights else "none", "class_weights": class_weights},
-        "config": {}, "versions": {}, "bump": {"kind": "initial", "reason": "test"}, "include_restricted": False,
+        "config": {}, "versions": {}, "bump": {"kind": "initial", "reason": "test"},
+        "include_restricted": False,
     }
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     (folder / "README.md").write_text(CARD, encoding="utf-8")

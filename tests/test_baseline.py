@@ -13,7 +13,7 @@ import pytest
 
 from baseline import data, metrics, run, train
 from curator.config import BaselineConfig
-from curator.workspace import Workspace, init_workspace
+from curator.workspace import init_workspace
 from tests.baseline_release import CLASSES, add_release
 
 # Keras' EarlyStopping copies weights with np.array(variable), which numpy 2 warns about.
@@ -61,7 +61,8 @@ def test_learns_the_classes_well_above_chance(scored: dict[str, Any]) -> None:
 def test_same_seed_same_metrics(scored: dict[str, Any]) -> None:
     first, second = scored["first"].result, scored["second"].result
     assert first["metrics"] == second["metrics"]
-    assert [e["loss"] for e in first["training"]["history"]] == [e["loss"] for e in second["training"]["history"]]
+    losses = [[e["loss"] for e in r["training"]["history"]] for r in (first, second)]
+    assert losses[0] == losses[1]
     assert first["config_hash"] == second["config_hash"]
 
 
@@ -87,7 +88,8 @@ def test_only_card_and_baseline_files_change(scored: dict[str, Any]) -> None:
     card = (folder / "README.md").read_text(encoding="utf-8")
     old = scored["card_before"]
     head, tail = old.split("<!-- baseline:start -->")[0], old.split("<!-- baseline:end -->")[1]
-    assert card.startswith(head + "<!-- baseline:start -->\n") and card.endswith("<!-- baseline:end -->" + tail)
+    assert card.startswith(head + "<!-- baseline:start -->\n")
+    assert card.endswith("<!-- baseline:end -->" + tail)
     assert "| accuracy |" in card and "baseline/confusion_matrix.png" in card
     assert (folder / "baseline" / "training_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -112,7 +114,8 @@ def test_baseline_json_records_the_run(scored: dict[str, Any]) -> None:
 
 @pytest.mark.slow
 def test_catalog_rows(scored: dict[str, Any]) -> None:
-    rows = scored["ws"].conn.execute("SELECT version, config_hash, metrics FROM baselines ORDER BY id").fetchall()
+    conn = scored["ws"].conn
+    rows = conn.execute("SELECT version, config_hash, metrics FROM baselines ORDER BY id").fetchall()
     assert [r["version"] for r in rows] == ["1.0.0", "1.0.0"]
     assert json.loads(rows[0]["metrics"]) == scored["first"].result["metrics"]
 

@@ -68,7 +68,8 @@ def test_bootstrap_matches_a_plain_loop() -> None:
     looped = []
     for _ in range(300):
         rows = rng.integers(0, len(Y_TRUE), size=len(Y_TRUE))
-        looped.append(float(metrics.scores(metrics.confusion_matrix(Y_TRUE[rows], Y_PRED[rows], 3))["macro_f1"]))
+        cm = metrics.confusion_matrix(Y_TRUE[rows], Y_PRED[rows], 3)
+        looped.append(float(metrics.scores(cm)["macro_f1"]))
     # same generator, same draw order (chunks of CHUNK rows are drawn in sequence)
     assert boot["macro_f1"].tolist() == pytest.approx(looped)
 
@@ -145,12 +146,14 @@ def test_grouped_folds_refuse_too_few_clusters() -> None:
 
 METRICS = {
     "test": {"accuracy": {"value": 0.80}, "balanced_accuracy": {"value": 0.78}, "macro_f1": {"value": 0.75}},
-    "validation": {"accuracy": {"value": 0.70}, "balanced_accuracy": {"value": 0.7}, "macro_f1": {"value": 0.7}},
+    "validation": {"accuracy": {"value": 0.7}, "balanced_accuracy": {"value": 0.7},
+                   "macro_f1": {"value": 0.7}},
     "train_accuracy": {"value": 0.95},
 }
 BETTER = {
     "test": {"accuracy": {"value": 0.95}, "balanced_accuracy": {"value": 0.9}, "macro_f1": {"value": 0.76}},
-    "validation": {"accuracy": {"value": 0.9}, "balanced_accuracy": {"value": 0.9}, "macro_f1": {"value": 0.9}},
+    "validation": {"accuracy": {"value": 0.9}, "balanced_accuracy": {"value": 0.9},
+                   "macro_f1": {"value": 0.9}},
     "train_accuracy": {"value": 0.99},
 }
 
@@ -193,4 +196,5 @@ def test_gate_max_drop_against_a_planted_better_previous() -> None:
 def test_gate_max_drop_without_previous_passes_with_a_note() -> None:
     result = gate.check(METRICS, None, None, gate.parse(["accuracy=0.0"], "--max-drop"))
     assert result.passed and result.deltas == {}
-    assert result.notes == ["--max-drop test.accuracy=0 not checked: no previous baseline with the same config"]
+    assert result.notes == [
+        "--max-drop test.accuracy=0 not checked: no previous baseline with the same config"]

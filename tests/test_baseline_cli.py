@@ -1,0 +1,213 @@
+"""``curator baseline`` through the CLI: bad input (one line, nothing written), a Hub revision
+served by the local Hub server, and the whole path init -> ingest -> label -> release -> baseline
+with a planted worse release tripping the gate."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from curator import synthetic
+from curator.errors import EXIT_GATE
+from curator.workspace import Workspace, init_workspace
+from tests import hub_fixtures
+from tests.baseline_release import CLASSES, add_release, write_release
+from tests.conftest import run_cli, snapshot
+from tests.hub_fixtures import TEST_TOKEN
+from tests.hubserver import HubServer
+
+hub_server = hub_fixtures.hub_server  # pytest fixtures, shared with the other Hub tests
+hub_env = hub_fixtures.hub_env
+
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning")
+
+FAST = ["--image-size", "64", "--epochs", "12", "--batch-size", "8", "--patience", "4", "--bootstrap", "200"]
+CLI = [sys.executable, "-c", "from curator.cli import main; main()"]
+
+
+@pytest.fixture
+def released(tmp_path: Path) -> Iterator[Workspace]:
+    """A workspace whose catalog holds release v1.0.0 (written directly, see tests/baseline_release.py)."""
+    ws = init_workspace(tmp_path / "ws", "scalp-test", list(CLASSES))
+    add_release(ws)
+    yield ws
+    ws.close()
+
+
+@pytest.mark.parametrize(("args", "code", "line"), [
+    (["v9.9.9"], 1, "Error: no release v9.9.9 in this workspace (built: v1.0.0)"),
+    (["--fail-under", "accuracy"], 5,
+     "Error: --fail-under 'accuracy': expected METRIC=VALUE, e.g. --fail-under accuracy=0.8"),
+    (["--max-drop", "f1=0.1"], 5,
+     "Error: --max-drop 'f1=0.1': unknown metric 'f1' (use accuracy, balanced_accuracy, macro_f1, "
+     "validation.<score>, train_accuracy)"),
+    (["--fail-under", "accuracy=1.5"], 5,
+     "Error: --fail-under 'accuracy=1.5': the value must be between 0 and 1"),
+    (["--revision", "v1.0.0"], 5, "Error: --revision needs --repo ns/name"),
+    (["--repo", "lab/scalp"], 5,
+     "Error: --repo lab/scalp: needs --revision (a tag such as v1.0.0, or a commit)"),
+    (["v1.0.0", "--repo", "lab/scalp", "--revision", "v1.0.0"], 5,
+     "Error: give either VERSION (v1.0.0) or --repo, not both"),
+    (["--epochs", "0"], 5, "Error: --epochs 0: must be at least 1"),
+    (["--image-size", "8"], 5, "Error: --image-size 8: must be at least 16 (four 2x poolings)"),
+    (["--cv", "1"], 5, "Error: --cv 1: needs at least 2 folds"),
+])
+def test_bad_input_is_one_line_and_writes_nothing(released: Workspace, args: list[str], code: int,
+                                                  line: str) -> None:
+    before = snapshot(released.root)
+    result = run_cli("baseline", *args, workspace=released.root)
+    assert result.exit_code == code, result.output
+    assert result.stderr.splitlines()[0] == line
+    assert snapshot(released.root) == before
+
+
+def test_class_missing_from_test_split(tmp_path: Path) -> None:
+    ws = init_workspace(tmp_path / "ws", "scalp-test", list(CLASSES))
+    add_release(ws, missing=("test", "folliculitis"))
+    ws.close()
+    before = snapshot(ws.root)
+    result = run_cli("baseline", *FAST, workspace=ws.root)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "Error: release v1.0.0: class 'folliculitis' has no rows in the test split",
+        "Hint: a baseline scores every class; label more images of it and build a new release",
+    ]
+    assert snapshot(ws.root) == before
+
+
+def test_no_release_yet(workspace: Workspace) -> None:
+    result = run_cli("baseline", workspace=workspace.root)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[0] == "Error: no release has been built yet"
+
+
+# ------------------------------------------------------------------ a revision on the (local) Hub
+
+
+def _serve_release(server: HubServer, folder: Path, repo: str = "lab/scalp", tag: str = "v1.0.0") -> str:
+    from huggingface_hub import HfApi
+
+    server.create_repo(repo)
+    files = {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    oid = server.commit(repo, add=files, message=f"release {tag}")
+    HfApi(endpoint=server.url, token=TEST_TOKEN).create_tag(repo, tag=tag, revision=oid, repo_type="dataset")
+    return oid
+
+
+def _curator(env: dict[str, str], ws: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    # huggingface_hub and datasets read HF_ENDPOINT at import time: a subprocess gets the test server
+    return subprocess.run([*CLI, "--workspace", str(ws), *args], env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.mark.slow
+def test_scores_a_hub_revision(tmp_path: Path, hub_server: HubServer, hub_env: dict[str, str]) -> None:
+    write_release(tmp_path / "release")
+    oid = _serve_release(hub_server, tmp_path / "release")
+    ws = init_workspace(tmp_path / "ws", "scalp-test", list(CLASSES))
+    ws.close()
+    before = snapshot(ws.root)
+    done = _curator(hub_env, ws.root, "--json", "baseline", "--repo", "lab/scalp", "--revision", "v1.0.0",
+                    *FAST)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["version"] == "lab/scalp@v1.0.0"
+    assert result["source"] == {"kind": "hub", "repo": "lab/scalp", "revision": "v1.0.0", "commit": oid}
+    assert result["metrics"]["test"]["rows"] == 24
+    assert result["metrics"]["test"]["accuracy"]["value"] >= 0.75
+    assert result["files"] == []
+    # only the catalog changed: no baseline.json or card for a Hub revision, no cache in the workspace
+    after = snapshot(ws.root)
+    assert {k for k in after if after[k] != before.get(k)} <= {"catalog.sqlite"}
+    assert set(after) == set(before)
+    import sqlite3
+
+    rows = sqlite3.connect(ws.root / "catalog.sqlite").execute("SELECT version FROM baselines").fetchall()
+    assert rows == [("lab/scalp@v1.0.0",)]
+
+
+@pytest.mark.slow
+def test_hub_bad_revisions_are_one_line(tmp_path: Path, hub_server: HubServer,
+                                        hub_env: dict[str, str]) -> None:
+    write_release(tmp_path / "release")
+    _serve_release(hub_server, tmp_path / "release")
+    ws = init_workspace(tmp_path / "ws", "scalp-test", list(CLASSES))
+    ws.close()
+    before = snapshot(ws.root)
+    cases = [
+        (hub_env, ["--repo", "lab/scalp", "--revision", "v9.9.9"],
+         f"Error: lab/scalp@v9.9.9: no revision 'v9.9.9' in lab/scalp on {hub_server.url}"),
+        (hub_env, ["--repo", "lab/nothing", "--revision", "v1.0.0"],
+         f"Error: lab/nothing@v1.0.0: no dataset repo 'lab/nothing' on {hub_server.url}"),
+        ({**hub_env, "HF_ENDPOINT": "http://127.0.0.1:9"}, ["--repo", "lab/scalp", "--revision", "v1.0.0"],
+         "Error: lab/scalp@v1.0.0: cannot reach the Hub at http://127.0.0.1:9 (ConnectError)"),
+    ]
+    for env, args, line in cases:
+        done = _curator(env, ws.root, "baseline", *args)
+        assert done.returncode == 1, done.stderr
+        assert done.stderr.splitlines()[0] == line
+    assert snapshot(ws.root) == before
+
+
+# ------------------------------------------------------------------ the whole path, and the gate
+
+
+def _photos(folder: Path, count: int, seed: int, shift: int = 0) -> Path:
+    """``count`` generated photos per class in folder/<class>/; with ``shift`` each class folder
+    holds the pattern of another class (wrongly labelled images)."""
+    for c, name in enumerate(CLASSES):
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        pattern = CLASSES[(c + shift) % len(CLASSES)]
+        for i in range(count):
+            image = synthetic.photo(seed + 1000 * c + i, pattern, size=(96, 96))
+            (folder / name / f"{seed}-{i}.png").write_bytes(synthetic.encode(image, "PNG"))
+    return folder
+
+
+def _ok(*args: str, ws: Path) -> None:
+    result = run_cli(*args, workspace=ws)
+    assert result.exit_code == 0, (args, result.output)
+
+
+@pytest.mark.slow
+def test_end_to_end_and_a_planted_worse_release_fails_the_gate(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    _ok("init", "scalp-e2e", "--classes", ",".join(CLASSES), ws=ws)
+    with (ws / "curator.toml").open("a", encoding="utf-8") as fh:  # keep the release build quick
+        fh.write('\n[preprocess]\nsteps = [{op = "resize", size = 64, mode = "longest"}]\n')
+    _ok("ingest", str(_photos(tmp_path / "good", 30, seed=0)), "--hint-from-folder", ws=ws)
+    _ok("label", "--accept-hints", ws=ws)
+    _ok("release", ws=ws)
+    folder = ws / "releases" / "v1.0.0"
+    data_before = {p: p.read_bytes() for p in [*folder.glob("data/*"), folder / "manifest.json"]}
+
+    result = run_cli("--json", "baseline", *FAST, workspace=ws)
+    assert result.exit_code == 0, result.output
+    good = json.loads(result.stdout)
+    assert good["version"] == "1.0.0" and good["metrics"]["test"]["accuracy"]["value"] >= 0.75
+    assert sorted(good["files"]) == ["releases/v1.0.0/README.md", "releases/v1.0.0/baseline.json",
+                                     "releases/v1.0.0/baseline/confusion_matrix.png",
+                                     "releases/v1.0.0/baseline/training_curves.png"]
+    assert {p: p.read_bytes() for p in data_before} == data_before
+
+    # v1.1.0 adds images whose folders (and so labels) name the wrong class: a worse dataset
+    _ok("ingest", str(_photos(tmp_path / "wrong", 15, seed=50_000, shift=1)), "--hint-from-folder", ws=ws)
+    _ok("label", "--accept-hints", ws=ws)
+    _ok("release", ws=ws)
+    result = run_cli("baseline", "v1.1.0", *FAST, "--max-drop", "accuracy=0.1", workspace=ws)
+    assert result.exit_code == EXIT_GATE, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1
+    assert errors[0].startswith("Error: gate failed: test.accuracy dropped by ")
+    assert errors[0].endswith(", more than --max-drop test.accuracy=0.1")
+    assert "(v1.0.0: " in errors[0]
+    # the score itself is valid and recorded; only the verdict fails
+    worse = json.loads((ws / "releases" / "v1.1.0" / "baseline.json").read_text(encoding="utf-8"))
+    assert worse["comparison"]["previous"] == "v1.0.0"
+    assert worse["comparison"]["deltas"]["test.accuracy"] < -0.1

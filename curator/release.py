@@ -498,9 +498,14 @@ def _make_images(
     train = [(r.sha256, r.label) for r in by_split["train"]]
     balance_plan = balance.plan(train, cfg.balance.method)
     train_rows = {r.sha256: r for r in by_split["train"]}
-    for source_sha, index in balance_plan.synthetic:
-        data = balance.augment(images[source_sha], index, cfg.split.seed, cfg.preprocess.format,
-                               cfg.preprocess.jpeg_quality)
+    # Augmented copies are made from the preprocessed images, across cores, in plan order.
+    copies = balance.augment_many(
+        [(images[source_sha], index) for source_sha, index in balance_plan.synthetic],
+        cfg.split.seed,
+        cfg.preprocess.format,
+        cfg.preprocess.jpeg_quality,
+    )
+    for (source_sha, _index), data in zip(balance_plan.synthetic, copies, strict=True):
         sha = hashlib.sha256(data).hexdigest()
         images[sha] = data
         src = train_rows[source_sha]

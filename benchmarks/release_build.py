@@ -3,9 +3,10 @@
     python benchmarks/release_build.py                        # 2,000 photos 640x480, 3 runs
     python benchmarks/release_build.py --images 150 --runs 1  # a quick sanity run
 
-The photos are generated once (synthetic.photo, JPEG, three classes, cached in
-``--cache``), ingested from a folder with ``--hint-from-folder`` and labelled with
-``label --accept-hints`` into a template workspace. Each run copies the template
+The photos are generated once (synthetic.photo, JPEG, three classes 50/30/20 so
+that oversampling adds rows, cached in ``--cache``), ingested from a folder with
+``--hint-from-folder`` and labelled with ``label --accept-hints`` into a template
+workspace. Each run copies the template
 and times:
 
     cli      `curator release` as a subprocess, start-up and imports included
@@ -38,11 +39,16 @@ CLASSES = ("alopecia", "psoriasis", "folliculitis")
 STAGES = ("plan", "images", "write", "verify", "record")
 
 
+def label_of(seed: int) -> str:
+    """50% / 30% / 20%: imbalanced like scraped data, so oversampling has work to do."""
+    return CLASSES[0 if seed % 10 < 5 else 1 if seed % 10 < 8 else 2]
+
+
 def _make(job: tuple[Path, int, int, int]) -> None:
     from curator import synthetic
 
     folder, seed, width, height = job
-    label = CLASSES[seed % 3]
+    label = label_of(seed)
     path = folder / label / f"{seed:05d}.jpg"
     if not path.exists():
         path.write_bytes(synthetic.encode(synthetic.photo(seed, label, (width, height)), "JPEG"))
@@ -108,7 +114,7 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "curator-bench-release")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
-    images = args.cache / f"photos-{args.images}-{width}x{height}"
+    images = args.cache / f"photos-imbalanced-{args.images}-{width}x{height}"
     start = time.perf_counter()
     generate(images, args.images, width, height)
     print(f"setup: {args.images} photos {width}x{height} in {images} ({time.perf_counter() - start:.1f} s)")

@@ -8,6 +8,12 @@ that no pair beyond the radius is reported. At 100k it also runs the named peer,
 a numpy brute-force all-pairs join (blocks of XOR + popcount), side by side.
 
     python benchmarks/cluster_scale.py [--sizes 100000,1000000] [--threshold 8] [--no-brute]
+
+``--views`` times the other search recluster runs: each image's ``phash`` against all
+22 view hashes of every image (hashing.NAMES) at ``dedup.candidate_threshold``; the
+candidates it yields then go to the keypoint check, which is not timed here.
+
+    python benchmarks/cluster_scale.py --views --sizes 20000,100000
 """
 
 from __future__ import annotations
@@ -75,7 +81,10 @@ def main() -> None:
     parser.add_argument("--threshold", type=int, default=DedupConfig().threshold)
     parser.add_argument("--pairs", type=int, default=1000, help="planted near pairs per size")
     parser.add_argument("--no-brute", action="store_true", help="skip the brute-force peer")
+    parser.add_argument("--views", action="store_true", help="time the view search instead")
     args = parser.parse_args()
+    if args.views:
+        return views(args)
     print(f"threshold={args.threshold} planted pairs={args.pairs} cpu={os.cpu_count()}")
     header = ("hashes", "method", "seconds", "pairs", "planted found", "clusters")
     print("{:>9s} {:>12s} {:>8s} {:>7s} {:>14s} {:>9s}".format(*header))
@@ -98,6 +107,23 @@ def main() -> None:
             raise SystemExit("multi-index and brute force disagree")
         if not want <= results["multi-index"]:
             raise SystemExit("a planted pair was missed")
+
+
+def views(args: argparse.Namespace) -> None:
+    from curator import hashing
+
+    radius = DedupConfig().candidate_threshold
+    k = len(hashing.NAMES)
+    print(f"view search: radius={radius}, {k} hashes per image, cpu={os.cpu_count()}")
+    for n in (int(s) for s in args.sizes.split(",")):
+        rng = np.random.default_rng(n)
+        values = rng.integers(0, 2**64 - 1, size=(n, k), dtype=np.uint64, endpoint=True)
+        index = HashIndex()
+        index.extend(values.reshape(-1), np.repeat(np.arange(n), k), np.tile(np.arange(k), n))
+        t0 = time.perf_counter()
+        qi, _, _ = index.search(values[:, 0], radius)
+        seconds = time.perf_counter() - t0
+        print(f"{n:9d} images {n * k:10d} hashes {seconds:8.1f} s {len(qi) - n:8d} candidate pairs")
 
 
 if __name__ == "__main__":

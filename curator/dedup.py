@@ -112,10 +112,12 @@ class ReclusterResult:
 class HashIndex:
     """Every stored hash within a Hamming radius of a query, without comparing with all of them.
 
-    Multi-index hashing: the 64 bits are cut into ``m`` chunks; two hashes within
-    ``r`` bits agree to within ``r // m`` bits on at least one chunk (pigeonhole).
+    Multi-index hashing: the 64 bits are cut into ``m`` chunks. With
+    ``r = m * q + a`` (``a < m``), two hashes within ``r`` bits agree to within ``q``
+    bits on one of the first ``a + 1`` chunks or to within ``q - 1`` bits on one of
+    the others (pigeonhole: otherwise the chunk distances add up to more than r).
     Each chunk has a table from chunk value to the entries holding it, so a query
-    probes every chunk value within ``r // m`` bits of its own, and only the
+    probes every chunk value within that many bits of its own, and only the
     entries found there are compared in full. ``m`` is chosen per search from the
     table size and radius; for small tables a plain vectorised scan is cheaper and
     is used instead. New entries go to a scanned tail that is folded into the
@@ -212,12 +214,18 @@ def _ball(bits: int, radius: int) -> int:
     return sum(math.comb(bits, k) for k in range(radius + 1))
 
 
+def _chunk_radii(radius: int, m: int) -> list[int]:
+    """Per chunk, the radius to probe (-1: skip the chunk); see HashIndex."""
+    q, a = divmod(radius, m)
+    return [q] * (a + 1) + [q - 1] * (m - a - 1)
+
+
 def _plan(entries: int, queries: int, radius: int) -> int:
     """The chunk count m with the least estimated work, or 0 for a plain scan."""
     best, best_cost = 0, float(entries)  # per query
     for m in range(3, 9):  # m >= 3 keeps each table at most 2**22 slots
         bits = 64 // m
-        probes = m * _ball(bits, radius // m)
+        probes = sum(_ball(bits, r) for r in _chunk_radii(radius, m) if r >= 0)
         cost = 4.0 * probes + probes * entries / 2.0**bits + 2.0**bits * m / max(queries, 1)
         if cost < best_cost:
             best, best_cost = m, cost
@@ -259,9 +267,10 @@ def _scan(queries: np.ndarray, values: np.ndarray, radius: int, offset: int) -> 
 
 
 def _probe(queries: np.ndarray, values: np.ndarray, tables: list[_ChunkTable], radius: int) -> _Found:
-    sub = radius // len(tables)
     out_q, out_e = [], []
-    for table in tables:
+    for table, sub in zip(tables, _chunk_radii(radius, len(tables)), strict=True):
+        if sub < 0:
+            continue
         masks = _masks(table.bits, sub).astype(np.int32)
         step = max(1, 4_000_000 // len(masks))
         chunk = ((queries >> np.uint64(table.shift)) & np.uint64((1 << table.bits) - 1)).astype(np.int32)

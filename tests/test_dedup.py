@@ -170,7 +170,7 @@ def test_recluster_confirms_hard_copies(conn, objects) -> None:
 hashes64 = st.integers(min_value=0, max_value=2**64 - 1)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(
     values=st.lists(hashes64, min_size=1, max_size=300),
     flips=st.lists(st.integers(0, 63), max_size=12),

@@ -13,8 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw, ImageOps
 
-from curator import catalog, dedup, hashing, store, synthetic
+from curator import catalog, config, dedup, hashing, store, synthetic
 from curator.config import DedupConfig
+from curator.errors import ConfigError
 
 
 @pytest.fixture
@@ -197,3 +198,20 @@ def test_index_matches_brute_force(values, flips, radius, chunks, split) -> None
         if (int(queries[q]) ^ v).bit_count() <= radius
     }
     assert got == want
+
+
+@pytest.mark.parametrize(
+    "dedup_table, key",
+    [
+        ({"threshold": 40}, "dedup.threshold"),
+        ({"threshold": 8, "candidate_threshold": 6}, "dedup.candidate_threshold"),
+        ({"candidate_threshold": 33}, "dedup.candidate_threshold"),
+        ({"confirm": "yes"}, "dedup.confirm"),
+        ({"radius": 3}, "dedup.radius"),
+    ],
+)
+def test_bad_dedup_settings_name_the_key(dedup_table: dict[str, object], key: str) -> None:
+    raw = {"dataset": {"name": "x", "classes": ["a", "b"]}, "dedup": dedup_table}
+    with pytest.raises(ConfigError) as err:
+        config.from_dict(raw)
+    assert err.value.key == key and f"'{key}'" in err.value.message

@@ -25,7 +25,7 @@ import time
 import numpy as np
 
 from curator.config import DedupConfig
-from curator.dedup import HashIndex
+from curator.hashing import HashIndex
 
 
 def planted(n: int, pairs: int, threshold: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

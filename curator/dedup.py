@@ -41,14 +41,11 @@ copies between 9 and 12 bits are still found, through the keypoint check.
 from __future__ import annotations
 
 import io
-import itertools
-import math
 import sqlite3
 import threading
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +54,7 @@ from PIL import Image
 
 from curator import catalog, hashing, store
 from curator.config import DedupConfig
+from curator.hashing import HashIndex
 
 
 @dataclass(frozen=True)
@@ -107,199 +105,6 @@ class ReclusterResult:
     clusters: int  # clusters after re-clustering
     multi: int  # of which have two or more members
     moved: int  # images whose cluster changed
-
-
-class HashIndex:
-    """Every stored hash within a Hamming radius of a query, without comparing with all of them.
-
-    Multi-index hashing: the 64 bits are cut into ``m`` chunks. With
-    ``r = m * q + a`` (``a < m``), two hashes within ``r`` bits agree to within ``q``
-    bits on one of the first ``a + 1`` chunks or to within ``q - 1`` bits on one of
-    the others (pigeonhole: otherwise the chunk distances add up to more than r).
-    Each chunk has a table from chunk value to the entries holding it, so a query
-    probes every chunk value within that many bits of its own, and only the
-    entries found there are compared in full. ``m`` is chosen per search from the
-    table size and radius; for small tables a plain vectorised scan is cheaper and
-    is used instead. New entries go to a scanned tail that is folded into the
-    tables when it grows, so adding one image costs no rebuild.
-
-    Each entry carries an ``owner`` (an image slot) and a ``kind`` (a hash name's
-    index in hashing.NAMES). Used by both NearIndex.add_image and recluster.
-    """
-
-    def __init__(self) -> None:
-        self.values = np.zeros(0, dtype=np.uint64)
-        self.owners = np.zeros(0, dtype=np.int64)
-        self.kinds = np.zeros(0, dtype=np.int16)
-        self._tail: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        self._tail_size = 0
-        self._tables: dict[int, list[_ChunkTable]] = {}
-
-    def __len__(self) -> int:
-        return len(self.values) + self._tail_size
-
-    def extend(self, values: np.ndarray, owners: np.ndarray, kinds: np.ndarray) -> None:
-        self._tail.append((values.astype(np.uint64), owners.astype(np.int64), kinds.astype(np.int16)))
-        self._tail_size += len(values)
-        if self._tail_size > max(4096, len(self.values) // 4):
-            self._fold()
-
-    def _fold(self) -> None:
-        if not self._tail:
-            return
-        self.values = np.concatenate([self.values, *(t[0] for t in self._tail)])
-        self.owners = np.concatenate([self.owners, *(t[1] for t in self._tail)])
-        self.kinds = np.concatenate([self.kinds, *(t[2] for t in self._tail)])
-        self._tail, self._tail_size, self._tables = [], 0, {}
-
-    def search(
-        self, queries: np.ndarray, radius: int, chunks: int | None = None
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(query index, entry index, distance) for every entry within ``radius`` of a query.
-
-        ``chunks`` forces the plan (0: scan, 3-8: multi-index); by default it is estimated.
-        """
-        queries = np.asarray(queries, dtype=np.uint64)
-        if self._tail_size and len(self.values) == 0:
-            self._fold()
-        parts = []
-        if len(self.values):
-            m = _plan(len(self.values), len(queries), radius) if chunks is None else chunks
-            if m == 0:
-                parts.append(_scan(queries, self.values, radius, 0))
-            else:
-                tables = self._tables.get(m)
-                if tables is None:
-                    tables = self._tables[m] = _build_tables(self.values, m)
-                parts.append(_probe(queries, self.values, tables, radius))
-        offset = len(self.values)
-        for values, _, _ in self._tail:
-            parts.append(_scan(queries, values, radius, offset))
-            offset += len(values)
-        if not parts:
-            empty = np.zeros(0, dtype=np.int64)
-            return empty, empty, empty
-        return tuple(np.concatenate(col) for col in zip(*parts, strict=True))  # type: ignore[return-value]
-
-    def entry(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(owners, kinds) of entries by index (tail included)."""
-        self._fold_if_needed(index)
-        return self.owners[index], self.kinds[index]
-
-    def _fold_if_needed(self, index: np.ndarray) -> None:
-        if len(index) and int(index.max()) >= len(self.values):
-            self._fold()
-
-
-_Found = tuple[np.ndarray, np.ndarray, np.ndarray]
-
-
-@dataclass(frozen=True)
-class _ChunkTable:
-    shift: int
-    bits: int
-    order: np.ndarray  # entry indices sorted by chunk value
-    starts: np.ndarray  # starts[v]: where chunk value v begins in ``order``
-    counts: np.ndarray  # counts[v]: how many entries have chunk value v
-
-
-def _chunks(m: int) -> list[tuple[int, int]]:
-    """(shift, bits) of m chunks covering 64 bits."""
-    sizes = [64 // m + (1 if i < 64 % m else 0) for i in range(m)]
-    shifts = np.cumsum([0, *sizes[:-1]])
-    return [(int(s), b) for s, b in zip(shifts, sizes, strict=True)]
-
-
-def _ball(bits: int, radius: int) -> int:
-    return sum(math.comb(bits, k) for k in range(radius + 1))
-
-
-def _chunk_radii(radius: int, m: int) -> list[int]:
-    """Per chunk, the radius to probe (-1: skip the chunk); see HashIndex."""
-    q, a = divmod(radius, m)
-    return [q] * (a + 1) + [q - 1] * (m - a - 1)
-
-
-def _plan(entries: int, queries: int, radius: int) -> int:
-    """The chunk count m with the least estimated work, or 0 for a plain scan."""
-    best, best_cost = 0, float(entries)  # per query
-    for m in range(3, 9):  # m >= 3 keeps each table at most 2**22 slots
-        bits = 64 // m
-        probes = sum(_ball(bits, r) for r in _chunk_radii(radius, m) if r >= 0)
-        cost = 4.0 * probes + probes * entries / 2.0**bits + 2.0**bits * m / max(queries, 1)
-        if cost < best_cost:
-            best, best_cost = m, cost
-    return best
-
-
-def _build_tables(values: np.ndarray, m: int) -> list[_ChunkTable]:
-    tables = []
-    for shift, bits in _chunks(m):
-        keys = ((values >> np.uint64(shift)) & np.uint64((1 << bits) - 1)).astype(np.int32)
-        order = np.argsort(keys, kind="stable").astype(np.int32 if len(values) < 2**31 else np.int64)
-        counts = np.bincount(keys, minlength=1 << bits).astype(np.int32)
-        starts = np.zeros(1 << bits, dtype=np.int64)
-        np.cumsum(counts[:-1], out=starts[1:])
-        tables.append(_ChunkTable(shift, bits, order, starts, counts))
-    return tables
-
-
-@lru_cache(maxsize=32)
-def _masks(bits: int, radius: int) -> np.ndarray:
-    """Every ``bits``-bit value with at most ``radius`` bits set."""
-    masks = [0]
-    for k in range(1, radius + 1):
-        masks += [sum(1 << b for b in combo) for combo in itertools.combinations(range(bits), k)]
-    return np.array(masks, dtype=np.int64)
-
-
-def _scan(queries: np.ndarray, values: np.ndarray, radius: int, offset: int) -> _Found:
-    out_q, out_e, out_d = [], [], []
-    step = max(1, 4_000_000 // max(len(values), 1))
-    for start in range(0, len(queries), step):
-        block = queries[start : start + step]
-        dist = np.bitwise_count(block[:, None] ^ values[None, :])
-        qi, ei = np.nonzero(dist <= radius)
-        out_q.append(qi + start)
-        out_e.append(ei + offset)
-        out_d.append(dist[qi, ei].astype(np.int64))
-    return _cat(out_q), _cat(out_e), _cat(out_d)
-
-
-def _probe(queries: np.ndarray, values: np.ndarray, tables: list[_ChunkTable], radius: int) -> _Found:
-    out_q, out_e = [], []
-    for table, sub in zip(tables, _chunk_radii(radius, len(tables)), strict=True):
-        if sub < 0:
-            continue
-        masks = _masks(table.bits, sub).astype(np.int32)
-        step = max(1, 4_000_000 // len(masks))
-        chunk = ((queries >> np.uint64(table.shift)) & np.uint64((1 << table.bits) - 1)).astype(np.int32)
-        for start in range(0, len(queries), step):
-            keys = (chunk[start : start + step, None] ^ masks[None, :]).reshape(-1)
-            counts = table.counts[keys]
-            hit = np.flatnonzero(counts)  # most probed chunk values hold no entry
-            if not len(hit):
-                continue
-            counts = counts[hit]
-            lo = table.starts[keys[hit]]
-            # Expand each probed range lo..lo+count into the entry indices it holds.
-            ends = np.cumsum(counts)
-            pos = np.arange(int(ends[-1]), dtype=np.int64) - np.repeat(ends - counts - lo, counts)
-            entries = table.order[pos].astype(np.int64)
-            qids = np.repeat(hit // len(masks) + start, counts)
-            dist = np.bitwise_count(values[entries] ^ queries[qids])
-            keep = dist <= radius
-            out_q.append(qids[keep])
-            out_e.append(entries[keep])
-    q, e = _cat(out_q), _cat(out_e)
-    # A pair close on several chunks was found once per chunk.
-    key = np.unique(q * len(values) + e)
-    q, e = key // len(values), key % len(values)
-    return q, e, np.bitwise_count(values[e] ^ queries[q]).astype(np.int64)
-
-
-def _cat(parts: list[np.ndarray]) -> np.ndarray:
-    return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, dtype=np.int64)
 
 
 @dataclass(frozen=True)

@@ -181,7 +181,7 @@ hashes64 = st.integers(min_value=0, max_value=2**64 - 1)
 )
 def test_index_matches_brute_force(values, flips, radius, chunks, split) -> None:
     arr = np.array(values, dtype=np.uint64)
-    index = dedup.HashIndex()
+    index = hashing.HashIndex()
     index.extend(arr[:split], np.arange(min(split, len(arr))), np.zeros(min(split, len(arr))))
     index._fold()  # part in the multi-index tables, part in the scanned tail
     index.extend(arr[split:], np.arange(split, len(arr)), np.zeros(max(0, len(arr) - split)))

@@ -188,7 +188,8 @@ def _to_arrays(dd: Any, image_size: int, source: str, manifest: dict[str, Any] |
     if not isinstance(features.get("label"), datasets.ClassLabel) or "image" not in features:
         raise BaselineError(f"release {source}: expected an 'image' column and a ClassLabel 'label' column")
     classes = tuple(features["label"].names)
-    splits = {split: _split_arrays(dd[split], image_size) for split in SPLITS}
+    splits = {split: _split_arrays(dd[split], image_size, f"release {source}: {split} split")
+              for split in SPLITS}
     _check_classes(source, classes, splits)
     weights = None
     if manifest is not None:
@@ -197,20 +198,26 @@ def _to_arrays(dd: Any, image_size: int, source: str, manifest: dict[str, Any] |
                        manifest=manifest)
 
 
-def _split_arrays(ds: Any, image_size: int) -> SplitArrays:
+def _split_arrays(ds: Any, image_size: int, where: str) -> SplitArrays:
     import datasets
+    from PIL import UnidentifiedImageError
 
     ds = ds.cast_column("image", datasets.Image(decode=False))
     columns = set(ds.column_names)
     n = ds.num_rows
+    sha256 = tuple(ds["sha256"]) if "sha256" in columns else tuple(str(i) for i in range(n))
     images = np.empty((n, image_size, image_size, 3), dtype=np.float32)
     for i, item in enumerate(ds["image"]):
-        images[i] = decode(item, image_size)
+        try:
+            images[i] = decode(item, image_size)
+        except (UnidentifiedImageError, OSError, ValueError) as err:
+            raise BaselineError(f"{where}: row {i} (sha256 {sha256[i][:12]}) is not a readable image",
+                                sha256=sha256[i]) from err
     augmented_from = ds["augmented_from"] if "augmented_from" in columns else [None] * n
     return SplitArrays(
         images=images,
         labels=np.asarray(ds["label"], dtype=np.int64),
-        sha256=tuple(ds["sha256"]) if "sha256" in columns else tuple(str(i) for i in range(n)),
+        sha256=sha256,
         cluster_ids=np.asarray(ds["cluster_id"] if "cluster_id" in columns else range(n), dtype=np.int64),
         augmented=np.asarray([a is not None for a in augmented_from], dtype=bool),
     )

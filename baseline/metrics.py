@@ -136,7 +136,8 @@ def accuracy_with_interval(y_true: np.ndarray, y_pred: np.ndarray, resamples: in
     return _interval(float(correct.mean()), means).as_dict()
 
 
-def grouped_stratified_folds(labels: np.ndarray, groups: np.ndarray, k: int, seed: int) -> np.ndarray:
+def grouped_stratified_folds(labels: np.ndarray, groups: np.ndarray, k: int, seed: int,
+                             classes: tuple[str, ...] | None = None) -> np.ndarray:
     """The fold (0..k-1) of each row: every group (cluster) lies wholly in one fold, and each
     class's groups are spread so that every fold gets about 1/k of that class.
 
@@ -163,8 +164,9 @@ def grouped_stratified_folds(labels: np.ndarray, groups: np.ndarray, k: int, see
         if len(members) == 0:
             continue
         if len(members) < k:
+            name = repr(classes[c]) if classes is not None and c < len(classes) else str(c)
             raise BaselineError(
-                f"--cv {k}: class {c} has only {len(members)} clusters in train+validation; "
+                f"--cv {k}: class {name} has only {len(members)} clusters in train+validation; "
                 f"use --cv {max(2, len(members))} or fewer"
             )
         members = rng.permutation(members)

@@ -35,7 +35,7 @@ from baseline import metrics, report, train
 from baseline import model as cnn
 from curator import catalog, config
 from curator.config import BaselineConfig
-from curator.errors import BaselineError, InputError
+from curator.errors import BaselineError, InputError, ReleaseError
 from curator.fsutil import write_atomic
 from curator.workspace import Workspace
 
@@ -171,7 +171,22 @@ def _load(source: Source, ws: Workspace, cfg: BaselineConfig, cache_dir: Path | 
             return data_mod.load_hub(source.repo, source.revision, cfg.image_size, cache_dir)
         manifest = release.load_manifest(ws, source.version)
         assert source.folder is not None
+        _check_card(source.folder, source.label)
         return data_mod.load_folder(source.folder, cfg.image_size, source.label, manifest, cache_dir)
+
+
+def _check_card(folder: Path, label: str) -> None:
+    """Fail before training, not after, when the card has no baseline section to fill."""
+    from dataset_card import replace_baseline_section
+
+    card = folder / "README.md"
+    try:
+        replace_baseline_section(card.read_text(encoding="utf-8"), "")
+    except OSError as err:
+        raise BaselineError(f"release {label}: cannot read README.md ({err.strerror})",
+                            path=str(card)) from err
+    except ReleaseError as err:
+        raise BaselineError(f"release {label}: {err.message}", path=str(card)) from err
 
 
 @dataclass
@@ -187,6 +202,7 @@ def _train_and_score(release: data_mod.ReleaseData, cfg: BaselineConfig, cv: int
                      on_epoch: train.EpochCallback) -> _Outcome:
     k = len(release.classes)
     tr, va, te = (release.splits[s] for s in data_mod.SPLITS)
+    pool = _cv_pool(release, cfg, cv) if cv else None  # refuses impossible folds before training
     weights = None
     if release.class_weights:
         weights = {i: float(release.class_weights.get(name, 1.0)) for i, name in enumerate(release.classes)}
@@ -209,22 +225,38 @@ def _train_and_score(release: data_mod.ReleaseData, cfg: BaselineConfig, cv: int
     scores["overfit_gap"] = scores["train_accuracy"]["value"] - scores["test"]["accuracy"]["value"]
     eval_seconds = time.perf_counter() - evaluated
     cv_started = time.perf_counter()
-    cv_result = _cross_validate(release, cfg, cv, fitted.best_epoch, on_epoch) if cv else None
+    cv_result = None
+    if pool is not None:
+        cv_result = _cross_validate(pool, len(release.classes), cfg, fitted.best_epoch, on_epoch)
     return _Outcome(fitted, scores, cv_result, eval_seconds, time.perf_counter() - cv_started)
 
 
-def _cross_validate(release: data_mod.ReleaseData, cfg: BaselineConfig, k: int, epochs: int,
-                    on_epoch: train.EpochCallback) -> dict[str, Any]:
-    """K folds over the original rows of train+validation, no cluster in two folds. Each fold
-    trains for the main run's best epoch count (the held-out fold never steers training), with
-    balanced class weights instead of the release's oversampled copies."""
+@dataclass(frozen=True)
+class CvPool:
+    """The original rows of train+validation and the fold of each (no cluster in two folds)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    groups: np.ndarray
+    folds: np.ndarray
+    k: int
+
+
+def _cv_pool(release: data_mod.ReleaseData, cfg: BaselineConfig, k: int) -> CvPool:
     tr = release.splits["train"].originals()
     va = release.splits["validation"].originals()
-    x = np.concatenate([tr.images, va.images])
     y = np.concatenate([tr.labels, va.labels])
     groups = np.concatenate([tr.cluster_ids, va.cluster_ids])
-    folds = metrics.grouped_stratified_folds(y, groups, k, cfg.seed)
-    n_classes = len(release.classes)
+    folds = metrics.grouped_stratified_folds(y, groups, k, cfg.seed, release.classes)
+    return CvPool(np.concatenate([tr.images, va.images]), y, groups, folds, k)
+
+
+def _cross_validate(pool: CvPool, n_classes: int, cfg: BaselineConfig, epochs: int,
+                    on_epoch: train.EpochCallback) -> dict[str, Any]:
+    """K folds over ``pool``. Each fold trains for the main run's best epoch count (the held-out
+    fold never steers training), with balanced class weights instead of the release's
+    oversampled copies, and is scored on its held-out clusters."""
+    x, y, groups, folds, k = pool.x, pool.y, pool.groups, pool.folds, pool.k
     results = []
     for f in range(k):
         held = folds == f

@@ -50,6 +50,8 @@ def write_release(
     pair_clusters: bool = True,
     parent: str | None = None,
     flip_labels: int = 0,
+    corrupt: tuple[str, int] | None = None,
+    card: str = CARD,
 ) -> dict[str, Any]:
     """Write a release into ``folder``; return its manifest.
 
@@ -57,7 +59,8 @@ def write_release(
     (split, class) leaves that class out of that split; with ``pair_clusters`` every two
     consecutive train images of a class share a cluster id (as near duplicates would);
     ``flip_labels`` relabels the first N images of each split per class as the next class
-    (a planted, worse release).
+    (a planted, worse release); ``corrupt`` = (split, i) stores bytes that are no image as the
+    i-th image of that split's first class.
     """
     import datasets
 
@@ -83,6 +86,8 @@ def write_release(
                 continue
             for i in range(per_class[split]):
                 data = _png(seed + 100_000 * s + 1000 * c + i, name, size)
+                if corrupt == (split, i) and c == 0:
+                    data = b"this is not an image"
                 sha = hashlib.sha256(data).hexdigest()
                 if not (pair_clusters and split == "train" and i % 2 == 1):
                     next_cluster += 1
@@ -107,7 +112,7 @@ def write_release(
         "include_restricted": False,
     }
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-    (folder / "README.md").write_text(CARD, encoding="utf-8")
+    (folder / "README.md").write_text(card, encoding="utf-8")
     return manifest
 
 

@@ -38,11 +38,12 @@ def scored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     before = _digests(folder)
     card_before = (folder / "README.md").read_text(encoding="utf-8")
     epochs: list[train.EpochLog] = []
-    first = run.score_release(ws, "v1.0.0", overrides=FAST, on_epoch=epochs.append)
+    first = run.score_release(ws, "v1.0.0", overrides=FAST, cv=3, on_epoch=epochs.append)
     after_first = _digests(folder)
+    card_first = (folder / "README.md").read_text(encoding="utf-8")
     second = run.score_release(ws, "1.0.0", overrides=FAST)
     yield {"ws": ws, "folder": folder, "before": before, "after": after_first, "card_before": card_before,
-           "first": first, "second": second, "epochs": epochs}
+           "card_first": card_first, "first": first, "second": second, "epochs": epochs}
     ws.close()
 
 
@@ -68,13 +69,16 @@ def test_same_seed_same_metrics(scored: dict[str, Any]) -> None:
 
 @pytest.mark.slow
 def test_epochs_are_reported_as_they_finish(scored: dict[str, Any]) -> None:
-    epochs = scored["epochs"]
     result = scored["first"].result
+    epochs = [e for e in scored["epochs"] if e.phase == "train"]
+    folds = [e for e in scored["epochs"] if e.phase != "train"]
+    best = result["training"]["best_epoch"]
+    assert [e.phase for e in folds] == [f"fold {f}/3" for f in (1, 2, 3) for _ in range(best)]
     assert [e.epoch for e in epochs] == list(range(1, result["training"]["epochs_run"] + 1))
     assert all(e.phase == "train" and e.epochs == FAST["epochs"] for e in epochs)
     assert all(e.val_loss is not None for e in epochs)
     losses = [e.val_loss for e in epochs]
-    assert result["training"]["best_epoch"] == int(np.argmin(losses)) + 1
+    assert best == int(np.argmin(losses)) + 1
 
 
 @pytest.mark.slow
@@ -123,14 +127,18 @@ def test_catalog_rows(scored: dict[str, Any]) -> None:
 @pytest.mark.slow
 def test_cross_validation_by_cluster(scored: dict[str, Any]) -> None:
     """3 folds over train+validation originals, grouped by cluster, reported as mean and std."""
-    folder = scored["folder"]
-    release = data.load_folder(folder, 64, "v1.0.0")
-    cfg = BaselineConfig(**{**FAST, "epochs": 12})
-    result = run._cross_validate(release, cfg, 3, epochs=6, on_epoch=lambda e: None)
+    result = scored["first"].result["cv"]
+    assert scored["second"].result["cv"] is None
     assert result["k"] == 3 and len(result["folds"]) == 3
+    assert result["epochs"] == scored["first"].result["training"]["best_epoch"]
     assert sum(f["rows"] for f in result["folds"]) == 30 + 24
+    accuracies = [f["accuracy"] for f in result["folds"]]
+    assert result["mean"]["accuracy"] == pytest.approx(np.mean(accuracies))
+    assert result["std"]["accuracy"] == pytest.approx(np.std(accuracies, ddof=1))
     assert result["mean"]["accuracy"] > 0.5
-    assert result["std"]["accuracy"] >= 0.0
+    assert "3-fold cross-validation over train+validation" in scored["card_first"]
+    release = data.load_folder(scored["folder"], 64, "v1.0.0")
+    cfg = BaselineConfig(**FAST)
     tr, va = release.splits["train"], release.splits["validation"]
     folds = metrics.grouped_stratified_folds(np.concatenate([tr.labels, va.labels]),
                                              np.concatenate([tr.cluster_ids, va.cluster_ids]), 3, cfg.seed)

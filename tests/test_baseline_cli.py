@@ -57,6 +57,9 @@ def released(tmp_path: Path) -> Iterator[Workspace]:
     (["--epochs", "0"], 5, "Error: --epochs 0: must be at least 1"),
     (["--image-size", "8"], 5, "Error: --image-size 8: must be at least 16 (four 2x poolings)"),
     (["--cv", "1"], 5, "Error: --cv 1: needs at least 2 folds"),
+    # 10 train images in 5 pairs + 8 validation singletons: 13 clusters per class
+    (["--cv", "20"], 1,
+     "Error: --cv 20: class 'alopecia' has only 13 clusters in train+validation; use --cv 13 or fewer"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(released: Workspace, args: list[str], code: int,
                                                   line: str) -> None:
@@ -78,6 +81,32 @@ def test_class_missing_from_test_split(tmp_path: Path) -> None:
         "Error: release v1.0.0: class 'folliculitis' has no rows in the test split",
         "Hint: a baseline scores every class; label more images of it and build a new release",
     ]
+    assert snapshot(ws.root) == before
+
+
+def test_unreadable_image_is_one_line(tmp_path: Path) -> None:
+    ws = init_workspace(tmp_path / "ws", "scalp-test", list(CLASSES))
+    add_release(ws, corrupt=("train", 3))
+    ws.close()
+    before = snapshot(ws.root)
+    result = run_cli("baseline", *FAST, workspace=ws.root)
+    assert result.exit_code == 1
+    line = result.stderr.splitlines()[0]
+    assert line.startswith("Error: release v1.0.0: train split: row 3 (sha256 ")
+    assert line.endswith(") is not a readable image")
+    assert snapshot(ws.root) == before
+
+
+def test_card_without_baseline_section(tmp_path: Path) -> None:
+    ws = init_workspace(tmp_path / "ws", "scalp-test", list(CLASSES))
+    add_release(ws, card="---\nlicense: other\n---\n# hand-edited card\n")
+    ws.close()
+    before = snapshot(ws.root)
+    result = run_cli("baseline", *FAST, workspace=ws.root)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "Error: release v1.0.0: README.md has no single baseline section between "
+        "'<!-- baseline:start -->' and '<!-- baseline:end -->'"]
     assert snapshot(ws.root) == before
 
 

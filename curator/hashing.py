@@ -195,7 +195,7 @@ class HashIndex:
 
     def __init__(self) -> None:
         self.values = np.zeros(0, dtype=np.uint64)
-        self.owners = np.zeros(0, dtype=np.int64)
+        self.owners = np.zeros(0, dtype=np.int32)
         self.kinds = np.zeros(0, dtype=np.int16)
         self._tail: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self._tail_size = 0
@@ -205,7 +205,7 @@ class HashIndex:
         return len(self.values) + self._tail_size
 
     def extend(self, values: np.ndarray, owners: np.ndarray, kinds: np.ndarray) -> None:
-        self._tail.append((values.astype(np.uint64), owners.astype(np.int64), kinds.astype(np.int16)))
+        self._tail.append((values.astype(np.uint64), owners.astype(np.int32), kinds.astype(np.int16)))
         self._tail_size += len(values)
         if self._tail_size > max(4096, len(self.values) // 4):
             self._fold()

@@ -69,6 +69,22 @@ class BaselineResult:
     def passed(self) -> bool:
         return self.gate.passed
 
+    def summary_line(self) -> str:
+        """One line for a summary (the demo): the test scores with intervals, the run, the verdict."""
+        r = self.result
+        test = r["metrics"]["test"]
+        parts = []
+        for k in ("accuracy", "macro_f1"):
+            low, high = test[k]["ci95"]
+            parts.append(f"{report.SCORE_NAMES[k]} {test[k]['value']:.3f} [{low:.2f}-{high:.2f}]")
+        line = (f"baseline {r['version_label']}: test {', '.join(parts)} on {test['rows']} images; "
+                f"train accuracy {r['metrics']['train_accuracy']['value']:.3f}; "
+                f"{r['training']['epochs_run']} epochs in {r['timings']['train_seconds']:.1f} s "
+                f"({r['hardware']['backend']}, {r['hardware']['device']})")
+        if self.gate.failures:
+            line += f"; gate FAILED: {self.gate.failures[0]}"
+        return line
+
     def as_json(self) -> dict[str, Any]:
         return {**self.result, "files": self.files,
                 "gate": {"passed": self.gate.passed, "failures": self.gate.failures,

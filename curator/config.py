@@ -283,6 +283,8 @@ def _check(config: Config) -> None:
             raise _fail(f"baseline.{key}", "must be at least 1")
     if b.learning_rate <= 0:
         raise _fail("baseline.learning_rate", "must be positive")
+    if b.image_size < 16:  # the baseline CNN halves the input four times
+        raise _fail("baseline.image_size", "must be at least 16")
 
 
 def default_toml(name: str, classes: list[str]) -> str:

@@ -110,6 +110,20 @@ def test_card_without_baseline_section(tmp_path: Path) -> None:
     assert snapshot(ws.root) == before
 
 
+@pytest.mark.parametrize(("toml", "line"), [
+    ("[baseline]\nimage_size = 8\n", "Error: curator.toml: 'baseline.image_size' must be at least 16"),
+    ("[baseline]\nlayers = 5\n", "Error: curator.toml: unknown key 'baseline.layers'"),
+])
+def test_bad_baseline_settings_name_the_key(released: Workspace, toml: str, line: str) -> None:
+    with (released.root / "curator.toml").open("a", encoding="utf-8") as fh:
+        fh.write(toml)
+    before = snapshot(released.root)
+    result = run_cli("baseline", workspace=released.root)
+    assert result.exit_code == 4
+    assert result.stderr.splitlines() == [line]
+    assert snapshot(released.root) == before
+
+
 def test_no_release_yet(workspace: Workspace) -> None:
     result = run_cli("baseline", workspace=workspace.root)
     assert result.exit_code == 1

@@ -227,6 +227,10 @@ def _train_and_score(release: data_mod.ReleaseData, cfg: BaselineConfig, cv: int
                            on_epoch=on_epoch)
     except (ValueError, RuntimeError, MemoryError) as err:
         raise BaselineError(f"release {release.source}: training failed ({err})") from err
+    diverged = [e.epoch for e in fitted.history if not np.isfinite(e.loss)]
+    if diverged:
+        raise BaselineError(f"release {release.source}: training diverged (loss is not finite in epoch "
+                            f"{diverged[0]})", hint=f"lower --learning-rate (was {cfg.learning_rate:g})")
     evaluated = time.perf_counter()
     originals = tr.originals()
     scores = {

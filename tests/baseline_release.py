@@ -52,6 +52,7 @@ def write_release(
     flip_labels: int = 0,
     corrupt: tuple[str, int] | None = None,
     card: str = CARD,
+    augmented: int = 0,
 ) -> dict[str, Any]:
     """Write a release into ``folder``; return its manifest.
 
@@ -60,7 +61,8 @@ def write_release(
     consecutive train images of a class share a cluster id (as near duplicates would);
     ``flip_labels`` relabels the first N images of each split per class as the next class
     (a planted, worse release); ``corrupt`` = (split, i) stores bytes that are no image as the
-    i-th image of that split's first class.
+    i-th image of that split's first class; ``augmented`` adds that many oversampled copies
+    (``augmented_from`` set, same cluster) of the first train image of each class.
     """
     import datasets
 
@@ -100,6 +102,8 @@ def write_release(
                 rows.append({"sha256": sha, "label": classes[label], "split": split,
                              "source_url": columns["source_url"][-1], "cluster_id": next_cluster,
                              "augmented_from": None, "preprocess_hash": "none"})
+                if split == "train" and i == 0:
+                    _add_copies(columns, rows, augmented, sha, data, label, classes, next_cluster, size)
         relative = f"data/{split}-00000-of-00001.parquet"
         datasets.Dataset.from_dict(columns, features=features).to_parquet(str(folder / relative))
         payload = (folder / relative).read_bytes()
@@ -114,6 +118,26 @@ def write_release(
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     (folder / "README.md").write_text(card, encoding="utf-8")
     return manifest
+
+
+def _add_copies(columns: dict[str, list[Any]], rows: list[dict[str, Any]], count: int, source: str,
+                data: bytes, label: int, classes: tuple[str, ...], cluster: int, size: int) -> None:
+    import io
+
+    from PIL import Image, ImageOps
+
+    for k in range(count):
+        with Image.open(io.BytesIO(data)) as img:
+            copy = ImageOps.mirror(img) if k % 2 == 0 else ImageOps.flip(img)
+            copy = copy.rotate(90 * k)
+        payload = synthetic.encode(copy, "PNG")
+        sha = hashlib.sha256(payload).hexdigest()
+        for key, value in (("image", {"bytes": payload, "path": None}), ("label", label), ("sha256", sha),
+                           ("source_url", ""), ("cluster_id", cluster), ("augmented_from", source),
+                           ("width", size), ("height", size)):
+            columns[key].append(value)
+        rows.append({"sha256": sha, "label": classes[label], "split": "train", "source_url": "",
+                     "cluster_id": cluster, "augmented_from": source, "preprocess_hash": "none"})
 
 
 def register(conn: Any, root: Path, manifest: dict[str, Any]) -> None:

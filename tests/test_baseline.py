@@ -17,7 +17,7 @@ import pytest
 from baseline import data, metrics, run, train
 from curator.config import BaselineConfig
 from curator.workspace import init_workspace
-from tests.baseline_release import CLASSES, add_release
+from tests.baseline_release import CLASSES, add_release, write_release
 
 # Keras' EarlyStopping copies weights with np.array(variable), which numpy 2 warns about.
 pytestmark = pytest.mark.filterwarnings(
@@ -166,3 +166,25 @@ def test_same_metrics_in_a_fresh_process(scored: dict[str, Any]) -> None:
                           env={**os.environ, "KERAS_BACKEND": "jax"})
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["metrics"] == scored["second"].result["metrics"]
+
+
+def test_release_balancing_reaches_training(tmp_path: Path) -> None:
+    """Oversampled rows are marked (and left out of train accuracy and CV); class weights from the
+    manifest become per-row sample weights."""
+    weights = {"alopecia": 0.5, "psoriasis": 1.0, "folliculitis": 2.0}
+    write_release(tmp_path / "r", augmented=3, class_weights=weights)
+    release = data.load_folder(tmp_path / "r", 32, "v1.0.0",
+                               manifest=json.loads((tmp_path / "r" / "manifest.json").read_text()))
+    train_split = release.splits["train"]
+    assert len(train_split) == 30 + 9 and int(train_split.augmented.sum()) == 9
+    assert len(train_split.originals()) == 30 and not train_split.originals().augmented.any()
+    assert release.class_weights == weights
+    as_index = {i: weights[name] for i, name in enumerate(release.classes)}
+    batches = train.make_batches(train_split.images, train_split.labels, 8, seed=1, class_weight=as_index)
+    x, y, w = batches[0]
+    assert x.shape == (8, 32, 32, 3)
+    assert w.tolist() == [as_index[int(label)] for label in y]
+    # the batch order is a function of (seed, epoch) only, and every row is visited each epoch
+    again = train.make_batches(train_split.images, train_split.labels, 8, seed=1, class_weight=as_index)
+    assert np.array_equal(again[0][1], y)
+    assert sorted(batches.order[: len(train_split)].tolist()) == list(range(len(train_split)))

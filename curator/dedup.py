@@ -146,7 +146,8 @@ class NearIndex:
     cfg: DedupConfig
     threshold: int
     shas: list[str] = field(default_factory=list)
-    index: HashIndex = field(default_factory=HashIndex)
+    index: HashIndex = field(default_factory=HashIndex)  # every view hash of every image
+    own: HashIndex = field(default_factory=HashIndex)  # each image's phash only
     confirmer: Confirmer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -174,7 +175,10 @@ class NearIndex:
                     owners.append(slot)
                     kinds.append(_KIND[name])
         if values:
-            self.index.extend(np.array(values, dtype=np.uint64), np.array(owners), np.array(kinds))
+            arrays = np.array(values, dtype=np.uint64), np.array(owners), np.array(kinds)
+            self.index.extend(*arrays)
+            own = arrays[2] == _KIND[hashing.PHASH]
+            self.own.extend(arrays[0][own], arrays[1][own], arrays[2][own])
 
     @property
     def radius(self) -> int:
@@ -182,18 +186,20 @@ class NearIndex:
 
     def candidates(self, hashes: dict[str, int]) -> list[Candidate]:
         """Stored images near ``hashes``, nearest first (may include rolled-back rows)."""
-        names = [n for n in hashing.NAMES if n in hashes]
-        queries = np.array([hashes[n] for n in names], dtype=np.uint64)
-        qi, ei, dist = self.index.search(queries, self.radius)
+        names = [n for n in hashing.NAMES if n in hashes and n != hashing.PHASH]
+        views = np.array([hashes[n] for n in names], dtype=np.uint64)
+        # Its phash against every view of every stored image, and its views against their phash
+        # only (view against view is not a relation we model).
+        _, ei, dist = self.index.search(np.array([hashes[hashing.PHASH]], dtype=np.uint64), self.radius)
         owners, kinds = self.index.entry(ei)
+        vq, vei, vdist = self.own.search(views, self.radius)
+        vowners, _ = self.own.entry(vei)
+        hits = [
+            *zip(owners.tolist(), [hashing.NAMES[k] for k in kinds.tolist()], dist.tolist(), strict=True),
+            *zip(vowners.tolist(), [names[q] for q in vq.tolist()], vdist.tolist(), strict=True),
+        ]
         best: dict[str, Candidate] = {}
-        for q, owner, kind, d in zip(
-            qi.tolist(), owners.tolist(), kinds.tolist(), dist.tolist(), strict=True
-        ):
-            mine, theirs = names[q], hashing.NAMES[kind]
-            if mine != hashing.PHASH and theirs != hashing.PHASH:
-                continue  # view against view: not a relation we model
-            view = theirs if mine == hashing.PHASH else mine
+        for owner, view, d in hits:
             found = Candidate(self.shas[owner], d, view)
             if not found.direct or d > self.threshold:
                 if self.confirmer is None:

@@ -238,6 +238,9 @@ class HashIndex:
                 if tables is None:
                     tables = self._tables[m] = _build_tables(self.values, m)
                 parts.append(_probe(queries, self.values, tables, radius))
+        if len(self._tail) > 1:  # one array: scanning many small pieces costs more than joining them
+            values, owners, kinds = (np.concatenate(col) for col in zip(*self._tail, strict=True))
+            self._tail = [(values, owners, kinds)]
         offset = len(self.values)
         for values, _, _ in self._tail:
             parts.append(_scan(queries, values, radius, offset))
@@ -276,6 +279,7 @@ def _chunks(m: int) -> list[tuple[int, int]]:
     return [(int(s), b) for s, b in zip(shifts, sizes, strict=True)]
 
 
+@lru_cache(maxsize=256)
 def _ball(bits: int, radius: int) -> int:
     return sum(math.comb(bits, k) for k in range(radius + 1))
 

@@ -1,6 +1,10 @@
-"""baseline.metrics and baseline.gate: hand-computed scores, bootstrap intervals, grouped folds, the gate."""
+"""baseline.metrics, baseline.gate and the comparison point: hand-computed scores, bootstrap intervals,
+grouped folds, the gate, the previous baseline."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from baseline import gate, metrics
+from curator import catalog
 from curator.errors import BaselineError, InputError
 
 # 3 classes, 10 rows. Worked by hand:
@@ -198,3 +203,26 @@ def test_gate_max_drop_without_previous_passes_with_a_note() -> None:
     assert result.passed and result.deltas == {}
     assert result.notes == [
         "--max-drop test.accuracy=0 not checked: no previous baseline with the same config"]
+
+
+def test_previous_baseline_follows_parents_and_hub_versions(tmp_path: Path) -> None:
+    """The comparison point: the nearest ancestor release with a baseline of the same config hash;
+    for a Hub revision, the highest lower vX.Y.Z of the same repo."""
+    from baseline import run
+
+    conn = catalog.connect(tmp_path / "c.sqlite")
+    with catalog.atomic(conn):
+        for version, parent in (("1.0.0", None), ("1.1.0", "1.0.0"), ("1.2.0", "1.1.0")):
+            conn.execute("INSERT INTO releases VALUES (?, ?, 'now', 'p', 'x', 1, '{}')", (version, parent))
+        for version, digest, acc in (("1.0.0", "h1", 0.9), ("1.0.0", "h2", 0.1), ("lab/s@v1.0.0", "h1", 0.5),
+                                     ("lab/s@v1.2.0", "h1", 0.6), ("lab/s@v2.0.0", "h1", 0.7),
+                                     ("lab/t@v1.1.0", "h1", 0.8)):
+            conn.execute("INSERT INTO baselines (version, config_hash, metrics, at) VALUES (?, ?, ?, 'now')",
+                         (version, digest, json.dumps({"accuracy": acc})))
+    local = run.Source(kind="local", version="1.2.0")
+    assert run._previous(conn, local, "h1") == ("1.0.0", {"accuracy": 0.9})  # 1.1.0 has none: skipped
+    assert run._previous(conn, local, "h3") == (None, None)
+    hub = run.Source(kind="hub", version="lab/s@v1.3.0", repo="lab/s", revision="v1.3.0")
+    assert run._previous(conn, hub, "h1") == ("lab/s@v1.2.0", {"accuracy": 0.6})
+    pinned = run.Source(kind="hub", version="lab/s@abc123", repo="lab/s", revision="abc123")
+    assert run._previous(conn, pinned, "h1") == (None, None)

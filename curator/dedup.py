@@ -60,6 +60,7 @@ from PIL import Image
 
 from curator import catalog, hashing, store
 from curator.config import DedupConfig
+from curator.errors import InputError
 from curator.hashing import HashIndex
 
 
@@ -129,6 +130,7 @@ class Candidate:
 # Views close enough to trust on the hash alone (at dedup.threshold); every other
 # view (rotations, crop windows) and every looser match needs the keypoint check.
 DIRECT_VIEWS = (hashing.PHASH, hashing.PHASH_MIRROR)
+MAX_THRESHOLD = 32  # beyond half the bits, "near" means nothing and every pair would match
 _KIND = {name: i for i, name in enumerate(hashing.NAMES)}
 
 
@@ -182,7 +184,12 @@ class NearIndex:
 
     @property
     def radius(self) -> int:
-        return max(self.threshold, self.cfg.candidate_threshold) if self.confirmer else self.threshold
+        """How far candidates are searched: ``threshold`` plus the configured margin for
+        keypoint-confirmed matches (so re-clustering at another threshold moves both)."""
+        if self.confirmer is None:
+            return self.threshold
+        margin = max(0, self.cfg.candidate_threshold - self.cfg.threshold)
+        return min(MAX_THRESHOLD, self.threshold + margin)
 
     def candidates(self, hashes: dict[str, int]) -> list[Candidate]:
         """Stored images near ``hashes``, nearest first (may include rolled-back rows)."""
@@ -538,12 +545,19 @@ def recluster(
 ) -> ReclusterResult:
     """Rebuild every cluster from the stored hashes at ``threshold``, in one transaction.
 
+    ``threshold`` replaces ``dedup.threshold`` for this run (whole-image matches
+    within it count on the hash alone); keypoint-confirmed candidates are searched
+    up to the same margin above it as in the config (12 - 8 = 4 by default). Raises
+    InputError for a threshold outside 0..32.
+
     Pairs come from one self-join of the HashIndex (each image's ``phash`` against
     every view of every image); pairs that are not direct matches are confirmed
     by keypoints, reading the images from ``objects``. Each new cluster keeps the
     smallest old id among its members when that id is still free, so clusters
     that do not change keep their ids.
     """
+    if not 0 <= threshold <= MAX_THRESHOLD:
+        raise InputError(f"threshold {threshold} is out of range: use 0 to {MAX_THRESHOLD} bits (of 64)")
     all_hashes = stored_hashes(conn)
     index = NearIndex(objects=Path(objects), cfg=cfg, threshold=threshold)
     index.extend(all_hashes)

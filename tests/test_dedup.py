@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw, ImageOps
 
 from curator import catalog, config, dedup, hashing, store, synthetic
 from curator.config import DedupConfig
-from curator.errors import ConfigError
+from curator.errors import ConfigError, InputError
 
 
 @pytest.fixture
@@ -215,3 +215,12 @@ def test_bad_dedup_settings_name_the_key(dedup_table: dict[str, object], key: st
     with pytest.raises(ConfigError) as err:
         config.from_dict(raw)
     assert err.value.key == key and f"'{key}'" in err.value.message
+
+
+def test_recluster_refuses_a_threshold_out_of_range(conn, objects) -> None:
+    index = dedup.NearIndex.load(conn, objects, DedupConfig())
+    a, placed = add(index, conn, objects, photo(12))
+    with pytest.raises(InputError) as err:
+        dedup.recluster(conn, objects, DedupConfig(), threshold=33)
+    assert err.value.message == "threshold 33 is out of range: use 0 to 32 bits (of 64)"
+    assert cluster_of(conn, a) == placed.cluster_id

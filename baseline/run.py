@@ -102,6 +102,8 @@ def effective_config(base: BaselineConfig, overrides: dict[str, Any] | None) -> 
             raise InputError(f"{flag} {value}: must be positive")
         if key not in ("learning_rate", "augment", "seed") and value < 1:
             raise InputError(f"{flag} {value}: must be at least 1")
+        if key == "seed" and value < 0:
+            raise InputError(f"{flag} {value}: must be 0 or more")
     if values.get("image_size") is not None and values["image_size"] < 16:
         raise InputError(f"--image-size {values['image_size']}: must be at least 16 (four 2x poolings)")
     return dataclasses.replace(base, **values)

@@ -55,6 +55,7 @@ def released(tmp_path: Path) -> Iterator[Workspace]:
     (["v1.0.0", "--repo", "lab/scalp", "--revision", "v1.0.0"], 5,
      "Error: give either VERSION (v1.0.0) or --repo, not both"),
     (["--epochs", "0"], 5, "Error: --epochs 0: must be at least 1"),
+    (["--seed", "-1"], 5, "Error: --seed -1: must be 0 or more"),
     (["--image-size", "8"], 5, "Error: --image-size 8: must be at least 16 (four 2x poolings)"),
     (["--cv", "1"], 5, "Error: --cv 1: needs at least 2 folds"),
     # 10 train images in 5 pairs + 8 validation singletons: 13 clusters per class

@@ -9,12 +9,20 @@ default input size, then trains the baseline CNN (``baseline.train.fit``, the ex
 its own subprocess with ``KERAS_BACKEND`` set (a process can hold only one Keras backend).
 The first epoch includes compiling/tracing, so it is reported apart; "s/epoch" and
 "images/s" are medians over the later epochs. Prediction throughput is measured after
-training. Each child prints the device its backend computes on: the same script measures
-a GPU when the backend sees one (jax[cuda], a CUDA torch build). A backend that is not
-installed is reported as such, not failed.
+training, after one warm-up call. Each child prints the device its backend computes on:
+the same script measures a GPU when the backend sees one (jax[cuda], a CUDA torch build).
+A backend that is not installed is reported as such, not failed.
 
 Reference (the issue): a 4-block CNN, ~390k parameters, 128 px, 120 images: ~2.3-3.5 s per
 epoch with JAX on this 2-core CPU.
+
+Sanity runs (2026-11-26, shared machines, so rough):
+    2-core CPU, load ~3, --images 200 --epochs 3:  jax 3.67 s/epoch (54 img/s), torch 10.35 s/epoch
+                                                    (19 img/s): JAX 2.8x faster
+    2-core CPU, load ~3, --images 1000 --epochs 3 --backends jax: 12.4 s/epoch (80 img/s)
+    NVIDIA H200 (jax 0.11.2 cuda, torch 2.11 cu130), --images 1000 --epochs 4:
+                                                    jax 0.199 s/epoch (5013 img/s),
+                                                    torch 1.095 s/epoch (913 img/s)
 """
 
 from __future__ import annotations
@@ -62,6 +70,7 @@ def child(args: argparse.Namespace) -> None:
     result = train.fit(x, y, None, len(CLASSES), cfg, epochs=args.epochs)
     wall = time.perf_counter() - started
     steady = result.epoch_seconds[1:] or result.epoch_seconds
+    train.predict(result.model, x[:1])  # compiles the predict step (one padded shape for all calls)
     predicted = time.perf_counter()
     train.predict(result.model, x)
     predict_seconds = time.perf_counter() - predicted

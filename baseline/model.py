@@ -48,6 +48,8 @@ import functools
 import os
 from typing import Any
 
+from curator.errors import BaselineError
+
 ARCHITECTURE = "cnn4-gap-v1"  # part of the config hash: change it when the layers change
 FILTERS = (16, 32, 64, 128)
 DROPOUT = 0.3
@@ -55,10 +57,15 @@ BN_MOMENTUM = 0.8
 
 
 def keras_module() -> Any:
-    """Import keras with the JAX backend unless ``KERAS_BACKEND`` says otherwise."""
+    """Import keras with the JAX backend unless ``KERAS_BACKEND`` says otherwise; a backend that
+    cannot be loaded is a one-line BaselineError."""
     os.environ.setdefault("KERAS_BACKEND", "jax")
-    import keras
-
+    try:
+        import keras
+    except (ImportError, ValueError) as err:  # a missing library; an unknown backend name
+        backend = os.environ["KERAS_BACKEND"]
+        raise BaselineError(f"KERAS_BACKEND={backend}: keras cannot load this backend ({err})",
+                            hint="install it, or unset KERAS_BACKEND to use JAX") from err
     return keras
 
 

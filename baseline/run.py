@@ -139,6 +139,7 @@ def score_release(
     if cv and cv < 2:
         raise InputError(f"--cv {cv}: needs at least 2 folds")
     started = time.perf_counter()
+    cnn.keras_module()  # an unusable KERAS_BACKEND fails here, before any loading
     source = _resolve(ws, version, repo, revision)
     loaded = time.perf_counter()
     release = _load(source, ws, cfg, cache_dir)

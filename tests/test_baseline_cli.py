@@ -5,6 +5,7 @@ with a planted worse release tripping the gate."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -122,6 +123,17 @@ def test_bad_baseline_settings_name_the_key(released: Workspace, toml: str, line
     result = run_cli("baseline", workspace=released.root)
     assert result.exit_code == 4
     assert result.stderr.splitlines() == [line]
+    assert snapshot(released.root) == before
+
+
+def test_unusable_backend_is_one_line(released: Workspace) -> None:
+    before = snapshot(released.root)
+    env = {**os.environ, "KERAS_BACKEND": "nonexistent"}
+    done = subprocess.run([*CLI, "--workspace", str(released.root), "baseline"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[0].startswith(
+        "Error: KERAS_BACKEND=nonexistent: keras cannot load this backend (")
     assert snapshot(released.root) == before
 
 

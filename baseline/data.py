@@ -9,7 +9,8 @@ caller-given folder (a temp dir by default), never into the workspace.
 Images are decoded with Pillow, converted to RGB and resized to a square
 ``image_size`` (a plain stretch, like ``keras.utils.image_dataset_from_directory``;
 release images are already preprocessed and close to square). Pixels stay 0..255
-as float32: the model rescales them itself.
+as uint8 (a quarter of float32's memory); batches become float32 as they are fed, and the
+model rescales them itself.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ SPLITS = ("train", "validation", "test")
 class SplitArrays:
     """One split as arrays, row order as stored in the release."""
 
-    images: np.ndarray  # (n, size, size, 3) float32, 0..255
+    images: np.ndarray  # (n, size, size, 3) uint8
     labels: np.ndarray  # (n,) int64 class indices
     sha256: tuple[str, ...]
     cluster_ids: np.ndarray  # (n,) int64
@@ -206,7 +207,7 @@ def _split_arrays(ds: Any, image_size: int, where: str) -> SplitArrays:
     columns = set(ds.column_names)
     n = ds.num_rows
     sha256 = tuple(ds["sha256"]) if "sha256" in columns else tuple(str(i) for i in range(n))
-    images = np.empty((n, image_size, image_size, 3), dtype=np.float32)
+    images = np.empty((n, image_size, image_size, 3), dtype=np.uint8)
     for i, item in enumerate(ds["image"]):
         try:
             images[i] = decode(item, image_size)
@@ -224,13 +225,13 @@ def _split_arrays(ds: Any, image_size: int, where: str) -> SplitArrays:
 
 
 def decode(item: dict[str, Any], image_size: int) -> np.ndarray:
-    """``{"bytes", "path"}`` from an undecoded Image column -> (size, size, 3) float32."""
+    """``{"bytes", "path"}`` from an undecoded Image column -> (size, size, 3) uint8."""
     from PIL import Image
 
     source = io.BytesIO(item["bytes"]) if item.get("bytes") else item["path"]
     with Image.open(source) as img:
         rgb = img.convert("RGB").resize((image_size, image_size), Image.Resampling.BILINEAR)
-        return np.asarray(rgb, dtype=np.float32)
+        return np.asarray(rgb, dtype=np.uint8)
 
 
 def _check_classes(source: str, classes: tuple[str, ...], splits: dict[str, SplitArrays]) -> None:

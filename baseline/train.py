@@ -147,6 +147,8 @@ def fit(
         )
         callbacks.append(stopper)
     started = time.perf_counter()
+    if validation is not None:  # small; Keras batches it itself
+        validation = (validation[0].astype(np.float32), validation[1])
     model.fit(batches, epochs=total, validation_data=validation, callbacks=callbacks, verbose=0)
     seconds = time.perf_counter() - started
     best = len(history)
@@ -186,7 +188,7 @@ def _batches_class() -> Any:
 
         def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             rows = self.order[index * self.batch_size:(index + 1) * self.batch_size]
-            return self.x[rows], self.y[rows], self.weights[rows]
+            return self.x[rows].astype(np.float32), self.y[rows], self.weights[rows]
 
         def on_epoch_end(self) -> None:
             self.epoch += 1
@@ -202,19 +204,22 @@ def make_batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int,
 
 
 PREDICT_BATCH = 32
+PREDICT_CHUNK = 16 * PREDICT_BATCH  # rows converted to float32 at a time
 
 
 def predict(model: Any, x: np.ndarray) -> np.ndarray:
-    """Predicted class index per row. Rows are padded to a multiple of PREDICT_BATCH so that every
-    call uses one compiled shape."""
-    n = len(x)
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    padded = -(-n // PREDICT_BATCH) * PREDICT_BATCH
-    if padded > n:
-        x = np.concatenate([x, np.zeros((padded - n, *x.shape[1:]), dtype=x.dtype)])
-    probabilities = model.predict(x, batch_size=PREDICT_BATCH, verbose=0)[:n]
-    return np.asarray(np.argmax(probabilities, axis=1), dtype=np.int64)
+    """Predicted class index per row. Rows go in chunks, each padded to a multiple of
+    PREDICT_BATCH, so every call uses one compiled shape and memory stays bounded."""
+    out = []
+    for start in range(0, len(x), PREDICT_CHUNK):
+        chunk = x[start:start + PREDICT_CHUNK].astype(np.float32)
+        n = len(chunk)
+        padded = -(-n // PREDICT_BATCH) * PREDICT_BATCH
+        if padded > n:
+            chunk = np.concatenate([chunk, np.zeros((padded - n, *chunk.shape[1:]), dtype=np.float32)])
+        probabilities = model.predict(chunk, batch_size=PREDICT_BATCH, verbose=0)[:n]
+        out.append(np.argmax(probabilities, axis=1))
+    return np.asarray(np.concatenate(out) if out else np.zeros(0), dtype=np.int64)
 
 
 def _maybe(value: Any) -> float | None:

@@ -46,10 +46,10 @@ CLASSES = ("alopecia", "psoriasis", "folliculitis")
 def make_images(count: int, size: int, path: Path) -> None:
     from curator import synthetic
 
-    x = np.empty((count, size, size, 3), dtype=np.float32)
+    x = np.empty((count, size, size, 3), dtype=np.uint8)
     y = np.arange(count) % len(CLASSES)
     for i in range(count):
-        x[i] = np.asarray(synthetic.photo(i, CLASSES[y[i]], size=(size, size)), dtype=np.float32)
+        x[i] = np.asarray(synthetic.photo(i, CLASSES[y[i]], size=(size, size)), dtype=np.uint8)
     np.savez(path, x=x, y=y)
 
 

@@ -80,9 +80,18 @@ def cli(ctx: click.Context, workspace: str | None, json_mode: bool, quiet: bool)
 
 
 def _register() -> None:
-    from curator.cli import baseline_cmds, ingest_cmds, label_cmds, publish_cmds, release_cmds, workspace_cmds
+    from curator.cli import (
+        baseline_cmds,
+        demo_cmds,
+        ingest_cmds,
+        label_cmds,
+        publish_cmds,
+        release_cmds,
+        workspace_cmds,
+    )
 
-    for module in (workspace_cmds, label_cmds, ingest_cmds, publish_cmds, release_cmds, baseline_cmds):
+    modules = (workspace_cmds, ingest_cmds, label_cmds, release_cmds, publish_cmds, baseline_cmds, demo_cmds)
+    for module in modules:
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -58,7 +58,7 @@ def baseline(app: App, version: str | None, repo: str | None, revision: str | No
     ws = app.workspace()
     with contextlib.ExitStack() as bars:
         result = stage.score_release(ws, version, repo=repo, revision=revision, overrides=overrides, cv=cv,
-                                     thresholds=thresholds, on_epoch=_epoch_bars(app, bars))
+                                     thresholds=thresholds, on_epoch=epoch_bars(app, bars))
     value = result.as_json()
     app.out.result(value, lambda console: _render(console, value))
     for note in result.gate.notes:
@@ -75,7 +75,7 @@ def _render(console: Any, value: dict[str, Any]) -> None:
     report.render(console, value)
 
 
-def _epoch_bars(app: App, bars: contextlib.ExitStack) -> Callable[[Any], None]:
+def epoch_bars(app: App, bars: contextlib.ExitStack) -> Callable[[Any], None]:
     """One progress bar per training phase (the run, then each fold), advanced per epoch."""
     state: dict[str, Any] = {"phase": None, "advance": None}
 

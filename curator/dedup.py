@@ -19,21 +19,21 @@ representative is the member with the largest pixel area, then the earliest.
 Defaults, chosen by measuring (2 shared cores; times move with load):
 
     python benchmarks/dedup_quality.py       # 771 images: 57 photos x 13 copies + 30 logo photos
-      threshold=8, candidate=12 (default): pairs P 1.000, R 0.987 overall; recall per
+      threshold=8, candidate=12 (default): pairs P 1.000, R 0.995 overall; recall per
         transform 1.000 for exact, png, resize, jpeg q20-45, blur, gray, watermark bar,
-        crop 3-8%, mirror, rotate 3-6 deg; brightness+contrast 0.982; crop 15-22% 0.930;
-        no false pair among the 30 photos sharing a logo; 156 keypoint checks;
+        crop 3-8%, mirror, rotate 3-6 deg; brightness+contrast 0.982; crop 15-22% 0.982;
+        no false pair among the 30 photos sharing a logo; 172 keypoint checks;
         perceptual_hashes ~1 ms per 640x480 image (all 22 hashes)
       peer, one 64-bit pHash at <= 10 (imagededup's default): P 1.000, R 0.570
         (mirror 0.000, rotate 0.404, crop 15-22% 0.018 at P 0.5)
-      --candidate 14: R 0.995 (crop 15-22% 0.982) but 361 checks; on 600 distinct
-        generated photos 221 candidate pairs within 14 against 24 within 12, so an
-        ingest of similar-looking photos would pay ~9x more checks (~3-6 ms each)
+      --candidate 14: the same recall for 387 checks instead of 172. On 600 distinct
+        generated photos: 0 pairs within 8, 28 candidate pairs within 12, 227 within 14
+      crop windows at 80% and 90% of a side (the first choice): R 0.987, crop 15-22% 0.930
     python benchmarks/dedup_quality.py --photos 80 --logo 60 --seed 3   # 1,321 images
-      default: P 1.000, R 0.992 (crop 15-22% 0.948, all others 1.000);
+      default: P 1.000, R 0.997 (crop 15-22% 0.979, all others 1.000);
       peer: P 0.993, R 0.548, and it put logo photos together
     python benchmarks/cluster_scale.py       # uniform random hashes, radius 8, 1,000 planted pairs
-      100,000: multi-index 0.9-2.3 s, numpy brute force 30 s; 1,000,000: multi-index 15 s;
+      100,000: multi-index 0.9-2.3 s, numpy brute force 27-30 s; 1,000,000: multi-index 14-15 s;
       every planted pair found, the same pairs as brute force
     python benchmarks/cluster_scale.py --views --sizes 20000,100000   # recluster's view search
       20,000 images (440,000 hashes) at radius 12: 5.5 s; 100,000 images (2.2M hashes): 92 s

@@ -36,7 +36,7 @@ WORK_SIDE = 128  # longest side of the grey working copy
 PHASH = "phash"
 PHASH_MIRROR = "phash_mirror"
 ROTATIONS = (-4.0, 4.0)  # degrees; rotated copies of 2-6 degrees land within a few bits of one
-CROP_SCALES = (0.80, 0.90)  # windows of this fraction of each side ...
+CROP_SCALES = (0.80, 0.87)  # windows of this fraction of each side ...
 CROP_STEPS = 3  # ... at 3x3 positions (corners, edges, centre)
 
 

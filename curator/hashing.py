@@ -14,8 +14,12 @@ image) costs nothing extra; comparing a new image's ``phash`` with a stored
 hash shifted, zoomed and rotated views of the same thumbnail, so that a crop or a
 small rotation of a stored photo lands near one of them (see curator.dedup).
 
-Everything works on a small grey copy (at most :data:`WORK_SIDE` px), so the
-cost is well under a millisecond beyond reading the decoded pixels once.
+Everything works on a small, equalised grey copy (at most :data:`WORK_SIDE` px):
+all 22 hashes of a 640x480 image take about 1 ms.
+
+:class:`HashIndex` finds every stored hash within a Hamming radius of a query
+without comparing with all of them (multi-index hashing); curator.dedup uses it
+for placing new images and for re-clustering.
 """
 
 from __future__ import annotations

@@ -43,8 +43,9 @@ def baseline(app: App, version: str | None, repo: str | None, revision: str | No
     published one as users download it. Settings come from [baseline] in curator.toml, and
     the flags override them. A local release gets baseline.json, baseline/*.png and a filled
     baseline section in its card (its data files never change); every run adds a row to the
-    catalog and is compared with the previous release's baseline of the same settings.
-    Keras runs on KERAS_BACKEND (default jax), on a GPU when the backend sees one.
+    catalog and is compared with the previous release's baseline of the same settings;
+    --fail-under / --max-drop then exit with code 7, naming the metric (the result is still
+    recorded). Keras runs on KERAS_BACKEND (default jax), on a GPU when the backend sees one.
 
     Example: curator baseline v1.0.0 --fail-under accuracy=0.6
     """

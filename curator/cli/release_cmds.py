@@ -135,7 +135,7 @@ def diff(app: App, old: str, new: str) -> None:
     "--threshold",
     type=click.IntRange(0, 32),
     default=None,
-    help="Hamming distance for near duplicates (default: the workspace's dedup.threshold, else 10).",
+    help="Hamming distance for near duplicates (default: the workspace's dedup.threshold).",
 )
 @click.pass_obj
 def audit(app: App, path: Path, threshold: int | None) -> None:

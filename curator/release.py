@@ -539,7 +539,8 @@ def _size(data: bytes, sha256: str) -> tuple[int, int]:
                            sha256=sha256) from err
 
 
-def _features(classes: list[str]) -> Any:
+def features_of(classes: list[str]) -> Any:
+    """The columns of every release's parquet files (the contract publish and baseline read)."""
     from datasets import ClassLabel, Features, Image, Value
 
     return Features(
@@ -583,7 +584,7 @@ def _write_parquet(
     """Write ``data/<split>-NNNNN-of-NNNNN.parquet`` for each non-empty split."""
     from datasets import Dataset
 
-    features = _features(classes)
+    features = features_of(classes)
     files: dict[str, dict[str, Any]] = {}
     info: dict[str, SplitInfo] = {}
     (folder / "data").mkdir()

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from curator import catalog, synthetic
+from curator import catalog, release, synthetic
 
 CLASSES = ("alopecia", "psoriasis", "folliculitis")
 CARD = """---
@@ -67,16 +67,7 @@ def write_release(
     import datasets
 
     per_class = per_class or {"train": 10, "validation": 8, "test": 8}
-    features = datasets.Features({
-        "image": datasets.Image(),
-        "label": datasets.ClassLabel(names=list(classes)),
-        "sha256": datasets.Value("string"),
-        "source_url": datasets.Value("string"),
-        "cluster_id": datasets.Value("int64"),
-        "augmented_from": datasets.Value("string"),
-        "width": datasets.Value("int32"),
-        "height": datasets.Value("int32"),
-    })
+    features = release.features_of(list(classes))
     (folder / "data").mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
     files = {}

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from curator import synthetic
+from curator import release, synthetic
 from curator.workspace import Workspace
 from tests import hub_fixtures
 from tests.conftest import CLASSES, run_cli, snapshot
@@ -65,18 +65,7 @@ def make_release(
 
     folder = ws.releases / f"v{version}"
     (folder / "data").mkdir(parents=True)
-    features = datasets.Features(
-        {
-            "image": datasets.Image(),
-            "label": datasets.ClassLabel(names=CLASSES),
-            "sha256": datasets.Value("string"),
-            "source_url": datasets.Value("string"),
-            "cluster_id": datasets.Value("int64"),
-            "augmented_from": datasets.Value("string"),
-            "width": datasets.Value("int32"),
-            "height": datasets.Value("int32"),
-        }
-    )
+    features = release.features_of(CLASSES)
     files, splits = {}, {}
     for split in SPLITS:
         mine = [r for r in rows if r["split"] == split]
@@ -544,10 +533,10 @@ def test_publish_to_a_folder_loads_and_matches_the_release(
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     assert out["status"] == "published" and out["verified"] == {"train": 6, "validation": 3, "test": 3}
-    release = ws / "releases/v1.0.0"
-    assert snapshot(dest) == {k: v for k, v in snapshot(release).items() if k != "publish-log.jsonl"}
+    source = ws / "releases/v1.0.0"
+    assert snapshot(dest) == {k: v for k, v in snapshot(source).items() if k != "publish-log.jsonl"}
     loaded = datasets.load_dataset(str(dest), cache_dir=str(tmp_path / "cache"))
-    manifest = json.loads((release / "manifest.json").read_text())
+    manifest = json.loads((source / "manifest.json").read_text())
     assert {s: loaded[s].num_rows for s in loaded} == {s: i["rows"] for s, i in manifest["splits"].items()}
     assert publishes(ws)[0]["location"] == str(dest)
 

@@ -11,7 +11,8 @@ from tests.conftest import run_cli, snapshot
 
 
 def test_init_creates_workspace(tmp_path: Path) -> None:
-    result = run_cli("init", "scalp", "--classes", "alopecia,psoriasis,folliculitis", workspace=tmp_path / "w")
+    classes = "alopecia,psoriasis,folliculitis"
+    result = run_cli("init", "scalp", "--classes", classes, workspace=tmp_path / "w")
     assert result.exit_code == 0, result.output
     assert {p.name for p in (tmp_path / "w").iterdir()} >= {"curator.toml", "catalog.sqlite", "objects"}
     cfg = config.load(tmp_path / "w" / "curator.toml")

@@ -239,14 +239,15 @@ def _check(config: Config) -> None:
         if name not in classes:
             raise _fail(f"dataset.class_descriptions.{name}", "is not one of dataset.classes")
     ing = config.ingest
-    for key in ("concurrency", "per_host", "max_redirects", "max_bytes", "min_side", "max_pixels"):
+    for key in ("concurrency", "per_host", "max_bytes", "min_side", "max_pixels"):
         if getattr(ing, key) < 1:
             raise _fail(f"ingest.{key}", "must be at least 1")
     for key in ("connect_timeout", "read_timeout", "backoff", "max_retry_after"):
         if getattr(ing, key) <= 0:
             raise _fail(f"ingest.{key}", "must be positive")
-    if ing.retries < 0:
-        raise _fail("ingest.retries", "must be 0 or more")
+    for key in ("retries", "max_redirects"):  # 0: no retries / follow no redirect
+        if getattr(ing, key) < 0:
+            raise _fail(f"ingest.{key}", "must be 0 or more")
     if not 0 <= config.dedup.threshold <= 32:
         raise _fail("dedup.threshold", "must be between 0 and 32")
     if not config.dedup.threshold <= config.dedup.candidate_threshold <= 32:

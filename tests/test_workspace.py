@@ -95,3 +95,13 @@ def test_newer_catalog_is_refused(tmp_path: Path) -> None:
     conn.execute("INSERT INTO schema_migrations VALUES (99, 'future', 'x')")
     with pytest.raises(CatalogError, match="newer than this curator understands"):
         catalog.migrate(conn)
+
+
+def test_zero_redirects_is_allowed_like_the_flag_but_negative_is_not(tmp_path: Path) -> None:
+    base = '[dataset]\nname="x"\nclasses=["a","b"]\n[ingest]\n'
+    path = tmp_path / "curator.toml"
+    path.write_text(base + "max_redirects = 0\n")
+    assert config.load(path).ingest.max_redirects == 0
+    path.write_text(base + "max_redirects = -1\n")
+    with pytest.raises(ConfigError, match="'ingest.max_redirects' must be 0 or more"):
+        config.load(path)

@@ -255,13 +255,17 @@ class HashIndex:
         return tuple(np.concatenate(col) for col in zip(*parts, strict=True))  # type: ignore[return-value]
 
     def entry(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(owners, kinds) of entries by index (tail included)."""
-        self._fold_if_needed(index)
-        return self.owners[index], self.kinds[index]
+        """(owners, kinds) of entries by index (tail included).
 
-    def _fold_if_needed(self, index: np.ndarray) -> None:
-        if len(index) and int(index.max()) >= len(self.values):
-            self._fold()
+        Reads the tail in place: folding it here would drop the chunk tables, and a
+        near duplicate of a recent image (found in the tail) would then cost a full
+        rebuild on the next search.
+        """
+        if not len(index) or int(index.max()) < len(self.values):
+            return self.owners[index], self.kinds[index]
+        owners = np.concatenate([self.owners, *(t[1] for t in self._tail)])
+        kinds = np.concatenate([self.kinds, *(t[2] for t in self._tail)])
+        return owners[index], kinds[index]
 
 
 _Found = tuple[np.ndarray, np.ndarray, np.ndarray]

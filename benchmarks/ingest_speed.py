@@ -169,6 +169,7 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "curator-bench-images-v2")
     parser.add_argument("--img2dataset", default="/tmp/i2d/bin/img2dataset")
     parser.add_argument("--skip-img2dataset", action="store_true")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per tool and latency; medians printed")
     args = parser.parse_args()
     files = images(args.cache, args.urls)
     have_i2d = not args.skip_img2dataset and Path(args.img2dataset).exists()
@@ -180,11 +181,28 @@ def main() -> None:
             work = Path(tmp)
             urls = work / "urls.txt"
             urls.write_text("\n".join(serve(server, files, args.urls)) + "\n")
-            cur = run_curator(urls, work)
-            i2d = run_img2dataset(args.img2dataset, urls, work) if have_i2d else None
-            rows.append((latency, cur, i2d))
-            shutil.rmtree(work / "i2d", ignore_errors=True)
+            curs, i2ds = [], []
+            for attempt in range(args.repeat):  # alternate the tools so drift hits both alike
+                run_dir = work / f"run{attempt}"
+                run_dir.mkdir()
+                curs.append(run_curator(urls, run_dir))
+                if have_i2d:
+                    i2ds.append(run_img2dataset(args.img2dataset, urls, run_dir))
+                shutil.rmtree(run_dir, ignore_errors=True)
+            rows.append((latency, _median_run(curs), _median_run(i2ds) if i2ds else None))
+            print(f"latency {latency}: curator s {[round(c[0], 2) for c in curs]}, "
+                  f"img2dataset s {[round(i[0], 2) for i in i2ds]}", file=sys.stderr)
+    print(f"medians of {args.repeat} runs each")
     _print(rows, args.urls)
+
+
+def _median_run(runs: list[Any]) -> Any:
+    """The run with the median wall time, with the highest peak RSS seen in any run."""
+    ordered = sorted(runs, key=lambda r: r[0])
+    middle = list(ordered[len(ordered) // 2])
+    middle[2] = max(r[2] for r in runs)
+    middle[3] = max(r[3] for r in runs)
+    return tuple(middle)
 
 
 def _print(rows: list[Any], count: int) -> None:

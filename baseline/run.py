@@ -37,6 +37,7 @@ from curator import catalog, config
 from curator.config import BaselineConfig
 from curator.errors import BaselineError, InputError, ReleaseError
 from curator.fsutil import write_atomic
+from curator.versions import semver_key
 from curator.workspace import Workspace
 
 FORMAT = 1
@@ -319,25 +320,18 @@ def _previous(conn: sqlite3.Connection, source: Source,
             parent = parents.get(parent)
         return None, None
     prefix = f"{source.repo}@"
-    mine = _semver(source.revision or "")
+    mine = semver_key(source.revision or "")
     if mine is None:
         return None, None
     candidates = []
     for (version,) in conn.execute("SELECT DISTINCT version FROM baselines WHERE config_hash = ?", (digest,)):
         if version.startswith(prefix):
-            theirs = _semver(version[len(prefix):])
+            theirs = semver_key(version[len(prefix):])
             if theirs is not None and theirs < mine:
                 candidates.append((theirs, version))
     for _, version in sorted(candidates, reverse=True):
         return version, row(version)
     return None, None
-
-
-def _semver(text: str) -> tuple[int, int, int] | None:
-    parts = text.lstrip("v").split(".")
-    if len(parts) != 3 or not all(p.isdigit() for p in parts):
-        return None
-    return int(parts[0]), int(parts[1]), int(parts[2])
 
 
 def _assemble(source: Source, release: data_mod.ReleaseData, cfg: BaselineConfig, digest: str,

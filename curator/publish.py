@@ -67,6 +67,7 @@ from typing import Any
 from curator import catalog
 from curator.errors import AuthError, CuratorError, InputError, PublishError, ReleaseError
 from curator.fsutil import atomic_directory, fsync_dir, write_atomic
+from curator.versions import semver_key
 from curator.workspace import Workspace
 
 PUBLISH_LOG = "publish-log.jsonl"
@@ -289,8 +290,8 @@ def _refuse_rollback(repo_id: str, version: str, tags: dict[str, str]) -> None:
 
 
 def _semver(tag: str) -> tuple[int, ...]:
-    match = re.fullmatch(r"v(\d+)\.(\d+)\.(\d+)", tag)
-    return tuple(int(g) for g in match.groups()) if match else ()
+    """A tag's version for sorting; () for tags that are no version."""
+    return semver_key(tag) or ()
 
 
 def _describe(manifest: dict[str, Any]) -> str:

@@ -29,7 +29,6 @@ import importlib.metadata
 import io
 import json
 import platform
-import re
 import sqlite3
 import tempfile
 from collections import Counter, defaultdict
@@ -41,44 +40,16 @@ from typing import Any
 from curator import catalog, licences, store
 from curator import config as config_mod
 from curator.config import Config
-from curator.errors import InputError, ReleaseError
+from curator.errors import ReleaseError
 from curator.fsutil import atomic_directory, write_atomic
+from curator.versions import bumped, format_version, parse_version
 from curator.workspace import Workspace
 
 SPLITS = ("train", "validation", "test")
 MAX_SHARD_BYTES = 500_000_000  # encoded image bytes per parquet shard
-_SEMVER = re.compile(r"^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
 _CONFIG_SECTIONS_FOR_PATCH = ("dataset", "preprocess", "balance", "split", "dedup", "sources")
 
 Progress = Callable[[int], None]
-
-
-# ---------------------------------------------------------------- versions
-
-
-def parse_version(text: str) -> tuple[int, int, int]:
-    """'v1.2.0' or '1.2.0' -> (1, 2, 0); anything else is an InputError."""
-    match = _SEMVER.match(text.strip())
-    if not match:
-        raise InputError(f"version {text!r} is not a semantic version (expected X.Y.Z, e.g. 1.2.0)")
-    major, minor, patch = (int(g) for g in match.groups())
-    return major, minor, patch
-
-
-def format_version(parts: tuple[int, int, int]) -> str:
-    return ".".join(str(p) for p in parts)
-
-
-def bumped(previous: str | None, kind: str) -> str:
-    """The next version after ``previous`` for a bump ``kind`` (first release: 1.0.0)."""
-    if previous is None:
-        return "1.0.0"
-    major, minor, patch = parse_version(previous)
-    if kind == "major":
-        return format_version((major + 1, 0, 0))
-    if kind == "minor":
-        return format_version((major, minor + 1, 0))
-    return format_version((major, minor, patch + 1))
 
 
 @dataclass(frozen=True)

@@ -6,20 +6,32 @@ Modules, one per stage (data flows down this list):
     config      curator.toml as one frozen, checked Config
     catalog     SQLite connection, atomic(), migrations
     store       content-addressed objects/ of original bytes
+    fsutil      atomic file writes and folders
     errors      the exception tree and exit codes
     output      results to stdout, messages and progress to stderr
-    ingest      fetch URLs and files, validate, store, record provenance
-    hashing     pixel and perceptual hashes of a decoded image
-    dedup       exact and near-duplicate clusters
-    labeling    label events, derived labels, import/export, agreement
+    ingest/     sources.py parses input lines, fetch.py downloads, validate.py decodes and
+                checks, run.py stores and records one outcome per source
+    hashing     pixel and perceptual hashes of a decoded image; the multi-index Hamming search
+    dedup       exact and near-duplicate clusters (hash match + keypoint confirmation)
+    status      counts for `curator status`
+    labeling    label events, derived labels, conflict policy, import/export, hints
+    agreement   Cohen's and Fleiss' kappa, Krippendorff's alpha, Landis & Koch readings
     prompt      the interactive labeling prompt
+    termimage   images in the terminal: kitty, iTerm2, sixel, half-blocks
     split       sticky, cluster-aware, stratified split
-    preprocess  resize, denoise, equalize, enhance; balance by augmentation
+    preprocess  resize, denoise, equalize, enhance; the shared lossless encoder
+    balance     oversampling by deterministic augmentation, or class weights
+    licences    [[sources]] licence rules per URL prefix or domain
+    versions    semantic versions of releases
     release     build releases/vX.Y.Z (parquet + manifest + card)
     diff        what changed between two releases (also the card's changelog)
     audit       cross-split exact/near duplicate check of any dataset folder
     publish     push a release to the Hub (or a folder), tagged
+    synthetic   generated scalp-like photos for the demo, tests and benchmarks
+    demo        `curator demo`: every stage, offline
     cli/        the command line
+
+The baseline CNN lives in the sibling package ``baseline``, the card in ``dataset_card``.
 """
 
 __version__ = "0.1.0"

@@ -16,7 +16,17 @@ A backend that is not installed is reported as such, not failed.
 Reference (the issue): a 4-block CNN, ~390k parameters, 128 px, 120 images: ~2.3-3.5 s per
 epoch with JAX on this 2-core CPU.
 
-Sanity runs (2026-11-26, shared machines, so rough):
+Quiet 2-core CPU (2026-11-26, nothing else running), 1,000 images, 128 px, batch 16:
+    --epochs 4:  jax 8.34 s/epoch (120 img/s), torch 6.78 s/epoch (147 img/s); predict jax 380
+                 img/s, torch 305 img/s
+    --epochs 6:  jax 8.64 s/epoch (116 img/s), torch 6.49 s/epoch (154 img/s); predict jax 362
+                 img/s, torch 305 img/s
+    So torch trains ~1.3x faster on this CPU (XLA's CPU convolutions use about one core), JAX
+    predicts ~1.2x faster and is ~5.5x faster on the GPU. JAX stays the documented default: the
+    project installs jax[cpu], and a CPU-only torch has to be chosen by hand (a plain
+    `pip install torch` pulls a multi-GB CUDA build); set KERAS_BACKEND=torch to use it.
+
+Earlier sanity runs (2026-11-26, shared machines under load, so rough):
     2-core CPU, load ~3, --images 200 --epochs 3:  jax 3.67 s/epoch (54 img/s), torch 10.35 s/epoch
                                                     (19 img/s): JAX 2.8x faster
     2-core CPU, load ~3, --images 1000 --epochs 3 --backends jax: 12.4 s/epoch (80 img/s)

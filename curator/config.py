@@ -190,7 +190,7 @@ def _build(cls: type, table: Any, where: str) -> Any:
         key = f"{where}.{name}" if where else name
         if name not in table:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise ConfigError(f"curator.toml: missing key '{key}'", key=key)
+                raise missing_key(key)
             continue
         values[name] = _coerce(hints[name], table[name], key)
     return cls(**values)
@@ -221,71 +221,76 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
     return value
 
 
-def _fail(key: str, why: str) -> ConfigError:
+def bad_value(key: str, why: str) -> ConfigError:
+    """The error for a bad value, naming its key: ``curator.toml: 'split' ratios ...``."""
     return ConfigError(f"curator.toml: '{key}' {why}", key=key)
+
+
+def missing_key(key: str) -> ConfigError:
+    return ConfigError(f"curator.toml: missing key '{key}'", key=key)
 
 
 def _check(config: Config) -> None:
     """Value checks beyond types; each names its key."""
     classes = config.dataset.classes
     if len(classes) < 2:
-        raise _fail("dataset.classes", "needs at least two classes")
+        raise bad_value("dataset.classes", "needs at least two classes")
     for name in classes:
         if not CLASS_NAME.match(name):
-            raise _fail("dataset.classes", f"has an invalid class name {name!r} (use a-z, 0-9, '-', '_')")
+            raise bad_value("dataset.classes", f"has an invalid class name {name!r} (use a-z, 0-9, '-', '_')")
     if len(set(classes)) != len(classes):
-        raise _fail("dataset.classes", "lists a class twice")
+        raise bad_value("dataset.classes", "lists a class twice")
     for name in config.dataset.class_descriptions:
         if name not in classes:
-            raise _fail(f"dataset.class_descriptions.{name}", "is not one of dataset.classes")
+            raise bad_value(f"dataset.class_descriptions.{name}", "is not one of dataset.classes")
     ing = config.ingest
     for key in ("concurrency", "per_host", "max_bytes", "min_side", "max_pixels"):
         if getattr(ing, key) < 1:
-            raise _fail(f"ingest.{key}", "must be at least 1")
+            raise bad_value(f"ingest.{key}", "must be at least 1")
     for key in ("connect_timeout", "read_timeout", "backoff", "max_retry_after"):
         if getattr(ing, key) <= 0:
-            raise _fail(f"ingest.{key}", "must be positive")
+            raise bad_value(f"ingest.{key}", "must be positive")
     for key in ("retries", "max_redirects"):  # 0: no retries / follow no redirect
         if getattr(ing, key) < 0:
-            raise _fail(f"ingest.{key}", "must be 0 or more")
+            raise bad_value(f"ingest.{key}", "must be 0 or more")
     if not 0 <= config.dedup.threshold <= 32:
-        raise _fail("dedup.threshold", "must be between 0 and 32")
+        raise bad_value("dedup.threshold", "must be between 0 and 32")
     if not config.dedup.threshold <= config.dedup.candidate_threshold <= 32:
-        raise _fail("dedup.candidate_threshold", "must be between dedup.threshold and 32")
+        raise bad_value("dedup.candidate_threshold", "must be between dedup.threshold and 32")
     if config.labels.policy not in ("majority", "adjudicator"):
-        raise _fail("labels.policy", "must be 'majority' or 'adjudicator'")
+        raise bad_value("labels.policy", "must be 'majority' or 'adjudicator'")
     if config.labels.policy == "adjudicator" and not config.labels.adjudicator:
-        raise _fail("labels.adjudicator", "must name an annotator when labels.policy = 'adjudicator'")
+        raise bad_value("labels.adjudicator", "must name an annotator when labels.policy = 'adjudicator'")
     for name, key in config.labels.keys.items():
         if name not in classes:
-            raise _fail(f"labels.keys.{name}", "is not one of dataset.classes")
+            raise bad_value(f"labels.keys.{name}", "is not one of dataset.classes")
         if len(key) != 1 or key in "suxo?q":
-            raise _fail(f"labels.keys.{name}", "must be one character other than s, u, x, o, ?, q")
+            raise bad_value(f"labels.keys.{name}", "must be one character other than s, u, x, o, ?, q")
         others = [other for other, k in config.labels.keys.items() if k == key and other != name]
         if others:
-            raise _fail(f"labels.keys.{name}", f"uses the same key as labels.keys.{others[0]}")
+            raise bad_value(f"labels.keys.{name}", f"uses the same key as labels.keys.{others[0]}")
     if "hint" in (config.labels.annotator, config.labels.adjudicator):
-        raise _fail("labels.annotator", "must not be 'hint' (reserved for accepted ingest hints)")
+        raise bad_value("labels.annotator", "must not be 'hint' (reserved for accepted ingest hints)")
     ratios = (config.split.train, config.split.validation, config.split.test)
     if any(r <= 0 for r in ratios) or abs(sum(ratios) - 1.0) > 1e-6:
-        raise _fail("split", "ratios train/validation/test must be positive and sum to 1")
+        raise bad_value("split", "ratios train/validation/test must be positive and sum to 1")
     if config.balance.method not in ("none", "oversample", "class-weights"):
-        raise _fail("balance.method", "must be 'none', 'oversample' or 'class-weights'")
+        raise bad_value("balance.method", "must be 'none', 'oversample' or 'class-weights'")
     if config.preprocess.format not in ("png", "jpeg"):
-        raise _fail("preprocess.format", "must be 'png' or 'jpeg'")
+        raise bad_value("preprocess.format", "must be 'png' or 'jpeg'")
     if not 1 <= config.preprocess.jpeg_quality <= 100:
-        raise _fail("preprocess.jpeg_quality", "must be from 1 to 100")
+        raise bad_value("preprocess.jpeg_quality", "must be from 1 to 100")
     from curator import preprocess  # here, not at the top: preprocess imports this module
 
     preprocess.check_steps(config.preprocess.steps)
     b = config.baseline
     for key in ("image_size", "epochs", "batch_size", "patience", "bootstrap"):
         if getattr(b, key) < 1:
-            raise _fail(f"baseline.{key}", "must be at least 1")
+            raise bad_value(f"baseline.{key}", "must be at least 1")
     if b.learning_rate <= 0:
-        raise _fail("baseline.learning_rate", "must be positive")
+        raise bad_value("baseline.learning_rate", "must be positive")
     if b.image_size < 16:  # the baseline CNN halves the input four times
-        raise _fail("baseline.image_size", "must be at least 16")
+        raise bad_value("baseline.image_size", "must be at least 16")
 
 
 def default_toml(name: str, classes: list[str]) -> str:

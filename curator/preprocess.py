@@ -76,7 +76,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from curator.config import PreprocessConfig, config_hash
+from curator.config import PreprocessConfig, bad_value, config_hash, missing_key
 from curator.errors import ConfigError, ReleaseError
 
 if TYPE_CHECKING:  # numpy, PIL and cv2 load lazily: config checks must stay fast
@@ -162,20 +162,20 @@ def normalize_steps(steps: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     for i, step in enumerate(steps):
         where = f"preprocess.steps[{i}]"
         if not isinstance(step, dict):
-            raise _fail(where, "must be a table with an 'op'")
+            raise bad_value(where, "must be a table with an 'op'")
         if "op" not in step:
-            raise ConfigError(f"curator.toml: missing key '{where}.op'", key=f"{where}.op")
+            raise missing_key(f"{where}.op")
         op = step["op"]
         if op not in SPEC:
-            raise _fail(f"{where}.op", f"must be one of {', '.join(SPEC)}")
+            raise bad_value(f"{where}.op", f"must be one of {', '.join(SPEC)}")
         methods = SPEC[op]
         method = ""
         if "" not in methods:
             if "method" not in step:
-                raise ConfigError(f"curator.toml: missing key '{where}.method'", key=f"{where}.method")
+                raise missing_key(f"{where}.method")
             method = step["method"]
             if method not in methods:
-                raise _fail(f"{where}.method", f"must be one of {', '.join(methods)}")
+                raise bad_value(f"{where}.method", f"must be one of {', '.join(methods)}")
         params = methods[method]
         normal: dict[str, Any] = {"op": op} | ({"method": method} if method else {})
         for key in step:
@@ -189,7 +189,7 @@ def normalize_steps(steps: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
             value = step.get(key, default)
             problem = check(value)
             if problem:
-                raise _fail(f"{where}.{key}", problem)
+                raise bad_value(f"{where}.{key}", problem)
             normal[key] = float(value) if isinstance(default, float) else value
         out.append(normal)
     return out
@@ -203,10 +203,6 @@ def check_steps(steps: Iterable[dict[str, Any]]) -> None:
 def steps_hash(steps: Iterable[dict[str, Any]]) -> str:
     """A short stable hash of the steps, defaults filled in (so spelling a default changes nothing)."""
     return config_hash({"algorithm": ALGORITHM_VERSION, "steps": normalize_steps(steps)})
-
-
-def _fail(key: str, why: str) -> ConfigError:
-    return ConfigError(f"curator.toml: '{key}' {why}", key=key)
 
 
 # --- decoding and encoding (shared with curator.balance) ---------------------------------

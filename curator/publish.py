@@ -550,31 +550,12 @@ def verify_published(result: PublishResult, manifest: dict[str, Any], token: str
 
 
 def _compare_with_manifest(where: str, loaded: Any, manifest: dict[str, Any]) -> dict[str, int]:
-    from collections import Counter
+    from curator.release import manifest_mismatch
 
-    expected_splits = {s for s, info in manifest.get("splits", {}).items() if info.get("rows", 0) > 0}
-    if set(loaded) != expected_splits:
-        raise PublishError(
-            f"verify: {where} has splits {sorted(loaded)}, the manifest {sorted(expected_splits)}"
-        )
-    classes = list(manifest.get("classes", []))
-    counts = {}
-    for split, ds in loaded.items():
-        names = getattr(ds.features.get("label"), "names", None)
-        if names != classes:
-            raise PublishError(f"verify: {where} split {split} has classes {names}, the manifest {classes}")
-        rows = manifest["splits"][split]["rows"]
-        if ds.num_rows != rows:
-            raise PublishError(f"verify: {where} split {split} has {ds.num_rows} rows, the manifest {rows}")
-        got = Counter(zip(ds["sha256"], (names[i] for i in ds["label"]), strict=True))
-        want = Counter((r["sha256"], r["label"]) for r in manifest.get("rows", []) if r["split"] == split)
-        if got != want:
-            missing = sorted((want - got).elements())[:1] or sorted((got - want).elements())[:1]
-            raise PublishError(
-                f"verify: {where} split {split} differs from the manifest (e.g. {missing[0][0]})"
-            )
-        counts[split] = ds.num_rows
-    return counts
+    problem = manifest_mismatch(loaded, manifest, ordered=False)
+    if problem:
+        raise PublishError(f"verify: {where} {problem}")
+    return {split: ds.num_rows for split, ds in loaded.items()}
 
 
 def _record_if_missing(ws: Workspace, result: PublishResult, folder: Path) -> PublishResult:

@@ -711,25 +711,43 @@ def _collection_facts(conn: sqlite3.Connection, members: int) -> dict[str, Any]:
     return facts
 
 
+def manifest_mismatch(loaded: Any, manifest: dict[str, Any], *, ordered: bool = True) -> str | None:
+    """The first way a loaded DatasetDict differs from its manifest, or None if it matches.
+
+    Checked: the non-empty splits, each split's class names and row count, and its
+    (sha256, label) rows, in the manifest's order unless ``ordered`` is false (a copy
+    whose shards may be read in another order). Used on a fresh build and on what was published.
+    """
+    expected = {s: info["rows"] for s, info in manifest["splits"].items() if info["rows"]}
+    if set(loaded) != set(expected):
+        return f"has splits {sorted(loaded)}, the manifest {sorted(expected)}"
+    classes = list(manifest["classes"])
+    for split, rows in expected.items():
+        ds = loaded[split]
+        names = getattr(ds.features.get("label"), "names", None)
+        if names != classes:
+            return f"split {split} has classes {names}, the manifest {classes}"
+        if ds.num_rows != rows:
+            return f"split {split} has {ds.num_rows} rows, the manifest {rows}"
+        got = list(zip(ds["sha256"], (names[i] for i in ds["label"]), strict=True))
+        want = [(r["sha256"], r["label"]) for r in manifest["rows"] if r["split"] == split]
+        if not ordered:
+            got, want = sorted(got), sorted(want)
+        if got != want:
+            differ = [w for g, w in zip(got, want, strict=False) if g != w] or want[len(got):] or got
+            return f"split {split} differs from the manifest (e.g. {differ[0][0]})"
+    return None
+
+
 def verify_folder(folder: Path, manifest: dict[str, Any], threshold: int) -> None:
     """Load the written folder with ``datasets`` and check it against the manifest, then check leaks."""
     from curator import audit
 
     with tempfile.TemporaryDirectory(prefix="curator-verify-") as cache:
         loaded = load_folder(folder, Path(cache))
-        expected = {s: c["rows"] for s, c in manifest["splits"].items() if c["rows"]}
-        got = {s: loaded[s].num_rows for s in loaded}
-        if got != expected:
-            raise ReleaseError(f"{folder}: load_dataset gives splits {got}; the manifest says {expected}")
-        for split in loaded:
-            names = loaded[split].features["label"].names
-            if names != manifest["classes"]:
-                want_names = manifest["classes"]
-                raise ReleaseError(f"{folder}: split {split} has classes {names}, expected {want_names}")
-            shas = loaded[split]["sha256"]
-            want = [r["sha256"] for r in manifest["rows"] if r["split"] == split]
-            if list(shas) != want:
-                raise ReleaseError(f"{folder}: split {split} rows differ from the manifest")
+        problem = manifest_mismatch(loaded, manifest)
+        if problem:
+            raise ReleaseError(f"{folder}: load_dataset {problem}")
         leaks = audit.scan(loaded, threshold, cluster_column="cluster_id")
         if leaks:
             first = leaks[0]

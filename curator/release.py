@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import importlib.metadata
 import io
 import json
@@ -408,7 +407,7 @@ def build(
             stage("verify")
             verify_folder(tmp, manifest, ws.config.dedup.threshold)
             stage("record")
-            manifest_sha = hashlib.sha256(manifest_bytes).hexdigest()
+            manifest_sha = store.sha256_bytes(manifest_bytes)
             _record(ws.conn, plan, manifest, manifest_sha, stamp)
             recorded = True
     except FileExistsError as err:
@@ -477,7 +476,7 @@ def _make_images(
         cfg.preprocess.jpeg_quality,
     )
     for (source_sha, _index), data in zip(balance_plan.synthetic, copies, strict=True):
-        sha = hashlib.sha256(data).hexdigest()
+        sha = store.sha256_bytes(data)
         images[sha] = data
         src = train_rows[source_sha]
         width, height = _size(data, sha)
@@ -573,7 +572,7 @@ def _write_parquet(
                 dataset.to_parquet(str(folder / rel))
             num_bytes += dataset.data.nbytes
             data = (folder / rel).read_bytes()
-            files[rel] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+            files[rel] = {"sha256": store.sha256_bytes(data), "bytes": len(data)}
         info[split] = SplitInfo(num_examples=len(mine), num_bytes=num_bytes)
     return files, info
 

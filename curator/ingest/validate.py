@@ -26,7 +26,6 @@ from curator.store import sha256_bytes
 
 FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO"})
 _TEXT_STARTS = (b"<", b"{", b"[", b"%PDF", b"\xef\xbb\xbf<")
-_ORIENTATION = 0x0112
 
 
 @dataclass(frozen=True)
@@ -62,8 +61,10 @@ def check(data: bytes, cfg: IngestConfig) -> Checked | Refused:
         return Refused("decompression-bomb", str(err))
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
         return Refused(_unidentified_reason(data), str(err))
-    with img:
-        return _check_open(img, data, cfg)
+    result = _check_open(img, data, cfg)
+    if isinstance(result, Refused) or result.rgb is not img:
+        img.close()  # else its pixels live on as result.rgb (hashing.normalize made no copy)
+    return result
 
 
 def _check_open(img: Image.Image, data: bytes, cfg: IngestConfig) -> Checked | Refused:
@@ -97,12 +98,8 @@ def _check_open(img: Image.Image, data: bytes, cfg: IngestConfig) -> Checked | R
 
 
 def _oriented_min_side(img: Image.Image) -> int:
-    try:
-        orientation = img.getexif().get(_ORIENTATION, 1)
-    except Exception:  # a broken EXIF block is not our concern here; the decode decides
-        orientation = 1
     width, height = img.size
-    if orientation in (5, 6, 7, 8):
+    if hashing.orientation(img) in (5, 6, 7, 8):  # a quarter turn swaps the sides
         width, height = height, width
     return min(width, height)
 

@@ -30,7 +30,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 
 from curator import catalog, dedup, hashing, store, synthetic
-from curator.config import DedupConfig
+from curator.config import DedupConfig, IngestConfig
+from curator.ingest import validate
 
 EASY = ("exact", "png", "resize", "jpeg", "bright", "blur", "gray", "watermark", "crop_small")
 HARD = ("mirror", "rotate", "crop_large")
@@ -148,17 +149,17 @@ def run_curator(items: list[tuple[str, int, bytes]], cfg: DedupConfig) -> tuple[
         clusters, hash_s, add_s = [], 0.0, 0.0
         for _, _, data in items:
             t0 = time.perf_counter()
-            rgb = hashing.normalize(Image.open(io.BytesIO(data)))
-            pixels = hashing.pixel_sha256(rgb)
-            hashes = hashing.perceptual_hashes(rgb)
+            checked = validate.check(data, IngestConfig())
+            assert isinstance(checked, validate.Checked), checked
+            pixels = checked.pixel_sha256
             t1 = time.perf_counter()
             if pixels in by_pixels:
                 clusters.append(by_pixels[pixels])
                 continue
             sha = store.put(objects, data)
-            new = dedup.NewImage(sha, pixels, rgb.width, rgb.height, "JPEG", len(data))
+            new = dedup.NewImage(sha, pixels, checked.width, checked.height, checked.format, len(data))
             with catalog.atomic(conn):
-                placement = index.add_image(conn, new, rgb, hashes)
+                placement = index.add_image(conn, new, checked.grey, checked.hashes)
             add_s += time.perf_counter() - t1
             hash_s += t1 - t0
             by_pixels[pixels] = placement.cluster_id

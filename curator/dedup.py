@@ -19,18 +19,18 @@ representative is the member with the largest pixel area, then the earliest.
 Defaults, chosen by measuring (2 shared cores; times move with load):
 
     python benchmarks/dedup_quality.py       # 771 images: 57 photos x 13 copies + 30 logo photos
-      threshold=8, candidate=12 (default): pairs P 1.000, R 0.995 overall; recall per
+      threshold=8, candidate=12 (default): pairs P 1.000, R 0.992 overall; recall per
         transform 1.000 for exact, png, resize, jpeg q20-45, blur, gray, watermark bar,
-        crop 3-8%, mirror, rotate 3-6 deg; brightness+contrast 0.982; crop 15-22% 0.982;
-        no false pair among the 30 photos sharing a logo; 172 keypoint checks;
-        perceptual_hashes ~1 ms per 640x480 image (all 22 hashes)
+        crop 3-8%, mirror, rotate 3-6 deg; brightness+contrast 0.982; crop 15-22% 0.965;
+        no false pair among the 30 photos sharing a logo; 177 keypoint checks;
+        decode + pixel hash + all 22 hashes 1.8 ms per image (ingest's validate.check)
       peer, one 64-bit pHash at <= 10 (imagededup's default): P 1.000, R 0.570
         (mirror 0.000, rotate 0.404, crop 15-22% 0.018 at P 0.5)
       --candidate 14: the same recall for 387 checks instead of 172. On 600 distinct
         generated photos: 0 pairs within 8, 28 candidate pairs within 12, 227 within 14
       crop windows at 80% and 90% of a side (the first choice): R 0.987, crop 15-22% 0.930
     python benchmarks/dedup_quality.py --photos 80 --logo 60 --seed 3   # 1,321 images
-      default: P 1.000, R 0.997 (crop 15-22% 0.979, all others 1.000);
+      default: P 1.000, R 0.998 (crop 15-22% 0.990);
       peer: P 0.993, R 0.548, and it put logo photos together
     python benchmarks/cluster_scale.py       # uniform random hashes, radius 8, 1,000 planted pairs
       100,000: multi-index 0.9-2.3 s, numpy brute force 27-30 s; 1,000,000: multi-index 14-15 s;
@@ -248,17 +248,17 @@ class NearIndex:
         return cand.direct and cand.distance <= self.threshold
 
     def add_image(
-        self, conn: sqlite3.Connection, new: NewImage, rgb: Image.Image, hashes: dict[str, int]
+        self, conn: sqlite3.Connection, new: NewImage, grey: np.ndarray, hashes: dict[str, int]
     ) -> Placement:
         """Insert ``new`` with its hashes into the right cluster, inside the caller's transaction.
 
-        The clusters of every stored near duplicate are merged into one (the oldest id).
+        ``grey`` is the image's :func:`hashing.grey_copy`, for keypoint checks. The clusters
+        of every stored near duplicate are merged into one (the oldest id).
         Matches are re-read from the catalog, so an index entry whose insert was rolled
         back by its caller is ignored rather than referenced.
         """
         with self._lock:
-            grey = _lazy(lambda: confirm_grey(rgb))
-            joined = self.matches(hashes, grey, lambda shas: _live_clusters(conn, shas))
+            joined = self.matches(hashes, _constant(grey), lambda shas: _live_clusters(conn, shas))
             with catalog.atomic(conn):
                 if joined:
                     cluster_id = _merge_clusters(conn, sorted(joined))
@@ -271,6 +271,8 @@ class NearIndex:
                 _insert_image(conn, new, hashes, cluster_id)
                 update_representative(conn, cluster_id)
             self.extend({new.sha256: hashes})
+            if self.confirmer is not None:  # a copy arriving soon is checked without reading it back
+                self.confirmer.remember(new.sha256, grey)
             return Placement(cluster_id=cluster_id, near_of=near_of, distance=distance)
 
 
@@ -280,24 +282,6 @@ def _rank(c: Candidate, threshold: int) -> tuple[int, int, str]:
 
 def _constant(value: np.ndarray) -> Callable[[], np.ndarray]:
     return lambda: value
-
-
-def _lazy(make: Callable[[], np.ndarray]) -> Callable[[], np.ndarray]:
-    cache: list[np.ndarray] = []
-
-    def get() -> np.ndarray:
-        if not cache:
-            cache.append(make())
-        return cache[0]
-
-    return get
-
-
-CONFIRM_SIDE = 256  # px, longest side of the grey copy keypoints are found on
-
-
-def confirm_grey(rgb: Image.Image) -> np.ndarray:
-    return np.asarray(hashing.grey_copy(rgb, CONFIRM_SIDE))
 
 
 class Confirmer:
@@ -334,14 +318,19 @@ class Confirmer:
         try:
             data = store.read(self.objects, sha)
             with Image.open(io.BytesIO(data)) as img:
-                img.draft("RGB", (2 * CONFIRM_SIDE, 2 * CONFIRM_SIDE))  # JPEG: decode at a reduced scale
-                grey = confirm_grey(hashing.normalize(img))
+                img.draft("RGB", (2 * hashing.GREY_SIDE, 2 * hashing.GREY_SIDE))  # JPEG: decode smaller
+                grey = hashing.grey_copy(hashing.normalize(img))
         except (OSError, ValueError, SyntaxError):
             return None
+        self.remember(sha, grey)
+        return grey
+
+    def remember(self, sha: str, grey: np.ndarray) -> None:
+        """Keep ``grey`` as the grey copy of stored image ``sha`` (the least recently used goes)."""
         self._greys[sha] = grey
+        self._greys.move_to_end(sha)
         if len(self._greys) > self.cache_size:
             self._greys.popitem(last=False)
-        return grey
 
     def _keypoints(self, grey: np.ndarray, mirrored: bool) -> tuple[np.ndarray, np.ndarray | None]:
         key = (id(grey), mirrored)

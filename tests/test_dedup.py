@@ -42,7 +42,7 @@ def add(
     rgb = hashing.normalize(Image.open(io.BytesIO(data)))
     new = dedup.NewImage(sha, hashing.pixel_sha256(rgb), rgb.width, rgb.height, "JPEG", len(data))
     with catalog.atomic(conn):
-        return sha, index.add_image(conn, new, rgb, hashing.perceptual_hashes(rgb))
+        return sha, index.add_image(conn, new, hashing.grey_copy(rgb), hashing.perceptual_hashes(rgb))
 
 
 def cluster_of(conn: sqlite3.Connection, sha: str) -> int:
@@ -148,7 +148,7 @@ def test_recluster_with_another_threshold(conn, objects) -> None:
     cfg = DedupConfig(confirm=False)
     index = dedup.NearIndex.load(conn, objects, cfg)
     a, placed = add(index, conn, objects, photo(2))
-    b, copy = add(index, conn, objects, photo(2).crop((10, 8, 310, 232)))
+    b, copy = add(index, conn, objects, photo(2).crop((4, 3, 316, 237)))
     assert copy.distance is not None and copy.distance > 0
     split = dedup.recluster(conn, objects, cfg, threshold=0)
     assert (split.clusters, split.moved) == (2, 1)

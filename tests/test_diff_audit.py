@@ -116,7 +116,7 @@ def _planted_parquet_folder(root: Path) -> Path:
     (root / "data").mkdir(parents=True)
     train = [synthetic.encode(_photo(s), "PNG") for s in range(4)]
     write("train", train, ["0", "1", "2", "3"])
-    near = synthetic.encode(_photo(0).resize((88, 88)), "JPEG", quality=80)
+    near = synthetic.encode(_photo(0).crop((2, 2, 94, 94)).resize((88, 88)), "JPEG", quality=80)
     write("test", [near, train[1], synthetic.encode(_photo(9), "PNG")], ["near 0", "exact 1", "new"])
     return root
 

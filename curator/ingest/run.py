@@ -192,10 +192,6 @@ class _Run:
         self.writer = ThreadPoolExecutor(1, "curator-catalog")
         self._pixel_locks: dict[str, asyncio.Lock] = {}
         self._pixel_refs: Counter[str] = Counter()
-        workers = options.workers or os.cpu_count() or 2
-        # Decoded pixels (~1 MB per photo) are the big allocation: only this many sources may hold
-        # them at once, from decoding to their commit. Fetched bytes wait before decoding instead.
-        self._decoded = asyncio.Semaphore(4 * workers + 4)
 
     async def main(self, sources: list[Source]) -> IngestSummary:
         self.summary.total = len(sources)
@@ -261,12 +257,13 @@ class _Run:
                 reason = fetched.reason or "empty"
                 self._finish(await self._db(self._reject, src, fetched, reason, fetched.transient))
                 return
-            async with self._decoded:
-                checked = await loop.run_in_executor(self.pool, validate.check, fetched.data, self.cfg)
-                if isinstance(checked, validate.Refused):
-                    self._finish(await self._db(self._reject, src, fetched, checked.reason))
-                    return
-                self._finish(await self._keep(src, fetched, checked))
+            # Decoded pixels (~1 MB per photo) live only inside validate.check, on the pool's threads;
+            # what comes back is the hashes and a small grey copy.
+            checked = await loop.run_in_executor(self.pool, validate.check, fetched.data, self.cfg)
+            if isinstance(checked, validate.Refused):
+                self._finish(await self._db(self._reject, src, fetched, checked.reason))
+                return
+            self._finish(await self._keep(src, fetched, checked))
         finally:
             slots.release()
 
@@ -308,7 +305,7 @@ class _Run:
             bytes=checked.nbytes,
         )
         with catalog.atomic(self.conn):
-            placement = self.index.add_image(self.conn, new, checked.rgb, checked.hashes)
+            placement = self.index.add_image(self.conn, new, checked.grey, checked.hashes)
             outcome, reason = ("stored", None) if placement.near_of is None else ("duplicate", "near")
             self._write_source(src, fetched, outcome, reason, checked.sha256)
         return ItemResult(src.locator, outcome, reason, checked.sha256)

@@ -18,6 +18,7 @@ import io
 import warnings
 from dataclasses import dataclass
 
+import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from curator import hashing
@@ -38,7 +39,7 @@ class Checked:
     height: int
     format: str
     nbytes: int
-    rgb: Image.Image
+    grey: np.ndarray  # hashing.grey_copy: what keypoint checks compare (the full pixels are not kept)
     hashes: dict[str, int]
 
 
@@ -61,10 +62,8 @@ def check(data: bytes, cfg: IngestConfig) -> Checked | Refused:
         return Refused("decompression-bomb", str(err))
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
         return Refused(_unidentified_reason(data), str(err))
-    result = _check_open(img, data, cfg)
-    if isinstance(result, Refused) or result.rgb is not img:
-        img.close()  # else its pixels live on as result.rgb (hashing.normalize made no copy)
-    return result
+    with img:
+        return _check_open(img, data, cfg)
 
 
 def _check_open(img: Image.Image, data: bytes, cfg: IngestConfig) -> Checked | Refused:
@@ -85,15 +84,17 @@ def _check_open(img: Image.Image, data: bytes, cfg: IngestConfig) -> Checked | R
         return Refused("decompression-bomb", str(err))
     except (OSError, ValueError, SyntaxError, EOFError) as err:
         return Refused("truncated", str(err))
+    pixels = hashing.rgb_array(rgb)  # one copy, for both the pixel hash and the grey copy
+    grey = hashing.grey_copy(pixels)
     return Checked(
         sha256=sha256_bytes(data),
-        pixel_sha256=hashing.pixel_sha256(rgb),
+        pixel_sha256=hashing.pixel_sha256(pixels),
         width=rgb.width,
         height=rgb.height,
         format="JPEG" if fmt == "MPO" else fmt,
         nbytes=len(data),
-        rgb=rgb,
-        hashes=hashing.perceptual_hashes(rgb),
+        grey=grey,
+        hashes=hashing.hashes_of_grey(grey),
     )
 
 

@@ -1,18 +1,21 @@
 """The ingest run: sources in, one committed outcome per source out.
 
-    parse (sources.py) -> skip what the catalog already has -> fetch (fetch.py) or read the file
-        -> decode, check and hash in worker threads (validate.py)
-        -> exact duplicate?  -> source row only
-        -> else store.put (atomic) -> one transaction: dedup.NearIndex.add_image + source row
+    parse (sources.py) -> skip what the catalog already has -> fetch (fetch.py)
+        -> on a worker thread: read a local file, decode, check and hash (validate.py),
+           store.put the bytes (atomic) unless their pixels are already in the catalog
+        -> on the catalog thread, one transaction: exact duplicate? -> source row only;
+           else dedup.NearIndex.add_image + source row
 
-Downloads run on an asyncio event loop; decoding and hashing on a small thread
-pool; file writes on another; and the catalog on exactly one thread of its own,
-so transactions never interleave and none waits on the network: each source's
-transaction opens after its bytes are safely in ``objects/`` and commits at once. A crash
-therefore leaves complete rows only; bytes stored just before a crash are
-orphans that ``store.put`` makes harmless on the rerun. Temp files that a kill
-left in ``objects/`` (names starting with ``.``) are removed when a run starts;
-one run at a time holds an exclusive lock on the workspace's catalog file.
+Downloads run on an asyncio event loop; everything CPU-bound on a small thread
+pool; and the catalog on exactly one thread of its own, so transactions never
+interleave and none waits on the network. Each source costs one hop to a worker
+and one to the catalog thread (each hop hands the GIL around, which on two cores
+cost more than the work of a small step). A source's bytes are in ``objects/``
+before its transaction opens, so a crash leaves complete rows only; bytes stored
+just before a crash are orphans that ``store.put`` makes harmless on the rerun.
+Temp files that a kill left in ``objects/`` (names starting with ``.``) are removed
+when a run starts; one run at a time holds an exclusive lock on the workspace's
+catalog file.
 """
 
 from __future__ import annotations
@@ -184,18 +187,20 @@ class _Run:
         self.on_progress = on_progress
         self.summary = IngestSummary()
         self.robots = robots_policy(self.cfg)
-        self.pool = ThreadPoolExecutor(options.workers or os.cpu_count() or 2, "curator-decode")
-        # File I/O waits on fsync rather than the CPU: its own threads, so decoding never queues behind it.
-        self.io = ThreadPoolExecutor(8, "curator-io")
+        # Reading, decoding, hashing and storing a source's bytes: CPU-bound, and what they wait
+        # for (fsync) releases the GIL, so one thread more than cores keeps the cores busy.
+        self.pool = ThreadPoolExecutor(options.workers or (os.cpu_count() or 2) + 1, "curator-decode")
         # The one thread that uses the catalog connection: transactions never interleave, and
         # dedup's work inside add_image never stalls the event loop's downloads.
         self.writer = ThreadPoolExecutor(1, "curator-catalog")
-        self._pixel_locks: dict[str, asyncio.Lock] = {}
-        self._pixel_refs: Counter[str] = Counter()
+        # Pixel hashes in the catalog, so a worker can skip storing an exact duplicate's bytes.
+        # Only the catalog thread adds to it; a source missing it by a moment is still caught there.
+        self.known_pixels: set[str] = set()
 
     async def main(self, sources: list[Source]) -> IngestSummary:
         self.summary.total = len(sources)
         done = self._done_sources()
+        self.known_pixels = {row[0] for row in self.conn.execute("SELECT pixel_sha256 FROM images")}
         self.index = dedup.NearIndex.load(self.conn, self.ws.objects, self.ws.config.dedup)
         # Bounds memory: a source holds its bytes and pixels only while one of these slots is held.
         slots = asyncio.Semaphore(self.cfg.concurrency + 2 * (self.options.workers or os.cpu_count() or 2))
@@ -214,7 +219,6 @@ class _Run:
                     group.create_task(self._one(src, fetcher, slots))
         finally:
             self.pool.shutdown(wait=True, cancel_futures=True)
-            self.io.shutdown(wait=True)
             self.writer.shutdown(wait=True)
         order = {src.locator: i for i, src in reversed(list(enumerate(sources)))}
         self.summary.items.sort(key=lambda item: (order.get(item.url, -1), item.status != "skipped"))
@@ -249,51 +253,55 @@ class _Run:
     async def _one(self, src: Source, fetcher: Fetcher, slots: asyncio.Semaphore) -> None:
         try:
             loop = asyncio.get_running_loop()
-            if src.kind == "url":
-                fetched = await fetcher.fetch(src.locator)
-            else:
-                fetched = await loop.run_in_executor(self.io, read_local, src.locator, self.cfg.max_bytes)
-            if fetched.reason is not None or fetched.data is None:
-                reason = fetched.reason or "empty"
-                self._finish(await self._db(self._reject, src, fetched, reason, fetched.transient))
+            fetched = await fetcher.fetch(src.locator) if src.kind == "url" else None
+            if fetched is not None and (fetched.reason is not None or fetched.data is None):
+                self._finish(await self._db(self._reject, src, fetched, fetched.reason or "empty", fetched.transient))
                 return
-            # Decoded pixels (~1 MB per photo) live only inside validate.check, on the pool's threads;
-            # what comes back is the hashes and a small grey copy.
-            checked = await loop.run_in_executor(self.pool, validate.check, fetched.data, self.cfg)
-            if isinstance(checked, validate.Refused):
-                self._finish(await self._db(self._reject, src, fetched, checked.reason))
-                return
-            self._finish(await self._keep(src, fetched, checked))
+            fetched, checked = await loop.run_in_executor(self.pool, self._prepare, src, fetched)
+            self._finish(await self._db(self._place, src, fetched, checked))
         finally:
             slots.release()
 
-    async def _keep(self, src: Source, fetched: Fetched, checked: validate.Checked) -> ItemResult:
-        """Exact duplicate, near duplicate or new image; one pixel hash is handled by one task at a time."""
-        key, data = checked.pixel_sha256, fetched.data or b""
-        self._pixel_refs[key] += 1
-        lock = self._pixel_locks.setdefault(key, asyncio.Lock())
-        try:
-            async with lock:
-                existing = await self._db(self._exact_duplicate, src, fetched, key)
-                if existing is not None:
-                    return existing
-                await asyncio.get_running_loop().run_in_executor(self.io, store.put, self.ws.objects, data)
-                return await self._db(self._add_image, src, fetched, checked)
-        finally:
-            self._pixel_refs[key] -= 1
-            if not self._pixel_refs[key]:
-                del self._pixel_refs[key], self._pixel_locks[key]
+    # On a worker thread: no catalog access.
+
+    def _prepare(
+        self, src: Source, fetched: Fetched | None
+    ) -> tuple[Fetched, validate.Checked | validate.Refused]:
+        """Read a local file (URLs come fetched), decode and hash it, and store its bytes
+        unless its pixels are already in the catalog. Decoded pixels (~1 MB per photo) live
+        only in here; what goes on is the hashes and a small grey copy."""
+        if fetched is None:
+            fetched = read_local(src.locator, self.cfg.max_bytes)
+        if fetched.reason is not None or fetched.data is None:
+            return fetched, validate.Refused(fetched.reason or "empty")
+        checked = validate.check(fetched.data, self.cfg)
+        if isinstance(checked, validate.Checked) and checked.pixel_sha256 not in self.known_pixels:
+            store.put(self.ws.objects, fetched.data)  # before the row that refers to it
+        return fetched, checked
 
     # The methods below run on the catalog thread, one at a time, each in its own transaction.
 
-    def _exact_duplicate(self, src: Source, fetched: Fetched, pixel_sha256: str) -> ItemResult | None:
+    def _place(self, src: Source, fetched: Fetched, checked: validate.Checked | validate.Refused) -> ItemResult:
+        """A refusal, an exact duplicate of an image in the catalog, or a new image (near or not)."""
+        if isinstance(checked, validate.Refused):
+            return self._reject(src, fetched, checked.reason, fetched.transient)
         sql = "SELECT sha256 FROM images WHERE pixel_sha256 = ?"
-        row = self.conn.execute(sql, (pixel_sha256,)).fetchone()
+        row = self.conn.execute(sql, (checked.pixel_sha256,)).fetchone()
         if row is None:
-            return None
+            result = self._add_image(src, fetched, checked)
+            self.known_pixels.add(checked.pixel_sha256)
+            return result
         with catalog.atomic(self.conn):
             self._write_source(src, fetched, "duplicate", "exact", row["sha256"])
+        if checked.sha256 != row["sha256"] and not self._referenced(checked.sha256):
+            # Stored by a worker that raced the image with the same pixels here: not needed.
+            with contextlib.suppress(FileNotFoundError):
+                store.object_path(self.ws.objects, checked.sha256).unlink()
         return ItemResult(src.locator, "duplicate", "exact", row["sha256"])
+
+    def _referenced(self, sha256: str) -> bool:
+        sql = "SELECT 1 FROM images WHERE sha256 = ?"
+        return self.conn.execute(sql, (sha256,)).fetchone() is not None
 
     def _add_image(self, src: Source, fetched: Fetched, checked: validate.Checked) -> ItemResult:
         new = dedup.NewImage(

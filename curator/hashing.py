@@ -40,7 +40,7 @@ ORIENTATION_TAG = 0x0112
 HASH_SIZE = 8  # 8x8 low frequencies -> 64 bits
 DCT_SIDE = 32  # the thumbnail the DCT is taken of
 WORK_SIDE = 128  # longest side of the equalised grey copy the hashes are taken of
-GREY_SIDE = 256  # longest side of the grey copy kept per image: hashed, and matched by keypoints (curator.dedup)
+GREY_SIDE = 256  # longest side of the grey copy kept per image: hashed, and matched by keypoints
 
 PHASH = "phash"
 PHASH_MIRROR = "phash_mirror"
@@ -192,7 +192,9 @@ def _view_projections(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     row_of = {w: d @ _box_weights(height, *w) for w in windows}
     col_of = {w: d @ _box_weights(width, *w) for w in windows}
     pairs = [(windows[0], windows[0])]  # crops as NAMES orders them: left (i) outer, top (j) inner
-    pairs += [((top, top + s), (left, left + s)) for s in CROP_SCALES for left in _steps(s) for top in _steps(s)]
+    pairs += [
+        ((top, top + s), (left, left + s)) for s in CROP_SCALES for left in _steps(s) for top in _steps(s)
+    ]
     rows = np.stack([row_of[r] for r, _ in pairs])
     cols = np.stack([col_of[c] for _, c in pairs])
     return rows, cols

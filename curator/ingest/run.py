@@ -254,10 +254,11 @@ class _Run:
         try:
             loop = asyncio.get_running_loop()
             fetched = await fetcher.fetch(src.locator) if src.kind == "url" else None
-            if fetched is not None and (fetched.reason is not None or fetched.data is None):
-                self._finish(await self._db(self._reject, src, fetched, fetched.reason or "empty", fetched.transient))
-                return
-            fetched, checked = await loop.run_in_executor(self.pool, self._prepare, src, fetched)
+            checked: validate.Checked | validate.Refused
+            if fetched is None or fetched.reason is None:
+                fetched, checked = await loop.run_in_executor(self.pool, self._prepare, src, fetched)
+            else:
+                checked = validate.Refused(fetched.reason)
             self._finish(await self._db(self._place, src, fetched, checked))
         finally:
             slots.release()
@@ -281,7 +282,9 @@ class _Run:
 
     # The methods below run on the catalog thread, one at a time, each in its own transaction.
 
-    def _place(self, src: Source, fetched: Fetched, checked: validate.Checked | validate.Refused) -> ItemResult:
+    def _place(
+        self, src: Source, fetched: Fetched, checked: validate.Checked | validate.Refused
+    ) -> ItemResult:
         """A refusal, an exact duplicate of an image in the catalog, or a new image (near or not)."""
         if isinstance(checked, validate.Refused):
             return self._reject(src, fetched, checked.reason, fetched.transient)

@@ -121,7 +121,7 @@ def run(
     options = options or IngestOptions(settings=ws.config.ingest)
     sources = list(_as_sources(lines, options.hint_from_folder))
     started = time.monotonic()
-    with exclusive(ws):
+    with exclusive(ws), single_threaded_opencv():
         remove_temp_files(ws.objects)
         summary = asyncio.run(_Run(ws, options, on_progress or (lambda n: None)).main(sources))
     summary.seconds = time.monotonic() - started
@@ -164,6 +164,24 @@ def exclusive(ws: Workspace) -> Iterator[None]:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
+@contextlib.contextmanager
+def single_threaded_opencv() -> Iterator[None]:
+    """OpenCV calls without OpenCV's own thread pool, for the duration.
+
+    Ingest runs one OpenCV call per image on each of its workers, on images of a few
+    hundred pixels; OpenCV's pool on top of that only spins waiting for work
+    (~1M sched_yield calls per 2,000 images; a third less system CPU without it).
+    """
+    import cv2
+
+    previous = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(previous)
+
+
 def remove_temp_files(objects: Path) -> int:
     """Delete temp files (``.name.tmp``) that a killed run left behind; return how many."""
     removed = 0
@@ -187,9 +205,8 @@ class _Run:
         self.on_progress = on_progress
         self.summary = IngestSummary()
         self.robots = robots_policy(self.cfg)
-        # Reading, decoding, hashing and storing a source's bytes: CPU-bound, and what they wait
-        # for (fsync) releases the GIL, so one thread more than cores keeps the cores busy.
-        self.pool = ThreadPoolExecutor(options.workers or (os.cpu_count() or 2) + 1, "curator-decode")
+        # Reading, decoding, hashing and storing a source's bytes: CPU-bound (C code, without the GIL).
+        self.pool = ThreadPoolExecutor(options.workers or os.cpu_count() or 2, "curator-decode")
         # The one thread that uses the catalog connection: transactions never interleave, and
         # dedup's work inside add_image never stalls the event loop's downloads.
         self.writer = ThreadPoolExecutor(1, "curator-catalog")

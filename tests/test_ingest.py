@@ -12,6 +12,7 @@ import pytest
 from click.testing import Result
 from PIL import Image
 
+from curator import store
 from curator.config import IngestConfig
 from curator.ingest import fetch, sources, validate
 from curator.workspace import Workspace
@@ -50,6 +51,41 @@ def test_folder_with_hints_from_folder_names(workspace: Workspace, folder: Path)
     assert status["images"] == 6
     assert status["hints"]["per_class"] == {"alopecia": 2, "psoriasis": 2, "folliculitis": 2}
     assert status["sources"]["exact_duplicates"] == 1
+
+
+def test_exact_duplicates_leave_no_bytes_behind(workspace: Workspace, tmp_path: Path) -> None:
+    """Workers store bytes before the catalog decides; an exact duplicate's bytes that got
+    stored (two encodings of one photo in flight at once) are removed when it is placed."""
+    first = tmp_path / "first"
+    first.mkdir()
+    photo = data.decoded(data.jpeg(data.photo(3, "alopecia")))
+    (first / "a.png").write_bytes(data.png(photo))
+    _json(run_cli("--json", "ingest", str(first), workspace=workspace.root))
+    later = tmp_path / "later"
+    later.mkdir()
+    (later / "b.bmp").write_bytes(data.encode(photo, "BMP"))  # same pixels, other bytes
+    (later / "c.png").write_bytes((first / "a.png").read_bytes())  # the very same bytes
+    # As if a worker had stored b.bmp's bytes while a.png was being placed.
+    raced = store.put(workspace.root / "objects", (later / "b.bmp").read_bytes())
+    summary = _json(run_cli("--json", "ingest", str(later), workspace=workspace.root))
+    assert (summary["stored"], summary["exact_duplicates"]) == (0, 2)
+    (kept,) = [row[0] for row in workspace.conn.execute("SELECT sha256 FROM images")]
+    stored = sorted(p.name for p in (workspace.root / "objects").rglob("*") if p.is_file())
+    assert stored == [kept] and raced != kept
+
+
+def test_many_encodings_of_one_photo_store_one_object(workspace: Workspace, tmp_path: Path) -> None:
+    photo = data.decoded(data.jpeg(data.photo(4, "psoriasis")))
+    files = tmp_path / "encodings"
+    files.mkdir()
+    for name, fmt, extra in [("a.png", "PNG", {}), ("b.bmp", "BMP", {}), ("c.tif", "TIFF", {}),
+                             ("d.tif", "TIFF", {"compression": "tiff_lzw"}),
+                             ("e.webp", "WEBP", {"lossless": True}), ("f.png", "PNG", {"compress_level": 1})]:
+        (files / name).write_bytes(data.encode(photo, fmt, **extra))
+    summary = _json(run_cli("--json", "ingest", str(files), "--workers", "4", workspace=workspace.root))
+    assert (summary["stored"], summary["exact_duplicates"]) == (1, 5)
+    stored = [p for p in (workspace.root / "objects").rglob("*") if p.is_file()]
+    assert len(stored) == 1
 
 
 def test_rerun_skips_everything(workspace: Workspace, folder: Path) -> None:

@@ -313,15 +313,12 @@ class _Run:
             return result
         with catalog.atomic(self.conn):
             self._write_source(src, fetched, "duplicate", "exact", row["sha256"])
-        if checked.sha256 != row["sha256"] and not self._referenced(checked.sha256):
-            # Stored by a worker that raced the image with the same pixels here: not needed.
+        if checked.sha256 != row["sha256"]:
+            # Other bytes with the same pixels, stored by a worker that raced the image here; no
+            # image can refer to them (it would have these pixels, so it would be that image).
             with contextlib.suppress(FileNotFoundError):
                 store.object_path(self.ws.objects, checked.sha256).unlink()
         return ItemResult(src.locator, "duplicate", "exact", row["sha256"])
-
-    def _referenced(self, sha256: str) -> bool:
-        sql = "SELECT 1 FROM images WHERE sha256 = ?"
-        return self.conn.execute(sql, (sha256,)).fetchone() is not None
 
     def _add_image(self, src: Source, fetched: Fetched, checked: validate.Checked) -> ItemResult:
         new = dedup.NewImage(

@@ -6,15 +6,25 @@ A reader (or a crash) sees either the old file or the new one, never half of one
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 
-def write_atomic(path: Path, data: bytes | str) -> None:
-    """Write ``data`` to ``path`` so that the file is either old or new, never partial."""
+def write_atomic(path: Path, data: bytes | str, *, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` so that the file is either old or new, never partial.
+
+    ``durable=False`` skips both fsyncs, for callers that make many writes durable at
+    once with :func:`sync_filesystem` before anything refers to them. Until then a
+    power cut can leave the new name with partial content, so such callers must not
+    trust an existing file blindly (see store.put).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = data.encode("utf-8") if isinstance(data, str) else data
@@ -22,14 +32,48 @@ def write_atomic(path: Path, data: bytes | str) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)
+
+
+def sync_filesystem(folder: Path) -> None:
+    """Make every write so far on the filesystem that holds ``folder`` durable (Linux syncfs)."""
+    syncfs = _syncfs()
+    if syncfs is None:
+        raise OSError("syncfs is not available on this system")
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        if syncfs(fd) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err), str(folder))
+    finally:
+        os.close(fd)
+
+
+def can_sync_filesystem() -> bool:
+    return _syncfs() is not None
+
+
+@functools.lru_cache(maxsize=1)
+def _syncfs() -> Any:
+    """libc's syncfs(2), or None (not Linux, or a libc without it). ctypes releases the GIL."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        function = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int]
+    function.restype = ctypes.c_int
+    return function
 
 
 def fsync_dir(folder: Path) -> None:

@@ -26,13 +26,26 @@ def object_path(objects: Path, sha256: str) -> Path:
     return Path(objects) / sha256[:2] / sha256
 
 
-def put(objects: Path, data: bytes) -> str:
-    """Store ``data`` once; return its SHA-256. Storing the same bytes again changes nothing."""
+def put(objects: Path, data: bytes, *, durable: bool = True) -> str:
+    """Store ``data`` once; return its SHA-256. Storing the same bytes again changes nothing.
+
+    ``durable=False``: not fsync'd; the caller makes a batch durable at once
+    (fsutil.sync_filesystem) before the catalog refers to it. A file that such a write
+    left incomplete (power cut before the sync) fails the check here and is written again.
+    """
     digest = sha256_bytes(data)
     path = object_path(objects, digest)
-    if not path.exists():
-        write_atomic(path, data)
+    if not _holds(path, digest):
+        write_atomic(path, data, durable=durable)
     return digest
+
+
+def _holds(path: Path, digest: str) -> bool:
+    """Does ``path`` exist with exactly the bytes named by ``digest``? (Rare: bytes seen before.)"""
+    try:
+        return sha256_bytes(path.read_bytes()) == digest
+    except FileNotFoundError:
+        return False
 
 
 def read(objects: Path, sha256: str) -> bytes:

@@ -12,7 +12,7 @@ import pytest
 from click.testing import Result
 from PIL import Image
 
-from curator import store
+from curator import fsutil, store
 from curator.config import IngestConfig
 from curator.ingest import fetch, sources, validate
 from curator.workspace import Workspace
@@ -72,6 +72,46 @@ def test_exact_duplicates_leave_no_bytes_behind(workspace: Workspace, tmp_path: 
     (kept,) = [row[0] for row in workspace.conn.execute("SELECT sha256 FROM images")]
     stored = sorted(p.name for p in (workspace.root / "objects").rglob("*") if p.is_file())
     assert stored == [kept] and raced != kept
+
+
+def test_put_rewrites_an_object_left_incomplete(tmp_path: Path) -> None:
+    """Objects written without fsync (made durable later, in a batch) can be cut short by a
+    power cut after their rename: storing the same bytes again must repair, not trust, them."""
+    objects = tmp_path / "objects"
+    blob = data.jpeg(data.photo(5, "alopecia"))
+    path = store.object_path(objects, store.sha256_bytes(blob))
+    path.parent.mkdir(parents=True)
+    path.write_bytes(blob[: len(blob) // 2])
+    assert store.put(objects, blob, durable=False) == path.name
+    assert path.read_bytes() == blob
+    before = path.stat().st_mtime_ns
+    store.put(objects, blob)  # complete now: left alone
+    assert path.stat().st_mtime_ns == before
+
+
+def test_ingest_without_syncfs_fsyncs_each_object(
+    workspace: Workspace, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where syncfs is missing (not Linux), every object is fsync'd on its own instead."""
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(fsutil, "can_sync_filesystem", lambda: False)
+    monkeypatch.setattr(fsutil, "sync_filesystem", lambda folder: pytest.fail("syncfs used"))
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
+    summary = _json(run_cli("--json", "ingest", str(folder), workspace=workspace.root))
+    assert summary["stored"] == 6
+    assert len(synced) >= 2 * 6  # each object and its folder
+
+
+def test_ingest_makes_objects_durable_in_batches(
+    workspace: Workspace, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[Path] = []
+    real = fsutil.sync_filesystem
+    monkeypatch.setattr(fsutil, "sync_filesystem", lambda folder: calls.append(folder) or real(folder))
+    summary = _json(run_cli("--json", "ingest", str(folder), workspace=workspace.root))
+    assert summary["stored"] == 6
+    assert 1 <= len(calls) <= 7 and set(calls) == {workspace.root / "objects"}
 
 
 def test_many_encodings_of_one_photo_store_one_object(workspace: Workspace, tmp_path: Path) -> None:

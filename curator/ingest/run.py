@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from curator import catalog, dedup, store
+from curator import catalog, dedup, fsutil, store
 from curator.config import IngestConfig
 from curator.errors import InputError
 from curator.fsutil import write_atomic
@@ -213,6 +213,15 @@ class _Run:
         # Pixel hashes in the catalog, so a worker can skip storing an exact duplicate's bytes.
         # Only the catalog thread adds to it; a source missing it by a moment is still caught there.
         self.known_pixels: set[str] = set()
+        # Group durability: workers write objects without fsync, and one syncfs makes every
+        # object written so far durable before any of their rows is committed (see _durable).
+        # Two fsyncs per object cost ~1 s of the benchmark's 7.5 s, and on a disk where an
+        # fsync takes 10 ms they held the two workers for 20 ms per image (26 s instead of 8).
+        self.group_sync = fsutil.can_sync_filesystem()
+        self.syncer = ThreadPoolExecutor(1, "curator-sync")
+        self._sync_lock = asyncio.Lock()
+        self._written = 0  # objects written so far (counted on the event loop)
+        self._durable_through = 0  # of which this many are known to be durable
 
     async def main(self, sources: list[Source]) -> IngestSummary:
         self.summary.total = len(sources)
@@ -236,6 +245,7 @@ class _Run:
                     group.create_task(self._one(src, fetcher, slots))
         finally:
             self.pool.shutdown(wait=True, cancel_futures=True)
+            self.syncer.shutdown(wait=True)
             self.writer.shutdown(wait=True)
         order = {src.locator: i for i, src in reversed(list(enumerate(sources)))}
         self.summary.items.sort(key=lambda item: (order.get(item.url, -1), item.status != "skipped"))
@@ -273,29 +283,48 @@ class _Run:
             fetched = await fetcher.fetch(src.locator) if src.kind == "url" else None
             checked: validate.Checked | validate.Refused
             if fetched is None or fetched.reason is None:
-                fetched, checked = await loop.run_in_executor(self.pool, self._prepare, src, fetched)
+                fetched, checked, wrote = await loop.run_in_executor(self.pool, self._prepare, src, fetched)
+                if wrote and self.group_sync:
+                    self._written += 1
+                    await self._durable(self._written)  # before the row that refers to it
             else:
                 checked = validate.Refused(fetched.reason)
             self._finish(await self._db(self._place, src, fetched, checked))
         finally:
             slots.release()
 
+    async def _durable(self, written: int) -> None:
+        """Return once object number ``written`` (and all before it) is durable.
+
+        One syncfs serves every source waiting: whoever holds the lock syncs everything
+        written up to then, and those queued behind it that it covered return at once.
+        """
+        async with self._sync_lock:
+            if self._durable_through >= written:
+                return
+            through = self._written  # every object counted so far has been written
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self.syncer, fsutil.sync_filesystem, self.ws.objects)
+            self._durable_through = through
+
     # On a worker thread: no catalog access.
 
     def _prepare(
         self, src: Source, fetched: Fetched | None
-    ) -> tuple[Fetched, validate.Checked | validate.Refused]:
+    ) -> tuple[Fetched, validate.Checked | validate.Refused, bool]:
         """Read a local file (URLs come fetched), decode and hash it, and store its bytes
-        unless its pixels are already in the catalog. Decoded pixels (~1 MB per photo) live
-        only in here; what goes on is the hashes and a small grey copy."""
+        unless its pixels are already in the catalog (the flag says whether it stored them).
+        Decoded pixels (~1 MB per photo) live only in here; what goes on is the hashes and
+        a small grey copy."""
         if fetched is None:
             fetched = read_local(src.locator, self.cfg.max_bytes)
         if fetched.reason is not None or fetched.data is None:
-            return fetched, validate.Refused(fetched.reason or "empty")
+            return fetched, validate.Refused(fetched.reason or "empty"), False
         checked = validate.check(fetched.data, self.cfg)
         if isinstance(checked, validate.Checked) and checked.pixel_sha256 not in self.known_pixels:
-            store.put(self.ws.objects, fetched.data)  # before the row that refers to it
-        return fetched, checked
+            store.put(self.ws.objects, fetched.data, durable=not self.group_sync)
+            return fetched, checked, True
+        return fetched, checked, False
 
     # The methods below run on the catalog thread, one at a time, each in its own transaction.
 

@@ -220,7 +220,7 @@ class NearIndex:
     def matches(
         self,
         hashes: dict[str, int],
-        grey: Callable[[], np.ndarray],
+        grey: np.ndarray,
         clusters_of: Callable[[list[str]], dict[str, int]],
     ) -> dict[int, Candidate]:
         """The nearest near duplicate in each cluster that ``hashes`` belongs with.
@@ -259,7 +259,7 @@ class NearIndex:
         back by its caller is ignored rather than referenced.
         """
         with self._lock:
-            joined = self.matches(hashes, _constant(grey), lambda shas: _live_clusters(conn, shas))
+            joined = self.matches(hashes, grey, lambda shas: _live_clusters(conn, shas))
             with catalog.atomic(conn):
                 if joined:
                     cluster_id = _merge_clusters(conn, sorted(joined))
@@ -279,10 +279,6 @@ class NearIndex:
 
 def _rank(c: Candidate, threshold: int) -> tuple[int, int, str]:
     return (0 if c.direct and c.distance <= threshold else 1, c.distance, c.sha256)
-
-
-def _constant(value: np.ndarray) -> Callable[[], np.ndarray]:
-    return lambda: value
 
 
 class Confirmer:
@@ -346,12 +342,13 @@ class Confirmer:
             self._features.popitem(last=False)
         return points, descriptors
 
-    def same_photo(self, grey: Callable[[], np.ndarray], sha: str, mirrored: bool = False) -> bool:
+    def same_photo(self, grey: np.ndarray, sha: str, mirrored: bool = False) -> bool:
+        """Is stored image ``sha`` a copy of the image whose grey copy is ``grey``?"""
         other = self.stored_grey(sha)
         if other is None:
             return False
         self.checked += 1
-        return self.same(grey(), other, mirrored)
+        return self.same(grey, other, mirrored)
 
     def same(self, a: np.ndarray, b: np.ndarray, mirrored: bool = False) -> bool:
         """Is ``b`` (mirrored first if asked) a transformed copy of ``a``?"""
@@ -573,7 +570,7 @@ def recluster(
             if find(a) == find(b):
                 continue  # already linked: a keypoint check would add nothing
             grey = index.confirmer.stored_grey(shas[a])
-            if grey is not None and index.confirmer.same_photo(_constant(grey), shas[b], mirrored):
+            if grey is not None and index.confirmer.same_photo(grey, shas[b], mirrored):
                 union(a, b)
             if on_progress is not None:
                 on_progress(1)

@@ -24,6 +24,7 @@ import time
 
 import numpy as np
 
+from curator import dedup
 from curator.config import DedupConfig
 from curator.hashing import HashIndex
 
@@ -60,19 +61,10 @@ def brute_pairs(values: np.ndarray, threshold: int) -> set[tuple[int, int]]:
 
 
 def clusters(n: int, pairs: set[tuple[int, int]]) -> int:
-    parent = np.arange(n)
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = int(parent[x])
-        return x
-
+    sets = dedup.DisjointSets(n)
     for a, b in pairs:
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-    return sum(1 for i in range(n) if find(i) == i)
+        sets.union(a, b)
+    return sum(1 for i in range(n) if sets.find(i) == i)
 
 
 def main() -> None:

@@ -185,17 +185,10 @@ def run_peer(items: list[tuple[str, int, bytes]], threshold: int = 10) -> list[i
         [int(str(imagehash.phash(Image.open(io.BytesIO(d)))), 16) for _, _, d in items], dtype=np.uint64
     )
     dist = np.bitwise_count(values[:, None] ^ values[None, :])
-    parent = list(range(len(items)))
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
+    sets = dedup.DisjointSets(len(items))
     for i, j in zip(*np.nonzero(dist <= threshold), strict=True):
-        parent[find(int(i))] = find(int(j))
-    return [find(i) for i in range(len(items))]
+        sets.union(int(i), int(j))
+    return [sets.find(i) for i in range(len(items))]
 
 
 def score(items: list[tuple[str, int, bytes]], clusters: list[int]) -> dict[str, tuple[float, float, int]]:

@@ -549,35 +549,42 @@ def recluster(
     index = NearIndex(objects=Path(objects), cfg=cfg, threshold=threshold)
     index.extend(all_hashes)
     shas = index.shas
-    parent = list(range(len(shas)))
+    sets = DisjointSets(len(shas))
+    direct, loose = _pairs(index, all_hashes)
+    for a, b in direct:
+        sets.union(a, b)
+    if index.confirmer is not None:
+        for a, b, mirrored in loose:
+            if sets.find(a) == sets.find(b):
+                continue  # already linked: a keypoint check would add nothing
+            grey = index.confirmer.stored_grey(shas[a])
+            if grey is not None and index.confirmer.same_photo(grey, shas[b], mirrored):
+                sets.union(a, b)
+            if on_progress is not None:
+                on_progress(1)
+    groups: dict[int, list[str]] = defaultdict(list)
+    for slot, sha in enumerate(shas):
+        groups[sets.find(slot)].append(sha)
+    return _rewrite_clusters(conn, list(groups.values()), threshold)
 
-    def find(x: int) -> int:
+
+class DisjointSets:
+    """Union-find over 0..n-1 (path halving); each set's root is its smallest member."""
+
+    def __init__(self, n: int) -> None:
+        self.parent = list(range(n))
+
+    def find(self, x: int) -> int:
+        parent = self.parent
         while parent[x] != x:
             parent[x] = parent[parent[x]]
             x = parent[x]
         return x
 
-    def union(a: int, b: int) -> None:
-        ra, rb = find(a), find(b)
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
         if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-
-    direct, loose = _pairs(index, all_hashes)
-    for a, b in direct:
-        union(a, b)
-    if index.confirmer is not None:
-        for a, b, mirrored in loose:
-            if find(a) == find(b):
-                continue  # already linked: a keypoint check would add nothing
-            grey = index.confirmer.stored_grey(shas[a])
-            if grey is not None and index.confirmer.same_photo(grey, shas[b], mirrored):
-                union(a, b)
-            if on_progress is not None:
-                on_progress(1)
-    groups: dict[int, list[str]] = defaultdict(list)
-    for slot, sha in enumerate(shas):
-        groups[find(slot)].append(sha)
-    return _rewrite_clusters(conn, list(groups.values()), threshold)
+            self.parent[max(ra, rb)] = min(ra, rb)
 
 
 def _pairs(

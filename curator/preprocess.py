@@ -163,19 +163,9 @@ def normalize_steps(steps: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         where = f"preprocess.steps[{i}]"
         if not isinstance(step, dict):
             raise bad_value(where, "must be a table with an 'op'")
-        if "op" not in step:
-            raise missing_key(f"{where}.op")
-        op = step["op"]
-        if op not in SPEC:
-            raise bad_value(f"{where}.op", f"must be one of {', '.join(SPEC)}")
+        op = _required_choice(step, "op", SPEC, where)
         methods = SPEC[op]
-        method = ""
-        if "" not in methods:
-            if "method" not in step:
-                raise missing_key(f"{where}.method")
-            method = step["method"]
-            if method not in methods:
-                raise bad_value(f"{where}.method", f"must be one of {', '.join(methods)}")
+        method = "" if "" in methods else _required_choice(step, "method", methods, where)
         params = methods[method]
         normal: dict[str, Any] = {"op": op} | ({"method": method} if method else {})
         for key in step:
@@ -193,6 +183,16 @@ def normalize_steps(steps: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
             normal[key] = float(value) if isinstance(default, float) else value
         out.append(normal)
     return out
+
+
+def _required_choice(step: dict[str, Any], key: str, allowed: dict[str, Any], where: str) -> str:
+    """``step[key]``, which must be present and one of ``allowed``'s keys."""
+    if key not in step:
+        raise missing_key(f"{where}.{key}")
+    problem = _one_of(*allowed)(step[key])
+    if problem:
+        raise bad_value(f"{where}.{key}", problem)
+    return str(step[key])
 
 
 def check_steps(steps: Iterable[dict[str, Any]]) -> None:

@@ -131,8 +131,9 @@ def grey_copy(rgb: Image.Image | np.ndarray, side: int = GREY_SIDE) -> np.ndarra
     """
     import cv2  # ~0.1 s to import: only where images are hashed
 
-    pixels = rgb if isinstance(rgb, np.ndarray) and rgb.ndim == 2 else None
-    if pixels is None:
+    if isinstance(rgb, np.ndarray) and rgb.ndim == 2:
+        pixels = rgb  # grey already (a grey copy, made smaller again for hashing)
+    else:
         pixels = cv2.cvtColor(rgb_array(rgb), cv2.COLOR_RGB2GRAY)
     height, width = pixels.shape
     factor = max(1, max(height, width) // side)

@@ -3,16 +3,18 @@
     parse (sources.py) -> skip what the catalog already has -> fetch (fetch.py)
         -> on a worker thread: read a local file, decode, check and hash (validate.py),
            store.put the bytes (atomic) unless their pixels are already in the catalog
-        -> on the catalog thread, one transaction: exact duplicate? -> source row only;
-           else dedup.NearIndex.add_image + source row
+        -> on the catalog thread, with every other source ready by then, one transaction:
+           exact duplicate? -> source row only; else dedup.NearIndex.add_image + source row
 
 Downloads run on an asyncio event loop; everything CPU-bound on a small thread
 pool; and the catalog on exactly one thread of its own, so transactions never
-interleave and none waits on the network. Each source costs one hop to a worker
-and one to the catalog thread (each hop hands the GIL around, which on two cores
-cost more than the work of a small step). A source's bytes are in ``objects/``
-before its transaction opens, so a crash leaves complete rows only; bytes stored
-just before a crash are orphans that ``store.put`` makes harmless on the rerun.
+interleave and none waits on the network. Each source costs one hop to a worker;
+the catalog thread takes sources in groups, whatever is ready when it is free,
+one transaction per group (a hop or a commit per source handed the GIL and the
+cores around more often than the work of a source took). A group's bytes are
+durable in ``objects/`` before its transaction opens, so a crash leaves complete
+rows only; bytes stored just before a crash are orphans that ``store.put`` makes
+harmless on the rerun.
 Temp files that a kill left in ``objects/`` (names starting with ``.``) are removed
 when a run starts; one run at a time holds an exclusive lock on the workspace's
 catalog file.
@@ -32,7 +34,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from curator import catalog, dedup, fsutil, store
 from curator.config import IngestConfig
@@ -44,7 +46,6 @@ from curator.ingest.sources import Source, parse_lines
 from curator.workspace import Workspace
 
 ProgressCallback = Callable[[int], None]
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,17 @@ class ItemResult:
     status: str  # stored | duplicate | rejected | skipped
     reason: str | None
     sha256: str | None
+
+
+@dataclass
+class _Ready:
+    """A source on its way to the catalog thread, and the future its outcome is set on."""
+
+    src: Source
+    fetched: Fetched | None  # None for a malformed line
+    checked: validate.Checked | validate.Refused
+    wrote: bool  # whether its bytes were written to objects/ (not durable yet)
+    placed: asyncio.Future[ItemResult]
 
 
 @dataclass
@@ -213,15 +225,13 @@ class _Run:
         # Pixel hashes in the catalog, so a worker can skip storing an exact duplicate's bytes.
         # Only the catalog thread adds to it; a source missing it by a moment is still caught there.
         self.known_pixels: set[str] = set()
-        # Group durability: workers write objects without fsync, and one syncfs makes every
-        # object written so far durable before any of their rows is committed (see _durable).
+        # Group durability: workers write objects without fsync, and one syncfs per group makes
+        # the group's objects durable before its rows are committed (see _place_group).
         # Two fsyncs per object cost ~1 s of the benchmark's 7.5 s, and on a disk where an
         # fsync takes 10 ms they held the two workers for 20 ms per image (26 s instead of 8).
         self.group_sync = fsutil.can_sync_filesystem()
-        self.syncer = ThreadPoolExecutor(1, "curator-sync")
-        self._sync_lock = asyncio.Lock()
-        self._written = 0  # objects written so far (counted on the event loop)
-        self._durable_through = 0  # of which this many are known to be durable
+        self._ready: list[_Ready] = []  # prepared sources waiting for the catalog thread
+        self._placing = False  # whether a group is on the catalog thread now
 
     async def main(self, sources: list[Source]) -> IngestSummary:
         self.summary.total = len(sources)
@@ -233,27 +243,20 @@ class _Run:
         seen: set[str] = set()
         try:
             async with Fetcher(self.cfg) as fetcher, asyncio.TaskGroup() as group:
+                self.tasks = group
                 for src in sources:
                     if src.locator in seen or not self._wanted(src, done):
                         self._finish(self._skipped(src, done))
                         continue
                     seen.add(src.locator)
-                    if src.problem:
-                        self._finish(await self._db(self._reject, src, None, src.problem))
-                        continue
                     await slots.acquire()
                     group.create_task(self._one(src, fetcher, slots))
         finally:
             self.pool.shutdown(wait=True, cancel_futures=True)
-            self.syncer.shutdown(wait=True)
             self.writer.shutdown(wait=True)
         order = {src.locator: i for i, src in reversed(list(enumerate(sources)))}
         self.summary.items.sort(key=lambda item: (order.get(item.url, -1), item.status != "skipped"))
         return self.summary
-
-    async def _db(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run ``fn`` on the catalog thread."""
-        return await asyncio.get_running_loop().run_in_executor(self.writer, fn, *args)
 
     def _done_sources(self) -> dict[str, sqlite3.Row]:
         rows = self.conn.execute(
@@ -280,32 +283,42 @@ class _Run:
     async def _one(self, src: Source, fetcher: Fetcher, slots: asyncio.Semaphore) -> None:
         try:
             loop = asyncio.get_running_loop()
-            fetched = await fetcher.fetch(src.locator) if src.kind == "url" else None
+            fetched = await fetcher.fetch(src.locator) if src.kind == "url" and not src.problem else None
             checked: validate.Checked | validate.Refused
-            if fetched is None or fetched.reason is None:
-                fetched, checked, wrote = await loop.run_in_executor(self.pool, self._prepare, src, fetched)
-                if wrote and self.group_sync:
-                    self._written += 1
-                    await self._durable(self._written)  # before the row that refers to it
-            else:
+            wrote = False
+            if src.problem:
+                checked = validate.Refused(src.problem)
+            elif fetched is not None and fetched.reason is not None:
                 checked = validate.Refused(fetched.reason)
-            self._finish(await self._db(self._place, src, fetched, checked))
+            else:
+                fetched, checked, wrote = await loop.run_in_executor(self.pool, self._prepare, src, fetched)
+            ready = _Ready(src, fetched, checked, wrote, loop.create_future())
+            self._ready.append(ready)
+            if not self._placing:
+                self._placing = True
+                self.tasks.create_task(self._place_ready())
+            self._finish(await ready.placed)
         finally:
             slots.release()
 
-    async def _durable(self, written: int) -> None:
-        """Return once object number ``written`` (and all before it) is durable.
-
-        One syncfs serves every source waiting: whoever holds the lock syncs everything
-        written up to then, and those queued behind it that it covered return at once.
-        """
-        async with self._sync_lock:
-            if self._durable_through >= written:
-                return
-            through = self._written  # every object counted so far has been written
-            loop = asyncio.get_running_loop()
-            await loop.run_in_executor(self.syncer, fsutil.sync_filesystem, self.ws.objects)
-            self._durable_through = through
+    async def _place_ready(self) -> None:
+        """Hand the catalog thread every ready source, a group at a time, until none is left."""
+        loop = asyncio.get_running_loop()
+        try:
+            while self._ready:
+                group, self._ready = self._ready, []
+                try:
+                    results = await loop.run_in_executor(self.writer, self._place_group, group)
+                except BaseException as err:  # every source of the group waits on this outcome
+                    for ready in group:
+                        if not ready.placed.done():  # done: its task was cancelled
+                            ready.placed.set_exception(err)
+                    raise
+                for ready, result in zip(group, results, strict=True):
+                    if not ready.placed.done():
+                        ready.placed.set_result(result)
+        finally:
+            self._placing = False
 
     # On a worker thread: no catalog access.
 
@@ -326,22 +339,31 @@ class _Run:
             return fetched, checked, True
         return fetched, checked, False
 
-    # The methods below run on the catalog thread, one at a time, each in its own transaction.
+    # The methods below run on the catalog thread, one group at a time, inside its transaction.
+
+    def _place_group(self, group: list[_Ready]) -> list[ItemResult]:
+        """One transaction for the whole group, after its new objects are made durable."""
+        if self.group_sync and any(ready.wrote for ready in group):
+            fsutil.sync_filesystem(self.ws.objects)
+        with catalog.atomic(self.conn):
+            return [self._place(ready.src, ready.fetched, ready.checked) for ready in group]
 
     def _place(
-        self, src: Source, fetched: Fetched, checked: validate.Checked | validate.Refused
+        self, src: Source, fetched: Fetched | None, checked: validate.Checked | validate.Refused
     ) -> ItemResult:
         """A refusal, an exact duplicate of an image in the catalog, or a new image (near or not)."""
         if isinstance(checked, validate.Refused):
-            return self._reject(src, fetched, checked.reason, fetched.transient)
+            transient = fetched is not None and fetched.transient
+            self._write_source(src, fetched, "rejected", checked.reason, None, transient)
+            return ItemResult(src.locator, "rejected", checked.reason, None)
+        assert fetched is not None  # a checked image was read or fetched
         sql = "SELECT sha256 FROM images WHERE pixel_sha256 = ?"
         row = self.conn.execute(sql, (checked.pixel_sha256,)).fetchone()
         if row is None:
             result = self._add_image(src, fetched, checked)
             self.known_pixels.add(checked.pixel_sha256)
             return result
-        with catalog.atomic(self.conn):
-            self._write_source(src, fetched, "duplicate", "exact", row["sha256"])
+        self._write_source(src, fetched, "duplicate", "exact", row["sha256"])
         if checked.sha256 != row["sha256"]:
             # Other bytes with the same pixels, stored by a worker that raced the image here; no
             # image can refer to them (it would have these pixels, so it would be that image).
@@ -358,18 +380,10 @@ class _Run:
             format=checked.format,
             bytes=checked.nbytes,
         )
-        with catalog.atomic(self.conn):
-            placement = self.index.add_image(self.conn, new, checked.grey, checked.hashes)
-            outcome, reason = ("stored", None) if placement.near_of is None else ("duplicate", "near")
-            self._write_source(src, fetched, outcome, reason, checked.sha256)
+        placement = self.index.add_image(self.conn, new, checked.grey, checked.hashes)
+        outcome, reason = ("stored", None) if placement.near_of is None else ("duplicate", "near")
+        self._write_source(src, fetched, outcome, reason, checked.sha256)
         return ItemResult(src.locator, outcome, reason, checked.sha256)
-
-    def _reject(
-        self, src: Source, fetched: Fetched | None, reason: str, transient: bool = False
-    ) -> ItemResult:
-        with catalog.atomic(self.conn):
-            self._write_source(src, fetched, "rejected", reason, None, transient)
-        return ItemResult(src.locator, "rejected", reason, None)
 
     def _write_source(
         self,

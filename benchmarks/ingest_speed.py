@@ -6,9 +6,10 @@
 The images are generated once (synthetic 640x480 JPEGs: 1,000 photos, each with
 one near copy -- re-encoded, mirrored, cropped, brighter, lower contrast, resized
 or rotated 4 degrees -- plus 27 URLs repeating earlier bytes) and cached in ``--cache``.
-Both tools run as subprocesses against one threaded server on 127.0.0.1; each
-is timed from start to exit (start-up included), and its peak RSS is read with
-``wait4`` (the largest single process of its tree) and by sampling the whole tree's RSS every 50 ms (the sum).
+Both tools run as subprocesses against one threaded server on 127.0.0.1, taking
+turns at going first; each is timed from start to exit (start-up included), and its
+peak RSS is read with ``wait4`` (the largest single process of its tree) and by
+sampling the whole tree's RSS every 50 ms (the sum).
 
 img2dataset runs from its own venv (``--img2dataset /tmp/i2d/bin/img2dataset``;
 create it with ``python -m venv /tmp/i2d && /tmp/i2d/bin/pip install img2dataset``)
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -176,20 +176,27 @@ def main() -> None:
     if not have_i2d and not args.skip_img2dataset:
         print(f"img2dataset not found at {args.img2dataset}: its column is left empty", file=sys.stderr)
     rows = []
-    for latency in (float(x) for x in args.latencies.split(",")):
-        with ImageServer(latency=latency) as server, tempfile.TemporaryDirectory() as tmp:
-            work = Path(tmp)
-            urls = work / "urls.txt"
-            urls.write_text("\n".join(serve(server, files, args.urls)) + "\n")
-            curs, i2ds = [], []
-            for attempt in range(args.repeat):  # alternate the tools so drift hits both alike
-                run_dir = work / f"run{attempt}"
-                run_dir.mkdir()
-                curs.append(run_curator(urls, run_dir))
-                if have_i2d:
-                    i2ds.append(run_img2dataset(args.img2dataset, urls, run_dir))
-                shutil.rmtree(run_dir, ignore_errors=True)
-            rows.append((latency, _median_run(curs), _median_run(i2ds) if i2ds else None))
+    # Every run's output stays until the end: on ext4, creating files in the seconds after
+    # thousands were deleted costs several times the usual system CPU, so deleting a run's
+    # output before the next run taxed whichever tool came next.
+    with tempfile.TemporaryDirectory() as tmp:
+        for latency in (float(x) for x in args.latencies.split(",")):
+            with ImageServer(latency=latency) as server:
+                work = Path(tmp) / f"latency-{latency}"
+                work.mkdir()
+                urls = work / "urls.txt"
+                urls.write_text("\n".join(serve(server, files, args.urls)) + "\n")
+                curs, i2ds = [], []
+                for attempt in range(args.repeat):
+                    run_dir = work / f"run{attempt}"
+                    run_dir.mkdir()
+                    # Alternate which tool goes first, so drift and warm caches favour neither.
+                    for tool in ("curator", "img2dataset")[:: 1 if attempt % 2 == 0 else -1]:
+                        if tool == "curator":
+                            curs.append(run_curator(urls, run_dir))
+                        elif have_i2d:
+                            i2ds.append(run_img2dataset(args.img2dataset, urls, run_dir))
+                rows.append((latency, _median_run(curs), _median_run(i2ds) if i2ds else None))
             print(f"latency {latency}: curator s {[round(c[0], 2) for c in curs]}, "
                   f"img2dataset s {[round(i[0], 2) for i in i2ds]}", file=sys.stderr)
     print(f"medians of {args.repeat} runs each")

@@ -145,28 +145,28 @@ def run_curator(items: list[tuple[str, int, bytes]], cfg: DedupConfig) -> tuple[
         conn = catalog.connect(Path(tmp) / "catalog.sqlite")
         objects = Path(tmp) / "objects"
         index = dedup.NearIndex.load(conn, objects, cfg)
-        by_pixels: dict[str, int] = {}
-        clusters, hash_s, add_s = [], 0.0, 0.0
-        for _, _, data in items:
+        pixel_keys = by_pixels_in_order(items)  # ingest's exact-duplicate test, done up front here
+        first_sha: dict[str, str] = {}  # pixel key -> the stored image with those pixels
+        hash_s, add_s = 0.0, 0.0
+        for (_, _, data), pixels in zip(items, pixel_keys, strict=True):
             t0 = time.perf_counter()
             checked = validate.check(data, IngestConfig())
             assert isinstance(checked, validate.Checked), checked
-            pixels = checked.pixel_sha256
             t1 = time.perf_counter()
-            if pixels in by_pixels:
-                clusters.append(by_pixels[pixels])
+            if pixels in first_sha:
                 continue
             sha = store.put(objects, data)
-            new = dedup.NewImage(sha, pixels, checked.width, checked.height, checked.format, len(data))
+            new = dedup.NewImage(
+                sha, checked.fingerprint, pixels, checked.width, checked.height, checked.format, len(data)
+            )
             with catalog.atomic(conn):
-                placement = index.add_image(conn, new, checked.grey, checked.hashes)
+                index.add_image(conn, new, checked.grey, checked.hashes)
             add_s += time.perf_counter() - t1
             hash_s += t1 - t0
-            by_pixels[pixels] = placement.cluster_id
-            clusters.append(placement.cluster_id)
+            first_sha[pixels] = sha
         # Later merges change earlier images' clusters: read the final ids back.
-        final = {row[0]: int(row[1]) for row in conn.execute("SELECT pixel_sha256, cluster_id FROM images")}
-        result = [final[pixels] for pixels in by_pixels_in_order(items)]
+        final = {row[0]: int(row[1]) for row in conn.execute("SELECT sha256, cluster_id FROM images")}
+        result = [final[first_sha[pixels]] for pixels in pixel_keys]
         checked = index.confirmer.checked if index.confirmer else 0
         conn.close()
     stats = {"hash_ms": 1000 * hash_s / len(items), "add_ms": 1000 * add_s / len(items), "confirmed": checked}

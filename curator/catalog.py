@@ -6,7 +6,7 @@ SAVEPOINT when nested) and rolls back on any exception. The schema is built by
 the registered :data:`MIGRATIONS`; each is applied together with its record in
 ``schema_migrations`` in one transaction.
 
-Tables (see migration 1 for columns):
+Tables (see migrations 1 and 2 for columns):
 
     sources          one row per input line (URL or local path): provenance + outcome
     images           one row per distinct image (distinct decoded pixels)
@@ -78,6 +78,9 @@ class Migration:
     version: int
     name: str
     apply: Callable[[sqlite3.Connection], None]
+    # Rebuilds a table that others refer to: foreign keys are switched off around it (SQLite
+    # cannot while a transaction is open) and checked before it commits.
+    rebuilds_tables: bool = False
 
 
 def run_script(conn: sqlite3.Connection, script: str) -> None:
@@ -184,8 +187,58 @@ def _initial_schema(conn: sqlite3.Connection) -> None:
     )
 
 
+def _lazy_pixel_keys(conn: sqlite3.Connection) -> None:
+    """images.pixel_sha256 becomes optional, and images.fingerprint is added.
+
+    Hashing every image's full pixels (SHA-256 of ~1 MB per photo) was a fifth of ingest's
+    decoding work, and only exact duplicates need it. Equal pixels give equal perceptual
+    hashes, so ingest now compares pixel keys only between images with the same fingerprint
+    (size plus every perceptual hash) and computes them then. Existing keys are kept;
+    fingerprints come from the stored hashes (no image is decoded).
+    """
+    from curator.hashing import fingerprint, to_unsigned  # numpy: only for this migration
+
+    run_script(
+        conn,
+        """
+        CREATE TABLE images_new (
+            sha256 TEXT PRIMARY KEY,       -- of the original bytes in objects/
+            fingerprint TEXT NOT NULL,     -- hashing.fingerprint: equal pixels have equal ones
+            pixel_sha256 TEXT UNIQUE,      -- hashing.pixel_sha256, once an equal fingerprint needed it
+            width INTEGER NOT NULL,        -- after EXIF orientation
+            height INTEGER NOT NULL,
+            format TEXT NOT NULL,          -- PIL format name: JPEG, PNG, WEBP, GIF, BMP, TIFF
+            bytes INTEGER NOT NULL,
+            cluster_id INTEGER NOT NULL REFERENCES clusters(id),
+            created_at TEXT NOT NULL
+        );
+        """,
+    )
+    hashes: dict[str, dict[str, int]] = {}
+    for sha, name, value in conn.execute("SELECT sha256, name, value FROM image_hashes"):
+        hashes.setdefault(sha, {})[name] = to_unsigned(int(value))
+    rows = conn.execute(
+        "SELECT sha256, pixel_sha256, width, height, format, bytes, cluster_id, created_at FROM images"
+    ).fetchall()
+    conn.executemany(
+        "INSERT INTO images_new (sha256, fingerprint, pixel_sha256, width, height, format, bytes,"
+        " cluster_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [(r[0], fingerprint(r[2], r[3], hashes.get(r[0], {})), *r[1:]) for r in rows],
+    )
+    run_script(
+        conn,
+        """
+        DROP TABLE images;
+        ALTER TABLE images_new RENAME TO images;
+        CREATE INDEX images_cluster ON images(cluster_id);
+        CREATE INDEX images_fingerprint ON images(fingerprint);
+        """,
+    )
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial schema", _initial_schema),
+    Migration(2, "lazy pixel keys", _lazy_pixel_keys, rebuilds_tables=True),
 ]
 
 
@@ -213,15 +266,23 @@ def migrate(conn: sqlite3.Connection, migrations: list[Migration] | None = None)
     for migration in sorted(migrations, key=lambda m: m.version):
         if migration.version <= current:
             continue
-        with atomic(conn):
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations "
-                "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
-            )
-            migration.apply(conn)
-            conn.execute(
-                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-                (migration.version, migration.name, utcnow()),
-            )
+        keys_on = conn.execute("PRAGMA foreign_keys").fetchone()[0]
+        if migration.rebuilds_tables:
+            conn.execute("PRAGMA foreign_keys=OFF")
+        try:
+            with atomic(conn):
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations "
+                    "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+                )
+                migration.apply(conn)
+                if migration.rebuilds_tables and conn.execute("PRAGMA foreign_key_check").fetchone():
+                    raise CatalogError(f"migration {migration.version} ({migration.name}) broke a reference")
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    (migration.version, migration.name, utcnow()),
+                )
+        finally:
+            conn.execute(f"PRAGMA foreign_keys={'ON' if keys_on else 'OFF'}")
         applied.append(migration.version)
     return applied

@@ -70,7 +70,8 @@ class NewImage:
     """The catalog facts of an image about to be inserted (the caller has stored its bytes)."""
 
     sha256: str
-    pixel_sha256: str
+    fingerprint: str  # hashing.fingerprint
+    pixel_sha256: str | None  # hashing.pixel_sha256, if it was needed (see catalog migration 2)
     width: int
     height: int
     format: str
@@ -430,10 +431,11 @@ def _merge_clusters(conn: sqlite3.Connection, ids: list[int]) -> int:
 
 def _insert_image(conn: sqlite3.Connection, new: NewImage, hashes: dict[str, int], cluster_id: int) -> None:
     conn.execute(
-        "INSERT INTO images (sha256, pixel_sha256, width, height, format, bytes, cluster_id, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO images (sha256, fingerprint, pixel_sha256, width, height, format, bytes, cluster_id,"
+        " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             new.sha256,
+            new.fingerprint,
             new.pixel_sha256,
             new.width,
             new.height,

@@ -3,6 +3,7 @@
     normalize(img)          first frame, EXIF orientation applied, RGB
     pixel_sha256(rgb)       the exact-duplicate key: SHA-256 of size + RGB pixels
     perceptual_hashes(rgb)  name -> unsigned 64-bit perceptual hash
+    fingerprint(w, h, hs)   size + every perceptual hash: equal pixels, equal fingerprint
     HashIndex               every stored hash within a Hamming radius, without a full scan
 
 The perceptual hash is a DCT hash (pHash): the image is reduced to a 32x32
@@ -105,6 +106,18 @@ def pixel_sha256(rgb: Image.Image | np.ndarray) -> str:
     digest = hashlib.sha256(f"{width}x{height}:".encode())
     digest.update(np.ascontiguousarray(pixels).data)
     return digest.hexdigest()
+
+
+def fingerprint(width: int, height: int, hashes: dict[str, int]) -> str:
+    """A key that images with equal pixels always share: their size and every perceptual hash.
+
+    Ingest computes :func:`pixel_sha256` (SHA-256 of ~1 MB per photo, a fifth of the
+    decoding work) only between images whose fingerprints are equal. Different photos
+    rarely share one: 13 of the 2,000 images of benchmarks/ingest_speed.py did, each a
+    re-encoded copy of another, where the phash and size alone were shared by 355.
+    """
+    text = f"{width}x{height}:" + ",".join(f"{name}={hashes[name]:016x}" for name in sorted(hashes))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def rgb_array(rgb: Image.Image | np.ndarray) -> np.ndarray:

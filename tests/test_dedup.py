@@ -40,9 +40,11 @@ def add(
     data = synthetic.encode(img, "JPEG", quality=quality)
     sha = store.put(objects, data)
     rgb = hashing.normalize(Image.open(io.BytesIO(data)))
-    new = dedup.NewImage(sha, hashing.pixel_sha256(rgb), rgb.width, rgb.height, "JPEG", len(data))
+    hashes = hashing.perceptual_hashes(rgb)
+    fingerprint = hashing.fingerprint(rgb.width, rgb.height, hashes)
+    new = dedup.NewImage(sha, fingerprint, None, rgb.width, rgb.height, "JPEG", len(data))
     with catalog.atomic(conn):
-        return sha, index.add_image(conn, new, hashing.grey_copy(rgb), hashing.perceptual_hashes(rgb))
+        return sha, index.add_image(conn, new, hashing.grey_copy(rgb), hashes)
 
 
 def cluster_of(conn: sqlite3.Connection, sha: str) -> int:

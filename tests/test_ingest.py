@@ -12,7 +12,7 @@ import pytest
 from click.testing import Result
 from PIL import Image
 
-from curator import fsutil, store
+from curator import fsutil, hashing, store
 from curator.config import IngestConfig
 from curator.ingest import fetch, sources, validate
 from curator.workspace import Workspace
@@ -72,6 +72,42 @@ def test_exact_duplicates_leave_no_bytes_behind(workspace: Workspace, tmp_path: 
     (kept,) = [row[0] for row in workspace.conn.execute("SELECT sha256 FROM images")]
     stored = sorted(p.name for p in (workspace.root / "objects").rglob("*") if p.is_file())
     assert stored == [kept] and raced != kept
+
+
+def test_pixel_keys_are_computed_only_for_shared_fingerprints(workspace: Workspace, tmp_path: Path) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for seed in (5, 6):
+        (photos / f"{seed}.png").write_bytes(data.png(data.photo(seed, "alopecia")))
+    _json(run_cli("--json", "ingest", str(photos), workspace=workspace.root))
+    keys = [row[0] for row in workspace.conn.execute("SELECT pixel_sha256 FROM images")]
+    assert keys == [None, None]  # distinct fingerprints: no image needed its full pixel hash
+    same = tmp_path / "same"
+    same.mkdir()
+    copy = data.decoded((photos / "5.png").read_bytes())
+    (same / "5.bmp").write_bytes(data.encode(copy, "BMP"))
+    summary = _json(run_cli("--json", "ingest", str(same), workspace=workspace.root))
+    assert summary["exact_duplicates"] == 1
+    filled = {row[0]: row[1] for row in workspace.conn.execute("SELECT sha256, pixel_sha256 FROM images")}
+    assert sorted(filled.values(), key=str) == sorted([None, validate.pixel_sha256(data.png(copy))], key=str)
+
+
+def test_different_pixels_with_one_fingerprint_are_both_kept(
+    workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A shared fingerprint only says the pixels may be equal: the full pixel hashes decide."""
+    monkeypatch.setattr(hashing, "fingerprint", lambda width, height, hashes: "one for all")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    photo = data.photo(7, "alopecia")
+    (photos / "a.png").write_bytes(data.png(photo))
+    (photos / "b.png").write_bytes(data.png(data.brighter(photo, 1.05)))  # other pixels
+    (photos / "c.bmp").write_bytes(data.encode(photo, "BMP"))  # a.png's pixels
+    summary = _json(run_cli("--json", "ingest", str(photos), "--workers", "1", workspace=workspace.root))
+    assert summary["exact_duplicates"] == 1
+    assert summary["stored"] + summary["near_duplicates"] == 2
+    keys = [row[0] for row in workspace.conn.execute("SELECT pixel_sha256 FROM images")]
+    assert len(keys) == 2 and None not in keys and len(set(keys)) == 2
 
 
 def test_put_rewrites_an_object_left_incomplete(tmp_path: Path) -> None:
@@ -288,11 +324,12 @@ def test_validate_exif_orientation_is_applied_for_hashes() -> None:
     stored_sideways = upright.transpose(Image.Transpose.ROTATE_90)
     exif = Image.Exif()
     exif[0x0112] = 6  # "rotate 90 CW to display": undoes ROTATE_90 (which is CCW)
-    tagged = validate.check(data.encode(stored_sideways, "PNG", exif=exif), CFG)
-    plain = validate.check(data.png(upright), CFG)
+    tagged_bytes, plain_bytes = data.encode(stored_sideways, "PNG", exif=exif), data.png(upright)
+    tagged, plain = validate.check(tagged_bytes, CFG), validate.check(plain_bytes, CFG)
     assert isinstance(tagged, validate.Checked) and isinstance(plain, validate.Checked)
     assert (tagged.width, tagged.height) == (160, 120)
-    assert tagged.pixel_sha256 == plain.pixel_sha256
+    assert tagged.hashes == plain.hashes and tagged.fingerprint == plain.fingerprint
+    assert validate.pixel_sha256(tagged_bytes) == validate.pixel_sha256(plain_bytes)
     assert tagged.sha256 != plain.sha256
 
 
@@ -309,8 +346,10 @@ def test_validate_gif_first_frame() -> None:
     buf = data.encode(frames[0], "GIF", save_all=True, append_images=frames[1:])
     result = validate.check(buf, CFG)
     assert isinstance(result, validate.Checked) and result.format == "GIF"
-    single = validate.check(data.encode(frames[0], "GIF"), CFG)
-    assert isinstance(single, validate.Checked) and single.pixel_sha256 == result.pixel_sha256
+    single_bytes = data.encode(frames[0], "GIF")
+    single = validate.check(single_bytes, CFG)
+    assert isinstance(single, validate.Checked) and single.fingerprint == result.fingerprint
+    assert validate.pixel_sha256(single_bytes) == validate.pixel_sha256(buf)
 
 
 @pytest.mark.parametrize(

@@ -29,9 +29,9 @@ def add_image(ws: Workspace, seed: int, *, hint: str | None = None, cluster_of: 
         else:
             cid = conn.execute("SELECT cluster_id FROM images WHERE sha256 = ?", (cluster_of,)).fetchone()[0]
         conn.execute(
-            "INSERT INTO images (sha256, pixel_sha256, width, height, format, bytes, cluster_id, created_at) "
+            "INSERT INTO images (sha256, fingerprint, width, height, format, bytes, cluster_id, created_at) "
             "VALUES (?, ?, ?, ?, 'JPEG', ?, ?, ?)",
-            (sha, "px" + sha, size[0], size[1], len(data), cid, catalog.utcnow()),
+            (sha, "fp" + sha, size[0], size[1], len(data), cid, catalog.utcnow()),
         )
         conn.execute(
             "INSERT INTO sources (locator, kind, hint, outcome, reason, sha256, added_at) "

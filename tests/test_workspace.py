@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from curator import catalog, config
+from curator import catalog, config, hashing
 from curator.errors import CatalogError, ConfigError
 from tests.conftest import run_cli, snapshot
 
@@ -84,10 +84,46 @@ def test_migration_is_atomic_with_its_record(tmp_path: Path) -> None:
         c.execute("CREATE TABLE half_done (x)")
         raise RuntimeError("boom")
 
-    with pytest.raises(RuntimeError):
-        catalog.migrate(conn, [*catalog.MIGRATIONS, catalog.Migration(2, "broken", broken)])
-    assert catalog.schema_version(conn) == 1
-    assert conn.execute("SELECT 1 FROM sqlite_master WHERE name='half_done'").fetchone() is None
+    newest = catalog.MIGRATIONS[-1].version
+    for rebuilds in (False, True):
+        broken_one = catalog.Migration(newest + 1, "broken", broken, rebuilds_tables=rebuilds)
+        with pytest.raises(RuntimeError):
+            catalog.migrate(conn, [*catalog.MIGRATIONS, broken_one])
+        assert catalog.schema_version(conn) == newest
+        assert conn.execute("SELECT 1 FROM sqlite_master WHERE name='half_done'").fetchone() is None
+        assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+
+
+def test_lazy_pixel_keys_migration_keeps_every_row(tmp_path: Path) -> None:
+    """A catalog from before migration 2 (pixel keys on every image) gains fingerprints."""
+    conn = sqlite3.connect(tmp_path / "c.sqlite", isolation_level=None)
+    catalog.migrate(conn, catalog.MIGRATIONS[:1])
+    hashes = {"phash": 2**63 + 5, "phash_mirror": 7}
+    with catalog.atomic(conn):
+        conn.execute("INSERT INTO clusters (id, representative) VALUES (1, 'a')")
+        conn.execute(
+            "INSERT INTO images (sha256, pixel_sha256, width, height, format, bytes, cluster_id, created_at)"
+            " VALUES ('a', 'px-a', 64, 48, 'JPEG', 10, 1, 't')"
+        )
+        conn.executemany(
+            "INSERT INTO image_hashes (sha256, name, value) VALUES ('a', ?, ?)",
+            [(name, hashing.to_signed(value)) for name, value in hashes.items()],
+        )
+        conn.execute(
+            "INSERT INTO label_events (sha256, annotator, label, action, at)"
+            " VALUES ('a', 'me', 'x', 'label', 't')"
+        )
+    conn.close()
+    conn = catalog.connect(tmp_path / "c.sqlite")
+    assert catalog.schema_version(conn) == 2
+    row = conn.execute("SELECT * FROM images").fetchone()
+    assert (row["sha256"], row["pixel_sha256"], row["width"], row["cluster_id"]) == ("a", "px-a", 64, 1)
+    assert row["fingerprint"] == hashing.fingerprint(64, 48, hashes)
+    assert conn.execute("SELECT COUNT(*) FROM label_events").fetchone()[0] == 1
+    assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+    assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    with pytest.raises(sqlite3.IntegrityError):  # still enforced against the rebuilt table
+        conn.execute("INSERT INTO image_hashes (sha256, name, value) VALUES ('nope', 'phash', 1)")
 
 
 def test_newer_catalog_is_refused(tmp_path: Path) -> None:

@@ -2,9 +2,13 @@
 
     parse (sources.py) -> skip what the catalog already has -> fetch (fetch.py)
         -> on a worker thread: read a local file, decode, check and hash (validate.py),
-           store.put the bytes (atomic) unless their pixels are already in the catalog
+           store.put the bytes (atomic) unless the catalog has these very bytes
         -> on the catalog thread, with every other source ready by then, one transaction:
            exact duplicate? -> source row only; else dedup.NearIndex.add_image + source row
+
+An exact duplicate has the same decoded pixels as a stored image. Equal pixels have
+equal fingerprints (size and perceptual hashes, hashing.fingerprint), so the full
+pixel keys are computed and compared only when a fingerprint is already in the catalog.
 
 Downloads run on an asyncio event loop; everything CPU-bound on a small thread
 pool; and the catalog on exactly one thread of its own, so transactions never
@@ -222,9 +226,9 @@ class _Run:
         # The one thread that uses the catalog connection: transactions never interleave, and
         # dedup's work inside add_image never stalls the event loop's downloads.
         self.writer = ThreadPoolExecutor(1, "curator-catalog")
-        # Pixel hashes in the catalog, so a worker can skip storing an exact duplicate's bytes.
-        # Only the catalog thread adds to it; a source missing it by a moment is still caught there.
-        self.known_pixels: set[str] = set()
+        # The images in the catalog (sha256 of their bytes), so a worker can skip storing bytes
+        # that are there already. Only the catalog thread adds to it.
+        self.known_bytes: set[str] = set()
         # Group durability: workers write objects without fsync, and one syncfs per group makes
         # the group's objects durable before its rows are committed (see _place_group).
         # Two fsyncs per object cost ~1 s of the benchmark's 7.5 s, and on a disk where an
@@ -236,7 +240,7 @@ class _Run:
     async def main(self, sources: list[Source]) -> IngestSummary:
         self.summary.total = len(sources)
         done = self._done_sources()
-        self.known_pixels = {row[0] for row in self.conn.execute("SELECT pixel_sha256 FROM images")}
+        self.known_bytes = {row[0] for row in self.conn.execute("SELECT sha256 FROM images")}
         self.index = dedup.NearIndex.load(self.conn, self.ws.objects, self.ws.config.dedup)
         # Bounds memory: a source holds its bytes and pixels only while one of these slots is held.
         slots = asyncio.Semaphore(self.cfg.concurrency + 2 * (self.options.workers or os.cpu_count() or 2))
@@ -326,7 +330,7 @@ class _Run:
         self, src: Source, fetched: Fetched | None
     ) -> tuple[Fetched, validate.Checked | validate.Refused, bool]:
         """Read a local file (URLs come fetched), decode and hash it, and store its bytes
-        unless its pixels are already in the catalog (the flag says whether it stored them).
+        unless the catalog has them already (the flag says whether it stored them).
         Decoded pixels (~1 MB per photo) live only in here; what goes on is the hashes and
         a small grey copy."""
         if fetched is None:
@@ -334,7 +338,7 @@ class _Run:
         if fetched.reason is not None or fetched.data is None:
             return fetched, validate.Refused(fetched.reason or "empty"), False
         checked = validate.check(fetched.data, self.cfg)
-        if isinstance(checked, validate.Checked) and checked.pixel_sha256 not in self.known_pixels:
+        if isinstance(checked, validate.Checked) and checked.sha256 not in self.known_bytes:
             store.put(self.ws.objects, fetched.data, durable=not self.group_sync)
             return fetched, checked, True
         return fetched, checked, False
@@ -356,25 +360,50 @@ class _Run:
             transient = fetched is not None and fetched.transient
             self._write_source(src, fetched, "rejected", checked.reason, None, transient)
             return ItemResult(src.locator, "rejected", checked.reason, None)
-        assert fetched is not None  # a checked image was read or fetched
-        sql = "SELECT sha256 FROM images WHERE pixel_sha256 = ?"
-        row = self.conn.execute(sql, (checked.pixel_sha256,)).fetchone()
-        if row is None:
-            result = self._add_image(src, fetched, checked)
-            self.known_pixels.add(checked.pixel_sha256)
+        assert fetched is not None and fetched.data is not None  # a checked image was read or fetched
+        same, pixel_key = self._same_pixels(checked, fetched.data)
+        if same is None:
+            result = self._add_image(src, fetched, checked, pixel_key)
+            self.known_bytes.add(checked.sha256)
             return result
-        self._write_source(src, fetched, "duplicate", "exact", row["sha256"])
-        if checked.sha256 != row["sha256"]:
-            # Other bytes with the same pixels, stored by a worker that raced the image here; no
-            # image can refer to them (it would have these pixels, so it would be that image).
+        self._write_source(src, fetched, "duplicate", "exact", same)
+        if checked.sha256 != same:
+            # Other bytes with the same pixels, stored by the worker; no image can refer to
+            # them (it would have these pixels, so it would be that image).
             with contextlib.suppress(FileNotFoundError):
                 store.object_path(self.ws.objects, checked.sha256).unlink()
-        return ItemResult(src.locator, "duplicate", "exact", row["sha256"])
+        return ItemResult(src.locator, "duplicate", "exact", same)
 
-    def _add_image(self, src: Source, fetched: Fetched, checked: validate.Checked) -> ItemResult:
+    def _same_pixels(self, checked: validate.Checked, data: bytes) -> tuple[str | None, str | None]:
+        """The stored image with the same pixels as ``data`` (or None), and the pixel key of
+        ``data`` if comparing needed it. Keys missing from stored images are filled in."""
+        if checked.sha256 in self.known_bytes:
+            return checked.sha256, None
+        sql = "SELECT sha256, pixel_sha256 FROM images WHERE fingerprint = ?"
+        rows = self.conn.execute(sql, (checked.fingerprint,)).fetchall()
+        if not rows:
+            return None, None  # the usual case: no stored image can have these pixels
+        for row in rows:
+            if row["pixel_sha256"] is None:
+                self._fill_pixel_key(row["sha256"])
+        key = validate.pixel_sha256(data)
+        row = self.conn.execute("SELECT sha256 FROM images WHERE pixel_sha256 = ?", (key,)).fetchone()
+        return (row[0] if row else None), key
+
+    def _fill_pixel_key(self, sha: str) -> None:
+        try:
+            key = validate.pixel_sha256(store.read(self.ws.objects, sha))
+        except (OSError, ValueError, SyntaxError):  # missing or unreadable: it cannot match
+            return
+        self.conn.execute("UPDATE images SET pixel_sha256 = ? WHERE sha256 = ?", (key, sha))
+
+    def _add_image(
+        self, src: Source, fetched: Fetched, checked: validate.Checked, pixel_key: str | None
+    ) -> ItemResult:
         new = dedup.NewImage(
             sha256=checked.sha256,
-            pixel_sha256=checked.pixel_sha256,
+            fingerprint=checked.fingerprint,
+            pixel_sha256=pixel_key,
             width=checked.width,
             height=checked.height,
             format=checked.format,

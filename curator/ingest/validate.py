@@ -34,7 +34,7 @@ class Checked:
     """A decoded, normalised image ready for the catalog."""
 
     sha256: str  # of the original bytes
-    pixel_sha256: str
+    fingerprint: str  # hashing.fingerprint; the pixel key is computed only when one is shared
     width: int
     height: int
     format: str
@@ -76,26 +76,37 @@ def _check_open(img: Image.Image, data: bytes, cfg: IngestConfig) -> Checked | R
     if _oriented_min_side(img) < cfg.min_side:
         return Refused("too-small", f"{width}x{height}")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img.load()
-            rgb = hashing.normalize(img)
+        rgb = _normalized(img)
     except Image.DecompressionBombError as err:
         return Refused("decompression-bomb", str(err))
     except (OSError, ValueError, SyntaxError, EOFError) as err:
         return Refused("truncated", str(err))
-    pixels = hashing.rgb_array(rgb)  # one copy, for both the pixel hash and the grey copy
-    grey = hashing.grey_copy(pixels)
+    grey = hashing.grey_copy(rgb)
+    hashes = hashing.hashes_of_grey(grey)
     return Checked(
         sha256=sha256_bytes(data),
-        pixel_sha256=hashing.pixel_sha256(pixels),
+        fingerprint=hashing.fingerprint(rgb.width, rgb.height, hashes),
         width=rgb.width,
         height=rgb.height,
         format="JPEG" if fmt == "MPO" else fmt,
         nbytes=len(data),
         grey=grey,
-        hashes=hashing.hashes_of_grey(grey),
+        hashes=hashes,
     )
+
+
+def pixel_sha256(data: bytes) -> str:
+    """hashing.pixel_sha256 of bytes that :func:`check` accepted (decoding them again)."""
+    with Image.open(io.BytesIO(data)) as img:
+        return hashing.pixel_sha256(_normalized(img))
+
+
+def _normalized(img: Image.Image) -> Image.Image:
+    with warnings.catch_warnings():
+        # PIL warns (DecompressionBombWarning) between the limit and twice it; our own cap decides.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        img.load()
+        return hashing.normalize(img)
 
 
 def _oriented_min_side(img: Image.Image) -> int:

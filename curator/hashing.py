@@ -28,6 +28,7 @@ for placing new images and for re-clustering.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import itertools
 import math
@@ -108,6 +109,75 @@ def pixel_sha256(rgb: Image.Image | np.ndarray) -> str:
     return digest.hexdigest()
 
 
+class _ArrowSchema(ctypes.Structure):
+    pass
+
+
+class _ArrowArray(ctypes.Structure):
+    pass
+
+
+# The Arrow C data interface (a stable ABI): https://arrow.apache.org/docs/format/CDataInterface.html
+_ArrowSchema._fields_ = [
+    ("format", ctypes.c_char_p),
+    ("name", ctypes.c_char_p),
+    ("metadata", ctypes.c_char_p),
+    ("flags", ctypes.c_int64),
+    ("n_children", ctypes.c_int64),
+    ("children", ctypes.POINTER(ctypes.POINTER(_ArrowSchema))),
+    ("dictionary", ctypes.c_void_p),
+    ("release", ctypes.c_void_p),
+    ("private_data", ctypes.c_void_p),
+]
+_ArrowArray._fields_ = [
+    ("length", ctypes.c_int64),
+    ("null_count", ctypes.c_int64),
+    ("offset", ctypes.c_int64),
+    ("n_buffers", ctypes.c_int64),
+    ("n_children", ctypes.c_int64),
+    ("buffers", ctypes.POINTER(ctypes.c_void_p)),
+    ("children", ctypes.POINTER(ctypes.POINTER(_ArrowArray))),
+    ("dictionary", ctypes.c_void_p),
+    ("release", ctypes.c_void_p),
+    ("private_data", ctypes.c_void_p),
+]
+_capsule_pointer = ctypes.pythonapi.PyCapsule_GetPointer
+_capsule_pointer.restype = ctypes.c_void_p
+_capsule_pointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
+
+
+def _pillow_grey(img: Image.Image) -> np.ndarray | None:
+    """OpenCV's grey of an RGB image, read from Pillow's own memory; None if that is not possible.
+
+    Pillow keeps RGB as 4-byte RGBX pixels, and ``np.asarray(img)`` packs them to RGB with a
+    loop that holds the GIL throughout: in an ingest run the largest single holder of the GIL
+    (a fifth of it), stalling the catalog thread. Pillow exports its pixels through the Arrow
+    C data interface without a copy, so OpenCV converts them to grey in place, GIL released.
+    (pyarrow reads that interface too, but loading it costs ~65 MB of memory.) Images whose
+    rows are not one block of memory (over 16 MB) are refused by the export: None.
+    """
+    import cv2
+
+    if img.mode != "RGB" or not hasattr(img, "__arrow_c_array__"):
+        return None
+    try:
+        schema_capsule, array_capsule = img.__arrow_c_array__()
+    except ValueError:
+        return None
+    schema = _ArrowSchema.from_address(_capsule_pointer(schema_capsule, b"arrow_schema"))
+    array = _ArrowArray.from_address(_capsule_pointer(array_capsule, b"arrow_array"))
+    child_format = schema.children[0].contents.format if schema.n_children == 1 else None
+    if schema.format != b"+w:4" or child_format != b"C" or array.n_children != 1:
+        return None
+    values = array.children[0].contents
+    if array.offset or values.n_buffers != 2 or values.length != 4 * img.width * img.height:
+        return None
+    start = values.buffers[1] + values.offset
+    rgbx = np.ctypeslib.as_array((ctypes.c_uint8 * values.length).from_address(start))
+    # The capsules (alive until this returns) keep Pillow's memory; the grey is a new array.
+    return cv2.cvtColor(rgbx.reshape(img.height, img.width, 4), cv2.COLOR_RGBA2GRAY)
+
+
 def fingerprint(width: int, height: int, hashes: dict[str, int]) -> str:
     """A key that images with equal pixels always share: their size and every perceptual hash.
 
@@ -147,7 +217,8 @@ def grey_copy(rgb: Image.Image | np.ndarray, side: int = GREY_SIDE) -> np.ndarra
     if isinstance(rgb, np.ndarray) and rgb.ndim == 2:
         pixels = rgb  # grey already (a grey copy, made smaller again for hashing)
     else:
-        pixels = cv2.cvtColor(rgb_array(rgb), cv2.COLOR_RGB2GRAY)
+        grey = _pillow_grey(rgb) if isinstance(rgb, Image.Image) else None
+        pixels = grey if grey is not None else cv2.cvtColor(rgb_array(rgb), cv2.COLOR_RGB2GRAY)
     height, width = pixels.shape
     factor = max(1, max(height, width) // side)
     if factor > 1:

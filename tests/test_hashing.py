@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 
+import cv2
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -99,3 +101,20 @@ def test_signed_round_trip(value: int) -> None:
     signed = hashing.to_signed(value)
     assert -(2**63) <= signed < 2**63
     assert hashing.to_unsigned(signed) == value
+
+
+@pytest.mark.parametrize("size", [(640, 480), (161, 97), (1, 1)])
+def test_grey_copy_from_pillow_memory_equals_the_packed_pixels(size: tuple[int, int]) -> None:
+    pixels = np.random.default_rng(size[0]).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    img = Image.fromarray(pixels)
+    direct = hashing._pillow_grey(img)
+    assert direct is not None  # the zero-copy path was taken
+    assert np.array_equal(direct, cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY))
+    assert np.array_equal(hashing.grey_copy(img), hashing.grey_copy(pixels))
+
+
+def test_grey_copy_falls_back_where_pillow_cannot_export() -> None:
+    big = Image.new("RGB", (3000, 2000), (10, 200, 30))  # 24 MB: rows span Pillow's memory blocks
+    assert hashing._pillow_grey(big) is None
+    assert hashing._pillow_grey(Image.new("L", (8, 8))) is None
+    assert np.array_equal(hashing.grey_copy(big), hashing.grey_copy(np.asarray(big)))

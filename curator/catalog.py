@@ -10,7 +10,7 @@ Tables (see migrations 1 and 2 for columns):
 
     sources          one row per input line (URL or local path): provenance + outcome
     images           one row per distinct image (distinct decoded pixels)
-    image_hashes     perceptual hashes per image, by name (64-bit, stored signed)
+    image_hashes     perceptual hashes by name, of images hashed with other views than today's
     clusters         near-duplicate clusters; each image belongs to exactly one
     label_events     every label decision ever made (append-only); current labels are derived
     image_splits     the sticky split of each image, set by its first release
@@ -188,15 +188,19 @@ def _initial_schema(conn: sqlite3.Connection) -> None:
 
 
 def _lazy_pixel_keys(conn: sqlite3.Connection) -> None:
-    """images.pixel_sha256 becomes optional, and images.fingerprint is added.
+    """images.pixel_sha256 becomes optional; images.fingerprint and images.hashes are added.
 
     Hashing every image's full pixels (SHA-256 of ~1 MB per photo) was a fifth of ingest's
     decoding work, and only exact duplicates need it. Equal pixels give equal perceptual
     hashes, so ingest now compares pixel keys only between images with the same fingerprint
     (size plus every perceptual hash) and computes them then. Existing keys are kept;
     fingerprints come from the stored hashes (no image is decoded).
+
+    An image's 22 hashes move from 22 image_hashes rows into one images.hashes value: the
+    rows were 22 inserts (and GIL hand-offs) per image on ingest's busiest thread, ~10% of
+    the run. Images whose hashes are not exactly today's views keep their rows.
     """
-    from curator.hashing import fingerprint, to_unsigned  # numpy: only for this migration
+    from curator.hashing import NAMES, fingerprint, pack_hashes, to_unsigned  # numpy: only here
 
     run_script(
         conn,
@@ -205,6 +209,7 @@ def _lazy_pixel_keys(conn: sqlite3.Connection) -> None:
             sha256 TEXT PRIMARY KEY,       -- of the original bytes in objects/
             fingerprint TEXT NOT NULL,     -- hashing.fingerprint: equal pixels have equal ones
             pixel_sha256 TEXT UNIQUE,      -- hashing.pixel_sha256, once an equal fingerprint needed it
+            hashes BLOB,                   -- hashing.pack_hashes; NULL: in image_hashes instead
             width INTEGER NOT NULL,        -- after EXIF orientation
             height INTEGER NOT NULL,
             format TEXT NOT NULL,          -- PIL format name: JPEG, PNG, WEBP, GIF, BMP, TIFF
@@ -220,14 +225,21 @@ def _lazy_pixel_keys(conn: sqlite3.Connection) -> None:
     rows = conn.execute(
         "SELECT sha256, pixel_sha256, width, height, format, bytes, cluster_id, created_at FROM images"
     ).fetchall()
+    names = set(NAMES)
+
+    def packed(sha: str) -> bytes | None:
+        mine = hashes.get(sha, {})
+        return pack_hashes(mine) if set(mine) == names else None
+
     conn.executemany(
-        "INSERT INTO images_new (sha256, fingerprint, pixel_sha256, width, height, format, bytes,"
-        " cluster_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [(r[0], fingerprint(r[2], r[3], hashes.get(r[0], {})), *r[1:]) for r in rows],
+        "INSERT INTO images_new (sha256, fingerprint, hashes, pixel_sha256, width, height, format, bytes,"
+        " cluster_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [(r[0], fingerprint(r[2], r[3], hashes.get(r[0], {})), packed(r[0]), *r[1:]) for r in rows],
     )
     run_script(
         conn,
         """
+        DELETE FROM image_hashes WHERE sha256 IN (SELECT sha256 FROM images_new WHERE hashes IS NOT NULL);
         DROP TABLE images;
         ALTER TABLE images_new RENAME TO images;
         CREATE INDEX images_cluster ON images(cluster_id);

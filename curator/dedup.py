@@ -431,11 +431,12 @@ def _merge_clusters(conn: sqlite3.Connection, ids: list[int]) -> int:
 
 def _insert_image(conn: sqlite3.Connection, new: NewImage, hashes: dict[str, int], cluster_id: int) -> None:
     conn.execute(
-        "INSERT INTO images (sha256, fingerprint, pixel_sha256, width, height, format, bytes, cluster_id,"
-        " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO images (sha256, fingerprint, hashes, pixel_sha256, width, height, format, bytes,"
+        " cluster_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             new.sha256,
             new.fingerprint,
+            hashing.pack_hashes(hashes),
             new.pixel_sha256,
             new.width,
             new.height,
@@ -444,10 +445,6 @@ def _insert_image(conn: sqlite3.Connection, new: NewImage, hashes: dict[str, int
             cluster_id,
             catalog.utcnow(),
         ),
-    )
-    conn.executemany(
-        "INSERT INTO image_hashes (sha256, name, value) VALUES (?, ?, ?)",
-        [(new.sha256, name, hashing.to_signed(value)) for name, value in sorted(hashes.items())],
     )
 
 
@@ -462,14 +459,14 @@ def update_representative(conn: sqlite3.Connection, cluster_id: int) -> None:
 
 def stored_hashes(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
     """sha256 -> {name: unsigned hash} for every image, in insertion order."""
-    result: dict[str, dict[str, int]] = defaultdict(dict)
-    rows = conn.execute(
-        "SELECT h.sha256, h.name, h.value FROM image_hashes h JOIN images i ON i.sha256 = h.sha256"
-        " ORDER BY i.created_at, i.sha256"
-    )
-    for sha, name, value in rows:
-        result[sha][name] = hashing.to_unsigned(int(value))
-    return dict(result)
+    result: dict[str, dict[str, int]] = {}
+    for sha, packed in conn.execute("SELECT sha256, hashes FROM images ORDER BY created_at, sha256"):
+        result[sha] = hashing.unpack_hashes(packed) if packed is not None else {}
+    # Images hashed with other views than today's (see catalog migration 2) keep rows by name.
+    for sha, name, value in conn.execute("SELECT sha256, name, value FROM image_hashes"):
+        if sha in result:
+            result[sha][name] = hashing.to_unsigned(int(value))
+    return {sha: hashes for sha, hashes in result.items() if hashes}
 
 
 def pair_distance(a: dict[str, int], b: dict[str, int]) -> int | None:

@@ -178,6 +178,15 @@ def _pillow_grey(img: Image.Image) -> np.ndarray | None:
     return cv2.cvtColor(rgbx.reshape(img.height, img.width, 4), cv2.COLOR_RGBA2GRAY)
 
 
+def pack_hashes(hashes: dict[str, int]) -> bytes:
+    """Every :data:`NAMES` hash, in that order, 8 bytes each (big-endian): one catalog column."""
+    return np.array([hashes[name] for name in NAMES], dtype=">u8").tobytes()
+
+
+def unpack_hashes(packed: bytes) -> dict[str, int]:
+    return dict(zip(NAMES, np.frombuffer(packed, dtype=">u8").tolist(), strict=True))
+
+
 def fingerprint(width: int, height: int, hashes: dict[str, int]) -> str:
     """A key that images with equal pixels always share: their size and every perceptual hash.
 

@@ -60,8 +60,9 @@ def test_copies_join_and_distinct_images_start_clusters(conn, objects) -> None:
     assert copy.distance is not None and copy.distance <= DedupConfig().threshold
     _, other = add(index, conn, objects, photo(2))
     assert other.near_of is None and other.cluster_id != first.cluster_id
-    stored = conn.execute("SELECT COUNT(*) FROM image_hashes WHERE sha256 = ?", (a,)).fetchone()[0]
-    assert stored == len(hashing.NAMES)
+    (packed,) = conn.execute("SELECT hashes FROM images WHERE sha256 = ?", (a,)).fetchone()
+    assert set(hashing.unpack_hashes(packed)) == set(hashing.NAMES)
+    assert dedup.stored_hashes(conn)[a] == hashing.unpack_hashes(packed)
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from curator import catalog, config, hashing
+from curator import catalog, config, dedup, hashing
 from curator.errors import CatalogError, ConfigError
 from tests.conftest import run_cli, snapshot
 
@@ -95,20 +95,24 @@ def test_migration_is_atomic_with_its_record(tmp_path: Path) -> None:
 
 
 def test_lazy_pixel_keys_migration_keeps_every_row(tmp_path: Path) -> None:
-    """A catalog from before migration 2 (pixel keys on every image) gains fingerprints."""
+    """A catalog from before migration 2 (pixel keys on every image, hashes as rows) gains
+    fingerprints, and hashes in one column where they are exactly today's views."""
     conn = sqlite3.connect(tmp_path / "c.sqlite", isolation_level=None)
     catalog.migrate(conn, catalog.MIGRATIONS[:1])
-    hashes = {"phash": 2**63 + 5, "phash_mirror": 7}
+    hashes = {"phash": 2**63 + 5, "phash_mirror": 7}  # 'a': hashed with other views than today's
+    full = {name: 1000 + i for i, name in enumerate(hashing.NAMES)}  # 'b': today's views
     with catalog.atomic(conn):
         conn.execute("INSERT INTO clusters (id, representative) VALUES (1, 'a')")
-        conn.execute(
-            "INSERT INTO images (sha256, pixel_sha256, width, height, format, bytes, cluster_id, created_at)"
-            " VALUES ('a', 'px-a', 64, 48, 'JPEG', 10, 1, 't')"
-        )
-        conn.executemany(
-            "INSERT INTO image_hashes (sha256, name, value) VALUES ('a', ?, ?)",
-            [(name, hashing.to_signed(value)) for name, value in hashes.items()],
-        )
+        for sha, values in (("a", hashes), ("b", full)):
+            conn.execute(
+                "INSERT INTO images (sha256, pixel_sha256, width, height, format, bytes, cluster_id,"
+                " created_at) VALUES (?, ?, 64, 48, 'JPEG', 10, 1, ?)",
+                (sha, "px-" + sha, "t-" + sha),
+            )
+            conn.executemany(
+                "INSERT INTO image_hashes (sha256, name, value) VALUES (?, ?, ?)",
+                [(sha, name, hashing.to_signed(value)) for name, value in values.items()],
+            )
         conn.execute(
             "INSERT INTO label_events (sha256, annotator, label, action, at)"
             " VALUES ('a', 'me', 'x', 'label', 't')"
@@ -116,9 +120,15 @@ def test_lazy_pixel_keys_migration_keeps_every_row(tmp_path: Path) -> None:
     conn.close()
     conn = catalog.connect(tmp_path / "c.sqlite")
     assert catalog.schema_version(conn) == 2
-    row = conn.execute("SELECT * FROM images").fetchone()
+    row = conn.execute("SELECT * FROM images WHERE sha256 = 'a'").fetchone()
     assert (row["sha256"], row["pixel_sha256"], row["width"], row["cluster_id"]) == ("a", "px-a", 64, 1)
     assert row["fingerprint"] == hashing.fingerprint(64, 48, hashes)
+    assert row["hashes"] is None
+    row = conn.execute("SELECT * FROM images WHERE sha256 = 'b'").fetchone()
+    assert hashing.unpack_hashes(row["hashes"]) == full
+    assert row["fingerprint"] == hashing.fingerprint(64, 48, full)
+    assert [r[0] for r in conn.execute("SELECT DISTINCT sha256 FROM image_hashes")] == ["a"]
+    assert dedup.stored_hashes(conn) == {"a": hashes, "b": full}
     assert conn.execute("SELECT COUNT(*) FROM label_events").fetchone()[0] == 1
     assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
     assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1

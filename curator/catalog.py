@@ -278,8 +278,8 @@ def migrate(conn: sqlite3.Connection, migrations: list[Migration] | None = None)
     for migration in sorted(migrations, key=lambda m: m.version):
         if migration.version <= current:
             continue
-        keys_on = conn.execute("PRAGMA foreign_keys").fetchone()[0]
-        if migration.rebuilds_tables:
+        keys_on = migration.rebuilds_tables and conn.execute("PRAGMA foreign_keys").fetchone()[0]
+        if keys_on:
             conn.execute("PRAGMA foreign_keys=OFF")
         try:
             with atomic(conn):
@@ -295,6 +295,7 @@ def migrate(conn: sqlite3.Connection, migrations: list[Migration] | None = None)
                     (migration.version, migration.name, utcnow()),
                 )
         finally:
-            conn.execute(f"PRAGMA foreign_keys={'ON' if keys_on else 'OFF'}")
+            if keys_on:
+                conn.execute("PRAGMA foreign_keys=ON")
         applied.append(migration.version)
     return applied

@@ -259,19 +259,20 @@ class NearIndex:
         Matches are re-read from the catalog, so an index entry whose insert was rolled
         back by its caller is ignored rather than referenced.
         """
+        if not conn.in_transaction:  # no savepoint of its own: ingest places thousands per transaction
+            raise RuntimeError("NearIndex.add_image runs inside the caller's transaction (catalog.atomic)")
         with self._lock:
             joined = self.matches(hashes, grey, lambda shas: _live_clusters(conn, shas))
-            with catalog.atomic(conn):
-                if joined:
-                    cluster_id = _merge_clusters(conn, sorted(joined))
-                    best = min(joined.values(), key=lambda c: _rank(c, self.threshold))
-                    near_of: str | None = best.sha256
-                    distance: int | None = best.distance
-                else:
-                    cursor = conn.execute("INSERT INTO clusters (representative) VALUES (NULL)")
-                    cluster_id, near_of, distance = int(cursor.lastrowid or 0), None, None
-                _insert_image(conn, new, hashes, cluster_id)
-                update_representative(conn, cluster_id)
+            if joined:
+                cluster_id = _merge_clusters(conn, sorted(joined))
+                best = min(joined.values(), key=lambda c: _rank(c, self.threshold))
+                near_of: str | None = best.sha256
+                distance: int | None = best.distance
+            else:
+                cursor = conn.execute("INSERT INTO clusters (representative) VALUES (NULL)")
+                cluster_id, near_of, distance = int(cursor.lastrowid or 0), None, None
+            _insert_image(conn, new, hashes, cluster_id)
+            update_representative(conn, cluster_id)
             self.extend({new.sha256: hashes})
             if self.confirmer is not None:  # a copy arriving soon is checked without reading it back
                 self.confirmer.remember(new.sha256, grey)

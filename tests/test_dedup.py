@@ -128,6 +128,17 @@ def test_rolled_back_insert_leaves_no_stale_match(conn, objects) -> None:
     assert cluster_of(conn, sha) == placement.cluster_id
 
 
+def test_add_image_needs_the_callers_transaction(conn, objects) -> None:
+    index = dedup.NearIndex.load(conn, objects, DedupConfig())
+    rgb = photo(7)
+    hashes = hashing.perceptual_hashes(rgb)
+    new = dedup.NewImage("a" * 64, hashing.fingerprint(*rgb.size, hashes), None, *rgb.size, "JPEG", 1)
+    with pytest.raises(RuntimeError, match="transaction"):
+        index.add_image(conn, new, hashing.grey_copy(rgb), hashes)
+    assert conn.execute("SELECT COUNT(*) FROM clusters").fetchone()[0] == 0
+    assert len(index) == 0
+
+
 def test_clusters_list_members_distances_and_sources(conn, objects) -> None:
     index = dedup.NearIndex.load(conn, objects, DedupConfig())
     a, placed = add(index, conn, objects, photo(7))

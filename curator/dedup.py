@@ -292,6 +292,11 @@ class Confirmer:
     (matches on a shared logo or watermark cover a few percent), and the two
     images, aligned by that transform, correlate over their overlap. Runs only on
     candidate pairs; keypoints are cached per image for the run.
+
+    300 keypoints per image rather than 400: the same verdicts on both
+    dedup_quality sets (P 1.000, R 0.992 and 0.998) and on the 463 checks of
+    ingest_speed's URLs, in four fifths of the time (1.08 -> 0.87 s for those 463);
+    at 250 one of those 463 copies was missed.
     """
 
     MIN_INLIERS = 12
@@ -303,7 +308,7 @@ class Confirmer:
 
         self.cv2: Any = cv2
         self.objects = Path(objects)
-        self.orb = self.cv2.ORB_create(nfeatures=400, fastThreshold=10, edgeThreshold=15, patchSize=15)
+        self.orb = self.cv2.ORB_create(nfeatures=300, fastThreshold=10, edgeThreshold=15, patchSize=15)
         self.matcher = self.cv2.BFMatcher(self.cv2.NORM_HAMMING)
         self._greys: OrderedDict[str, np.ndarray] = OrderedDict()
         self._features: OrderedDict[tuple[int, bool], tuple[np.ndarray, np.ndarray, Any]] = OrderedDict()

@@ -399,3 +399,26 @@ def test_one_ingest_at_a_time(workspace: Workspace, folder: Path) -> None:
     message = f"Error: {workspace.root}: another `curator ingest` is running in this workspace"
     assert result.stderr.strip() == message
     assert snapshot(workspace.root) == before
+
+
+@pytest.mark.parametrize("already_done", [False, True])
+def test_a_failed_catalog_load_fails_the_run_with_its_own_error(
+    workspace: Workspace, folder: Path, monkeypatch: pytest.MonkeyPatch, already_done: bool
+) -> None:
+    """The hash index loads beside the first fetches; its failure is the run's error, even
+    when every source was done before (none waits for the load), and nothing is written."""
+    from curator import dedup, ingest
+
+    if already_done:
+        ingest.run(workspace, [str(folder)])
+    rows = workspace.conn.execute("SELECT COUNT(*) FROM sources").fetchone()[0]
+    before = snapshot(workspace.root / "objects")
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("the hash index cannot be read")
+
+    monkeypatch.setattr(dedup.NearIndex, "load", broken)
+    with pytest.raises(RuntimeError, match="hash index"):
+        ingest.run(workspace, [str(folder)])
+    assert workspace.conn.execute("SELECT COUNT(*) FROM sources").fetchone()[0] == rows
+    assert snapshot(workspace.root / "objects") == before

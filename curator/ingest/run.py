@@ -22,6 +22,12 @@ harmless on the rerun.
 Temp files that a kill left in ``objects/`` (names starting with ``.``) are removed
 when a run starts; one run at a time holds an exclusive lock on the workspace's
 catalog file.
+
+The first requests (robots.txt first) go out before the image side is ready: numpy,
+Pillow, OpenCV and the catalog's hash index load on the catalog thread meanwhile
+(~0.15 s, longer for a big catalog), and a source waits for them only once it is
+fetched. That is why ``dedup`` and ``validate`` are imported inside the methods
+that run after :meth:`_Run._load`.
 """
 
 from __future__ import annotations
@@ -38,16 +44,18 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from curator import catalog, dedup, fsutil, store
+from curator import catalog, fsutil, store
 from curator.config import IngestConfig
 from curator.errors import InputError
 from curator.fsutil import write_atomic
-from curator.ingest import validate
 from curator.ingest.fetch import Fetched, Fetcher, robots_policy
 from curator.ingest.sources import Source, parse_lines
 from curator.workspace import Workspace
+
+if TYPE_CHECKING:
+    from curator.ingest import validate
 
 ProgressCallback = Callable[[int], None]
 
@@ -137,7 +145,7 @@ def run(
     options = options or IngestOptions(settings=ws.config.ingest)
     sources = list(_as_sources(lines, options.hint_from_folder))
     started = time.monotonic()
-    with exclusive(ws), single_threaded_opencv():
+    with exclusive(ws):
         remove_temp_files(ws.objects)
         summary = asyncio.run(_Run(ws, options, on_progress or (lambda n: None)).main(sources))
     summary.seconds = time.monotonic() - started
@@ -188,7 +196,7 @@ def single_threaded_opencv() -> Iterator[None]:
     hundred pixels; OpenCV's pool on top of that only spins waiting for work
     (~1M sched_yield calls per 2,000 images; a third less system CPU without it).
     """
-    import cv2
+    import cv2  # ~0.03 s
 
     previous = cv2.getNumThreads()
     cv2.setNumThreads(1)
@@ -237,12 +245,14 @@ class _Run:
         self.syncer = ThreadPoolExecutor(1, "curator-sync")
         self._ready: list[_Ready] = []  # prepared sources waiting for the catalog thread
         self._placing = False  # whether a group is on the catalog thread now
+        self._opencv = contextlib.ExitStack()  # single_threaded_opencv, from _load to the end
+        self.loaded: asyncio.Future[None]  # _load, on the catalog thread (set in main)
 
     async def main(self, sources: list[Source]) -> IngestSummary:
         self.summary.total = len(sources)
         done = self._done_sources()
-        self.known_bytes = {row[0] for row in self.conn.execute("SELECT sha256 FROM images")}
-        self.index = dedup.NearIndex.load(self.conn, self.ws.objects, self.ws.config.dedup)
+        # The image side loads while the first requests are in flight; _one waits for it.
+        self.loaded = asyncio.get_running_loop().run_in_executor(self.writer, self._load)
         # Bounds memory: a source holds its bytes and pixels only while one of these slots is held.
         slots = asyncio.Semaphore(self.cfg.concurrency + 2 * (self.options.workers or os.cpu_count() or 2))
         seen: set[str] = set()
@@ -256,13 +266,30 @@ class _Run:
                     seen.add(src.locator)
                     await slots.acquire()
                     group.create_task(self._one(src, fetcher, slots))
+            await self.loaded  # a failed load surfaces even when no source waited for it
+        except BaseExceptionGroup:
+            # Every source waiting for a failed load fails with it: raise that one error.
+            failed = self.loaded.exception() if self.loaded.done() and not self.loaded.cancelled() else None
+            if failed is None:
+                raise
+            raise failed from None
         finally:
             self.pool.shutdown(wait=True, cancel_futures=True)
             self.writer.shutdown(wait=True)
             self.syncer.shutdown(wait=True)
+            self._opencv.close()
         order = {src.locator: i for i, src in reversed(list(enumerate(sources)))}
         self.summary.items.sort(key=lambda item: (order.get(item.url, -1), item.status != "skipped"))
         return self.summary
+
+    def _load(self) -> None:
+        """On the catalog thread, first: the modules and catalog state that sources need."""
+        from curator import dedup
+        from curator.ingest import validate  # noqa: F401 (imported here, not by the first worker)
+
+        self._opencv.enter_context(single_threaded_opencv())
+        self.known_bytes = {row[0] for row in self.conn.execute("SELECT sha256 FROM images")}
+        self.index = dedup.NearIndex.load(self.conn, self.ws.objects, self.ws.config.dedup)
 
     def _done_sources(self) -> dict[str, sqlite3.Row]:
         rows = self.conn.execute(
@@ -290,6 +317,9 @@ class _Run:
         try:
             loop = asyncio.get_running_loop()
             fetched = await fetcher.fetch(src.locator) if src.kind == "url" and not src.problem else None
+            await self.loaded
+            from curator.ingest import validate
+
             checked: validate.Checked | validate.Refused
             wrote = False
             if src.problem:
@@ -335,6 +365,8 @@ class _Run:
         unless the catalog has them already (the flag says whether it stored them).
         Decoded pixels (~1 MB per photo) live only in here; what goes on is the hashes and
         a small grey copy."""
+        from curator.ingest import validate
+
         if fetched is None:
             fetched = read_local(src.locator, self.cfg.max_bytes)
         if fetched.reason is not None or fetched.data is None:
@@ -366,6 +398,8 @@ class _Run:
         self, src: Source, fetched: Fetched | None, checked: validate.Checked | validate.Refused
     ) -> ItemResult:
         """A refusal, an exact duplicate of an image in the catalog, or a new image (near or not)."""
+        from curator.ingest import validate
+
         if isinstance(checked, validate.Refused):
             transient = fetched is not None and fetched.transient
             self._write_source(src, fetched, "rejected", checked.reason, None, transient)
@@ -387,6 +421,8 @@ class _Run:
     def _same_pixels(self, checked: validate.Checked, data: bytes) -> tuple[str | None, str | None]:
         """The stored image with the same pixels as ``data`` (or None), and the pixel key of
         ``data`` if comparing needed it. Keys missing from stored images are filled in."""
+        from curator.ingest import validate
+
         if checked.sha256 in self.known_bytes:
             return checked.sha256, None
         sql = "SELECT sha256, pixel_sha256 FROM images WHERE fingerprint = ?"
@@ -401,6 +437,8 @@ class _Run:
         return (row[0] if row else None), key
 
     def _fill_pixel_key(self, sha: str) -> None:
+        from curator.ingest import validate
+
         try:
             key = validate.pixel_sha256(store.read(self.ws.objects, sha))
         except (OSError, ValueError, SyntaxError):  # missing or unreadable: it cannot match
@@ -410,6 +448,8 @@ class _Run:
     def _add_image(
         self, src: Source, fetched: Fetched, checked: validate.Checked, pixel_key: str | None
     ) -> ItemResult:
+        from curator import dedup
+
         new = dedup.NewImage(
             sha256=checked.sha256,
             fingerprint=checked.fingerprint,

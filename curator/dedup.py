@@ -309,7 +309,6 @@ class Confirmer:
         self.cv2: Any = cv2
         self.objects = Path(objects)
         self.orb = self.cv2.ORB_create(nfeatures=300, fastThreshold=10, edgeThreshold=15, patchSize=15)
-        self.matcher = self.cv2.BFMatcher(self.cv2.NORM_HAMMING)
         self._greys: OrderedDict[str, np.ndarray] = OrderedDict()
         self._features: OrderedDict[tuple[int, bool], tuple[np.ndarray, np.ndarray, Any]] = OrderedDict()
         self.cache_size = cache_size
@@ -343,7 +342,7 @@ class Confirmer:
             return cached[1], cached[2]
         image = grey[:, ::-1].copy() if mirrored else grey
         kps, descriptors = self.orb.detectAndCompute(image, None)
-        points = np.array([kp.pt for kp in kps], dtype=np.float32).reshape(-1, 2)
+        points = self.cv2.KeyPoint_convert(kps).reshape(-1, 2)  # not a loop over KeyPoint objects
         self._features[key] = (grey, points, descriptors)
         if len(self._features) > self.cache_size:
             self._features.popitem(last=False)
@@ -364,12 +363,14 @@ class Confirmer:
         pb, db = self._keypoints(b, mirrored)
         if da is None or db is None or len(da) < self.MIN_INLIERS or len(db) < self.MIN_INLIERS:
             return False
-        pairs = self.matcher.knnMatch(da, db, k=2)
-        good = [m[0] for m in pairs if len(m) == 2 and m[0].distance < 0.8 * m[1].distance]
+        # Each keypoint of a with its two nearest in b, as arrays (knnMatch gives the same as
+        # DMatch objects, read back one by one while holding the GIL); then the ratio test.
+        distance, nearest = cv2.batchDistance(da, db, cv2.CV_32S, normType=cv2.NORM_HAMMING, K=2)
+        good = np.flatnonzero(distance[:, 0] < 0.8 * distance[:, 1])
         if len(good) < self.MIN_INLIERS:
             return False
-        src = pa[[m.queryIdx for m in good]]
-        dst = pb[[m.trainIdx for m in good]]
+        src = pa[good]
+        dst = pb[nearest[good, 0]]
         transform, inliers = cv2.estimateAffinePartial2D(
             src, dst, method=cv2.RANSAC, ransacReprojThreshold=4.0, maxIters=500
         )

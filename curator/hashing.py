@@ -463,6 +463,8 @@ def _chunk_radii(radius: int, m: int) -> list[int]:
 
 def _plan(entries: int, queries: int, radius: int) -> int:
     """The chunk count m with the least estimated work, or 0 for a plain scan."""
+    if entries * max(queries, 1) <= _SCAN_ALWAYS:
+        return 0  # ingest's searches, twice per image: no need to price every m
     best, best_cost = 0, float(entries)  # per query, in units of one scanned entry (~2 ns)
     for m in range(3, 9):  # m >= 3 keeps each table at most 2**22 slots
         bits = 64 // m
@@ -477,6 +479,11 @@ def _plan(entries: int, queries: int, radius: int) -> int:
         if cost < best_cost:
             best, best_cost = m, cost
     return best
+
+
+# Below this many (entries x queries) no chunk count m beats a scan: the table term of
+# _plan's cost alone, (2**bits + 10_000) * m / queries, is at least this over queries.
+_SCAN_ALWAYS = min((2 ** (64 // m) + 10_000) * m for m in range(3, 9))
 
 
 def _build_tables(values: np.ndarray, m: int) -> list[_ChunkTable]:

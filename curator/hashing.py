@@ -361,29 +361,36 @@ class HashIndex:
     """
 
     def __init__(self) -> None:
-        self.values = np.zeros(0, dtype=np.uint64)
-        self.owners = np.zeros(0, dtype=np.int32)
-        self.kinds = np.zeros(0, dtype=np.int16)
-        self._tail: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        self._tail_size = 0
+        # Entries 0.._size in buffers that grow by a quarter at a time (one image's hashes are
+        # appended, not the whole index copied); the chunk tables cover 0.._folded, and the
+        # rest, the tail, is scanned.
+        self._values = np.zeros(0, dtype=np.uint64)
+        self._owners = np.zeros(0, dtype=np.int32)
+        self._kinds = np.zeros(0, dtype=np.int16)
+        self._size = 0
+        self._folded = 0
         self._tables: dict[int, list[_ChunkTable]] = {}
 
     def __len__(self) -> int:
-        return len(self.values) + self._tail_size
+        return self._size
 
     def extend(self, values: np.ndarray, owners: np.ndarray, kinds: np.ndarray) -> None:
-        self._tail.append((values.astype(np.uint64), owners.astype(np.int32), kinds.astype(np.int16)))
-        self._tail_size += len(values)
-        if self._tail_size > max(4096, len(self.values) // 4):
+        end = self._size + len(values)
+        if end > len(self._values):
+            capacity = max(end, len(self._values) * 5 // 4, 1024)
+            self._values, self._owners, self._kinds = (
+                np.concatenate([old[: self._size], np.zeros(capacity - self._size, dtype=old.dtype)])
+                for old in (self._values, self._owners, self._kinds)
+            )
+        self._values[self._size : end] = values
+        self._owners[self._size : end] = owners
+        self._kinds[self._size : end] = kinds
+        self._size = end
+        if end - self._folded > max(4096, self._folded // 4):
             self._fold()
 
     def _fold(self) -> None:
-        if not self._tail:
-            return
-        self.values = np.concatenate([self.values, *(t[0] for t in self._tail)])
-        self.owners = np.concatenate([self.owners, *(t[1] for t in self._tail)])
-        self.kinds = np.concatenate([self.kinds, *(t[2] for t in self._tail)])
-        self._tail, self._tail_size, self._tables = [], 0, {}
+        self._folded, self._tables = self._size, {}
 
     def search(
         self, queries: np.ndarray, radius: int, chunks: int | None = None
@@ -393,42 +400,29 @@ class HashIndex:
         ``chunks`` forces the plan (0: scan, 3-8: multi-index); by default it is estimated.
         """
         queries = np.asarray(queries, dtype=np.uint64)
-        if self._tail_size and len(self.values) == 0:
+        if self._folded == 0:
             self._fold()
         parts = []
-        if len(self.values):
-            m = _plan(len(self.values), len(queries), radius) if chunks is None else chunks
+        folded = self._values[: self._folded]
+        if len(folded):
+            m = _plan(len(folded), len(queries), radius) if chunks is None else chunks
             if m == 0:
-                parts.append(_scan(queries, self.values, radius, 0))
+                parts.append(_scan(queries, folded, radius, 0))
             else:
                 tables = self._tables.get(m)
                 if tables is None:
-                    tables = self._tables[m] = _build_tables(self.values, m)
-                parts.append(_probe(queries, self.values, tables, radius))
-        if len(self._tail) > 1:  # one array: scanning many small pieces costs more than joining them
-            values, owners, kinds = (np.concatenate(col) for col in zip(*self._tail, strict=True))
-            self._tail = [(values, owners, kinds)]
-        offset = len(self.values)
-        for values, _, _ in self._tail:
-            parts.append(_scan(queries, values, radius, offset))
-            offset += len(values)
+                    tables = self._tables[m] = _build_tables(folded, m)
+                parts.append(_probe(queries, folded, tables, radius))
+        if self._size > self._folded:
+            parts.append(_scan(queries, self._values[self._folded : self._size], radius, self._folded))
         if not parts:
             empty = np.zeros(0, dtype=np.int64)
             return empty, empty, empty
         return tuple(np.concatenate(col) for col in zip(*parts, strict=True))  # type: ignore[return-value]
 
     def entry(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(owners, kinds) of entries by index (tail included).
-
-        Reads the tail in place: folding it here would drop the chunk tables, and a
-        near duplicate of a recent image (found in the tail) would then cost a full
-        rebuild on the next search.
-        """
-        if not len(index) or int(index.max()) < len(self.values):
-            return self.owners[index], self.kinds[index]
-        owners = np.concatenate([self.owners, *(t[1] for t in self._tail)])
-        kinds = np.concatenate([self.kinds, *(t[2] for t in self._tail)])
-        return owners[index], kinds[index]
+        """(owners, kinds) of entries by index (tail included)."""
+        return self._owners[index], self._kinds[index]
 
 
 _Found = tuple[np.ndarray, np.ndarray, np.ndarray]

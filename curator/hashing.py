@@ -402,23 +402,18 @@ class HashIndex:
         queries = np.asarray(queries, dtype=np.uint64)
         if self._folded == 0:
             self._fold()
-        parts = []
         folded = self._values[: self._folded]
-        if len(folded):
-            m = _plan(len(folded), len(queries), radius) if chunks is None else chunks
-            if m == 0:
-                parts.append(_scan(queries, folded, radius, 0))
-            else:
-                tables = self._tables.get(m)
-                if tables is None:
-                    tables = self._tables[m] = _build_tables(folded, m)
-                parts.append(_probe(queries, folded, tables, radius))
-        if self._size > self._folded:
-            parts.append(_scan(queries, self._values[self._folded : self._size], radius, self._folded))
-        if not parts:
-            empty = np.zeros(0, dtype=np.int64)
-            return empty, empty, empty
-        return tuple(np.concatenate(col) for col in zip(*parts, strict=True))  # type: ignore[return-value]
+        m = _plan(len(folded), len(queries), radius) if chunks is None else chunks
+        if m == 0 or not len(folded):  # one pass over the tables' part and the tail alike
+            return _scan(queries, self._values[: self._size], radius, 0)
+        tables = self._tables.get(m)
+        if tables is None:
+            tables = self._tables[m] = _build_tables(folded, m)
+        probed = _probe(queries, folded, tables, radius)
+        if self._size == self._folded:
+            return probed
+        scanned = _scan(queries, self._values[self._folded : self._size], radius, self._folded)
+        return tuple(np.concatenate(col) for col in zip(probed, scanned, strict=True))  # type: ignore[return-value]
 
     def entry(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(owners, kinds) of entries by index (tail included)."""

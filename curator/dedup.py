@@ -342,7 +342,8 @@ class Confirmer:
             return cached[1], cached[2]
         image = grey[:, ::-1].copy() if mirrored else grey
         kps, descriptors = self.orb.detectAndCompute(image, None)
-        points = self.cv2.KeyPoint_convert(kps).reshape(-1, 2)  # not a loop over KeyPoint objects
+        # KeyPoint_convert, not a loop over KeyPoint objects; it gives () for no keypoints.
+        points = np.asarray(self.cv2.KeyPoint_convert(kps), dtype=np.float32).reshape(-1, 2)
         self._features[key] = (grey, points, descriptors)
         if len(self._features) > self.cache_size:
             self._features.popitem(last=False)

@@ -139,6 +139,16 @@ def test_add_image_needs_the_callers_transaction(conn, objects) -> None:
     assert len(index) == 0
 
 
+def test_keypoint_check_of_a_featureless_image_says_no(objects) -> None:
+    """A flat image has no keypoints at all: the check refuses the pair instead of failing."""
+    confirmer = dedup.Confirmer(objects)
+    flat = np.full((192, 256), 128, dtype=np.uint8)
+    grey = hashing.grey_copy(photo(8))
+    assert not confirmer.same(flat, grey)
+    assert not confirmer.same(grey, flat, mirrored=True)
+    assert confirmer.same(grey, grey)
+
+
 def test_clusters_list_members_distances_and_sources(conn, objects) -> None:
     index = dedup.NearIndex.load(conn, objects, DedupConfig())
     a, placed = add(index, conn, objects, photo(7))

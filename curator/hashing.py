@@ -324,7 +324,12 @@ def _mirror_signs() -> np.ndarray:
 
 def _bits_many(low: np.ndarray) -> list[int]:
     flat = low.reshape(len(low), -1)
-    above = flat > np.median(flat, axis=1, keepdims=True)
+    # Each row's median (the mean of its two middle values, as np.median takes it, in a
+    # quarter of np.median's time).
+    middle = HASH_SIZE * HASH_SIZE // 2
+    part = np.partition(flat, (middle - 1, middle), axis=1)
+    median = (part[:, middle - 1 : middle] + part[:, middle : middle + 1]) / 2
+    above = flat > median
     packed = np.packbits(above, axis=1)  # (views, 8) bytes, most significant first
     return [int(v) for v in packed.view(">u8").reshape(-1)]
 

@@ -7,7 +7,8 @@ Why it matters: on two cores, the event loop's CPU is taken from decoding and, t
 the GIL, from the catalog thread (curator/ingest/run.py). Each client runs in its own
 process against one threaded server on 127.0.0.1, with 256 requests in flight, and
 reads every body; its CPU (user + system, from ``wait4``) and wall time are printed.
-``curator`` also checks robots.txt and X-Robots-Tag and records what it fetched.
+``curator`` also checks robots.txt and X-Robots-Tag and records what it fetched, and runs
+on the event loop that ingest uses (uvloop where it is installed); the others on asyncio's.
 """
 
 from __future__ import annotations
@@ -84,8 +85,13 @@ async def _httpx(urls: list[str]) -> None:
 
 
 def child(client: str, url_file: Path) -> None:
+    from curator.ingest.fetch import loop_factory
+
     urls = url_file.read_text().split()
-    asyncio.run({"curator": _curator, "aiohttp": _aiohttp, "httpx": _httpx}[client](urls))
+    # curator on the loop ingest uses (uvloop where installed); the others on asyncio's own.
+    factory = loop_factory() if client == "curator" else None
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run({"curator": _curator, "aiohttp": _aiohttp, "httpx": _httpx}[client](urls))
 
 
 def timed(client: str, url_file: Path) -> tuple[float, float]:

@@ -8,6 +8,7 @@ check resumability.
 
 from __future__ import annotations
 
+import importlib
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ import pytest
 from PIL import Image
 
 from curator import catalog, store
+from curator.ingest import fetch
 from curator.workspace import init_workspace
 from tests import ingest_data as data
 from tests.conftest import CLASSES, run_cli
@@ -33,6 +35,7 @@ ROBOTS = b"User-agent: *\nDisallow: /private/\n"
 NEAR = ["near/base.jpg", "near/resized.jpg", "near/q60.jpg", "near/crop.jpg", "near/bright.jpg",
         "near/mark.jpg"]
 DISTINCT = [f"distinct/{i}.jpg" for i in range(6)]
+ingest_run = importlib.import_module("curator.ingest.run")  # the package's `run` is the function
 
 
 @dataclass
@@ -388,15 +391,36 @@ def _small_jpeg(seed: int) -> bytes:
     return data.jpeg(data.photo(seed, size=(96, 72)))
 
 
-def test_per_host_limit_holds(tmp_path: Path) -> None:
+@pytest.fixture(params=["default", "asyncio"])
+def event_loop_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Ingest on its default loop (uvloop's where installed), then on asyncio's own, as where
+    uvloop is not (Windows)."""
+    if request.param == "asyncio":
+        monkeypatch.setattr(ingest_run, "loop_factory", lambda: None)
+    return str(request.param)
+
+
+def test_default_event_loop_is_uvloop_where_installed() -> None:
+    uvloop = pytest.importorskip("uvloop")
+    assert fetch.loop_factory() is uvloop.new_event_loop
+
+
+def test_per_host_limit_holds(tmp_path: Path, event_loop_kind: str) -> None:
     with ImageServer() as server:
         lines = [server.route(f"/p/{i}.jpg", Reply(body=_small_jpeg(100 + i), delay=0.1)) for i in range(8)]
-        _small_run(tmp_path, server, lines, "--concurrency", "8", "--per-host", "2")
+        root = _small_run(tmp_path, server, lines, "--concurrency", "8", "--per-host", "2")
         assert server.max_active == 2
+        assert _stored(root) == 8
 
 
-def test_global_limit_holds(tmp_path: Path) -> None:
+def test_global_limit_holds(tmp_path: Path, event_loop_kind: str) -> None:
     with ImageServer() as server:
         lines = [server.route(f"/g/{i}.jpg", Reply(body=_small_jpeg(110 + i), delay=0.1)) for i in range(8)]
-        _small_run(tmp_path, server, lines, "--concurrency", "3", "--per-host", "8")
+        root = _small_run(tmp_path, server, lines, "--concurrency", "3", "--per-host", "8")
         assert server.max_active == 3
+        assert _stored(root) == 8
+
+
+def _stored(root: Path) -> int:
+    with catalog.connect(root / "catalog.sqlite") as conn:
+        return int(conn.execute("SELECT COUNT(*) FROM sources WHERE outcome = 'stored'").fetchone()[0])

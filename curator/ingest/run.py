@@ -10,15 +10,15 @@ An exact duplicate has the same decoded pixels as a stored image. Equal pixels h
 equal fingerprints (size and perceptual hashes, hashing.fingerprint), so the full
 pixel keys are computed and compared only when a fingerprint is already in the catalog.
 
-Downloads run on an asyncio event loop; everything CPU-bound on a small thread
-pool; and the catalog on exactly one thread of its own, so transactions never
-interleave and none waits on the network. Each source costs one hop to a worker;
-the catalog thread takes sources in groups, whatever is ready when it is free,
-one transaction per group (a hop or a commit per source handed the GIL and the
-cores around more often than the work of a source took). A group's bytes are
-durable in ``objects/`` before its transaction opens, so a crash leaves complete
-rows only; bytes stored just before a crash are orphans that ``store.put`` makes
-harmless on the rerun.
+Downloads run on an asyncio event loop (uvloop's where installed: fetch.loop_factory);
+everything CPU-bound on a small thread pool; and the catalog on exactly one thread
+of its own, so transactions never interleave and none waits on the network. Each
+source costs one hop to a worker; the catalog thread takes sources in groups,
+whatever is ready when it is free, one transaction per group (a hop or a commit
+per source handed the GIL and the cores around more often than the work of a
+source took). A group's bytes are durable in ``objects/`` before its transaction
+opens, so a crash leaves complete rows only; bytes stored just before a crash are
+orphans that ``store.put`` makes harmless on the rerun.
 Temp files that a kill left in ``objects/`` (names starting with ``.``) are removed
 when a run starts; one run at a time holds an exclusive lock on the workspace's
 catalog file.
@@ -50,7 +50,7 @@ from curator import catalog, fsutil, store
 from curator.config import IngestConfig
 from curator.errors import InputError
 from curator.fsutil import write_atomic
-from curator.ingest.fetch import Fetched, Fetcher, robots_policy
+from curator.ingest.fetch import Fetched, Fetcher, loop_factory, robots_policy
 from curator.ingest.sources import Source, parse_lines
 from curator.workspace import Workspace
 
@@ -147,7 +147,8 @@ def run(
     started = time.monotonic()
     with exclusive(ws):
         remove_temp_files(ws.objects)
-        summary = asyncio.run(_Run(ws, options, on_progress or (lambda n: None)).main(sources))
+        with asyncio.Runner(loop_factory=loop_factory()) as runner:
+            summary = runner.run(_Run(ws, options, on_progress or (lambda n: None)).main(sources))
     summary.seconds = time.monotonic() - started
     if options.report is not None:
         write_report(options.report, summary.items)

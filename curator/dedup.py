@@ -22,8 +22,9 @@ Defaults, chosen by measuring (2 shared cores; times move with load):
       threshold=8, candidate=12 (default): pairs P 1.000, R 0.992 overall; recall per
         transform 1.000 for exact, png, resize, jpeg q20-45, blur, gray, watermark bar,
         crop 3-8%, mirror, rotate 3-6 deg; brightness+contrast 0.982; crop 15-22% 0.965;
-        no false pair among the 30 photos sharing a logo; 177 keypoint checks;
-        decode + all 22 hashes 1.3 ms per image (ingest's validate.check; the pixel hash is lazy)
+        no false pair among the 30 photos sharing a logo; 175 keypoint checks;
+        decode + all 22 hashes 1.0 ms per image (ingest's validate.check; JPEGs hashed from
+        their luma plane, hashing.luma_grey; the pixel hash is lazy)
       peer, one 64-bit pHash at <= 10 (imagededup's default): P 1.000, R 0.570
         (mirror 0.000, rotate 0.404, crop 15-22% 0.018 at P 0.5)
       (measured with the earlier Pillow-resized hashes, not rerun:)
@@ -31,7 +32,7 @@ Defaults, chosen by measuring (2 shared cores; times move with load):
         generated photos: 0 pairs within 8, 28 candidate pairs within 12, 227 within 14
       crop windows at 80% and 90% of a side (the first choice): R 0.987, crop 15-22% 0.930
     python benchmarks/dedup_quality.py --photos 80 --logo 60 --seed 3   # 1,321 images
-      default: P 1.000, R 0.998 (crop 15-22% 0.990);
+      default: P 1.000, R 0.998 (crop 15-22% 0.990); 398 keypoint checks;
       peer: P 0.993, R 0.548, and it put logo photos together
     python benchmarks/cluster_scale.py       # uniform random hashes, radius 8, 1,000 planted pairs
       100,000: multi-index 0.9-2.3 s, numpy brute force 27-30 s; 1,000,000: multi-index 14-15 s;
@@ -76,6 +77,7 @@ class NewImage:
     height: int
     format: str
     bytes: int
+    hashed_from: str = hashing.RGB  # hashing.LUMA when its hashes came from a JPEG's luma plane
 
 
 @dataclass(frozen=True)
@@ -218,6 +220,12 @@ class NearIndex:
                 best[found.sha256] = found
         return sorted(best.values(), key=lambda c: _rank(c, self.threshold))
 
+    def same_phash(self, phash: int, radius: int) -> list[str]:
+        """Stored images whose own ``phash`` is within ``radius`` bits of ``phash``."""
+        _, found, _ = self.own.search(np.array([phash], dtype=np.uint64), radius)
+        owners, _ = self.own.entry(found)
+        return [self.shas[owner] for owner in owners.tolist()]
+
     def matches(
         self,
         hashes: dict[str, int],
@@ -321,8 +329,7 @@ class Confirmer:
         try:
             data = store.read(self.objects, sha)
             with Image.open(io.BytesIO(data)) as img:
-                img.draft("RGB", (2 * hashing.GREY_SIDE, 2 * hashing.GREY_SIDE))  # JPEG: decode smaller
-                grey = hashing.grey_copy(hashing.normalize(img))
+                grey = hashing.grey_of(img).pixels
         except (OSError, ValueError, SyntaxError):
             return None
         self.remember(sha, grey)
@@ -441,7 +448,7 @@ def _merge_clusters(conn: sqlite3.Connection, ids: list[int]) -> int:
 def _insert_image(conn: sqlite3.Connection, new: NewImage, hashes: dict[str, int], cluster_id: int) -> None:
     conn.execute(
         "INSERT INTO images (sha256, fingerprint, hashes, pixel_sha256, width, height, format, bytes,"
-        " cluster_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " cluster_id, created_at, hashed_from) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             new.sha256,
             new.fingerprint,
@@ -453,6 +460,7 @@ def _insert_image(conn: sqlite3.Connection, new: NewImage, hashes: dict[str, int
             new.bytes,
             cluster_id,
             catalog.utcnow(),
+            new.hashed_from,
         ),
     )
 

@@ -15,8 +15,10 @@ image) costs nothing extra; comparing a new image's ``phash`` with a stored
 hash shifted, zoomed and rotated views of the same thumbnail, so that a crop or a
 small rotation of a stored photo lands near one of them (see curator.dedup).
 
-Every image gets one grey copy (:func:`grey_copy`, :data:`GREY_SIDE` px), kept
-for keypoint checks (curator.dedup) and halved and equalised for hashing. The box
+Every image gets one grey copy (:func:`grey_of`, :data:`GREY_SIDE` px), kept
+for keypoint checks (curator.dedup) and halved and equalised for hashing. A JPEG's
+comes from its own luma plane, decoded smaller (:func:`luma_grey`); any other
+image's from its decoded RGB pixels (:func:`grey_copy`). The box
 average down to each view's 32x32 thumbnail and the DCT are both linear, so the
 20 unrotated views are one batch of small matrix products: from a decoded 640x480
 photo, the grey copy and all 22 hashes take about 0.4 ms.
@@ -43,6 +45,10 @@ HASH_SIZE = 8  # 8x8 low frequencies -> 64 bits
 DCT_SIDE = 32  # the thumbnail the DCT is taken of
 WORK_SIDE = 128  # longest side of the equalised grey copy the hashes are taken of
 GREY_SIDE = 256  # longest side of the grey copy kept per image: hashed, and matched by keypoints
+
+# What an image's grey copy, and so its hashes, were taken of (the catalog's images.hashed_from).
+RGB = "rgb"  # the decoded RGB pixels
+LUMA = "luma"  # a JPEG's luma plane, decoded at a reduced scale (luma_grey)
 
 PHASH = "phash"
 PHASH_MIRROR = "phash_mirror"
@@ -235,6 +241,50 @@ def grey_copy(rgb: Image.Image | np.ndarray, side: int = GREY_SIDE) -> np.ndarra
         size = (max(1, round(pixels.shape[1] * scale)), max(1, round(pixels.shape[0] * scale)))
         pixels = cv2.resize(pixels, size, interpolation=cv2.INTER_LINEAR)
     return np.ascontiguousarray(pixels)
+
+
+@dataclass(frozen=True)
+class Grey:
+    pixels: np.ndarray  # the grey copy (GREY_SIDE px on the longest side, never enlarged)
+    hashed_from: str  # RGB or LUMA
+    size: tuple[int, int]  # (width, height) of the whole image, EXIF orientation applied
+
+
+def grey_of(img: Image.Image) -> Grey:
+    """The grey copy of a just-opened image: :func:`luma_grey` for a JPEG that has one, else
+    :func:`grey_copy` of its :func:`normalize`-d pixels. Loads ``img`` (a truncated file
+    raises as ``img.load()`` would)."""
+    width, height = img.size
+    luma = luma_grey(img)
+    if luma is not None:
+        upright = (height, width) if orientation(img) in (5, 6, 7, 8) else (width, height)
+        return Grey(luma, LUMA, upright)
+    rgb = normalize(img)
+    return Grey(grey_copy(rgb), RGB, rgb.size)
+
+
+def luma_grey(img: Image.Image) -> np.ndarray | None:
+    """The grey copy of a just-opened JPEG, taken from its own luma (Y) plane; None (and
+    ``img`` untouched) for any other image, or a JPEG that is not one frame of Y or YCbCr.
+
+    libjpeg then skips the colour planes' inverse DCT, upsampling and colour conversion,
+    and decodes at the smallest scale (1/2, 1/4 or 1/8) that keeps the longest side at
+    least GREY_SIDE: decode plus grey copy of a 640x480 photo 0.63 ms instead of 0.90,
+    1600x1200 2.3 instead of 4.6, 3000x2000 5.4 instead of 40.
+    The result is close to, not exactly, the grey of the decoded RGB pixels, so the same
+    pixels hashed both ways can differ by a few bits (at most 10 of 64 between the two
+    ``phash`` values, over 3,960 JPEGs of 30 photos at 6 aspect ratios, 4 sizes, 3
+    qualities, 2 chroma subsamplings; 12 for a 1024x141 strip). Exact duplicates across
+    the two are found by pixels instead (curator.ingest.run).
+    """
+    if img.format != "JPEG" or img.mode not in ("RGB", "L") or getattr(img, "n_frames", 1) != 1:
+        return None
+    width, height = img.size
+    longest = max(width, height)
+    img.draft("L", (max(1, width * GREY_SIDE // longest), max(1, height * GREY_SIDE // longest)))
+    img.load()
+    upright = ImageOps.exif_transpose(img) if orientation(img) != 1 else img
+    return grey_copy(np.asarray(upright))
 
 
 def perceptual_hashes(rgb: Image.Image | np.ndarray) -> dict[str, int]:

@@ -118,3 +118,47 @@ def test_grey_copy_falls_back_where_pillow_cannot_export() -> None:
     assert hashing._pillow_grey(big) is None
     assert hashing._pillow_grey(Image.new("L", (8, 8))) is None
     assert np.array_equal(hashing.grey_copy(big), hashing.grey_copy(np.asarray(big)))
+
+
+def _jpeg(img: Image.Image, **params: object) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=90, **params)
+    return buf.getvalue()
+
+
+def test_luma_grey_decodes_a_jpeg_smaller_and_only_a_jpeg() -> None:
+    photo = synthetic.photo(4, "alopecia", (1600, 1200))
+    img = Image.open(io.BytesIO(_jpeg(photo)))
+    grey = hashing.luma_grey(img)
+    assert grey is not None and grey.shape == (192, 256)
+    assert (img.mode, img.size) == ("L", (400, 300))  # decoded at 1/4: still >= 256 px
+    for other in (synthetic.encode(photo, "PNG"), _jpeg(photo.convert("CMYK"))):
+        opened = Image.open(io.BytesIO(other))
+        assert hashing.luma_grey(opened) is None
+        assert hashing.grey_of(opened).hashed_from == hashing.RGB
+
+
+def test_grey_of_a_jpeg_applies_exif_orientation() -> None:
+    upright = synthetic.photo(5, "psoriasis", (640, 480))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to display": undoes ROTATE_90 (which is CCW)
+    sideways = _jpeg(upright.transpose(Image.Transpose.ROTATE_90), exif=exif)
+    tagged = hashing.grey_of(Image.open(io.BytesIO(sideways)))
+    plain = hashing.grey_of(Image.open(io.BytesIO(_jpeg(upright))))
+    assert (tagged.hashed_from, tagged.size, tagged.pixels.shape) == (hashing.LUMA, (640, 480), (192, 256))
+    assert hashing.hamming(hashing.hashes_of_grey(tagged.pixels)[hashing.PHASH],
+                           hashing.hashes_of_grey(plain.pixels)[hashing.PHASH]) <= 4
+
+
+@pytest.mark.parametrize("size", [(640, 480), (1600, 1200), (333, 500), (900, 300)])
+def test_luma_and_rgb_hashes_of_the_same_pixels_are_close(size: tuple[int, int]) -> None:
+    """What ingest's comparison across the two ways of hashing relies on (run.ACROSS_HASHINGS)."""
+    from curator.ingest.run import ACROSS_HASHINGS
+
+    for seed in range(6):
+        data = _jpeg(synthetic.photo(seed, "folliculitis", size))
+        luma = hashing.grey_of(Image.open(io.BytesIO(data)))
+        rgb = hashing.grey_copy(hashing.normalize(Image.open(io.BytesIO(data))))
+        distance = hashing.hamming(hashing.hashes_of_grey(luma.pixels)[hashing.PHASH],
+                                   hashing.hashes_of_grey(rgb)[hashing.PHASH])
+        assert distance <= ACROSS_HASHINGS - 6, (size, seed, distance)

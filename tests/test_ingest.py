@@ -12,7 +12,7 @@ import pytest
 from click.testing import Result
 from PIL import Image
 
-from curator import fsutil, hashing, store
+from curator import catalog, fsutil, hashing, store
 from curator.config import IngestConfig
 from curator.ingest import fetch, sources, validate
 from curator.workspace import Workspace
@@ -252,6 +252,51 @@ def test_unreadable_list(workspace: Workspace, tmp_path: Path) -> None:
 def test_list_that_fails_to_read(workspace: Workspace) -> None:
     # /proc/self/mem opens but reading offset 0 fails with EIO, even for root.
     _refused(workspace, "/proc/self/mem", "/proc/self/mem: cannot read (Input/output error)")
+
+
+@pytest.mark.parametrize("first", ["jpeg", "png"])
+def test_same_pixels_hashed_from_luma_and_from_rgb_are_one_image(
+    workspace: Workspace, tmp_path: Path, first: str
+) -> None:
+    """A JPEG is hashed from its luma plane, its pixels saved as PNG from RGB: their
+    fingerprints differ, so only the comparison across the two ways finds them equal."""
+    jpeg = data.jpeg(data.photo(2, "alopecia", (640, 480)))
+    files = {"jpeg": ("a.jpg", jpeg), "png": ("a.png", data.png(data.decoded(jpeg)))}
+    checked = {kind: validate.check(blob, CFG) for kind, (_, blob) in files.items()}
+    assert isinstance(checked["jpeg"], validate.Checked) and isinstance(checked["png"], validate.Checked)
+    assert (checked["jpeg"].hashed_from, checked["png"].hashed_from) == (hashing.LUMA, hashing.RGB)
+    assert checked["jpeg"].fingerprint != checked["png"].fingerprint
+    order = [first, "png" if first == "jpeg" else "jpeg"]
+    for kind in order:
+        name, blob = files[kind]
+        (tmp_path / name).write_bytes(blob)
+        summary = _json(run_cli("--json", "ingest", str(tmp_path / name), workspace=workspace.root))
+    assert (summary["stored"], summary["exact_duplicates"]) == (0, 1)
+    rows = workspace.conn.execute("SELECT sha256, hashed_from FROM images").fetchall()
+    kept = checked[first]
+    assert [(r["sha256"], r["hashed_from"]) for r in rows] == [(kept.sha256, kept.hashed_from)]
+
+
+def test_jpeg_hashed_from_rgb_before_luma_still_has_exact_duplicates(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    """An image stored before catalog migration 3 was hashed from RGB; a copy of its JPEG with
+    other metadata, hashed from luma now, is still its exact duplicate."""
+    jpeg = data.jpeg(data.photo(3, "psoriasis", (640, 480)))
+    (tmp_path / "old.jpg").write_bytes(jpeg)
+    _json(run_cli("--json", "ingest", str(tmp_path / "old.jpg"), workspace=workspace.root))
+    rgb = hashing.perceptual_hashes(hashing.normalize(Image.open(tmp_path / "old.jpg")))
+    with catalog.atomic(workspace.conn):  # the row as migration 3 left it: hashed from RGB
+        workspace.conn.execute(
+            "UPDATE images SET hashed_from = 'rgb', hashes = ?, fingerprint = ?",
+            (hashing.pack_hashes(rgb), hashing.fingerprint(640, 480, rgb)),
+        )
+    commented = jpeg[:2] + b"\xff\xfe\x00\x0ecopied here!" + jpeg[2:]  # a COM segment: other bytes
+    (tmp_path / "new.jpg").write_bytes(commented)
+    assert validate.pixel_sha256(commented) == validate.pixel_sha256(jpeg)
+    summary = _json(run_cli("--json", "ingest", str(tmp_path / "new.jpg"), workspace=workspace.root))
+    assert (summary["stored"], summary["exact_duplicates"]) == (0, 1)
+    assert workspace.conn.execute("SELECT COUNT(*) FROM images").fetchone()[0] == 1
 
 
 def test_dups_lists_exact_and_near_and_reclusters(workspace: Workspace, tmp_path: Path) -> None:

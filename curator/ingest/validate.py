@@ -39,8 +39,9 @@ class Checked:
     height: int
     format: str
     nbytes: int
-    grey: np.ndarray  # hashing.grey_copy: what keypoint checks compare (the full pixels are not kept)
+    grey: np.ndarray  # hashing.grey_of: what keypoint checks compare (the full pixels are not kept)
     hashes: dict[str, int]
+    hashed_from: str  # hashing.LUMA (a JPEG's luma plane) or hashing.RGB
 
 
 @dataclass(frozen=True)
@@ -76,22 +77,26 @@ def _check_open(img: Image.Image, data: bytes, cfg: IngestConfig) -> Checked | R
     if _oriented_min_side(img) < cfg.min_side:
         return Refused("too-small", f"{width}x{height}")
     try:
-        rgb = _normalized(img)
+        with warnings.catch_warnings():
+            # PIL warns (DecompressionBombWarning) between the limit and twice it; our own cap decides.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            grey = hashing.grey_of(img)
     except Image.DecompressionBombError as err:
         return Refused("decompression-bomb", str(err))
     except (OSError, ValueError, SyntaxError, EOFError) as err:
         return Refused("truncated", str(err))
-    grey = hashing.grey_copy(rgb)
-    hashes = hashing.hashes_of_grey(grey)
+    hashes = hashing.hashes_of_grey(grey.pixels)
+    width, height = grey.size
     return Checked(
         sha256=sha256_bytes(data),
-        fingerprint=hashing.fingerprint(rgb.width, rgb.height, hashes),
-        width=rgb.width,
-        height=rgb.height,
+        fingerprint=hashing.fingerprint(width, height, hashes),
+        width=width,
+        height=height,
         format="JPEG" if fmt == "MPO" else fmt,
         nbytes=len(data),
-        grey=grey,
+        grey=grey.pixels,
         hashes=hashes,
+        hashed_from=grey.hashed_from,
     )
 
 

@@ -98,6 +98,12 @@ def normalize(img: Image.Image) -> Image.Image:
     return oriented
 
 
+def oriented_size(img: Image.Image) -> tuple[int, int]:
+    """(width, height) of ``img`` once its EXIF orientation is applied, read from its header."""
+    width, height = img.size
+    return (height, width) if orientation(img) in (5, 6, 7, 8) else (width, height)  # a quarter turn
+
+
 def orientation(img: Image.Image) -> int:
     """The EXIF orientation tag (1, upright, when absent or unreadable)."""
     try:
@@ -254,11 +260,10 @@ def grey_of(img: Image.Image) -> Grey:
     """The grey copy of a just-opened image: :func:`luma_grey` for a JPEG that has one, else
     :func:`grey_copy` of its :func:`normalize`-d pixels. Loads ``img`` (a truncated file
     raises as ``img.load()`` would)."""
-    width, height = img.size
+    size = oriented_size(img)  # before luma_grey, which makes the decoded image smaller
     luma = luma_grey(img)
     if luma is not None:
-        upright = (height, width) if orientation(img) in (5, 6, 7, 8) else (width, height)
-        return Grey(luma, LUMA, upright)
+        return Grey(luma, LUMA, size)
     rgb = normalize(img)
     return Grey(grey_copy(rgb), RGB, rgb.size)
 

@@ -14,8 +14,10 @@ This runs in worker threads: it touches no catalog and no shared state.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,9 +57,7 @@ def check(data: bytes, cfg: IngestConfig) -> Checked | Refused:
     if not data:
         return Refused("empty")
     try:
-        with warnings.catch_warnings():
-            # PIL warns (DecompressionBombWarning) between the limit and twice it; our own cap decides.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with _bomb_warnings_ignored():
             img = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as err:
         return Refused("decompression-bomb", str(err))
@@ -74,12 +74,10 @@ def _check_open(img: Image.Image, data: bytes, cfg: IngestConfig) -> Checked | R
     width, height = img.size
     if width * height > cfg.max_pixels:
         return Refused("decompression-bomb", f"{width}x{height} pixels")
-    if _oriented_min_side(img) < cfg.min_side:
+    if min(hashing.oriented_size(img)) < cfg.min_side:
         return Refused("too-small", f"{width}x{height}")
     try:
-        with warnings.catch_warnings():
-            # PIL warns (DecompressionBombWarning) between the limit and twice it; our own cap decides.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with _bomb_warnings_ignored():
             grey = hashing.grey_of(img)
     except Image.DecompressionBombError as err:
         return Refused("decompression-bomb", str(err))
@@ -107,18 +105,17 @@ def pixel_sha256(data: bytes) -> str:
 
 
 def _normalized(img: Image.Image) -> Image.Image:
-    with warnings.catch_warnings():
-        # PIL warns (DecompressionBombWarning) between the limit and twice it; our own cap decides.
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+    with _bomb_warnings_ignored():
         img.load()
         return hashing.normalize(img)
 
 
-def _oriented_min_side(img: Image.Image) -> int:
-    width, height = img.size
-    if hashing.orientation(img) in (5, 6, 7, 8):  # a quarter turn swaps the sides
-        width, height = height, width
-    return min(width, height)
+@contextlib.contextmanager
+def _bomb_warnings_ignored() -> Iterator[None]:
+    """PIL warns (DecompressionBombWarning) between its limit and twice it; our own cap decides."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        yield
 
 
 def _unidentified_reason(data: bytes) -> str:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -81,6 +81,18 @@ class Migration:
     # Rebuilds a table that others refer to: foreign keys are switched off around it (SQLite
     # cannot while a transaction is open) and checked before it commits.
     rebuilds_tables: bool = False
+
+
+def select_in(
+    conn: sqlite3.Connection, sql: str, keys: Sequence[object], *params: object
+) -> list[sqlite3.Row]:
+    """The rows of ``sql``, whose ``{marks}`` is an IN list, for every one of ``keys``:
+    500 keys per statement (SQLite caps the variables of one), then ``params``."""
+    rows: list[sqlite3.Row] = []
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        rows += conn.execute(sql.format(marks=",".join("?" * len(chunk))), (*chunk, *params)).fetchall()
+    return rows
 
 
 def run_script(conn: sqlite3.Connection, script: str) -> None:

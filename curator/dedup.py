@@ -428,13 +428,8 @@ def _aligned_correlation(cv2: Any, a: np.ndarray, b: np.ndarray, transform: np.n
 
 def _live_clusters(conn: sqlite3.Connection, shas: list[str]) -> dict[str, int]:
     """sha256 -> cluster id for those of ``shas`` that exist in the catalog."""
-    live: dict[str, int] = {}
-    for start in range(0, len(shas), 500):
-        chunk = shas[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        for row in conn.execute(f"SELECT sha256, cluster_id FROM images WHERE sha256 IN ({marks})", chunk):
-            live[row[0]] = int(row[1])
-    return live
+    rows = catalog.select_in(conn, "SELECT sha256, cluster_id FROM images WHERE sha256 IN ({marks})", shas)
+    return {row[0]: int(row[1]) for row in rows}
 
 
 def _merge_clusters(conn: sqlite3.Connection, ids: list[int]) -> int:

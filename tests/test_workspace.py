@@ -153,3 +153,13 @@ def test_zero_redirects_is_allowed_like_the_flag_but_negative_is_not(tmp_path: P
     path.write_text(base + "max_redirects = -1\n")
     with pytest.raises(ConfigError, match="'ingest.max_redirects' must be 0 or more"):
         config.load(path)
+
+
+def test_select_in_takes_more_keys_than_one_statement_and_then_the_params(tmp_path: Path) -> None:
+    conn = catalog.connect(tmp_path / "c.sqlite", migrate_schema=False)
+    conn.execute("CREATE TABLE t (k INTEGER, parity INTEGER)")
+    conn.executemany("INSERT INTO t VALUES (?, ?)", [(k, k % 2) for k in range(1500)])
+    keys = list(range(1200))  # three statements of at most 500
+    rows = catalog.select_in(conn, "SELECT k FROM t WHERE k IN ({marks}) AND parity = ?", keys, 1)
+    assert sorted(row[0] for row in rows) == [k for k in keys if k % 2 == 1]
+    assert catalog.select_in(conn, "SELECT k FROM t WHERE k IN ({marks})", []) == []

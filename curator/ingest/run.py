@@ -457,14 +457,11 @@ class _Run:
         if not self.hashed_from - {checked.hashed_from}:
             return []  # every stored image was hashed the way this one was
         near = self.index.same_phash(checked.hashes[hashing.PHASH], ACROSS_HASHINGS)
-        if not near:
-            return []
-        marks = ",".join("?" * len(near))
         sql = (
-            f"SELECT sha256, pixel_sha256 FROM images WHERE sha256 IN ({marks})"
+            "SELECT sha256, pixel_sha256 FROM images WHERE sha256 IN ({marks})"
             " AND width = ? AND height = ? AND hashed_from != ?"
         )
-        return self.conn.execute(sql, (*near, checked.width, checked.height, checked.hashed_from)).fetchall()
+        return catalog.select_in(self.conn, sql, near, checked.width, checked.height, checked.hashed_from)
 
     def _fill_pixel_key(self, sha: str) -> None:
         from curator.ingest import validate

@@ -212,7 +212,7 @@ def _lazy_pixel_keys(conn: sqlite3.Connection) -> None:
     rows were 22 inserts (and GIL hand-offs) per image on ingest's busiest thread, ~10% of
     the run. Images whose hashes are not exactly today's views keep their rows.
     """
-    from curator.hashing import NAMES, fingerprint, pack_hashes, to_unsigned  # numpy: only here
+    from curator.hashing import LEGACY_NAMES, fingerprint, pack_hashes, to_unsigned  # numpy: only here
 
     run_script(
         conn,
@@ -237,7 +237,7 @@ def _lazy_pixel_keys(conn: sqlite3.Connection) -> None:
     rows = conn.execute(
         "SELECT sha256, pixel_sha256, width, height, format, bytes, cluster_id, created_at FROM images"
     ).fetchall()
-    names = set(NAMES)
+    names = set(LEGACY_NAMES)  # the views of that time
 
     def packed(sha: str) -> bytes | None:
         mine = hashes.get(sha, {})
@@ -272,10 +272,26 @@ def _hashed_from(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE images ADD COLUMN hashed_from TEXT NOT NULL DEFAULT 'rgb'")
 
 
+def _legacy_views(conn: sqlite3.Connection) -> None:
+    """Images hashed with the 22 views before flips, quarter turns and turns with every fill
+    (hashing.LEGACY_NAMES) keep their hashes, and are read with those names; their
+    hashed_from gains LEGACY_SUFFIX. Their fingerprints cover other views than a new
+    image's, so ingest compares pixel keys with them as with images hashed the other way
+    (curator.ingest.run); ``curator dups --threshold N`` rehashes them with every view.
+    """
+    from curator.hashing import LEGACY_NAMES, LEGACY_SUFFIX
+
+    conn.execute(
+        "UPDATE images SET hashed_from = hashed_from || ? WHERE hashes IS NULL OR length(hashes) = ?",
+        (LEGACY_SUFFIX, 8 * len(LEGACY_NAMES)),
+    )
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial schema", _initial_schema),
     Migration(2, "lazy pixel keys", _lazy_pixel_keys, rebuilds_tables=True),
     Migration(3, "hashed from luma or rgb", _hashed_from),
+    Migration(4, "legacy hash views", _legacy_views),
 ]
 
 

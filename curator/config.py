@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from curator import match
 from curator.errors import ConfigError
 
 CONFIG_FILE = "curator.toml"
@@ -62,7 +63,7 @@ class IngestConfig:
 @dataclass(frozen=True)
 class DedupConfig:
     threshold: int = 8  # Hamming distance (of 64 bits) for a near duplicate on the hash alone
-    candidate_threshold: int = 12  # looser: rotated/cropped views, confirmed by keypoints (curator.dedup)
+    candidate_threshold: int = 12  # looser: turned/cropped views, confirmed by keypoints (curator.match)
     confirm: bool = True  # keypoint confirmation of candidates; off: hashes at `threshold` only
 
 
@@ -253,10 +254,9 @@ def _check(config: Config) -> None:
     for key in ("retries", "max_redirects"):  # 0: no retries / follow no redirect
         if getattr(ing, key) < 0:
             raise bad_value(f"ingest.{key}", "must be 0 or more")
-    if not 0 <= config.dedup.threshold <= 32:
-        raise bad_value("dedup.threshold", "must be between 0 and 32")
-    if not config.dedup.threshold <= config.dedup.candidate_threshold <= 32:
-        raise bad_value("dedup.candidate_threshold", "must be between dedup.threshold and 32")
+    problem = match.threshold_problem(config.dedup.threshold, config.dedup.candidate_threshold)
+    if problem is not None:
+        raise bad_value(*problem)
     if config.labels.policy not in ("majority", "adjudicator"):
         raise bad_value("labels.policy", "must be 'majority' or 'adjudicator'")
     if config.labels.policy == "adjudicator" and not config.labels.adjudicator:

@@ -64,6 +64,7 @@ from curator import catalog, hashing, store
 from curator.config import DedupConfig
 from curator.errors import InputError
 from curator.hashing import HashIndex
+from curator.match import MAX_THRESHOLD, Match, Policy
 
 
 @dataclass(frozen=True)
@@ -120,50 +121,52 @@ class ReclusterResult:
 
 @dataclass(frozen=True)
 class Candidate:
-    """A stored image near a new one: by how many bits, and through which view."""
+    """A stored image near a new one: how it matched (curator.match)."""
 
     sha256: str
-    distance: int
-    view: str  # the hash name whose value was close (of either image), e.g. 'phash_rot+4'
+    match: Match
 
     @property
-    def direct(self) -> bool:
-        return self.view in DIRECT_VIEWS
+    def distance(self) -> int:
+        return self.match.distance
+
+    @property
+    def view(self) -> str:
+        return self.match.view
 
 
-# Views close enough to trust on the hash alone (at dedup.threshold); every other
-# view (rotations, crop windows) and every looser match needs the keypoint check.
-DIRECT_VIEWS = (hashing.PHASH, hashing.PHASH_MIRROR)
-MAX_THRESHOLD = 32  # beyond half the bits, "near" means nothing and every pair would match
-_KIND = {name: i for i, name in enumerate(hashing.NAMES)}
+# Hash names the index knows, today's views and those stored before catalog migration 4.
+_KIND = {name: i for i, name in enumerate(dict.fromkeys(hashing.NAMES + hashing.LEGACY_NAMES))}
+_NAME = list(_KIND)
+_DIHEDRAL_KINDS = [_KIND[name] for name in hashing.DIHEDRAL]
+_PHASH_KIND = _KIND[hashing.PHASH]
 
 
 @dataclass
 class NearIndex:
     """The stored hashes of a catalog, for placing new images (load once per run).
 
-    Every view hash of every image is in one HashIndex. A new image's ``phash`` is
-    looked up among all views (it may be a transformed copy of a stored image), and
-    its other views among stored ``phash`` entries only (a stored image may be a
-    transformed copy of it).
+    Every view hash of every image is in ``index``, its dihedral hashes (hashing.DIHEDRAL)
+    also in ``forms``. A new image's dihedral hashes are looked up among all views (it may
+    be a transformed copy of a stored image), and its other views among the stored
+    dihedral hashes (a stored image may be a transformed copy of it): curator.match.
     """
 
     objects: Path
-    cfg: DedupConfig
-    threshold: int
+    policy: Policy
     shas: list[str] = field(default_factory=list)
     index: HashIndex = field(default_factory=HashIndex)  # every view hash of every image
-    own: HashIndex = field(default_factory=HashIndex)  # each image's phash only
+    forms: HashIndex = field(default_factory=HashIndex)  # each image's dihedral hashes
     confirmer: Confirmer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
-        if self.confirmer is None and self.cfg.confirm:
+        if self.confirmer is None and self.policy.confirm:
             self.confirmer = Confirmer(self.objects)
 
     @classmethod
     def load(cls, conn: sqlite3.Connection, objects: Path, cfg: DedupConfig) -> NearIndex:
-        index = cls(objects=Path(objects), cfg=cfg, threshold=cfg.threshold)
+        index = cls(objects=Path(objects), policy=Policy.of(cfg))
         index.extend(stored_hashes(conn))
         return index
 
@@ -183,48 +186,38 @@ class NearIndex:
         if values:
             arrays = np.array(values, dtype=np.uint64), np.array(owners), np.array(kinds)
             self.index.extend(*arrays)
-            own = arrays[2] == _KIND[hashing.PHASH]
-            self.own.extend(arrays[0][own], arrays[1][own], arrays[2][own])
-
-    @property
-    def radius(self) -> int:
-        """How far candidates are searched: ``threshold`` plus the configured margin for
-        keypoint-confirmed matches (so re-clustering at another threshold moves both)."""
-        if self.confirmer is None:
-            return self.threshold
-        margin = max(0, self.cfg.candidate_threshold - self.cfg.threshold)
-        return min(MAX_THRESHOLD, self.threshold + margin)
+            form = np.isin(arrays[2], _DIHEDRAL_KINDS)
+            self.forms.extend(arrays[0][form], arrays[1][form], arrays[2][form])
 
     def candidates(self, hashes: dict[str, int]) -> list[Candidate]:
-        """Stored images near ``hashes``, nearest first (may include rolled-back rows)."""
-        names = [n for n in hashing.NAMES if n in hashes and n != hashing.PHASH]
-        views = np.array([hashes[n] for n in names], dtype=np.uint64)
-        # Its phash against every view of every stored image, and its views against their phash
-        # only (view against view is not a relation we model).
-        _, ei, dist = self.index.search(np.array([hashes[hashing.PHASH]], dtype=np.uint64), self.radius)
-        owners, kinds = self.index.entry(ei)
-        vq, vei, vdist = self.own.search(views, self.radius)
-        vowners, _ = self.own.entry(vei)
-        hits = [
-            *zip(owners.tolist(), [hashing.NAMES[k] for k in kinds.tolist()], dist.tolist(), strict=True),
-            *zip(vowners.tolist(), [names[q] for q in vq.tolist()], vdist.tolist(), strict=True),
-        ]
+        """Stored images that match ``hashes`` under the policy, best first (may include
+        rolled-back rows)."""
+        forms = [n for n in hashing.DIHEDRAL if n in hashes]
+        views = [n for n in hashes if n in _KIND and n not in hashing.DIHEDRAL]
+        radius = self.policy.radius
         best: dict[str, Candidate] = {}
-        for owner, view, d in hits:
-            found = Candidate(self.shas[owner], d, view)
-            if not found.direct or d > self.threshold:
-                if self.confirmer is None:
+        for names, stored in ((forms, self.index), (views, self.forms)):
+            if not names:
+                continue
+            qi, ei, dist = stored.search(np.array([hashes[n] for n in names], dtype=np.uint64), radius)
+            owners, kinds = stored.entry(ei)
+            hits = zip(qi.tolist(), owners.tolist(), kinds.tolist(), dist.tolist(), strict=True)
+            for q, owner, kind, d in hits:
+                found = self.policy.match(names[q], _NAME[kind], d)
+                if found is None:
                     continue
-            old = best.get(found.sha256)
-            if old is None or _rank(found, self.threshold) < _rank(old, self.threshold):
-                best[found.sha256] = found
-        return sorted(best.values(), key=lambda c: _rank(c, self.threshold))
+                cand = Candidate(self.shas[owner], found)
+                old = best.get(cand.sha256)
+                if old is None or _rank(cand) < _rank(old):
+                    best[cand.sha256] = cand
+        return sorted(best.values(), key=_rank)
 
     def same_phash(self, phash: int, radius: int) -> list[str]:
         """Stored images whose own ``phash`` is within ``radius`` bits of ``phash``."""
-        _, found, _ = self.own.search(np.array([phash], dtype=np.uint64), radius)
-        owners, _ = self.own.entry(found)
-        return [self.shas[owner] for owner in owners.tolist()]
+        _, found, _ = self.forms.search(np.array([phash], dtype=np.uint64), radius)
+        owners, kinds = self.forms.entry(found)
+        hits = zip(owners.tolist(), kinds.tolist(), strict=True)
+        return [self.shas[owner] for owner, kind in hits if kind == _PHASH_KIND]
 
     def matches(
         self,
@@ -242,20 +235,16 @@ class NearIndex:
         found = self.candidates(hashes)
         live = clusters_of([c.sha256 for c in found])
         joined: dict[int, Candidate] = {}
-        for cand in sorted(found, key=lambda c: _rank(c, self.threshold)):
+        for cand in found:
             cluster = live.get(cand.sha256)
             if cluster is None or cluster in joined:
                 continue
-            if self.trusted(cand) or (
+            if cand.match.direct or (
                 self.confirmer is not None
-                and self.confirmer.same_photo(grey, cand.sha256, mirrored=cand.view == hashing.PHASH_MIRROR)
+                and self.confirmer.same_photo(grey, cand.sha256, mirrored=cand.match.reflected)
             ):
                 joined[cluster] = cand
         return joined
-
-    def trusted(self, cand: Candidate) -> bool:
-        """A match on the hash alone: a whole-image view within ``threshold``."""
-        return cand.direct and cand.distance <= self.threshold
 
     def add_image(
         self, conn: sqlite3.Connection, new: NewImage, grey: np.ndarray, hashes: dict[str, int]
@@ -273,7 +262,7 @@ class NearIndex:
             joined = self.matches(hashes, grey, lambda shas: _live_clusters(conn, shas))
             if joined:
                 cluster_id = _merge_clusters(conn, sorted(joined))
-                best = min(joined.values(), key=lambda c: _rank(c, self.threshold))
+                best = min(joined.values(), key=_rank)
                 near_of: str | None = best.sha256
                 distance: int | None = best.distance
             else:
@@ -287,8 +276,8 @@ class NearIndex:
             return Placement(cluster_id=cluster_id, near_of=near_of, distance=distance)
 
 
-def _rank(c: Candidate, threshold: int) -> tuple[int, int, str]:
-    return (0 if c.direct and c.distance <= threshold else 1, c.distance, c.sha256)
+def _rank(c: Candidate) -> tuple[int, int, str]:
+    return (0 if c.match.direct else 1, c.distance, c.sha256)
 
 
 class Confirmer:
@@ -482,14 +471,55 @@ def stored_hashes(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
 
 
 def pair_distance(a: dict[str, int], b: dict[str, int]) -> int | None:
-    """The smallest Hamming distance between one image's ``phash`` and any view hash of the
-    other (so a mirrored, rotated or cropped copy reports how close its best view is);
-    None when either image has no ``phash``."""
+    """The smallest Hamming distance between one image's dihedral hashes and any view hash of
+    the other, both ways (so a flipped, turned or cropped copy reports how close its best
+    view is); None when either image has no ``phash``."""
     if hashing.PHASH not in a or hashing.PHASH not in b:
         return None
-    ab = min(hashing.hamming(a[hashing.PHASH], v) for n, v in b.items() if n in _KIND)
-    ba = min(hashing.hamming(b[hashing.PHASH], v) for n, v in a.items() if n in _KIND)
-    return min(ab, ba)
+    best = 64
+    for x, y in ((a, b), (b, a)):
+        forms = np.array([v for n, v in x.items() if n in hashing.DIHEDRAL], dtype=np.uint64)
+        views = np.array([v for n, v in y.items() if n in _KIND], dtype=np.uint64)
+        best = min(best, int(np.bitwise_count(forms[:, None] ^ views[None, :]).min()))
+    return best
+
+
+def near_pairs(policy: Policy, hashes: list[dict[str, int]]) -> dict[tuple[int, int], Match]:
+    """Every pair (i < j) of ``hashes`` that ``policy`` counts, with its best match.
+
+    One self-join of a HashIndex: each image's dihedral hashes against every view of every
+    image, which covers both directions of every relation (a is a view of b, or b of a).
+    Loose matches still need the keypoint check (Match.direct False).
+    """
+    index = HashIndex()
+    values, owners, kinds = _entries(hashes)
+    index.extend(values, owners, kinds)
+    form = np.isin(kinds, _DIHEDRAL_KINDS)
+    qi, ei, dist = index.search(values[form], policy.radius)
+    q_owner, q_kind = owners[form][qi], kinds[form][qi]
+    e_owner, e_kind = index.entry(ei)
+    other = q_owner != e_owner
+    best: dict[tuple[int, int], Match] = {}
+    for i, qk, j, ek, d in zip(
+        *(col[other].tolist() for col in (q_owner, q_kind, e_owner, e_kind, dist)), strict=True
+    ):
+        found = policy.match(_NAME[qk], _NAME[ek], d)
+        key = (min(i, j), max(i, j))
+        if found is not None and (key not in best or _match_rank(found) < _match_rank(best[key])):
+            best[key] = found
+    return best
+
+
+def _entries(hashes: list[dict[str, int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rows = [(v, owner, _KIND[n]) for owner, h in enumerate(hashes) for n, v in h.items() if n in _KIND]
+    if not rows:
+        return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    values, owners, kinds = zip(*rows, strict=True)
+    return np.array(values, dtype=np.uint64), np.array(owners), np.array(kinds)
+
+
+def _match_rank(m: Match) -> tuple[int, int, str]:
+    return (0 if m.direct else 1, m.distance, m.view)
 
 
 def clusters(conn: sqlite3.Connection, min_size: int = 2) -> list[ClusterInfo]:
@@ -557,22 +587,24 @@ def recluster(
     if not 0 <= threshold <= MAX_THRESHOLD:
         raise InputError(f"threshold {threshold} is out of range: use 0 to {MAX_THRESHOLD} bits (of 64)")
     all_hashes = stored_hashes(conn)
-    index = NearIndex(objects=Path(objects), cfg=cfg, threshold=threshold)
-    index.extend(all_hashes)
-    shas = index.shas
+    shas = list(all_hashes)
+    policy = Policy.of(cfg, threshold)
+    pairs = near_pairs(policy, list(all_hashes.values()))
     sets = DisjointSets(len(shas))
-    direct, loose = _pairs(index, all_hashes)
-    for a, b in direct:
-        sets.union(a, b)
-    if index.confirmer is not None:
-        for a, b, mirrored in loose:
-            if sets.find(a) == sets.find(b):
-                continue  # already linked: a keypoint check would add nothing
-            grey = index.confirmer.stored_grey(shas[a])
-            if grey is not None and index.confirmer.same_photo(grey, shas[b], mirrored):
-                sets.union(a, b)
-            if on_progress is not None:
-                on_progress(1)
+    for (a, b), found in pairs.items():
+        if found.direct:
+            sets.union(a, b)
+    # Loose pairs exist only when the policy confirms; nearest first: the likeliest to link.
+    loose = sorted((m.distance, a, b, m.reflected) for (a, b), m in pairs.items() if not m.direct)
+    confirmer = Confirmer(Path(objects))
+    for _, a, b, reflected in loose:
+        if sets.find(a) == sets.find(b):
+            continue  # already linked: a keypoint check would add nothing
+        grey = confirmer.stored_grey(shas[a])
+        if grey is not None and confirmer.same_photo(grey, shas[b], reflected):
+            sets.union(a, b)
+        if on_progress is not None:
+            on_progress(1)
     groups: dict[int, list[str]] = defaultdict(list)
     for slot, sha in enumerate(shas):
         groups[sets.find(slot)].append(sha)
@@ -596,29 +628,6 @@ class DisjointSets:
         ra, rb = self.find(a), self.find(b)
         if ra != rb:
             self.parent[max(ra, rb)] = min(ra, rb)
-
-
-def _pairs(
-    index: NearIndex, all_hashes: dict[str, dict[str, int]]
-) -> tuple[list[tuple[int, int]], list[tuple[int, int, bool]]]:
-    """Slot pairs from one self-join: (direct pairs, loose pairs with a 'mirrored' flag).
-
-    Each image's ``phash`` is searched among every view of every image, which covers
-    both directions of every relation (a is a view of b, or b of a).
-    """
-    queries = np.array([all_hashes[sha].get(hashing.PHASH, 0) for sha in index.shas], dtype=np.uint64)
-    qi, ei, dist = index.index.search(queries, index.radius)
-    owners, kinds = index.index.entry(ei)
-    other = qi != owners
-    qi, owners, kinds, dist = qi[other], owners[other], kinds[other], dist[other]
-    direct = (dist <= index.threshold) & np.isin(kinds, [_KIND[v] for v in DIRECT_VIEWS])
-    direct_pairs = list(zip(qi[direct].tolist(), owners[direct].tolist(), strict=True))
-    order = np.argsort(dist[~direct], kind="stable")  # nearest first: most likely to link
-    mirror = kinds[~direct][order] == _KIND[hashing.PHASH_MIRROR]
-    loose = list(
-        zip(qi[~direct][order].tolist(), owners[~direct][order].tolist(), mirror.tolist(), strict=True)
-    )
-    return direct_pairs, loose
 
 
 def _rewrite_clusters(conn: sqlite3.Connection, groups: list[list[str]], threshold: int) -> ReclusterResult:

@@ -36,6 +36,7 @@ import itertools
 import math
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -49,17 +50,28 @@ GREY_SIDE = 256  # longest side of the grey copy kept per image: hashed, and mat
 # What an image's grey copy, and so its hashes, were taken of (the catalog's images.hashed_from).
 RGB = "rgb"  # the decoded RGB pixels
 LUMA = "luma"  # a JPEG's luma plane, decoded at a reduced scale (luma_grey)
+LEGACY_SUFFIX = "+legacy"  # ... with the views of LEGACY_NAMES (catalog migration 4)
 
 PHASH = "phash"
 PHASH_MIRROR = "phash_mirror"
-ROTATIONS = (-4.0, 4.0)  # degrees; rotated copies of 2-6 degrees land within a few bits of one
+# The 8 flips and quarter turns of the image (the dihedral group), each the image's DCT with
+# odd frequencies negated and/or axes swapped: no extra pixel work. Index bit 1: mirror
+# (left-right), bit 2: flip (top-bottom), bit 4: transpose, applied in that order.
+DIHEDRAL = (
+    PHASH, PHASH_MIRROR, "phash_flip", "phash_rot180",
+    "phash_transpose", "phash_rot90", "phash_rot270", "phash_transverse",
+)  # fmt: skip
+TURNS = (-5.0, 5.0, -11.0, 11.0, -17.0, 17.0, -23.0, 23.0)  # degrees; each catches +-3 around it
+# How augmenters fill a rotated image: black corners, mirrored corners, cropped to the
+# largest upright rectangle (zoomed in), or the canvas grown to hold it all (zoomed out).
+FILLS = ("constant", "reflect", "crop", "expand")
 CROP_SCALES = (0.80, 0.87)  # windows of this fraction of each side ...
 CROP_STEPS = 3  # ... at 3x3 positions (corners, edges, centre)
 
 
 def _variant_names() -> tuple[str, ...]:
-    names = [PHASH, PHASH_MIRROR]
-    names += [f"phash_rot{angle:+.0f}" for angle in ROTATIONS]
+    names = list(DIHEDRAL)
+    names += [f"phash_turn{angle:+.0f}_{fill}" for angle in TURNS for fill in FILLS]
     for scale in CROP_SCALES:
         for i in range(CROP_STEPS):
             for j in range(CROP_STEPS):
@@ -70,6 +82,10 @@ def _variant_names() -> tuple[str, ...]:
 # Every hash perceptual_hashes() returns, in order. PHASH is the image's own hash; the
 # others are hashes of views of it that a transformed copy's PHASH may land near.
 NAMES = _variant_names()
+# The views stored before catalog migration 4 (22 hashes): still read, see unpack_hashes.
+LEGACY_NAMES = (
+    PHASH, PHASH_MIRROR, "phash_rot-4", "phash_rot+4", *NAMES[len(DIHEDRAL) + len(TURNS) * len(FILLS) :]
+)
 
 
 def normalize(img: Image.Image) -> Image.Image:
@@ -191,12 +207,16 @@ def _pillow_grey(img: Image.Image) -> np.ndarray | None:
 
 
 def pack_hashes(hashes: dict[str, int]) -> bytes:
-    """Every :data:`NAMES` hash, in that order, 8 bytes each (big-endian): one catalog column."""
-    return np.array([hashes[name] for name in NAMES], dtype=">u8").tobytes()
+    """Every :data:`NAMES` hash (or, for an image hashed before catalog migration 4, every
+    :data:`LEGACY_NAMES` one), in that order, 8 bytes each (big-endian): one catalog column."""
+    names = NAMES if all(name in hashes for name in NAMES) else LEGACY_NAMES
+    return np.array([hashes[name] for name in names], dtype=">u8").tobytes()
 
 
 def unpack_hashes(packed: bytes) -> dict[str, int]:
-    return dict(zip(NAMES, np.frombuffer(packed, dtype=">u8").tolist(), strict=True))
+    """The hashes :func:`pack_hashes` packed, by name (today's views, or the legacy ones)."""
+    names = LEGACY_NAMES if len(packed) == 8 * len(LEGACY_NAMES) else NAMES
+    return dict(zip(names, np.frombuffer(packed, dtype=">u8").tolist(), strict=True))
 
 
 def fingerprint(width: int, height: int, hashes: dict[str, int]) -> str:
@@ -300,11 +320,12 @@ def perceptual_hashes(rgb: Image.Image | np.ndarray) -> dict[str, int]:
 def hashes_of_grey(grey: np.ndarray) -> dict[str, int]:
     """:func:`perceptual_hashes` of the image whose :func:`grey_copy` is ``grey``.
 
-    ``phash`` and ``phash_mirror`` are of the whole image; ``phash_rot±4`` of the
-    image rotated about its centre (black corners, as augmentation libraries leave
-    them); ``phash_cropSS_ij`` of the window of SS% of each side at grid position
-    (i, j). A copy rotated by 2-6 degrees, or cropped by up to ~22% of a side, has a
-    ``phash`` within a few bits of one of these views of its original.
+    ``phash`` is of the whole image and the other :data:`DIHEDRAL` names of its flips and
+    quarter turns; ``phash_turn±A_FILL`` of the image rotated by A degrees about its centre
+    with each of the :data:`FILLS`; ``phash_cropSS_ij`` of the window of SS% of each side at
+    grid position (i, j). A copy under any flip or quarter turn, rotated by up to ~26
+    degrees, or cropped by up to ~22% of a side has a ``phash`` within a few bits of one of
+    these views of its original, or of one of its own flips (see curator.match).
     """
     import cv2
 
@@ -316,15 +337,79 @@ def hashes_of_grey(grey: np.ndarray) -> dict[str, int]:
     rows, cols = _view_projections(height, width)
     # Box-averaging a window to the 32x32 thumbnail and taking the thumbnail's 8x8 lowest
     # DCT frequencies are both linear, so each view is two small products: rows @ pixels @ cols.T.
-    low = [rows @ work.astype(np.float64) @ cols.transpose(0, 2, 1)]  # (1 + crops, 8, 8)
-    for angle in ROTATIONS:
-        turn = cv2.getRotationMatrix2D(((width - 1) / 2, (height - 1) / 2), angle, 1.0)
-        rotated = cv2.warpAffine(work, turn, (width, height), flags=cv2.INTER_LINEAR)
-        low.append((rows[0] @ rotated.astype(np.float64) @ cols[0].T)[None])
-    whole, crops = low[0][:1], low[0][1:]
-    # The mirror of the whole image is its DCT with odd horizontal frequencies negated.
-    views = np.concatenate([whole, whole * _mirror_signs(), *low[1:], crops])
+    low = rows @ work.astype(np.float64) @ cols.transpose(0, 2, 1)  # (1 + crops, 8, 8)
+    views = np.concatenate([dihedral(low[0]), _turn_views(cv2, work), low[1:]])
     return dict(zip(NAMES, _bits_many(views), strict=True))
+
+
+def dihedral(low: np.ndarray) -> np.ndarray:
+    """(8, 8, 8): the low DCT frequencies of the image's 8 flips and quarter turns, in
+    :data:`DIHEDRAL` order, from its own (``low``): a reversed axis negates its odd
+    frequencies, a transpose swaps the axes."""
+    signs = _mirror_signs()
+    flips = [low, low * signs, low * signs.T, low * signs * signs.T]
+    return np.stack(flips + [f.T for f in flips])
+
+
+def _turn_views(cv2: Any, work: np.ndarray) -> np.ndarray:
+    """(turns x fills, 8, 8): low frequencies of ``work`` rotated by each of TURNS, filled each
+    way (FILLS order within each turn). Rotated at half size: the 32x32 thumbnail needs no more.
+    The projections are batched: one product per fill, and per turn size for ``expand``."""
+    size = (max(1, work.shape[1] // 2), max(1, work.shape[0] // 2))
+    half = cv2.resize(work, size, interpolation=cv2.INTER_AREA).astype(np.float32)
+    height, width = half.shape
+    centre = ((width - 1) / 2, (height - 1) / 2)
+    black, mirrored, grown = [], [], []
+    for angle in TURNS:
+        turn = cv2.getRotationMatrix2D(centre, angle, 1.0)
+        black.append(cv2.warpAffine(half, turn, size, flags=cv2.INTER_LINEAR))
+        mirrored.append(
+            cv2.warpAffine(half, turn, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+        )
+        grown_w, grown_h, _ = _turned_geometry(width, height, angle)
+        turn[0, 2] += (grown_w - width) / 2
+        turn[1, 2] += (grown_h - height) / 2
+        grown.append(cv2.warpAffine(half, turn, (grown_w, grown_h), flags=cv2.INTER_LINEAR))
+    rows, cols, window_rows, window_cols = _turn_projections(height, width)
+    blacks = np.stack(black)
+    fills = [
+        rows @ blacks @ cols.T,
+        rows @ np.stack(mirrored) @ cols.T,
+        window_rows @ blacks @ window_cols.transpose(0, 2, 1),
+        np.stack([_projection(len(g), 0.0, 1.0) @ g @ _projection(g.shape[1], 0.0, 1.0).T for g in grown]),
+    ]
+    return np.stack(fills, axis=1).reshape(-1, HASH_SIZE, HASH_SIZE).astype(np.float64)
+
+
+@lru_cache(maxsize=256)
+def _turn_projections(height: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Projections of a turned ``height`` x ``width`` image: whole, and per turn its ``crop`` window."""
+    windows = []
+    for angle in TURNS:
+        inside = _turned_geometry(width, height, angle)[2]
+        windows.append(((1 - inside) / 2, (1 + inside) / 2))
+    return (
+        _projection(height, 0.0, 1.0).astype(np.float32),
+        _projection(width, 0.0, 1.0).astype(np.float32),
+        np.stack([_projection(height, *w) for w in windows]).astype(np.float32),
+        np.stack([_projection(width, *w) for w in windows]).astype(np.float32),
+    )
+
+
+@lru_cache(maxsize=4096)
+def _turned_geometry(width: int, height: int, angle: float) -> tuple[int, int, float]:
+    """For a ``width`` x ``height`` image turned by ``angle`` degrees: the canvas that holds all
+    of it, and the largest centred window of the same proportions (fraction of each side)
+    that holds no corner."""
+    c, s = abs(math.cos(math.radians(angle))), abs(math.sin(math.radians(angle)))
+    inside = min(width / (width * c + height * s), height / (width * s + height * c))
+    return round(width * c + height * s), round(width * s + height * c), inside
+
+
+@lru_cache(maxsize=4096)
+def _projection(n: int, start: float, stop: float) -> np.ndarray:
+    """(8, n): a side of ``n`` pixels to the thumbnail's low DCT frequencies over [start, stop)."""
+    return _dct_matrix()[:HASH_SIZE] @ _box_weights(n, start, stop)
 
 
 @lru_cache(maxsize=256)

@@ -100,7 +100,7 @@ def test_lazy_pixel_keys_migration_keeps_every_row(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "c.sqlite", isolation_level=None)
     catalog.migrate(conn, catalog.MIGRATIONS[:1])
     hashes = {"phash": 2**63 + 5, "phash_mirror": 7}  # 'a': hashed with other views than today's
-    full = {name: 1000 + i for i, name in enumerate(hashing.NAMES)}  # 'b': today's views
+    full = {name: 1000 + i for i, name in enumerate(hashing.LEGACY_NAMES)}  # 'b': that time's views
     with catalog.atomic(conn):
         conn.execute("INSERT INTO clusters (id, representative) VALUES (1, 'a')")
         for sha, values in (("a", hashes), ("b", full)):
@@ -119,11 +119,13 @@ def test_lazy_pixel_keys_migration_keeps_every_row(tmp_path: Path) -> None:
         )
     conn.close()
     conn = catalog.connect(tmp_path / "c.sqlite")
-    assert catalog.schema_version(conn) == 3
+    assert catalog.schema_version(conn) == max(m.version for m in catalog.MIGRATIONS)
     row = conn.execute("SELECT * FROM images WHERE sha256 = 'a'").fetchone()
     assert (row["sha256"], row["pixel_sha256"], row["width"], row["cluster_id"]) == ("a", "px-a", 64, 1)
     # Migration 3: every image hashed before it was hashed from RGB.
-    assert [r[0] for r in conn.execute("SELECT hashed_from FROM images ORDER BY sha256")] == ["rgb", "rgb"]
+    # Migration 4: both were hashed with the legacy views.
+    legacy = "rgb" + hashing.LEGACY_SUFFIX
+    assert [r[0] for r in conn.execute("SELECT hashed_from FROM images ORDER BY sha256")] == [legacy, legacy]
     assert row["fingerprint"] == hashing.fingerprint(64, 48, hashes)
     assert row["hashes"] is None
     row = conn.execute("SELECT * FROM images WHERE sha256 = 'b'").fetchone()

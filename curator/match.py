@@ -1,0 +1,83 @@
+"""The one match policy: when two images are near duplicates.
+
+Every caller decides through this module: ingest (dedup.NearIndex), re-clustering
+(dedup.recluster, ``curator dups --threshold``), the release's cross-split check and
+``curator audit`` (curator.audit), config validation of ``[dedup]`` and the CLI's
+``--threshold`` ranges.
+
+Each image has the views of curator.hashing.NAMES: its ``phash`` under the 8 flips and
+quarter turns (hashing.DIHEDRAL), rotated by the TURNS with each fill, and crop windows.
+Two images a and b are compared both ways: each one's dihedral hashes against every view
+of the other, so either may be the transformed copy. A match is
+
+    direct   two dihedral hashes within ``threshold`` bits: a near duplicate on the hash alone
+    loose    any other view (a turn, a crop window) or a dihedral match up to
+             ``candidate_threshold``: a near duplicate only when keypoints confirm it
+             (dedup.Confirmer); with ``confirm`` off, loose matches are not searched
+
+Thresholds run from 0 to :data:`MAX_THRESHOLD`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from curator.config import DedupConfig
+
+MAX_THRESHOLD = 32  # beyond half the bits, "near" means nothing and every pair would match
+# The views whose match is a mirror image of the other (a flip, a transpose), not a rotation:
+# keypoints are matched against the mirrored image (rotations need nothing: ORB is invariant).
+REFLECTIONS = ("phash_mirror", "phash_flip", "phash_transpose", "phash_transverse")
+
+
+def threshold_problem(threshold: int, candidate_threshold: int) -> tuple[str, str] | None:
+    """(key, why) when the thresholds break the policy's limits; None when they are fine."""
+    if not 0 <= threshold <= MAX_THRESHOLD:
+        return "dedup.threshold", f"must be between 0 and {MAX_THRESHOLD}"
+    if not threshold <= candidate_threshold <= MAX_THRESHOLD:
+        return "dedup.candidate_threshold", f"must be between dedup.threshold and {MAX_THRESHOLD}"
+    return None
+
+
+@dataclass(frozen=True)
+class Match:
+    """How one image matched another: through which views, by how many bits."""
+
+    view: str  # 'phash' (as is), a dihedral name ('phash_rot90'), or 'A+B' when both sides were views
+    distance: int
+    direct: bool  # trusted on the hash alone
+    reflected: bool  # one image is a mirror image of the other (for the keypoint check)
+
+
+@dataclass(frozen=True)
+class Policy:
+    threshold: int = 8
+    candidate_threshold: int = 12
+    confirm: bool = True
+
+    @classmethod
+    def of(cls, cfg: DedupConfig, threshold: int | None = None) -> Policy:
+        """The workspace's policy; ``threshold`` moves both radii (re-clustering at another one)."""
+        if threshold is None:
+            return cls(cfg.threshold, cfg.candidate_threshold, cfg.confirm)
+        margin = max(0, cfg.candidate_threshold - cfg.threshold)
+        return cls(threshold, min(MAX_THRESHOLD, threshold + margin), cfg.confirm)
+
+    @property
+    def radius(self) -> int:
+        """How far candidates are searched."""
+        return self.candidate_threshold if self.confirm else self.threshold
+
+    def match(self, query_view: str, stored_view: str, distance: int) -> Match | None:
+        """The match of one image's ``query_view`` hash with another's ``stored_view`` hash,
+        ``distance`` bits apart; None when the policy does not count it."""
+        from curator.hashing import DIHEDRAL, PHASH
+
+        direct = query_view in DIHEDRAL and stored_view in DIHEDRAL and distance <= self.threshold
+        if not direct and (not self.confirm or distance > self.candidate_threshold):
+            return None
+        views = [v for v in (query_view, stored_view) if v != PHASH] or [PHASH]
+        reflected = (query_view in REFLECTIONS) != (stored_view in REFLECTIONS)
+        return Match("+".join(views), distance, direct, reflected)

@@ -1,25 +1,30 @@
 """Cross-split leak check for any image-classification dataset ``datasets`` can load.
 
-Every image of every split is decoded and hashed with curator.hashing (the
-same pixel hash and perceptual hashes as ingest). A *leak* is a pair of rows in
-two different splits that are
+Every image of every split is decoded and hashed with curator.hashing (the same pixel
+hash and perceptual views as ingest). A *leak* is a pair of rows in two different
+splits that are
 
     exact     the same decoded pixels (hashing.pixel_sha256)
-    near      pHashes within the dedup threshold, mirror included: the direct
-              views curator.dedup clusters on without pixel confirmation
-              (dedup.DIRECT_VIEWS); its crop and rotation views are not used here
+    near      near duplicates under the one match policy of ingest (curator.match): any
+              flip or quarter turn, a turn, a crop; a direct match on the hash, any other
+              confirmed by keypoints (dedup.Confirmer), re-decoding only those rows
     cluster   (curator releases only) the same ``cluster_id``
 
-``curator release`` runs :func:`scan` on every folder it writes; ``curator
-audit PATH`` runs :func:`audit_folder` on any folder, e.g. someone else's download.
+Each row is named so that a person can find it: its file path (an image folder, or the
+path a parquet file recorded), its ``source_url`` column where there is one (a curator
+release), and the SHA-256 of its image bytes. ``curator release`` runs :func:`scan` on
+every folder it writes; ``curator audit PATH`` runs :func:`audit_folder` on any folder.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
+import os
 import tempfile
-from collections import defaultdict
-from collections.abc import Callable
+from collections import OrderedDict, defaultdict
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,12 +32,34 @@ from typing import Any
 import numpy as np
 
 from curator.errors import InputError, ReleaseError
+from curator.match import Policy
 
 Progress = Callable[[int], None]
 
 
 @dataclass(frozen=True)
+class Item:
+    """One row of one split, as a person finds it."""
+
+    split: str
+    row: int
+    path: str | None  # the image file, or the path its parquet cell recorded
+    source_url: str | None  # a ``source_url`` column (curator releases, Hub datasets that keep one)
+    sha256: str  # of the image bytes as stored in the dataset
+
+    @property
+    def label(self) -> str:
+        """``split[row] name``: the path, else the source URL, else the sha256."""
+        return f"{self.split}[{self.row}] {self.path or self.source_url or 'sha256:' + self.sha256}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"split": self.split, "row": self.row, "path": self.path, "source_url": self.source_url,
+                "sha256": self.sha256}  # fmt: skip
+
+
+@dataclass(frozen=True)
 class RowHash:
+    item: Item
     pixel: str
     hashes: dict[str, int]
     cluster: int | None
@@ -40,25 +67,32 @@ class RowHash:
 
 @dataclass(frozen=True)
 class Leak:
-    a_split: str
-    a_index: int
-    b_split: str
-    b_index: int
+    a: Item
+    b: Item
     kind: str  # 'exact', 'near' or 'cluster'
-    distance: int | None  # Hamming distance of the pHashes (0 for exact)
+    distance: int | None  # bits between the matched views (0 for exact; None for cluster only)
+    view: str | None = None  # for 'near': the views that matched (curator.match.Match.view)
+    confirmed_by: str | None = None  # for 'near': 'hash' (direct) or 'keypoints'
+
+    @property
+    def a_split(self) -> str:
+        return self.a.split
+
+    @property
+    def b_split(self) -> str:
+        return self.b.split
 
     def describe(self) -> str:
-        where = f"{self.a_split}[{self.a_index}] ~ {self.b_split}[{self.b_index}]"
-        return f"{where} ({self.kind}, distance {self.distance})" if self.distance is not None else \
-            f"{where} ({self.kind})"
+        how = self.kind
+        if self.kind == "near":
+            how += f" via {self.view}, {self.confirmed_by}"
+        if self.distance is not None:
+            how += f", distance {self.distance}"
+        return f"{self.a.label} ~ {self.b.label} ({how})"
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "a": {"split": self.a_split, "row": self.a_index},
-            "b": {"split": self.b_split, "row": self.b_index},
-            "kind": self.kind,
-            "distance": self.distance,
-        }
+        return {"a": self.a.as_dict(), "b": self.b.as_dict(), "kind": self.kind, "view": self.view,
+                "confirmed_by": self.confirmed_by, "distance": self.distance}  # fmt: skip
 
 
 @dataclass
@@ -77,7 +111,7 @@ class AuditResult:
         }
 
 
-def audit_folder(path: Path, threshold: int, on_progress: Progress | None = None) -> AuditResult:
+def audit_folder(path: Path, policy: Policy, on_progress: Progress | None = None) -> AuditResult:
     """Load ``path`` with ``datasets.load_dataset`` and report every cross-split leak."""
     from curator.release import load_folder
 
@@ -91,9 +125,10 @@ def audit_folder(path: Path, threshold: int, on_progress: Progress | None = None
             raise InputError(err.message, path=str(path)) from err
         for name in loaded:
             image_column(loaded[name], f"{path} (split {name})")
-        leaks = scan(loaded, threshold, on_progress=on_progress)
+        cluster = "cluster_id" if all("cluster_id" in loaded[n].features for n in loaded) else None
+        leaks = scan(loaded, policy, cluster_column=cluster, on_progress=on_progress)
         splits = {name: loaded[name].num_rows for name in loaded}
-    return AuditResult(str(path), threshold, splits, leaks)
+    return AuditResult(str(path), policy.threshold, splits, leaks)
 
 
 def image_column(dataset: Any, where: str = "dataset") -> str:
@@ -107,90 +142,132 @@ def image_column(dataset: Any, where: str = "dataset") -> str:
 
 def scan(
     loaded: Any,
-    threshold: int,
+    policy: Policy,
     cluster_column: str | None = None,
     on_progress: Progress | None = None,
 ) -> list[Leak]:
     """Every leaked pair between the splits of a ``DatasetDict`` (each pair once, split order kept)."""
-    hashed = {name: hash_split(loaded[name], cluster_column, on_progress) for name in loaded}
-    return find_leaks(hashed, threshold)
+    cells: dict[str, list[dict[str, Any]]] = {}
+    rows: list[RowHash] = []
+    for name in loaded:
+        split_cells, split_rows = hash_split(loaded[name], name, cluster_column, on_progress)
+        cells[name] = split_cells
+        rows.extend(split_rows)
+    return find_leaks(rows, policy, lambda item: _grey(cells[item.split][item.row]))
 
 
-def hash_split(dataset: Any, cluster_column: str | None, on_progress: Progress | None) -> list[RowHash]:
+def hash_split(
+    dataset: Any, split: str, cluster_column: str | None, on_progress: Progress | None
+) -> tuple[list[dict[str, Any]], list[RowHash]]:
+    """The raw image cells of one split and each row's hashes (decoded on every core)."""
     from datasets import Image as ImageFeature
+
+    column = image_column(dataset)
+    raw = dataset.cast_column(column, ImageFeature(decode=False))
+    cells = raw[column]
+    clusters = raw[cluster_column] if cluster_column else [None] * raw.num_rows
+    urls = raw["source_url"] if "source_url" in raw.features else [None] * raw.num_rows
+
+    def one(index: int) -> RowHash:
+        data = _bytes(cells[index])
+        try:
+            pixel, hashes = _hash(data)
+        except (OSError, ValueError) as err:
+            raise InputError(f"split {split} row {index}: the image does not decode ({err})") from err
+        path = cells[index].get("path")
+        item = Item(split, index, path, urls[index], hashlib.sha256(data).hexdigest())
+        return RowHash(item, pixel, hashes, clusters[index])
+
+    out = []
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:  # decoding releases the GIL
+        for row in pool.map(one, range(raw.num_rows)):
+            out.append(row)
+            if on_progress:
+                on_progress(1)
+    return cells, out
+
+
+def _bytes(cell: dict[str, Any]) -> bytes:
+    return cell.get("bytes") or Path(cell["path"]).read_bytes()
+
+
+def _hash(data: bytes) -> tuple[str, dict[str, int]]:
     from PIL import Image
 
     from curator import hashing
 
-    column = image_column(dataset)
-    raw = dataset.cast_column(column, ImageFeature(decode=False))
-    clusters = raw[cluster_column] if cluster_column else [None] * raw.num_rows
-    out: list[RowHash] = []
-    for index, cell in enumerate(raw[column]):
-        data = cell.get("bytes") or Path(cell["path"]).read_bytes()
-        try:
-            with Image.open(io.BytesIO(data)) as img:
-                rgb = hashing.normalize(img)
-                hashes = hashing.perceptual_hashes(rgb)
-                out.append(RowHash(hashing.pixel_sha256(rgb), hashes, clusters[index]))
-        except OSError as err:
-            raise InputError(f"row {index}: the image does not decode ({err})") from err
-        if on_progress:
-            on_progress(1)
-    return out
+    with Image.open(io.BytesIO(data)) as img:
+        rgb = hashing.normalize(img)
+        return hashing.pixel_sha256(rgb), hashing.hashes_of_grey(hashing.grey_copy(rgb))
 
 
-def find_leaks(hashed: dict[str, list[RowHash]], threshold: int) -> list[Leak]:
-    """Pairs of rows in different splits that are exact, near or same-cluster duplicates."""
-    names = list(hashed)
-    leaks: list[Leak] = []
-    for i, a_name in enumerate(names):
-        for b_name in names[i + 1:]:
-            leaks.extend(_pair_leaks(a_name, hashed[a_name], b_name, hashed[b_name], threshold))
-    return leaks
+def _grey(cell: dict[str, Any]) -> np.ndarray:
+    from PIL import Image
+
+    from curator import hashing
+
+    with Image.open(io.BytesIO(_bytes(cell))) as img:
+        return hashing.grey_copy(hashing.normalize(img))
 
 
-def _direct_views(rows: list[RowHash]) -> np.ndarray:
-    """rows x views matrix of the direct views (pHash, mirrored pHash); a missing view is never near."""
+def find_leaks(rows: list[RowHash], policy: Policy, grey_of: Callable[[Item], np.ndarray]) -> list[Leak]:
+    """Pairs of rows in different splits that are exact, near or same-cluster duplicates.
+
+    ``grey_of`` gives a row's grey copy for the keypoint check of loose matches."""
     from curator import dedup
 
-    out = np.zeros((len(rows), len(dedup.DIRECT_VIEWS)), dtype=np.uint64)
-    for r, row in enumerate(rows):
-        for v, name in enumerate(dedup.DIRECT_VIEWS):
-            out[r, v] = row.hashes.get(name, row.hashes.get(dedup.DIRECT_VIEWS[0], 0))
-    return out
+    order = {split: i for i, split in enumerate(dict.fromkeys(r.item.split for r in rows))}
+    found: dict[tuple[int, int], Leak] = {}
+    for group in _same(rows, lambda r: r.pixel):
+        for i, j in _cross(rows, group):
+            found[(i, j)] = Leak(rows[i].item, rows[j].item, "exact", 0)
+    matches = dedup.near_pairs(policy, [r.hashes for r in rows])
+    confirmer = dedup.Confirmer() if policy.confirm else None
+    greys = _GreyCache(lambda i: grey_of(rows[i].item))
+    for (i, j), match in sorted(matches.items(), key=lambda kv: (kv[1].distance, kv[0])):
+        if rows[i].item.split == rows[j].item.split or (i, j) in found:
+            continue
+        if match.direct:
+            by = "hash"
+        elif confirmer is not None and confirmer.same(greys[i], greys[j], match.reflected):
+            by = "keypoints"
+        else:
+            continue
+        found[(i, j)] = Leak(rows[i].item, rows[j].item, "near", match.distance, match.view, by)
+    for group in _same(rows, lambda r: r.cluster):
+        for i, j in _cross(rows, group):
+            if (i, j) not in found:
+                found[(i, j)] = Leak(rows[i].item, rows[j].item, "cluster", None)
+    # Rows come split by split, so in each pair (i < j) the earlier split is first.
+    return sorted(found.values(), key=lambda x: (order[x.a.split], order[x.b.split], x.a.row, x.b.row))
 
 
-def near_distances(a_rows: list[RowHash], b_rows: list[RowHash]) -> np.ndarray:
-    """len(a) x len(b) Hamming distances, the way dedup places an image without confirmation:
-    the smaller of (a's pHash vs b's direct views) and (b's pHash vs a's direct views)."""
-    a, b = _direct_views(a_rows), _direct_views(b_rows)
-    best = np.full((len(a_rows), len(b_rows)), 64, dtype=np.int64)
-    for v in range(a.shape[1]):
-        best = np.minimum(best, np.bitwise_count(a[:, :1] ^ b[:, v][None, :]).astype(np.int64))
-        best = np.minimum(best, np.bitwise_count(a[:, v][:, None] ^ b[:, :1].T).astype(np.int64))
-    return best
+def _same(rows: list[RowHash], key: Callable[[RowHash], Any]) -> Iterator[list[int]]:
+    """Groups (of two or more rows) that share a non-None ``key``."""
+    groups: dict[Any, list[int]] = defaultdict(list)
+    for i, row in enumerate(rows):
+        value = key(row)
+        if value is not None:
+            groups[value].append(i)
+    return (g for g in groups.values() if len(g) > 1)
 
 
-def _pair_leaks(
-    a_name: str, a_rows: list[RowHash], b_name: str, b_rows: list[RowHash], threshold: int
-) -> list[Leak]:
-    if not a_rows or not b_rows:
-        return []
-    distances = near_distances(a_rows, b_rows)
-    b_pixels: dict[str, list[int]] = defaultdict(list)
-    b_clusters: dict[int, list[int]] = defaultdict(list)
-    for j, row in enumerate(b_rows):
-        b_pixels[row.pixel].append(j)
-        if row.cluster is not None:
-            b_clusters[row.cluster].append(j)
-    leaks = []
-    for i, row in enumerate(a_rows):
-        exact = set(b_pixels.get(row.pixel, []))
-        near = set(np.flatnonzero(distances[i] <= threshold).tolist())
-        same = set(b_clusters.get(row.cluster, [])) if row.cluster is not None else set()
-        for j in sorted(exact | near | same):
-            kind = "exact" if j in exact else "near" if j in near else "cluster"
-            distance = 0 if kind == "exact" else int(distances[i, j])
-            leaks.append(Leak(a_name, i, b_name, j, kind, distance))
-    return leaks
+def _cross(rows: list[RowHash], group: list[int]) -> Iterator[tuple[int, int]]:
+    pairs = ((i, j) for n, i in enumerate(group) for j in group[n + 1 :])
+    return ((i, j) for i, j in pairs if rows[i].item.split != rows[j].item.split)
+
+
+class _GreyCache:
+    """Grey copies of rows, decoded on first use; the most recent 256 kept."""
+
+    def __init__(self, load: Callable[[int], np.ndarray]) -> None:
+        self.load = load
+        self.kept: OrderedDict[int, np.ndarray] = OrderedDict()
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        if i not in self.kept:
+            self.kept[i] = self.load(i)
+            if len(self.kept) > 256:
+                self.kept.popitem(last=False)
+        self.kept.move_to_end(i)
+        return self.kept[i]

@@ -300,11 +300,11 @@ class Confirmer:
     MIN_SPREAD = 0.06  # convex hull of the inliers, as a fraction of the image area
     MIN_CORRELATION = 0.5
 
-    def __init__(self, objects: Path, cache_size: int = 512) -> None:
+    def __init__(self, objects: Path | None = None, cache_size: int = 512) -> None:
         import cv2  # heavy; only when confirmation is on
 
         self.cv2: Any = cv2
-        self.objects = Path(objects)
+        self.objects = objects  # where stored_grey reads images; None: only remembered ones
         self.orb = self.cv2.ORB_create(nfeatures=300, fastThreshold=10, edgeThreshold=15, patchSize=15)
         self._greys: OrderedDict[str, np.ndarray] = OrderedDict()
         self._features: OrderedDict[tuple[int, bool], tuple[np.ndarray, np.ndarray, Any]] = OrderedDict()
@@ -315,6 +315,8 @@ class Confirmer:
         if sha in self._greys:
             self._greys.move_to_end(sha)
             return self._greys[sha]
+        if self.objects is None:
+            return None
         try:
             data = store.read(self.objects, sha)
             with Image.open(io.BytesIO(data)) as img:

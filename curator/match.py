@@ -78,6 +78,36 @@ class Policy:
         direct = query_view in DIHEDRAL and stored_view in DIHEDRAL and distance <= self.threshold
         if not direct and (not self.confirm or distance > self.candidate_threshold):
             return None
-        views = [v for v in (query_view, stored_view) if v != PHASH] or [PHASH]
+        if query_view in DIHEDRAL and stored_view in DIHEDRAL:  # one flip/turn relates the two
+            view = DIHEDRAL[_relative(DIHEDRAL.index(query_view), DIHEDRAL.index(stored_view))]
+        else:
+            view = "+".join(v for v in (query_view, stored_view) if v != PHASH)
         reflected = (query_view in REFLECTIONS) != (stored_view in REFLECTIONS)
-        return Match("+".join(views), distance, direct, reflected)
+        return Match(view, distance, direct, reflected)
+
+
+def _relative(q: int, s: int) -> int:
+    """The flip or quarter turn (an index of hashing.DIHEDRAL) between two images when one
+    under ``q`` looks like the other under ``s``: ``s`` after the inverse of ``q``."""
+    composed = _matrix(q).T @ _matrix(s)  # signed permutations: the inverse is the transpose
+    return next(g for g in range(8) if _matrix(g) == composed)
+
+
+def _matrix(g: int) -> Matrix:
+    """Index g of hashing.DIHEDRAL as a 2x2 map of (x, y): bit 1 mirror, 2 flip, then 4 transpose."""
+    m = Matrix(((-1 if g & 1 else 1, 0), (0, -1 if g & 2 else 1)))
+    return Matrix(((0, 1), (1, 0))) @ m if g & 4 else m
+
+
+class Matrix(tuple[tuple[int, int], tuple[int, int]]):
+    """A 2x2 integer matrix (numpy would be this module's only heavy import)."""
+
+    def __matmul__(self, other: Matrix) -> Matrix:
+        (a, b), (c, d) = self
+        (e, f), (g, h) = other
+        return Matrix(((a * e + b * g, a * f + b * h), (c * e + d * g, c * f + d * h)))
+
+    @property
+    def T(self) -> Matrix:  # noqa: N802
+        (a, b), (c, d) = self
+        return Matrix(((a, c), (b, d)))

@@ -41,6 +41,7 @@ from curator import config as config_mod
 from curator.config import Config
 from curator.errors import ReleaseError
 from curator.fsutil import atomic_directory, write_atomic
+from curator.match import Policy
 from curator.versions import bumped, format_version, parse_version
 from curator.workspace import Workspace
 
@@ -405,7 +406,7 @@ def build(
             write_atomic(tmp / "manifest.json", manifest_bytes)
             write_atomic(tmp / "README.md", _card(ws, plan, manifest, info))
             stage("verify")
-            verify_folder(tmp, manifest, ws.config.dedup.threshold)
+            verify_folder(tmp, manifest, Policy.of(ws.config.dedup))
             stage("record")
             manifest_sha = store.sha256_bytes(manifest_bytes)
             _record(ws.conn, plan, manifest, manifest_sha, stamp)
@@ -738,7 +739,7 @@ def manifest_mismatch(loaded: Any, manifest: dict[str, Any], *, ordered: bool = 
     return None
 
 
-def verify_folder(folder: Path, manifest: dict[str, Any], threshold: int) -> None:
+def verify_folder(folder: Path, manifest: dict[str, Any], policy: Policy) -> None:
     """Load the written folder with ``datasets`` and check it against the manifest, then check leaks."""
     from curator import audit
 
@@ -747,15 +748,10 @@ def verify_folder(folder: Path, manifest: dict[str, Any], threshold: int) -> Non
         problem = manifest_mismatch(loaded, manifest)
         if problem:
             raise ReleaseError(f"{folder}: load_dataset {problem}")
-        leaks = audit.scan(loaded, threshold, cluster_column="cluster_id")
+        leaks = audit.scan(loaded, policy, cluster_column="cluster_id")
         if leaks:
-            first = leaks[0]
-            a_sha = loaded[first.a_split][first.a_index]["sha256"]
-            b_sha = loaded[first.b_split][first.b_index]["sha256"]
-            example = (f"{first.a_split} {a_sha[:12]} ~ {first.b_split} {b_sha[:12]} "
-                       f"({first.kind}, distance {first.distance})")
             raise ReleaseError(
-                f"{len(leaks)} duplicate pair(s) cross splits, e.g. {example}; release not built",
+                f"{len(leaks)} duplicate pair(s) cross splits, e.g. {leaks[0].describe()}; release not built",
                 hint="exclude one image of each pair (curator label), or re-cluster with curator dups",
             )
 

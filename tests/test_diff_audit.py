@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -130,9 +131,13 @@ def test_audit_finds_planted_leaks(tmp_path: Path) -> None:
     pairs = {(leak["a"]["row"], leak["b"]["row"], leak["kind"]) for leak in report["leaks"]}
     assert pairs == {(0, 0, "near"), (1, 1, "exact")}
     near = next(leak for leak in report["leaks"] if leak["kind"] == "near")
-    assert 0 < near["distance"] <= 10
+    assert 0 < near["distance"] <= 10 and near["view"] and near["confirmed_by"] in ("hash", "keypoints")
+    exact = next(leak for leak in report["leaks"] if leak["kind"] == "exact")
+    sha = hashlib.sha256(synthetic.encode(_photo(1), "PNG")).hexdigest()
+    assert exact["a"] == {"split": "train", "row": 1, "path": None, "source_url": None, "sha256": sha}
+    assert exact["b"] == {"split": "test", "row": 1, "path": None, "source_url": None, "sha256": sha}
     text = run_cli("audit", str(folder), "--threshold", "10")
-    assert "LEAK train[1] ~ test[1] (exact, distance 0)" in text.stdout
+    assert f"LEAK train[1] sha256:{sha} ~ test[1] sha256:{sha} (exact, distance 0)" in text.stdout
     assert text.stdout.strip().endswith("2 leaked pair(s)")
 
 
@@ -147,6 +152,12 @@ def test_audit_reads_an_image_folder_too(tmp_path: Path) -> None:
     assert result.exit_code == 1
     leaks = json.loads(result.stdout)["leaks"]
     assert [(leak["kind"], leak["distance"]) for leak in leaks] == [("exact", 0)]
+    # Both files are named, so a person can delete one.
+    a, b = root / "train" / CLASSES[2] / "2.png", root / "test" / CLASSES[2] / "2.png"
+    assert (leaks[0]["a"]["path"], leaks[0]["b"]["path"]) == (str(a), str(b))
+    text = run_cli("audit", str(root))
+    rows = leaks[0]["a"]["row"], leaks[0]["b"]["row"]
+    assert f"LEAK train[{rows[0]}] {a} ~ test[{rows[1]}] {b} (exact, distance 0)" in text.stdout
 
 
 def test_audit_finds_nothing_in_a_release(two_releases: Path) -> None:

@@ -401,9 +401,10 @@ def set_dedup(toml: Path, body: str) -> None:
     toml.write_text(text[:start] + "[dedup]\n" + body + "\n" + text[end:])
 
 
-def _direct_hashes(img: Image.Image) -> tuple[int, int]:
+def _direct_hashes(img: Image.Image) -> tuple[int, ...]:
+    """The hashes a direct match compares (curator.match): every flip and quarter turn."""
     hashes = hashing.perceptual_hashes(hashing.normalize(img))
-    return hashes[hashing.PHASH], hashes[hashing.PHASH_MIRROR]
+    return tuple(hashes[name] for name in hashing.DIHEDRAL)
 
 
 def test_a_near_duplicate_across_splits_fails_the_build(tmp_path: Path) -> None:
@@ -447,8 +448,8 @@ def test_a_near_duplicate_across_splits_fails_the_build(tmp_path: Path) -> None:
     assert result.exit_code == 1
     error, hint = result.stderr.strip().splitlines()
     assert re.fullmatch(
-        r"Error: \d+ duplicate pair\(s\) cross splits, e\.g\. (train|validation) [0-9a-f]{12} ~ "
-        r"(validation|test) [0-9a-f]{12} \(near, distance [2-9]\); release not built",
+        r"Error: \d+ duplicate pair\(s\) cross splits, e\.g\. (train|validation)\[\d+\] local:\S+ ~ "
+        r"(validation|test)\[\d+\] local:\S+ \(near via phash\S*, hash, distance [2-9]\); release not built",
         error,
     ), error
     assert hint == "Hint: exclude one image of each pair (curator label), or re-cluster with curator dups"

@@ -9,6 +9,8 @@ from typing import Any
 import click
 from rich.console import Console
 
+from curator.match import MAX_THRESHOLD
+
 
 @click.command()
 @click.argument("source", metavar="FILE|-|FOLDER|IMAGE")
@@ -121,7 +123,7 @@ def status(app) -> None:
 
 
 @click.command()
-@click.option("--threshold", type=click.IntRange(0, 64), metavar="N",
+@click.option("--threshold", type=click.IntRange(0, MAX_THRESHOLD), metavar="N",
               help="Re-cluster from the stored hashes at this Hamming distance (nothing is fetched).")
 @click.pass_obj
 def dups(app, threshold: int | None) -> None:

@@ -11,6 +11,7 @@ import click
 from rich.console import Console
 
 from curator.errors import EXIT_ERROR, InputError, WorkspaceError
+from curator.match import MAX_THRESHOLD, Policy
 
 if TYPE_CHECKING:
     from curator.cli import App
@@ -133,29 +134,30 @@ def diff(app: App, old: str, new: str) -> None:
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option(
     "--threshold",
-    type=click.IntRange(0, 32),
+    type=click.IntRange(0, MAX_THRESHOLD),
     default=None,
-    help="Hamming distance for near duplicates (default: the workspace's dedup.threshold).",
+    help="Hamming distance for near duplicates on the hash alone (default: the workspace's dedup.threshold).",
 )
 @click.pass_obj
 def audit(app: App, path: Path, threshold: int | None) -> None:
     """Report images that appear in two splits (exact or near duplicates) of any dataset folder.
 
     PATH is anything datasets.load_dataset can read from disk (a curator release,
-    parquet files, an image folder). Exits 1 when leaks are found.
+    parquet files, an image folder). Each pair names both images (file path, or
+    source_url and sha256), their splits, how they matched and the distance.
+    Exits 1 when leaks are found.
 
     Example: curator audit releases/v1.0.0
     """
     from curator import audit as audit_mod
     from curator.config import DedupConfig
 
-    if threshold is None:
-        try:
-            threshold = app.workspace().config.dedup.threshold
-        except WorkspaceError:
-            threshold = DedupConfig().threshold
+    try:
+        cfg = app.workspace().config.dedup
+    except WorkspaceError:
+        cfg = DedupConfig()
     with app.out.progress("hashing", None) as advance:
-        result = audit_mod.audit_folder(path, threshold, on_progress=advance)
+        result = audit_mod.audit_folder(path, Policy.of(cfg, threshold), on_progress=advance)
 
     def render(console: Console) -> None:
         sizes = ", ".join(f"{k} {v}" for k, v in result.splits.items())

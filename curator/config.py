@@ -63,7 +63,7 @@ class IngestConfig:
 @dataclass(frozen=True)
 class DedupConfig:
     threshold: int = 8  # Hamming distance (of 64 bits) for a near duplicate on the hash alone
-    candidate_threshold: int = 12  # looser: turned/cropped views, confirmed by keypoints (curator.match)
+    candidate_threshold: int = 10  # looser: turned/cropped views, confirmed by keypoints (curator.match)
     confirm: bool = True  # keypoint confirmation of candidates; off: hashes at `threshold` only
 
 
@@ -319,7 +319,7 @@ min_side = 64                # pixels; smaller images are rejected
 
 [dedup]
 threshold = 8                # Hamming distance (of 64) for near duplicates on the hash alone
-candidate_threshold = 12     # looser matches (mirror, rotation, crop views) confirmed by keypoints
+candidate_threshold = 10     # looser matches (turned, cropped views) confirmed by keypoints
 confirm = true               # keypoint confirmation; false: hashes at `threshold` only
 
 [labels]

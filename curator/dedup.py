@@ -136,7 +136,9 @@ class Candidate:
 
 
 # Hash names the index knows, today's views and those stored before catalog migration 4.
-_KIND = {name: i for i, name in enumerate(dict.fromkeys(hashing.NAMES + hashing.LEGACY_NAMES))}
+# (Centre hashes are not searched: they only confirm a dihedral match, see curator.match.)
+_SEARCHED = [n for n in dict.fromkeys(hashing.NAMES + hashing.LEGACY_NAMES) if n not in hashing.CENTRES]
+_KIND = {name: i for i, name in enumerate(_SEARCHED)}
 _NAME = list(_KIND)
 _DIHEDRAL_KINDS = [_KIND[name] for name in hashing.DIHEDRAL]
 _PHASH_KIND = _KIND[hashing.PHASH]
@@ -157,6 +159,7 @@ class NearIndex:
     shas: list[str] = field(default_factory=list)
     index: HashIndex = field(default_factory=HashIndex)  # every view hash of every image
     forms: HashIndex = field(default_factory=HashIndex)  # each image's dihedral hashes
+    centres: list[dict[str, int]] = field(default_factory=list)  # each image's centre hashes
     confirmer: Confirmer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -178,6 +181,7 @@ class NearIndex:
         for sha, hashes in hashes_by_sha.items():
             slot = len(self.shas)
             self.shas.append(sha)
+            self.centres.append({n: v for n, v in hashes.items() if n in hashing.CENTRES})
             for name, value in hashes.items():
                 if name in _KIND:
                     values.append(value)
@@ -203,7 +207,8 @@ class NearIndex:
             owners, kinds = stored.entry(ei)
             hits = zip(qi.tolist(), owners.tolist(), kinds.tolist(), dist.tolist(), strict=True)
             for q, owner, kind, d in hits:
-                found = self.policy.match(names[q], _NAME[kind], d)
+                centres = centre_distance(hashes, self.centres[owner], names[q], _NAME[kind])
+                found = self.policy.match(names[q], _NAME[kind], d, centres)
                 if found is None:
                     continue
                 cand = Candidate(self.shas[owner], found)
@@ -505,11 +510,22 @@ def near_pairs(policy: Policy, hashes: list[dict[str, int]]) -> dict[tuple[int, 
     for i, qk, j, ek, d in zip(
         *(col[other].tolist() for col in (q_owner, q_kind, e_owner, e_kind, dist)), strict=True
     ):
-        found = policy.match(_NAME[qk], _NAME[ek], d)
+        centres = centre_distance(hashes[i], hashes[j], _NAME[qk], _NAME[ek])
+        found = policy.match(_NAME[qk], _NAME[ek], d, centres)
         key = (min(i, j), max(i, j))
         if found is not None and (key not in best or _match_rank(found) < _match_rank(best[key])):
             best[key] = found
     return best
+
+
+def centre_distance(a: dict[str, int], b: dict[str, int], a_view: str, b_view: str) -> int | None:
+    """For a match of a's dihedral ``a_view`` with b's ``b_view``: the distance of the same two
+    centre hashes (hashing.CENTRES); None for other views, or when either image has none."""
+    if a_view not in hashing.DIHEDRAL or b_view not in hashing.DIHEDRAL:
+        return None
+    a_centre = a.get(hashing.CENTRES[hashing.DIHEDRAL.index(a_view)])
+    b_centre = b.get(hashing.CENTRES[hashing.DIHEDRAL.index(b_view)])
+    return None if a_centre is None or b_centre is None else hashing.hamming(a_centre, b_centre)
 
 
 def _entries(hashes: list[dict[str, int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

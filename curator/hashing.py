@@ -61,6 +61,12 @@ DIHEDRAL = (
     PHASH, PHASH_MIRROR, "phash_flip", "phash_rot180",
     "phash_transpose", "phash_rot90", "phash_rot270", "phash_transverse",
 )  # fmt: skip
+# The same 8 of the centre window (CENTRE of each side): a second opinion for trusting a match
+# on the hash alone. Rotated copies with black or grown corners share the corners' pattern, so
+# distinct photos turned alike can have whole-image hashes within the threshold; their centres,
+# which hold no corner up to ~30 degrees, still differ (see curator.match).
+CENTRE = 0.6
+CENTRES = tuple(name.replace("phash", "centre", 1) for name in DIHEDRAL)
 TURNS = (-5.0, 5.0, -11.0, 11.0, -17.0, 17.0, -23.0, 23.0)  # degrees; each catches +-3 around it
 # How augmenters fill a rotated image: black corners, mirrored corners, cropped to the
 # largest upright rectangle (zoomed in), or the canvas grown to hold it all (zoomed out).
@@ -70,7 +76,7 @@ CROP_STEPS = 3  # ... at 3x3 positions (corners, edges, centre)
 
 
 def _variant_names() -> tuple[str, ...]:
-    names = list(DIHEDRAL)
+    names = [*DIHEDRAL, *CENTRES]
     names += [f"phash_turn{angle:+.0f}_{fill}" for angle in TURNS for fill in FILLS]
     for scale in CROP_SCALES:
         for i in range(CROP_STEPS):
@@ -83,9 +89,7 @@ def _variant_names() -> tuple[str, ...]:
 # others are hashes of views of it that a transformed copy's PHASH may land near.
 NAMES = _variant_names()
 # The views stored before catalog migration 4 (22 hashes): still read, see unpack_hashes.
-LEGACY_NAMES = (
-    PHASH, PHASH_MIRROR, "phash_rot-4", "phash_rot+4", *NAMES[len(DIHEDRAL) + len(TURNS) * len(FILLS) :]
-)
+LEGACY_NAMES = (PHASH, PHASH_MIRROR, "phash_rot-4", "phash_rot+4", *(n for n in NAMES if "phash_crop" in n))
 
 
 def normalize(img: Image.Image) -> Image.Image:
@@ -338,7 +342,8 @@ def hashes_of_grey(grey: np.ndarray) -> dict[str, int]:
     # Box-averaging a window to the 32x32 thumbnail and taking the thumbnail's 8x8 lowest
     # DCT frequencies are both linear, so each view is two small products: rows @ pixels @ cols.T.
     low = rows @ work.astype(np.float64) @ cols.transpose(0, 2, 1)  # (1 + crops, 8, 8)
-    views = np.concatenate([dihedral(low[0]), _turn_views(cv2, work), low[1:]])
+    centre = _projection(height, *_CENTRE) @ work.astype(np.float64) @ _projection(width, *_CENTRE).T
+    views = np.concatenate([dihedral(low[0]), dihedral(centre), _turn_views(cv2, work), low[1:]])
     return dict(zip(NAMES, _bits_many(views), strict=True))
 
 
@@ -394,6 +399,9 @@ def _turn_projections(height: int, width: int) -> tuple[np.ndarray, np.ndarray, 
         np.stack([_projection(height, *w) for w in windows]).astype(np.float32),
         np.stack([_projection(width, *w) for w in windows]).astype(np.float32),
     )
+
+
+_CENTRE = ((1 - CENTRE) / 2, (1 + CENTRE) / 2)
 
 
 @lru_cache(maxsize=4096)

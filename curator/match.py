@@ -10,12 +10,14 @@ quarter turns (hashing.DIHEDRAL), rotated by the TURNS with each fill, and crop 
 Two images a and b are compared both ways: each one's dihedral hashes against every view
 of the other, so either may be the transformed copy. A match is
 
-    direct   two dihedral hashes within ``threshold`` bits: a near duplicate on the hash alone
-    loose    any other view (a turn, a crop window) or a dihedral match up to
-             ``candidate_threshold``: a near duplicate only when keypoints confirm it
-             (dedup.Confirmer); with ``confirm`` off, loose matches are not searched
+    direct   two dihedral hashes within ``threshold`` bits, and the same two of their
+             centre windows (hashing.CENTRES) too: a near duplicate on the hash alone
+    loose    any other view (a turn, a crop window), a dihedral match up to
+             ``candidate_threshold`` or one whose centres differ: a near duplicate only when
+             keypoints confirm it (dedup.Confirmer); with ``confirm`` off, these are dropped
 
-Thresholds run from 0 to :data:`MAX_THRESHOLD`.
+Thresholds run from 0 to :data:`MAX_THRESHOLD`. Callers find pairs with
+dedup.NearIndex (one new image) or dedup.near_pairs (all pairs) and ask :meth:`Policy.match`.
 """
 
 from __future__ import annotations
@@ -70,15 +72,20 @@ class Policy:
         """How far candidates are searched."""
         return self.candidate_threshold if self.confirm else self.threshold
 
-    def match(self, query_view: str, stored_view: str, distance: int) -> Match | None:
+    def match(
+        self, query_view: str, stored_view: str, distance: int, centres: int | None = None
+    ) -> Match | None:
         """The match of one image's ``query_view`` hash with another's ``stored_view`` hash,
-        ``distance`` bits apart; None when the policy does not count it."""
+        ``distance`` bits apart (``centres``: the distance of the matching centre hashes, None
+        when an image has none, as those hashed before catalog migration 4); None when the
+        policy does not count it."""
         from curator.hashing import DIHEDRAL, PHASH
 
-        direct = query_view in DIHEDRAL and stored_view in DIHEDRAL and distance <= self.threshold
+        dihedral = query_view in DIHEDRAL and stored_view in DIHEDRAL
+        direct = dihedral and distance <= self.threshold and (centres is None or centres <= self.threshold)
         if not direct and (not self.confirm or distance > self.candidate_threshold):
             return None
-        if query_view in DIHEDRAL and stored_view in DIHEDRAL:  # one flip/turn relates the two
+        if dihedral:  # one flip or quarter turn relates the two
             view = DIHEDRAL[_relative(DIHEDRAL.index(query_view), DIHEDRAL.index(stored_view))]
         else:
             view = "+".join(v for v in (query_view, stored_view) if v != PHASH)

@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from PIL import Image, ImageDraw, ImageOps
+from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
-from curator import catalog, config, dedup, hashing, store, synthetic
+from curator import audit, catalog, config, dedup, hashing, match, store, synthetic
 from curator.config import DedupConfig
 from curator.errors import ConfigError, InputError
+from tests.test_hashing import FLIPS, turned
 
 
 @pytest.fixture
@@ -95,6 +96,51 @@ def test_distinct_photos_sharing_a_logo_stay_apart(conn, objects) -> None:
     placements = [add(index, conn, objects, with_logo(photo(seed)))[1] for seed in range(20, 28)]
     assert all(p.near_of is None for p in placements)
     assert len({p.cluster_id for p in placements}) == 8
+
+
+@pytest.mark.parametrize(
+    "name, change",
+    [(view, lambda im, v=view: im.transpose(FLIPS[v])) for view in sorted(FLIPS)]
+    + [
+        (f"turn {angle} {fill}", lambda im, a=angle, f=fill: turned(im, a, f))
+        for angle in (-10, 25)
+        for fill in hashing.FILLS
+    ]
+    + [
+        ("flip + 12 deg + brighter", lambda im: ImageEnhance.Brightness(
+            turned(im.transpose(FLIPS["phash_flip"]), 12, "reflect")).enhance(1.2)),
+        ("quarter turn + 8 deg + darker", lambda im: ImageEnhance.Brightness(
+            turned(im.transpose(FLIPS["phash_rot90"]), -8, "constant")).enhance(0.75)),
+    ],
+)
+def test_flipped_and_turned_copies_join_their_original(conn, objects, name, change) -> None:
+    index = dedup.NearIndex.load(conn, objects, DedupConfig())
+    a, _ = add(index, conn, objects, photo(13))
+    _, copy = add(index, conn, objects, change(photo(13)))
+    assert copy.near_of == a, name
+    other, _ = add(index, conn, objects, photo(14))  # and a distinct photo is not drawn in
+    assert cluster_of(conn, other) != cluster_of(conn, a)
+
+
+def with_stamp(img: Image.Image) -> Image.Image:
+    out = img.copy()
+    ImageDraw.Draw(out).text((img.width - 100, img.height - 20), "'19 07 23 14:02", fill=(255, 140, 0))
+    return out
+
+
+@pytest.mark.parametrize(
+    "name, mark",
+    [
+        ("date stamp", with_stamp),
+        ("turned 25 deg, black corners", lambda im: turned(im, 25, "constant")),
+        ("turned 20 deg, grown canvas", lambda im: turned(im, -20, "expand")),
+    ],
+)
+def test_distinct_photos_marked_alike_stay_apart(conn, objects, name, mark) -> None:
+    """What distinct photos share (a stamp; corners a turn left black) must not join them."""
+    index = dedup.NearIndex.load(conn, objects, DedupConfig())
+    placements = [add(index, conn, objects, mark(photo(seed)))[1] for seed in range(40, 48)]
+    assert [p.near_of for p in placements] == [None] * 8, name
 
 
 def test_representative_is_largest_then_earliest(conn, objects) -> None:
@@ -248,3 +294,70 @@ def test_recluster_refuses_a_threshold_out_of_range(conn, objects) -> None:
         dedup.recluster(conn, objects, DedupConfig(), threshold=33)
     assert err.value.message == "threshold 33 is out of range: use 0 to 32 bits (of 64)"
     assert cluster_of(conn, a) == placed.cluster_id
+
+
+def _partition(groups: list[int]) -> set[frozenset[int]]:
+    """Item indices grouped by their group label."""
+    by: dict[int, set[int]] = {}
+    for i, g in enumerate(groups):
+        by.setdefault(g, set()).add(i)
+    return {frozenset(v) for v in by.values()}
+
+
+def _three_callers(tmp_path: Path, images: list[bytes]) -> tuple[set, set, set]:
+    """The near-duplicate groups that ingest, re-clustering and audit each find in ``images``."""
+    tmp_path.mkdir()
+    conn = catalog.connect(tmp_path / "catalog.sqlite")
+    objects = tmp_path / "objects"
+    index = dedup.NearIndex.load(conn, objects, DedupConfig())
+    shas = [add(index, conn, objects, Image.open(io.BytesIO(data)).convert("RGB"))[0] for data in images]
+    ingested = _partition([cluster_of(conn, sha) for sha in shas])
+    dedup.recluster(conn, objects, DedupConfig(), threshold=DedupConfig().threshold)
+    reclustered = _partition([cluster_of(conn, sha) for sha in shas])
+    conn.close()
+    rows = []
+    for i, data in enumerate(images):  # every image in a split of its own: every pair is checked
+        rgb = hashing.normalize(Image.open(io.BytesIO(data)))
+        item = audit.Item(f"s{i}", 0, None, None, str(i))
+        rows.append(audit.RowHash(item, hashing.pixel_sha256(rgb), hashing.perceptual_hashes(rgb), None))
+
+    def grey(item: audit.Item) -> np.ndarray:
+        return hashing.grey_copy(hashing.normalize(Image.open(io.BytesIO(images[int(item.sha256)]))))
+
+    sets = dedup.DisjointSets(len(images))
+    for leak in audit.find_leaks(rows, match.Policy.of(DedupConfig()), grey):
+        sets.union(int(leak.a.sha256), int(leak.b.sha256))
+    return ingested, reclustered, _partition([sets.find(i) for i in range(len(images))])
+
+
+def test_ingest_recluster_and_audit_decide_through_the_one_policy(tmp_path: Path, monkeypatch) -> None:
+    """The three callers agree, and changing the policy's rule changes all three."""
+    base, other = photo(50), photo(51)
+    copies = [
+        base, base.transpose(FLIPS["phash_rot90"]), turned(base, 12, "reflect"), turned(base, -20, "crop"),
+        ImageEnhance.Brightness(base).enhance(1.25),
+        other, turned(other.transpose(FLIPS["phash_flip"]), 8, "constant"),
+        with_logo(photo(52)), with_logo(photo(53)),
+    ]  # fmt: skip
+    images = [synthetic.encode(img, "JPEG", quality=90) for img in copies]
+    want = {frozenset(range(5)), frozenset({5, 6}), frozenset({7}), frozenset({8})}
+    assert _three_callers(tmp_path / "a", images) == (want, want, want)
+    monkeypatch.setattr(match.Policy, "match", lambda self, *args: None)  # "nothing is near"
+    alone = {frozenset({i}) for i in range(len(images))}
+    assert _three_callers(tmp_path / "b", images) == (alone, alone, alone)
+
+
+def test_every_threshold_range_is_the_policys(conn, objects) -> None:
+    from curator.cli import cli
+
+    for name in ("dups", "audit"):
+        (option,) = [p for p in cli.commands[name].params if p.name == "threshold"]
+        assert (option.type.min, option.type.max) == (0, match.MAX_THRESHOLD), name
+    raw = {"dataset": {"name": "x", "classes": ["a", "b"]}}
+    most = match.MAX_THRESHOLD
+    config.from_dict({**raw, "dedup": {"threshold": most, "candidate_threshold": most}})
+    for table in ({"threshold": match.MAX_THRESHOLD + 1}, {"candidate_threshold": match.MAX_THRESHOLD + 1}):
+        with pytest.raises(ConfigError, match=f"between .* and {match.MAX_THRESHOLD}"):
+            config.from_dict({**raw, "dedup": table})
+    with pytest.raises(InputError, match=f"use 0 to {match.MAX_THRESHOLD} bits"):
+        dedup.recluster(conn, objects, DedupConfig(), threshold=match.MAX_THRESHOLD + 1)

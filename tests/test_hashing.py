@@ -7,7 +7,7 @@ import io
 import cv2
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageEnhance, ImageOps
 
@@ -86,6 +86,66 @@ def test_hard_changes_land_near_a_view(photo: Image.Image, name: str, change) ->
     copy = hashing.perceptual_hashes(change(photo))
     assert hashing.hamming(copy["phash"], original["phash"]) > CFG.threshold, "needs a view to be found"
     assert (dedup.pair_distance(copy, original) or 0) <= CFG.candidate_threshold, name
+
+
+FLIPS = {
+    "phash_mirror": Image.Transpose.FLIP_LEFT_RIGHT, "phash_flip": Image.Transpose.FLIP_TOP_BOTTOM,
+    "phash_rot90": Image.Transpose.ROTATE_90, "phash_rot180": Image.Transpose.ROTATE_180,
+    "phash_rot270": Image.Transpose.ROTATE_270, "phash_transpose": Image.Transpose.TRANSPOSE,
+    "phash_transverse": Image.Transpose.TRANSVERSE,
+}  # fmt: skip
+
+
+def turned(img: Image.Image, angle: float, fill: str) -> Image.Image:
+    """``img`` turned by ``angle`` degrees, filled the way augmenters do (hashing.FILLS)."""
+    if fill in ("constant", "expand"):
+        return img.rotate(angle, resample=Image.Resampling.BICUBIC, expand=fill == "expand")
+    pixels = np.asarray(img)
+    h, w = pixels.shape[:2]
+    turn = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), angle, 1.0)
+    border = cv2.BORDER_REFLECT_101 if fill == "reflect" else cv2.BORDER_CONSTANT
+    out = Image.fromarray(cv2.warpAffine(pixels, turn, (w, h), flags=cv2.INTER_CUBIC, borderMode=border))
+    if fill == "reflect":
+        return out
+    c, s = abs(np.cos(np.radians(angle))), abs(np.sin(np.radians(angle)))
+    inside = min(w / (w * c + h * s), h / (w * s + h * c))  # crop: the largest upright window
+    cw, ch = int(w * inside), int(h * inside)
+    x, y = (w - cw) // 2, (h - ch) // 2
+    return out.crop((x, y, x + cw, y + ch)).resize((w, h), Image.Resampling.BICUBIC)
+
+
+def test_names_of_the_flips_and_quarter_turns() -> None:
+    assert set(hashing.DIHEDRAL) == {hashing.PHASH, *FLIPS}
+
+
+@settings(max_examples=25, deadline=None, derandomize=True)
+@given(st.integers(0, 10_000), st.sampled_from(sorted(FLIPS)))
+def test_every_flip_and_quarter_turn_is_one_of_the_views(seed: int, view: str) -> None:
+    """The view computed from the original's DCT is the hash of the flipped image itself."""
+    img = synthetic.photo(seed, seed % 3, (160 + seed % 97, 120 + seed % 61))
+    copy = hashing.perceptual_hashes(reencode(img.transpose(FLIPS[view]), 90))
+    assert hashing.hamming(copy[hashing.PHASH], hashing.perceptual_hashes(img)[view]) <= 4
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(
+    st.integers(0, 10_000),
+    st.floats(-25, 25),
+    st.sampled_from(hashing.FILLS),
+    st.sampled_from([None, *sorted(FLIPS)]),
+    st.floats(0.7, 1.3),
+)
+def test_turned_flipped_brightened_copies_are_candidates(
+    seed: int, angle: float, fill: str, flip: str | None, brightness: float
+) -> None:
+    """Any turn up to 25 degrees in any fill, after any flip, with a brightness change: within
+    the candidate radius of some view (the keypoint check then decides, curator.match)."""
+    img = synthetic.photo(seed, seed % 3, (320, 240))
+    copy = img.transpose(FLIPS[flip]) if flip else img
+    copy = ImageEnhance.Brightness(turned(copy, angle, fill)).enhance(brightness)
+    hashes = hashing.perceptual_hashes(reencode(copy, 85))
+    distance = dedup.pair_distance(hashes, hashing.perceptual_hashes(img))
+    assert distance is not None and distance <= CFG.candidate_threshold
 
 
 def test_distinct_photos_are_far_apart() -> None:

@@ -4,46 +4,20 @@
     NearIndex.add_image(conn, ...)       place a new image inside the caller's transaction
     clusters(conn)                       clusters with members, distances and source URLs
     recluster(conn, objects, cfg, t)     rebuild every cluster from stored hashes
+    near_pairs(policy, hashes)           every pair the policy counts (recluster, audit)
 
-How two images are judged near duplicates. Each image stores 22 64-bit pHashes
-(curator.hashing): its own ``phash``, and the hashes of views of it (mirror, +-4
-degree rotations, 18 crop windows). A pair is a *candidate* when one image's
-``phash`` is within ``dedup.candidate_threshold`` bits of any view of the other.
-It is a near duplicate when the match is whole-image (``phash`` or
-``phash_mirror``) within ``dedup.threshold`` bits, or else when keypoints confirm
-it (:class:`Confirmer`: ORB + RANSAC similarity, inliers spread over the image,
-aligned images correlate cell by cell), which is what keeps two different photos
-with the same logo apart. Near duplicates link transitively into clusters; the
-representative is the member with the largest pixel area, then the earliest.
-
-Defaults, chosen by measuring (2 shared cores; times move with load):
-
-    python benchmarks/dedup_quality.py       # 771 images: 57 photos x 13 copies + 30 logo photos
-      threshold=8, candidate=12 (default): pairs P 1.000, R 0.992 overall; recall per
-        transform 1.000 for exact, png, resize, jpeg q20-45, blur, gray, watermark bar,
-        crop 3-8%, mirror, rotate 3-6 deg; brightness+contrast 0.982; crop 15-22% 0.965;
-        no false pair among the 30 photos sharing a logo; 175 keypoint checks;
-        decode + all 22 hashes 1.0 ms per image (ingest's validate.check; JPEGs hashed from
-        their luma plane, hashing.luma_grey; the pixel hash is lazy)
-      peer, one 64-bit pHash at <= 10 (imagededup's default): P 1.000, R 0.570
-        (mirror 0.000, rotate 0.404, crop 15-22% 0.018 at P 0.5)
-      (measured with the earlier Pillow-resized hashes, not rerun:)
-      --candidate 14: the same recall for 387 checks instead of 172. On 600 distinct
-        generated photos: 0 pairs within 8, 28 candidate pairs within 12, 227 within 14
-      crop windows at 80% and 90% of a side (the first choice): R 0.987, crop 15-22% 0.930
-    python benchmarks/dedup_quality.py --photos 80 --logo 60 --seed 3   # 1,321 images
-      default: P 1.000, R 0.998 (crop 15-22% 0.990); 398 keypoint checks;
-      peer: P 0.993, R 0.548, and it put logo photos together
-    python benchmarks/cluster_scale.py       # uniform random hashes, radius 8, 1,000 planted pairs
-      100,000: multi-index 0.9-2.3 s, numpy brute force 27-30 s; 1,000,000: multi-index 14-15 s;
-      every planted pair found, the same pairs as brute force
-    python benchmarks/cluster_scale.py --views --sizes 20000,100000   # recluster's view search
-      20,000 images (440,000 hashes) at radius 12: 5.5 s; 100,000 images (2.2M hashes): 92 s
+How two images are judged near duplicates is curator.match's one policy: which views
+of the stored hashes (curator.hashing.NAMES) are compared, how far, and which matches
+keypoints must confirm (:class:`Confirmer`: ORB + RANSAC similarity, inliers spread
+over the image, aligned images correlate cell by cell), which is what keeps two
+different photos with the same logo apart. Near duplicates link transitively into
+clusters; the representative is the member with the largest pixel area, then the
+earliest. Quality and speed: benchmarks/dedup_quality.py and benchmarks/cluster_scale.py
+(figures in the README).
 
 The threshold is 8 rather than 10 because pHash distances are almost always even
 (a median split sets 32 of 64 bits), so 9 is 8, and 10 would make the multi-index
-search probe ~7x more (radius 10 needs 3 bits per 21-bit chunk instead of 2);
-copies between 9 and 12 bits are still found, through the keypoint check.
+search probe ~7x more (radius 10 needs 3 bits per 21-bit chunk instead of 2).
 """
 
 from __future__ import annotations
@@ -604,6 +578,7 @@ def recluster(
     """
     if not 0 <= threshold <= MAX_THRESHOLD:
         raise InputError(f"threshold {threshold} is out of range: use 0 to {MAX_THRESHOLD} bits (of 64)")
+    rehash_legacy(conn, Path(objects))
     all_hashes = stored_hashes(conn)
     shas = list(all_hashes)
     policy = Policy.of(cfg, threshold)
@@ -627,6 +602,30 @@ def recluster(
     for slot, sha in enumerate(shas):
         groups[sets.find(slot)].append(sha)
     return _rewrite_clusters(conn, list(groups.values()), threshold)
+
+
+def rehash_legacy(conn: sqlite3.Connection, objects: Path) -> int:
+    """Give every image hashed with the legacy views (catalog migration 4) today's, from its
+    stored original; returns how many. An original that cannot be read keeps its hashes."""
+    legacy = conn.execute(
+        "SELECT sha256 FROM images WHERE hashed_from LIKE ?", ("%" + hashing.LEGACY_SUFFIX,)
+    ).fetchall()
+    done = 0
+    with catalog.atomic(conn):
+        for (sha,) in legacy:
+            try:
+                with Image.open(io.BytesIO(store.read(objects, sha))) as img:
+                    grey = hashing.grey_of(img)
+            except (OSError, ValueError, SyntaxError):
+                continue
+            hashes = hashing.hashes_of_grey(grey.pixels)
+            conn.execute(
+                "UPDATE images SET hashes = ?, fingerprint = ?, hashed_from = ? WHERE sha256 = ?",
+                (hashing.pack_hashes(hashes), hashing.fingerprint(*grey.size, hashes), grey.hashed_from, sha),
+            )
+            conn.execute("DELETE FROM image_hashes WHERE sha256 = ?", (sha,))
+            done += 1
+    return done
 
 
 class DisjointSets:

@@ -9,19 +9,20 @@
 The perceptual hash is a DCT hash (pHash): the image is reduced to a 32x32
 grey thumbnail, its 2-D DCT taken, and the 8x8 lowest frequencies compared with
 their median (one bit each). A left-right mirror only flips the sign of the
-odd horizontal frequencies, so ``phash_mirror`` (the pHash of the mirrored
-image) costs nothing extra; comparing a new image's ``phash`` with a stored
-``phash_mirror`` finds mirrored copies. The other names in :data:`NAMES`
-hash shifted, zoomed and rotated views of the same thumbnail, so that a crop or a
-small rotation of a stored photo lands near one of them (see curator.dedup).
+odd horizontal frequencies, a top-bottom flip that of the odd vertical ones, and a
+transpose swaps the two axes, so the hashes of all 8 flips and quarter turns
+(:data:`DIHEDRAL`, and :data:`CENTRES` of the centre window) cost nothing extra.
+The other names in :data:`NAMES` hash turned (:data:`TURNS` x :data:`FILLS`) and
+cropped views of the same image, so that a rotated or cropped copy of a stored
+photo lands near one of them (see curator.match).
 
 Every image gets one grey copy (:func:`grey_of`, :data:`GREY_SIDE` px), kept
 for keypoint checks (curator.dedup) and halved and equalised for hashing. A JPEG's
 comes from its own luma plane, decoded smaller (:func:`luma_grey`); any other
 image's from its decoded RGB pixels (:func:`grey_copy`). The box
 average down to each view's 32x32 thumbnail and the DCT are both linear, so the
-20 unrotated views are one batch of small matrix products: from a decoded 640x480
-photo, the grey copy and all 22 hashes take about 0.4 ms.
+unturned views are one batch of small matrix products, and the turned ones are
+rotated at half size.
 
 :class:`HashIndex` finds every stored hash within a Hamming radius of a query
 without comparing with all of them (multi-index hashing); curator.dedup uses it

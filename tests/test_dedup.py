@@ -361,3 +361,37 @@ def test_every_threshold_range_is_the_policys(conn, objects) -> None:
             config.from_dict({**raw, "dedup": table})
     with pytest.raises(InputError, match=f"use 0 to {match.MAX_THRESHOLD} bits"):
         dedup.recluster(conn, objects, DedupConfig(), threshold=match.MAX_THRESHOLD + 1)
+
+
+def test_catalogs_with_the_legacy_views_keep_working_and_are_rehashed(tmp_path: Path) -> None:
+    """Migration 4: images hashed with the 22 views of before keep them (read by name, matched
+    with what they have); re-clustering gives them today's views from their originals."""
+    path, objects = tmp_path / "catalog.sqlite", tmp_path / "objects"
+    old = sqlite3.connect(path, isolation_level=None)
+    catalog.migrate(old, [m for m in catalog.MIGRATIONS if m.version <= 3])
+    data = synthetic.encode(photo(60), "JPEG", quality=90)
+    sha = store.put(objects, data)
+    rgb = hashing.normalize(Image.open(io.BytesIO(data)))
+    today = hashing.perceptual_hashes(rgb)
+    legacy = {name: today.get(name, 12345) for name in hashing.LEGACY_NAMES}  # rot+-4: any value
+    with catalog.atomic(old):
+        old.execute("INSERT INTO clusters (id, representative) VALUES (1, ?)", (sha,))
+        old.execute(
+            "INSERT INTO images (sha256, fingerprint, hashes, width, height, format, bytes, cluster_id,"
+            " created_at) VALUES (?, 'f', ?, ?, ?, 'JPEG', ?, 1, 't')",
+            (sha, hashing.pack_hashes(legacy), rgb.width, rgb.height, len(data)),
+        )
+    old.close()
+    conn = catalog.connect(path)
+    (hashed_from,) = conn.execute("SELECT hashed_from FROM images").fetchone()
+    assert hashed_from == hashing.RGB + hashing.LEGACY_SUFFIX
+    assert dedup.stored_hashes(conn) == {sha: legacy}
+    index = dedup.NearIndex.load(conn, objects, DedupConfig())
+    _, mirrored = add(index, conn, objects, ImageOps.mirror(photo(60)))
+    assert mirrored.near_of == sha  # its phash_mirror still matches
+    assert dedup.rehash_legacy(conn, objects) == 1
+    sql = "SELECT hashes, hashed_from FROM images WHERE sha256 = ?"
+    (packed, hashed_from) = conn.execute(sql, (sha,)).fetchone()
+    assert set(hashing.unpack_hashes(packed)) == set(hashing.NAMES) and hashed_from == hashing.LUMA
+    assert dedup.rehash_legacy(conn, objects) == 0
+    conn.close()

@@ -40,12 +40,7 @@ SKIMAGE_PHOTOS = (
     "gravel.png", "brick.png", "hubble_deep_field.jpg", "rocket.jpg", "motorcycle_left.png",
     "retina.jpg", "moon.png", "page.png", "text.png", "color.png", "ihc.png",
 )  # fmt: skip
-DIHEDRAL = {
-    "mirror": Image.Transpose.FLIP_LEFT_RIGHT, "flip": Image.Transpose.FLIP_TOP_BOTTOM,
-    "rot90": Image.Transpose.ROTATE_90, "rot180": Image.Transpose.ROTATE_180,
-    "rot270": Image.Transpose.ROTATE_270, "transpose": Image.Transpose.TRANSPOSE,
-    "transverse": Image.Transpose.TRANSVERSE,
-}  # fmt: skip
+DIHEDRAL = {name.removeprefix("phash_"): turn for name, turn in hashing.TRANSPOSES.items()}
 ANGLES = (3, 5, 8, 10, 15, 25)
 FILLS = ("constant", "reflect", "crop", "expand")
 EASY = ("exact", "png", "resize", "jpeg", "blur", "gray", "watermark")

@@ -62,6 +62,13 @@ DIHEDRAL = (
     PHASH, PHASH_MIRROR, "phash_flip", "phash_rot180",
     "phash_transpose", "phash_rot90", "phash_rot270", "phash_transverse",
 )  # fmt: skip
+# What each DIHEDRAL name is the hash of: the image under this Pillow transpose.
+TRANSPOSES = {
+    PHASH_MIRROR: Image.Transpose.FLIP_LEFT_RIGHT, "phash_flip": Image.Transpose.FLIP_TOP_BOTTOM,
+    "phash_rot180": Image.Transpose.ROTATE_180, "phash_transpose": Image.Transpose.TRANSPOSE,
+    "phash_rot90": Image.Transpose.ROTATE_90, "phash_rot270": Image.Transpose.ROTATE_270,
+    "phash_transverse": Image.Transpose.TRANSVERSE,
+}  # fmt: skip
 # The same 8 of the centre window (CENTRE of each side): a second opinion for trusting a match
 # on the hash alone. Rotated copies with black or grown corners share the corners' pattern, so
 # distinct photos turned alike can have whole-image hashes within the threshold; their centres,

@@ -88,12 +88,7 @@ def test_hard_changes_land_near_a_view(photo: Image.Image, name: str, change) ->
     assert (dedup.pair_distance(copy, original) or 0) <= CFG.candidate_threshold, name
 
 
-FLIPS = {
-    "phash_mirror": Image.Transpose.FLIP_LEFT_RIGHT, "phash_flip": Image.Transpose.FLIP_TOP_BOTTOM,
-    "phash_rot90": Image.Transpose.ROTATE_90, "phash_rot180": Image.Transpose.ROTATE_180,
-    "phash_rot270": Image.Transpose.ROTATE_270, "phash_transpose": Image.Transpose.TRANSPOSE,
-    "phash_transverse": Image.Transpose.TRANSVERSE,
-}  # fmt: skip
+FLIPS = hashing.TRANSPOSES
 
 
 def turned(img: Image.Image, angle: float, fill: str) -> Image.Image:

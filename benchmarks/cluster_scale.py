@@ -9,9 +9,10 @@ a numpy brute-force all-pairs join (blocks of XOR + popcount), side by side.
 
     python benchmarks/cluster_scale.py [--sizes 100000,1000000] [--threshold 8] [--no-brute]
 
-``--views`` times the other search recluster runs: each image's ``phash`` against all
-22 view hashes of every image (hashing.NAMES) at ``dedup.candidate_threshold``; the
-candidates it yields then go to the keypoint check, which is not timed here.
+``--views`` times the search recluster and audit run (dedup.near_pairs): each image's 8
+flips and quarter turns (hashing.DIHEDRAL) against every searched view of every image
+(hashing.NAMES less the centres) at ``dedup.candidate_threshold``; the candidates it
+yields then go to the keypoint check, which is not timed here.
 
     python benchmarks/cluster_scale.py --views --sizes 20000,100000
 """
@@ -105,17 +106,18 @@ def views(args: argparse.Namespace) -> None:
     from curator import hashing
 
     radius = DedupConfig().candidate_threshold
-    k = len(hashing.NAMES)
-    print(f"view search: radius={radius}, {k} hashes per image, cpu={os.cpu_count()}")
+    k = len(hashing.NAMES) - len(hashing.CENTRES)  # the searched views; the first 8 are DIHEDRAL
+    forms = len(hashing.DIHEDRAL)
+    print(f"view search: radius={radius}, {k} hashes per image, {forms} queries each, cpu={os.cpu_count()}")
     for n in (int(s) for s in args.sizes.split(",")):
         rng = np.random.default_rng(n)
         values = rng.integers(0, 2**64 - 1, size=(n, k), dtype=np.uint64, endpoint=True)
         index = HashIndex()
         index.extend(values.reshape(-1), np.repeat(np.arange(n), k), np.tile(np.arange(k), n))
         t0 = time.perf_counter()
-        qi, _, _ = index.search(values[:, 0], radius)
+        qi, _, _ = index.search(values[:, :forms].reshape(-1), radius)
         seconds = time.perf_counter() - t0
-        print(f"{n:9d} images {n * k:10d} hashes {seconds:8.1f} s {len(qi) - n:8d} candidate pairs")
+        print(f"{n:9d} images {n * k:10d} hashes {seconds:8.1f} s {len(qi) - n * forms:8d} candidate pairs")
 
 
 if __name__ == "__main__":

@@ -147,13 +147,17 @@ def scan(
     on_progress: Progress | None = None,
 ) -> list[Leak]:
     """Every leaked pair between the splits of a ``DatasetDict`` (each pair once, split order kept)."""
+    from curator.ingest.run import single_threaded_opencv
+
     cells: dict[str, list[dict[str, Any]]] = {}
     rows: list[RowHash] = []
-    for name in loaded:
-        split_cells, split_rows = hash_split(loaded[name], name, cluster_column, on_progress)
-        cells[name] = split_cells
-        rows.extend(split_rows)
-    return find_leaks(rows, policy, lambda item: _grey(cells[item.split][item.row]))
+    # One OpenCV call per image on each thread: OpenCV's own pool on top would only contend.
+    with single_threaded_opencv():
+        for name in loaded:
+            split_cells, split_rows = hash_split(loaded[name], name, cluster_column, on_progress)
+            cells[name] = split_cells
+            rows.extend(split_rows)
+        return find_leaks(rows, policy, lambda item: _grey(cells[item.split][item.row]))
 
 
 def hash_split(

@@ -141,6 +141,35 @@ def test_audit_finds_planted_leaks(tmp_path: Path) -> None:
     assert text.stdout.strip().endswith("2 leaked pair(s)")
 
 
+def test_audit_names_hub_rows_by_source_url_and_finds_flips(tmp_path: Path) -> None:
+    """A Hub-style parquet folder with a source_url column: a vertically flipped, quarter-turned
+    copy in another split is found, and both rows are named by their URLs."""
+    from datasets import Dataset, Features, Value
+    from datasets import Image as ImageFeature
+
+    features = Features({"image": ImageFeature(), "source_url": Value("string")})
+    base = _photo(3)
+    splits = {
+        "train": [(base, "https://atlas.example/a.jpg"), (_photo(4), "https://atlas.example/b.jpg")],
+        "test": [(base.transpose(Image.Transpose.ROTATE_90).transpose(Image.Transpose.FLIP_TOP_BOTTOM),
+                  "https://forum.example/c.jpg")],
+    }  # fmt: skip
+    (tmp_path / "data").mkdir()
+    for split, rows in splits.items():
+        data = {"image": [{"bytes": synthetic.encode(img, "JPEG"), "path": None} for img, _ in rows],
+                "source_url": [url for _, url in rows]}  # fmt: skip
+        target = tmp_path / "data" / f"{split}-00000-of-00001.parquet"
+        Dataset.from_dict(data, features=features).to_parquet(str(target))
+    result = run_cli("--json", "audit", str(tmp_path))
+    assert result.exit_code == 1
+    (leak,) = json.loads(result.stdout)["leaks"]
+    assert (leak["a"]["source_url"], leak["b"]["source_url"]) == ("https://atlas.example/a.jpg",
+                                                                  "https://forum.example/c.jpg")
+    assert leak["kind"] == "near" and leak["view"] in ("phash_transpose", "phash_transverse")
+    text = run_cli("audit", str(tmp_path)).stdout
+    assert "LEAK train[0] https://atlas.example/a.jpg ~ test[0] https://forum.example/c.jpg (near via" in text
+
+
 def test_audit_reads_an_image_folder_too(tmp_path: Path) -> None:
     root = tmp_path / "imagefolder"
     for split, seeds in (("train", [0, 1, 2]), ("test", [2, 5])):

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from curator.errors import InputError, ReleaseError
-from curator.match import Policy
+from curator.match import Match, Policy
 
 Progress = Callable[[int], None]
 
@@ -71,8 +71,8 @@ class Leak:
     b: Item
     kind: str  # 'exact', 'near' or 'cluster'
     distance: int | None  # bits between the matched views (0 for exact; None for cluster only)
-    view: str | None = None  # for 'near': the views that matched (curator.match.Match.view)
-    confirmed_by: str | None = None  # for 'near': 'hash' (direct) or 'keypoints'
+    view: str | None = None  # for 'near': the views that matched (curator.match.Match.view), or 'linked'
+    confirmed_by: str | None = None  # for 'near': 'hash' (direct), 'keypoints', or 'group' (linked)
 
     @property
     def a_split(self) -> str:
@@ -84,7 +84,9 @@ class Leak:
 
     def describe(self) -> str:
         how = self.kind
-        if self.kind == "near":
+        if self.view == "linked":
+            how += ", linked through other copies in the dataset"
+        elif self.kind == "near":
             how += f" via {self.view}, {self.confirmed_by}"
         if self.distance is not None:
             how += f", distance {self.distance}"
@@ -217,33 +219,52 @@ def _grey(cell: dict[str, Any]) -> np.ndarray:
 def find_leaks(rows: list[RowHash], policy: Policy, grey_of: Callable[[Item], np.ndarray]) -> list[Leak]:
     """Pairs of rows in different splits that are exact, near or same-cluster duplicates.
 
-    ``grey_of`` gives a row's grey copy for the keypoint check of loose matches."""
+    Near duplicates group transitively, as ingest clusters them: two copies of one photo
+    (one flipped, one turned) leak even when only the original matches each of them, and
+    such a pair is reported with view ``linked`` (through the rows of its group).
+    ``grey_of`` gives a row's grey copy for the keypoint check of loose matches.
+    """
     from curator import dedup
 
     order = {split: i for i, split in enumerate(dict.fromkeys(r.item.split for r in rows))}
-    found: dict[tuple[int, int], Leak] = {}
-    for group in _same(rows, lambda r: r.pixel):
-        for i, j in _cross(rows, group):
-            found[(i, j)] = Leak(rows[i].item, rows[j].item, "exact", 0)
-    matches = dedup.near_pairs(policy, [r.hashes for r in rows])
+    groups = dedup.DisjointSets(len(rows))
+    for same in (*_same(rows, lambda r: r.pixel), *_same(rows, lambda r: r.cluster)):
+        for j in same[1:]:
+            groups.union(same[0], j)
+    matched: dict[tuple[int, int], tuple[Match, str]] = {}
     confirmer = dedup.Confirmer() if policy.confirm else None
     greys = _GreyCache(lambda i: grey_of(rows[i].item))
-    for (i, j), match in sorted(matches.items(), key=lambda kv: (kv[1].distance, kv[0])):
-        if rows[i].item.split == rows[j].item.split or (i, j) in found:
-            continue
+    # Direct matches first, then loose ones nearest first: the likeliest to link.
+    pairs = dedup.near_pairs(policy, [r.hashes for r in rows])
+    for (i, j), match in sorted(pairs.items(), key=lambda kv: (not kv[1].direct, kv[1].distance, kv[0])):
         if match.direct:
-            by = "hash"
-        elif confirmer is not None and confirmer.same(greys[i], greys[j], match.reflected):
-            by = "keypoints"
+            matched[(i, j)] = match, "hash"
+        elif groups.find(i) != groups.find(j) and confirmer is not None:
+            if not confirmer.same(greys[i], greys[j], match.reflected):
+                continue
+            matched[(i, j)] = match, "keypoints"
         else:
             continue
-        found[(i, j)] = Leak(rows[i].item, rows[j].item, "near", match.distance, match.view, by)
-    for group in _same(rows, lambda r: r.cluster):
-        for i, j in _cross(rows, group):
-            if (i, j) not in found:
-                found[(i, j)] = Leak(rows[i].item, rows[j].item, "cluster", None)
+        groups.union(i, j)
+    members: dict[int, list[int]] = defaultdict(list)
+    for i in range(len(rows)):
+        members[groups.find(i)].append(i)
+    leaks = [_leak(rows, i, j, matched) for group in members.values() for i, j in _cross(rows, group)]
     # Rows come split by split, so in each pair (i < j) the earlier split is first.
-    return sorted(found.values(), key=lambda x: (order[x.a.split], order[x.b.split], x.a.row, x.b.row))
+    return sorted(leaks, key=lambda x: (order[x.a.split], order[x.b.split], x.a.row, x.b.row))
+
+
+def _leak(rows: list[RowHash], i: int, j: int, matched: dict[tuple[int, int], tuple[Match, str]]) -> Leak:
+    """How rows i and j (of one group, in two splits) are the same photo."""
+    a, b = rows[i], rows[j]
+    if a.pixel == b.pixel:
+        return Leak(a.item, b.item, "exact", 0)
+    if (i, j) in matched:
+        match, by = matched[(i, j)]
+        return Leak(a.item, b.item, "near", match.distance, match.view, by)
+    if a.cluster is not None and a.cluster == b.cluster:
+        return Leak(a.item, b.item, "cluster", None)
+    return Leak(a.item, b.item, "near", None, "linked", "group")
 
 
 def _same(rows: list[RowHash], key: Callable[[RowHash], Any]) -> Iterator[list[int]]:

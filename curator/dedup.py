@@ -13,8 +13,9 @@ It is a near duplicate when the match is whole-image (``phash`` or
 ``phash_mirror``) within ``dedup.threshold`` bits, or else when keypoints confirm
 it (:class:`Confirmer`: ORB + RANSAC similarity, inliers spread over the image,
 aligned images correlate cell by cell), which is what keeps two different photos
-with the same logo apart. Near duplicates link transitively into clusters; the
-representative is the member with the largest pixel area, then the earliest.
+with the same logo apart. Near duplicates link transitively into clusters. A
+cluster's id and representative depend on its members and the input order only
+(:func:`settle_clusters`, :func:`choose_representative`), never on thread timing.
 
 Defaults, chosen by measuring (2 shared cores; times move with load):
 
@@ -48,11 +49,12 @@ copies between 9 and 12 bits are still found, through the keypoint check.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import sqlite3
 import threading
 from collections import OrderedDict, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,6 +105,7 @@ class ClusterInfo:
     id: int
     representative: str
     members: tuple[Member, ...]
+    why: str = ""  # why the representative won (choose_representative)
 
     @property
     def sources(self) -> int:
@@ -460,13 +463,146 @@ def _insert_image(conn: sqlite3.Connection, new: NewImage, hashes: dict[str, int
     )
 
 
-def update_representative(conn: sqlite3.Connection, cluster_id: int) -> None:
-    """Largest pixel area first, then the earliest created_at (then sha256, for a total order)."""
-    conn.execute(
-        "UPDATE clusters SET representative = (SELECT sha256 FROM images WHERE cluster_id = ?"
-        " ORDER BY width * height DESC, created_at ASC, sha256 ASC LIMIT 1) WHERE id = ?",
-        (cluster_id, cluster_id),
+# The luminance quantisation table of the JPEG standard (Annex K), in any order: only its sum is used.
+_JPEG_LUMA_SUM = 3688
+LOSSLESS_FORMATS = frozenset({"PNG", "BMP", "TIFF"})
+LOSSLESS = 101  # ranks above any estimated JPEG quality (1-100)
+
+
+@dataclass(frozen=True)
+class Contender:
+    """A cluster member as the representative rule sees it."""
+
+    sha256: str
+    width: int
+    height: int
+    format: str
+    bytes: int
+    position: int | None  # the earliest input position among its sources (catalog migration 5)
+    quality: int = 0  # LOSSLESS, an estimated JPEG quality, or 0 when unknown
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+    @property
+    def bytes_per_pixel(self) -> float:
+        return round(self.bytes / max(1, self.pixels), 4)
+
+    def key(self) -> tuple[int, int, float, bool, int, str]:
+        """Smallest wins: most pixels, least lossy, earliest input, smallest sha256."""
+        unplaced = self.position is None
+        return (-self.pixels, -self.quality, -self.bytes_per_pixel, unplaced, self.position or 0, self.sha256)
+
+
+def estimated_quality(path: Path) -> int:
+    """LOSSLESS for a lossless format, a JPEG's quality as the IJG encoder would have been
+    asked for it (from its luminance table; only the header is read), else 0 (unknown)."""
+    try:
+        with Image.open(path) as img:
+            if img.format in LOSSLESS_FORMATS:
+                return LOSSLESS
+            tables = getattr(img, "quantization", None) if img.format == "JPEG" else None
+            if not tables:
+                return 0
+            scale = 100.0 * sum(tables[min(tables)]) / _JPEG_LUMA_SUM
+    except (OSError, ValueError, SyntaxError):
+        return 0
+    estimate = (200.0 - scale) / 2 if scale <= 100 else 5000.0 / scale
+    return max(1, min(100, round(estimate)))
+
+
+def choose_representative(members: list[Contender], objects: Path | None) -> tuple[Contender, str]:
+    """The member that represents a cluster, and why it won (for ``curator dups``).
+
+    The original is preferred over copies derived from it: the most pixels, then the
+    least lossy encoding (lossless, else the higher estimated JPEG quality, then more
+    bytes per pixel), then the earliest input position, then the smallest sha256.
+    Never the order in which threads finished. Encodings are read (headers only, from
+    ``objects``) just for members tied on pixels.
+    """
+    most = max(m.pixels for m in members)
+    tied = [m for m in members if m.pixels == most]
+    if objects is not None and len(tied) > 1:
+        tied = [dataclasses.replace(m, quality=estimated_quality(store.object_path(objects, m.sha256)))
+                for m in tied]
+    ranked = sorted(tied, key=Contender.key)
+    best = ranked[0]
+    if len(members) == 1:
+        return best, "the only member"
+    if len(ranked) == 1:
+        runner = max((m for m in members if m.pixels < most), key=lambda m: m.pixels)
+        return best, f"most pixels: {best.width}x{best.height} vs {runner.width}x{runner.height}"
+    runner = ranked[1]
+    if best.quality != runner.quality:
+        return best, f"least lossy: {_describe_quality(best)} vs {_describe_quality(runner)}"
+    if best.bytes_per_pixel != runner.bytes_per_pixel:
+        return best, f"least lossy: {best.bytes_per_pixel:g} vs {runner.bytes_per_pixel:g} bytes per pixel"
+    if best.position != runner.position:
+        return best, f"earliest in the input: position {best.position} vs {runner.position}"
+    return best, "equal encodings and input: smallest sha256"
+
+
+def _describe_quality(m: Contender) -> str:
+    if m.quality == LOSSLESS:
+        return f"{m.format}, lossless"
+    return f"JPEG quality ~{m.quality}" if m.quality else f"{m.format}, quality unknown"
+
+
+def _contenders(conn: sqlite3.Connection, cluster_ids: list[int]) -> dict[int, list[Contender]]:
+    rows = catalog.select_in(
+        conn,
+        "SELECT i.cluster_id, i.sha256, i.width, i.height, i.format, i.bytes, MIN(s.position) AS position"
+        " FROM images i LEFT JOIN sources s ON s.sha256 = i.sha256"
+        " WHERE i.cluster_id IN ({marks}) GROUP BY i.sha256",
+        cluster_ids,
     )
+    found: dict[int, list[Contender]] = defaultdict(list)
+    for r in rows:
+        found[int(r[0])].append(Contender(r[1], int(r[2]), int(r[3]), str(r[4]), int(r[5]), r[6]))
+    return found
+
+
+def update_representative(conn: sqlite3.Connection, cluster_id: int, objects: Path | None = None) -> None:
+    """Set the cluster's representative by :func:`choose_representative` (encodings are compared
+    only when ``objects`` is given; ingest and re-clustering settle every cluster with it)."""
+    members = _contenders(conn, [cluster_id]).get(cluster_id)
+    if members:
+        best, _ = choose_representative(members, objects)
+        conn.execute("UPDATE clusters SET representative = ? WHERE id = ?", (best.sha256, cluster_id))
+
+
+def settle_clusters(conn: sqlite3.Connection, cluster_ids: Iterable[int], objects: Path) -> None:
+    """Give each of these clusters its stable id and its representative, inside the caller's transaction.
+
+    A cluster's id is 1 + the smallest input position among its members' sources, a
+    function of what it holds and of the inputs alone, so the same inputs give the same
+    ids however threads interleaved. A cluster keeps its id when it has no positioned
+    source, or when that id is held by a cluster outside this call (a catalog clustered
+    before positions were recorded).
+    """
+    wanted = sorted(set(cluster_ids))
+    members = _contenders(conn, wanted)
+    targets = {}
+    for cid, found in members.items():
+        positions = [m.position for m in found if m.position is not None]
+        if positions and min(positions) + 1 != cid:
+            targets[cid] = min(positions) + 1
+    if targets:
+        held = {int(r[0]) for r in catalog.select_in(conn, "SELECT id FROM clusters WHERE id IN ({marks})",
+                                                    sorted(set(targets.values())))}
+        free = held - targets.keys()  # ids held by clusters that stay put
+        targets = {cid: new for cid, new in targets.items() if new not in free}
+        # Through negative ids: one moving cluster may want the id another is leaving.
+        for step in ({cid: -new for cid, new in targets.items()}, {-new: new for new in targets.values()}):
+            for old, new in step.items():
+                conn.execute("INSERT INTO clusters (id, representative) VALUES (?, NULL)", (new,))
+                conn.execute("UPDATE images SET cluster_id = ? WHERE cluster_id = ?", (new, old))
+                conn.execute("DELETE FROM clusters WHERE id = ?", (old,))
+    for cid, found in members.items():
+        best, _ = choose_representative(found, objects)
+        final = targets.get(cid, cid)
+        conn.execute("UPDATE clusters SET representative = ? WHERE id = ?", (best.sha256, final))
 
 
 def stored_hashes(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
@@ -492,11 +628,12 @@ def pair_distance(a: dict[str, int], b: dict[str, int]) -> int | None:
     return min(ab, ba)
 
 
-def clusters(conn: sqlite3.Connection, min_size: int = 2) -> list[ClusterInfo]:
+def clusters(conn: sqlite3.Connection, min_size: int = 2, objects: Path | None = None) -> list[ClusterInfo]:
     """Clusters with at least ``min_size`` members or sources, largest first.
 
     Each member carries its distance to the representative and every source URL
-    (or path) that resolved to it, exact duplicates included.
+    (or path) that resolved to it, exact duplicates included; each cluster says why
+    its representative won (encodings compared only when ``objects`` is given).
     """
     urls: dict[str, list[str]] = defaultdict(list)
     for sha, locator in conn.execute(
@@ -529,7 +666,9 @@ def clusters(conn: sqlite3.Connection, min_size: int = 2) -> list[ClusterInfo]:
             )
             for r in sorted(rows, key=lambda r: (r["sha256"] != rep,))
         )
-        result.append(ClusterInfo(id=int(cid), representative=rep, members=items))
+        contenders = _contenders(conn, [int(cid)]).get(int(cid), [])
+        _, why = choose_representative(contenders, objects) if contenders else (None, "")
+        result.append(ClusterInfo(id=int(cid), representative=rep, members=items, why=why))
     result.sort(key=lambda c: (-len(c.members), -c.sources, c.id))
     return result
 
@@ -550,9 +689,9 @@ def recluster(
 
     Pairs come from one self-join of the HashIndex (each image's ``phash`` against
     every view of every image); pairs that are not direct matches are confirmed
-    by keypoints, reading the images from ``objects``. Each new cluster keeps the
-    smallest old id among its members when that id is still free, so clusters
-    that do not change keep their ids.
+    by keypoints, reading the images from ``objects``. Ids and representatives are
+    then settled (:func:`settle_clusters`): the same members get the same id as ingest
+    gives them, so clusters that do not change keep their ids.
     """
     if not 0 <= threshold <= MAX_THRESHOLD:
         raise InputError(f"threshold {threshold} is out of range: use 0 to {MAX_THRESHOLD} bits (of 64)")
@@ -576,7 +715,7 @@ def recluster(
     groups: dict[int, list[str]] = defaultdict(list)
     for slot, sha in enumerate(shas):
         groups[sets.find(slot)].append(sha)
-    return _rewrite_clusters(conn, list(groups.values()), threshold)
+    return _rewrite_clusters(conn, list(groups.values()), threshold, objects)
 
 
 class DisjointSets:
@@ -621,9 +760,10 @@ def _pairs(
     return direct_pairs, loose
 
 
-def _rewrite_clusters(conn: sqlite3.Connection, groups: list[list[str]], threshold: int) -> ReclusterResult:
+def _rewrite_clusters(
+    conn: sqlite3.Connection, groups: list[list[str]], threshold: int, objects: Path
+) -> ReclusterResult:
     old = {row[0]: int(row[1]) for row in conn.execute("SELECT sha256, cluster_id FROM images")}
-    moved = 0
     with catalog.atomic(conn):
         taken: set[int] = set()
         assignment: dict[str, int] = {}
@@ -641,11 +781,11 @@ def _rewrite_clusters(conn: sqlite3.Connection, groups: list[list[str]], thresho
             assignment.update(dict.fromkeys(group, cid))
         for sha, cid in assignment.items():
             if old.get(sha) != cid:
-                moved += 1
                 conn.execute("UPDATE images SET cluster_id = ? WHERE sha256 = ?", (cid, sha))
         conn.execute("DELETE FROM clusters WHERE id NOT IN (SELECT DISTINCT cluster_id FROM images)")
-        for cid in taken:
-            update_representative(conn, cid)
+        settle_clusters(conn, taken, objects)
+    now = conn.execute("SELECT sha256, cluster_id FROM images").fetchall()
+    moved = sum(1 for sha, cid in now if old.get(sha) != cid)
     return ReclusterResult(
         threshold=threshold,
         images=len(assignment),

@@ -138,7 +138,7 @@ def dups(app, threshold: int | None) -> None:
             f"Re-clustered {result.images} images at threshold {threshold}: {result.clusters} clusters, "
             f"{result.multi} with near duplicates, {result.moved} images moved"
         )
-    value = [_plain(info) for info in dedup.clusters(ws.conn)]
+    value = [_plain(info) for info in dedup.clusters(ws.conn, objects=ws.objects)]
 
     def render(console: Console) -> None:
         if not value:
@@ -148,7 +148,7 @@ def dups(app, threshold: int | None) -> None:
             sources = sum(len(m["urls"]) for m in members)
             console.print(
                 f"Cluster {info['id']}: {len(members)} images, {sources} sources; "
-                f"representative {info['representative'][:12]}",
+                f"representative {info['representative'][:12]} ({info['why']})",
                 markup=False,
             )
             for m in members:

@@ -6,6 +6,12 @@
         -> on the catalog thread, with every other source ready by then, one transaction:
            exact duplicate? -> source row only; else dedup.NearIndex.add_image + source row
 
+Sources finish in whatever order downloads and threads allow; what the catalog ends
+up with does not depend on it. Each source gets an input position (its place in the
+inputs, counted over every run of the workspace), and at the end of each group the
+clusters it touched are settled (dedup.settle_clusters): ids and representatives
+follow from members and positions alone.
+
 An exact duplicate has the same decoded pixels as a stored image. Equal pixels hashed
 the same way have equal fingerprints (size and perceptual hashes, hashing.fingerprint),
 so the full pixel keys are computed and compared only when a fingerprint is already in
@@ -254,6 +260,7 @@ class _Run:
         # fsync takes 10 ms they held the two workers for 20 ms per image (26 s instead of 8).
         self.group_sync = fsutil.can_sync_filesystem()
         self.syncer = ThreadPoolExecutor(1, "curator-sync")
+        self.positions: dict[str, int] = {}  # locator -> input position (see main)
         self._ready: list[_Ready] = []  # prepared sources waiting for the catalog thread
         self._placing = False  # whether a group is on the catalog thread now
         self._opencv = contextlib.ExitStack()  # single_threaded_opencv, from _load to the end
@@ -262,6 +269,7 @@ class _Run:
     async def main(self, sources: list[Source]) -> IngestSummary:
         self.summary.total = len(sources)
         done = self._done_sources()
+        self.positions = self._input_positions(sources)
         # The image side loads while the first requests are in flight; _one waits for it.
         self.loaded = asyncio.get_running_loop().run_in_executor(self.writer, self._load)
         # Bounds memory: a source holds its bytes and pixels only while one of these slots is held.
@@ -302,6 +310,15 @@ class _Run:
         self.known_bytes = {row[0] for row in self.conn.execute("SELECT sha256 FROM images")}
         self.hashed_from = {row[0] for row in self.conn.execute("SELECT DISTINCT hashed_from FROM images")}
         self.index = dedup.NearIndex.load(self.conn, self.ws.objects, self.ws.config.dedup)
+
+    def _input_positions(self, sources: list[Source]) -> dict[str, int]:
+        """Each locator's place in the inputs, after every source of earlier runs (a source
+        keeps the position it was first given: see _write_source)."""
+        start = int(self.conn.execute("SELECT COALESCE(MAX(position), 0) FROM sources").fetchone()[0])
+        positions: dict[str, int] = {}
+        for i, src in enumerate(sources, start=start + 1):
+            positions.setdefault(src.locator, i)
+        return positions
 
     def _done_sources(self) -> dict[str, sqlite3.Row]:
         rows = self.conn.execute(
@@ -400,8 +417,14 @@ class _Run:
         """
         wrote = self.group_sync and any(ready.wrote for ready in group)
         synced = self.syncer.submit(fsutil.sync_filesystem, self.ws.objects) if wrote else None
+        from curator import dedup
+
         with catalog.atomic(self.conn):
             results = [self._place(ready.src, ready.fetched, ready.checked) for ready in group]
+            placed = sorted({r.sha256 for r in results if r.sha256 is not None})
+            sql = "SELECT cluster_id FROM images WHERE sha256 IN ({marks})"
+            touched = catalog.select_in(self.conn, sql, placed)
+            dedup.settle_clusters(self.conn, [row[0] for row in touched], self.ws.objects)
             if synced is not None:
                 synced.result()  # every object of the group was written before the sync began
         return results
@@ -506,10 +529,13 @@ class _Run:
         self.conn.execute(
             """
             INSERT INTO sources (locator, kind, hint, final_url, http_status, content_type, bytes,
-                                 fetched_at, outcome, reason, transient, sha256, robots, added_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                 fetched_at, outcome, reason, transient, sha256, robots, added_at,
+                                 position, group_id)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (locator) DO UPDATE SET
                 hint = COALESCE(excluded.hint, sources.hint), final_url = excluded.final_url,
+                position = COALESCE(sources.position, excluded.position),
+                group_id = COALESCE(excluded.group_id, sources.group_id),
                 http_status = excluded.http_status, content_type = excluded.content_type,
                 bytes = excluded.bytes, fetched_at = excluded.fetched_at, outcome = excluded.outcome,
                 reason = excluded.reason, transient = excluded.transient, sha256 = excluded.sha256,
@@ -530,6 +556,8 @@ class _Run:
                 sha256,
                 self.robots if src.kind == "url" else None,
                 catalog.utcnow(),
+                self.positions.get(src.locator),
+                src.group,
             ),
         )
 

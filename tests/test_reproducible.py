@@ -1,0 +1,130 @@
+"""The same inputs give the same clusters, cluster ids, representatives and release bytes.
+
+Two fresh workspaces ingest one URL list from a real loopback server at default
+concurrency, through the real CLI; the server answers in opposite orders for the
+two runs (originals slow in one, copies slow in the other), so sources finish
+and reach the catalog in different orders. Both release with SOURCE_DATE_EPOCH
+and must agree byte for byte. Copies are listed before their originals, so the
+input order alone would pick the copies: the representative rule must not.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image, ImageOps
+
+from curator import dedup, store
+from tests import ingest_data as data
+from tests.conftest import CLASSES, run_cli, snapshot
+from tests.imageserver import ImageServer, Reply
+from tests.test_release import CHEAP_PREPROCESS
+
+SLOW = 0.25  # seconds: long enough that every fast reply is placed first
+
+
+def _inputs() -> list[tuple[str, str, bytes, bool]]:
+    """(path, label, bytes, is_copy) in list order: each original's copies come before it."""
+    items = []
+    for i in range(12):
+        label = CLASSES[i % 3]
+        img = data.photo(100 + i, label, (200, 150))
+        if i < 5:  # same size, lower quality; mirrored; smaller
+            items.append((f"/copy/{i}-q35.jpg", label, data.jpeg(img, quality=35), True))
+            items.append((f"/copy/{i}-mirror.jpg", label, data.jpeg(ImageOps.mirror(img), quality=80), True))
+            items.append((f"/copy/{i}-small.jpg", label, data.jpeg(img.resize((150, 112)), quality=90), True))
+        if i == 5:  # a small rotation: confirmed by keypoints
+            turned = img.rotate(6, resample=Image.Resampling.BICUBIC)
+            items.append((f"/copy/{i}-rot6.jpg", label, data.jpeg(turned, quality=90), True))
+        items.append((f"/orig/{i}.jpg", label, data.jpeg(img, quality=92), False))
+    return items
+
+
+def _catalog(ws: Path) -> tuple[list[tuple[str, int]], list[tuple[int, str]]]:
+    conn = sqlite3.connect(ws / "catalog.sqlite")
+    try:
+        images = conn.execute("SELECT sha256, cluster_id FROM images ORDER BY sha256").fetchall()
+        clusters = conn.execute("SELECT id, representative FROM clusters ORDER BY id").fetchall()
+    finally:
+        conn.close()
+    return images, clusters
+
+
+def test_two_fresh_ingests_give_byte_identical_releases(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    items = _inputs()
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    with ImageServer() as server:
+        server.route("/robots.txt", Reply(404, b"", "text/plain"))
+        urls = tmp_path / "urls.txt"
+        urls.write_text("".join(f"{server.url(path)}\t{label}\n" for path, label, _, _ in items))
+        workspaces = []
+        for run, slow_copies in enumerate((False, True)):
+            for path, _, body, is_copy in items:
+                server.route(path, Reply(body=body, delay=SLOW if is_copy == slow_copies else 0.0))
+            ws = tmp_path / f"ws{run}"
+            assert run_cli("init", "scalp-test", "--classes", ",".join(CLASSES), workspace=ws).exit_code == 0
+            with (ws / "curator.toml").open("a", encoding="utf-8") as fh:
+                fh.write(CHEAP_PREPROCESS)
+            for args in (["ingest", str(urls)], ["label", "--accept-hints"], ["release"]):
+                result = run_cli(*args, workspace=ws)
+                assert result.exit_code == 0, result.output
+            workspaces.append(ws)
+    first, second = workspaces
+    assert _catalog(first) == _catalog(second)
+    images, clusters = _catalog(first)
+    assert len(images) == len(items) and len(clusters) == 12  # every copy found its original
+    originals = {data.decoded(body).tobytes() for _, _, body, is_copy in items if not is_copy}
+    for _, rep in clusters:
+        body = (first / "objects" / rep[:2] / rep).read_bytes()
+        assert data.decoded(body).tobytes() in originals, f"a copy represents its cluster: {rep}"
+    assert snapshot(first / "releases") == snapshot(second / "releases")
+
+
+def _contender(objects: Path, body: bytes, position: int) -> dedup.Contender:
+    sha = store.put(objects, body)
+    with Image.open(store.object_path(objects, sha)) as img:
+        return dedup.Contender(sha, img.width, img.height, str(img.format), len(body), position)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    seed=st.integers(0, 10_000),
+    original_quality=st.one_of(st.none(), st.integers(60, 98)),  # None: a PNG original
+    drop=st.integers(3, 50),
+    copy_first=st.booleans(),
+)
+def test_a_reencoded_copy_never_beats_its_original(
+    tmp_path: Path, seed: int, original_quality: int | None, drop: int, copy_first: bool
+) -> None:
+    img = data.photo(seed, CLASSES[seed % 3], (120, 90))
+    if original_quality is None:
+        original, copy_quality = data.png(img), 95 - drop
+    else:
+        original, copy_quality = data.jpeg(img, original_quality), max(5, original_quality - drop)
+    copy = data.jpeg(data.decoded(original), copy_quality)  # same size, re-encoded, lower quality
+    objects = tmp_path / f"objects-{seed}-{original_quality}-{drop}"
+    first, second = (copy, original) if copy_first else (original, copy)
+    members = [_contender(objects, first, 1), _contender(objects, second, 2)]
+    best, why = dedup.choose_representative(members, objects)
+    assert best.sha256 == store.sha256_bytes(original), why
+    assert why.startswith("least lossy: ")
+
+
+def test_the_reason_names_the_rule_that_decided(tmp_path: Path) -> None:
+    img = data.photo(7, "psoriasis", (120, 90))
+    big = _contender(tmp_path, data.jpeg(img, 90), 2)
+    small = _contender(tmp_path, data.jpeg(img.resize((60, 45)), 90), 1)
+    assert dedup.choose_representative([small, big], tmp_path) == (big, "most pixels: 120x90 vs 60x45")
+    png = _contender(tmp_path, data.png(img), 3)
+    why = dedup.choose_representative([big, png], tmp_path)[1]
+    assert why == "least lossy: PNG, lossless vs JPEG quality ~90"
+    twin = dataclasses.replace(big, sha256="f" * 64, position=1)  # same size and bytes, listed earlier
+    assert dedup.choose_representative([big, twin], None) == (twin, "earliest in the input: position 1 vs 2")
+    assert dedup.choose_representative([big], tmp_path) == (big, "the only member")

@@ -46,7 +46,7 @@ from curator.workspace import Workspace
 
 SPLITS = ("train", "validation", "test")
 MAX_SHARD_BYTES = 500_000_000  # encoded image bytes per parquet shard
-_CONFIG_SECTIONS_FOR_PATCH = ("dataset", "preprocess", "balance", "split", "dedup", "sources")
+_CONFIG_SECTIONS_FOR_PATCH = ("dataset", "preprocess", "balance", "split", "groups", "dedup", "sources")
 
 Progress = Callable[[int], None]
 
@@ -145,6 +145,11 @@ class Original:
     label: str
     cluster_id: int
     source: licences.Source
+    groups: tuple[str, ...] = ()  # patient/lesion groups of the cluster, the representative's first
+
+    @property
+    def group_id(self) -> str | None:
+        return self.groups[0] if self.groups else None
 
 
 @dataclass(frozen=True)
@@ -184,7 +189,7 @@ def plan_release(ws: Workspace, version: str | None, include_restricted: bool) -
     warnings.extend(licences.check([o.source for o in originals], include_restricted))
     recorded = {r["sha256"]: r["split"] for r in conn.execute("SELECT sha256, split FROM image_splits")}
     existing = _sticky(conn, originals, recorded)
-    items = [split_mod.Item(o.sha256, o.cluster_id, o.label) for o in originals]
+    items = [split_mod.Item(o.sha256, o.cluster_id, o.label, o.groups) for o in originals]
     result = split_mod.assign(items, existing, cfg.split)
     warnings.extend(result.warnings)
     assignment = {o.sha256: result.assignment[o.sha256] for o in originals}
@@ -217,9 +222,10 @@ def _choose_version(ws: Workspace, version: str | None, parent: str | None, bump
 
 def _select(conn: sqlite3.Connection, cfg: Config, warnings: list[str]) -> tuple[list[Original], list[dict]]:
     """Labelled, non-excluded cluster representatives; the other members of their clusters."""
-    from curator import labeling
+    from curator import groups, labeling
 
     labels = labeling.current_labels(conn, cfg)
+    group_ids = groups.of_images(conn, cfg.groups)
     classes = set(cfg.dataset.classes)
     sources = licences.by_image(conn, cfg.sources)
     by_cluster: dict[int, list[str]] = defaultdict(list)
@@ -245,7 +251,10 @@ def _select(conn: sqlite3.Connection, cfg: Config, warnings: list[str]) -> tuple
         if label not in classes:
             unknown_class += 1
             continue
-        originals.append(Original(rep, label, cluster_id, sources.get(rep) or licences.unknown_source()))
+        members_first = sorted(by_cluster[cluster_id], key=lambda m: m != rep)  # the representative first
+        cluster_groups = tuple(dict.fromkeys(g for m in members_first for g in group_ids.get(m, ())))
+        source = sources.get(rep) or licences.unknown_source()
+        originals.append(Original(rep, label, cluster_id, source, cluster_groups))
         members.extend(
             {"sha256": m, "cluster_id": cluster_id, "representative": rep}
             for m in by_cluster[cluster_id]
@@ -334,6 +343,7 @@ class Row:
     split: str
     source_url: str
     cluster_id: int
+    group_id: str | None
     augmented_from: str | None
     preprocess_hash: str
     width: int
@@ -463,7 +473,8 @@ def _make_images(
         width, height = _size(images[o.sha256], o.sha256)
         split = plan.assignment[o.sha256]
         by_split[split].append(
-            Row(o.sha256, o.label, split, o.source.url, o.cluster_id, None, step_hash, width, height)
+            Row(o.sha256, o.label, split, o.source.url, o.cluster_id, o.group_id, None, step_hash, width,
+                height)
         )
     train = [(r.sha256, r.label) for r in by_split["train"]]
     balance_plan = balance.plan(train, cfg.balance.method)
@@ -481,7 +492,8 @@ def _make_images(
         src = train_rows[source_sha]
         width, height = _size(data, sha)
         by_split["train"].append(
-            Row(sha, src.label, "train", src.source_url, src.cluster_id, source_sha, step_hash, width, height)
+            Row(sha, src.label, "train", src.source_url, src.cluster_id, src.group_id, source_sha, step_hash,
+                width, height)
         )
     rows = [row for split in SPLITS for row in by_split[split]]
     return rows, images, balance_plan.class_weights
@@ -520,6 +532,7 @@ def features_of(classes: list[str]) -> Any:
             "sha256": Value("string"),
             "source_url": Value("string"),
             "cluster_id": Value("int64"),
+            "group_id": Value("string"),
             "augmented_from": Value("string"),
             "width": Value("int32"),
             "height": Value("int32"),
@@ -584,6 +597,7 @@ def _columns(rows: list[Row], images: dict[str, bytes], classes: list[str]) -> d
         "sha256": [r.sha256 for r in rows],
         "source_url": [r.source_url for r in rows],
         "cluster_id": [r.cluster_id for r in rows],
+        "group_id": [r.group_id for r in rows],
         "augmented_from": [r.augmented_from for r in rows],
         "width": [r.width for r in rows],
         "height": [r.height for r in rows],
@@ -616,6 +630,7 @@ def _manifest(
                 "split": r.split,
                 "source_url": r.source_url,
                 "cluster_id": r.cluster_id,
+                "group_id": r.group_id,
                 "augmented_from": r.augmented_from,
                 "preprocess_hash": r.preprocess_hash,
             }
@@ -679,6 +694,8 @@ def _card(ws: Workspace, plan: Plan, manifest: dict[str, Any], info: dict[str, S
         class_weights=manifest["balance"]["class_weights"],
         changes=diff.compare(plan.previous, manifest) if plan.previous else None,
         include_restricted=manifest["include_restricted"],
+        grouped_images=sum(1 for o in plan.originals if o.groups),
+        groups=len({g for o in plan.originals for g in o.groups}),
     ))
 
 

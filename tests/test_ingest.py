@@ -315,7 +315,8 @@ def test_dups_lists_exact_and_near_and_reclusters(workspace: Workspace, tmp_path
     assert urls == ["a.jpg", "b.jpg", "c.png"]
     text = run_cli("dups", workspace=workspace.root).stdout
     assert re.match(
-        r"Cluster \d+: 2 images, 3 sources; representative [0-9a-f]{12} \(most pixels: 200x150 vs 150x112\)\n",
+        r"Cluster \d+: 2 images, 3 sources; representative [0-9a-f]{12} "
+        r"\(most pixels: 200x150 vs 150x112\)\n",
         text,
     ), text
     # re-clustering reads stored hashes only: sources and objects stay as they were, d.jpg stays alone

@@ -112,6 +112,19 @@ def status(app) -> None:
         )
         for hint, n in hints["not_a_class"].items():
             console.print(f"  hint {hint!r} is not a class: {n}", markup=False)
+        grouped = value["groups"]
+        if grouped["images_with_group"]:
+            console.print(
+                f"Patient/lesion groups: {grouped['images_with_group']} of {value['images']} images "
+                f"had a group id, in {grouped['groups']} groups",
+                markup=False,
+            )
+        else:
+            console.print(
+                "Patient/lesion groups: no image had a group id (photos of the same patient may sit in "
+                "different splits)",
+                markup=False,
+            )
         if value["labels"] is not None:
             from curator.cli.label_cmds import render_summary
 

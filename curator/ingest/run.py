@@ -163,6 +163,10 @@ def run(
         remove_temp_files(ws.objects)
         with asyncio.Runner(loop_factory=loop_factory()) as runner:
             summary = runner.run(_Run(ws, options, on_progress or (lambda n: None)).main(sources))
+        # Sources done in an earlier run may be given a group now (a list that gained the column).
+        grouped = [(src.group, src.locator) for src in sources if src.group is not None]
+        with catalog.atomic(ws.conn):
+            ws.conn.executemany("UPDATE sources SET group_id = ? WHERE locator = ?", grouped)
     summary.seconds = time.monotonic() - started
     if options.report is not None:
         write_report(options.report, summary.items)

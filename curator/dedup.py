@@ -502,9 +502,12 @@ class Contender:
         return round(self.bytes / max(1, self.pixels), 4)
 
     def key(self) -> tuple[int, int, float, bool, int, str]:
-        """Smallest wins: most pixels, least lossy, earliest input, smallest sha256."""
+        """Smallest wins: most pixels, least lossy, earliest input, smallest sha256. Bytes per
+        pixel measure loss only where no quality is known: between two JPEGs of one estimated
+        quality, or two lossless files, they say more about content and settings than loss."""
         unplaced = self.position is None
-        return (-self.pixels, -self.quality, -self.bytes_per_pixel, unplaced, self.position or 0, self.sha256)
+        density = 0.0 if self.quality else -self.bytes_per_pixel
+        return (-self.pixels, -self.quality, density, unplaced, self.position or 0, self.sha256)
 
 
 def estimated_quality(path: Path) -> int:
@@ -528,8 +531,9 @@ def choose_representative(members: list[Contender], objects: Path | None) -> tup
     """The member that represents a cluster, and why it won (for ``curator dups``).
 
     The original is preferred over copies derived from it: the most pixels, then the
-    least lossy encoding (lossless, else the higher estimated JPEG quality, then more
-    bytes per pixel), then the earliest input position, then the smallest sha256.
+    least lossy encoding (lossless, else the higher estimated JPEG quality, else, for
+    formats without either, more bytes per pixel), then the earliest input position,
+    then the smallest sha256.
     Never the order in which threads finished. Encodings are read (headers only, from
     ``objects``) just for members tied on pixels.
     """
@@ -548,7 +552,7 @@ def choose_representative(members: list[Contender], objects: Path | None) -> tup
     runner = ranked[1]
     if best.quality != runner.quality:
         return best, f"least lossy: {_describe_quality(best)} vs {_describe_quality(runner)}"
-    if best.bytes_per_pixel != runner.bytes_per_pixel:
+    if not best.quality and best.bytes_per_pixel != runner.bytes_per_pixel:
         return best, f"least lossy: {best.bytes_per_pixel:g} vs {runner.bytes_per_pixel:g} bytes per pixel"
     if best.position != runner.position:
         return best, f"earliest in the input: position {best.position} vs {runner.position}"

@@ -130,6 +130,10 @@ def test_the_reason_names_the_rule_that_decided(tmp_path: Path) -> None:
     twin = dataclasses.replace(big, sha256="f" * 64, position=1)  # same size and bytes, listed earlier
     assert dedup.choose_representative([big, twin], None) == (twin, "earliest in the input: position 1 vs 2")
     assert dedup.choose_representative([big], tmp_path) == (big, "the only member")
+    fine = _contender(tmp_path, data.encode(img, "WEBP", quality=90), 5)  # no quality to estimate
+    coarse = _contender(tmp_path, data.encode(img, "WEBP", quality=30), 4)
+    assert dedup.choose_representative([coarse, fine], tmp_path) == (
+        fine, f"least lossy: {fine.bytes_per_pixel:g} vs {coarse.bytes_per_pixel:g} bytes per pixel")
 
 
 def _grey(img: Image.Image) -> np.ndarray:

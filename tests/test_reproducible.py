@@ -57,6 +57,18 @@ def _catalog(ws: Path) -> tuple[list[tuple[str, int]], list[tuple[int, str]]]:
     return images, clusters
 
 
+def _ids_follow_positions(ws: Path) -> bool:
+    conn = sqlite3.connect(ws / "catalog.sqlite")
+    try:
+        rows = conn.execute(
+            "SELECT i.cluster_id, MIN(s.position) FROM images i JOIN sources s ON s.sha256 = i.sha256 "
+            "GROUP BY i.cluster_id"
+        ).fetchall()
+    finally:
+        conn.close()
+    return len(rows) > 12 and all(cid == first + 1 for cid, first in rows)
+
+
 def test_two_fresh_ingests_give_byte_identical_releases(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -80,6 +92,16 @@ def test_two_fresh_ingests_give_byte_identical_releases(
             workspaces.append(ws)
     first, second = workspaces
     assert _catalog(first) == _catalog(second)
+    # Re-clustering at the same threshold settles on the same ids and representatives.
+    ingested = _catalog(second)
+    result = run_cli("dups", "--threshold", "8", workspace=second)
+    assert result.exit_code == 0 and "0 images moved" in result.stderr, result.output
+    assert _catalog(second) == ingested
+    # Split apart at 0 bits and joined again: every id is 1 + its members' earliest input position.
+    assert run_cli("dups", "--threshold", "0", workspace=second).exit_code == 0
+    assert _ids_follow_positions(second)
+    assert run_cli("dups", "--threshold", "8", workspace=second).exit_code == 0
+    assert _catalog(second) == ingested
     images, clusters = _catalog(first)
     assert len(images) == len(items) and len(clusters) == 12  # every copy found its original
     originals = {data.decoded(body).tobytes() for _, _, body, is_copy in items if not is_copy}

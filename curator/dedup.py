@@ -50,6 +50,7 @@ copies between 9 and 12 bits are still found, through the keypoint check.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import sqlite3
 import threading
@@ -510,6 +511,7 @@ class Contender:
         return (-self.pixels, -self.quality, density, unplaced, self.position or 0, self.sha256)
 
 
+@functools.lru_cache(maxsize=65536)  # objects never change, and a growing cluster asks again
 def estimated_quality(path: Path) -> int:
     """LOSSLESS for a lossless format, a JPEG's quality as the IJG encoder would have been
     asked for it (from its luminance table; only the header is read), else 0 (unknown)."""

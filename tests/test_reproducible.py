@@ -43,7 +43,10 @@ def _inputs() -> list[tuple[str, str, bytes, bool]]:
         if i == 5:  # a small rotation: confirmed by keypoints
             turned = img.rotate(6, resample=Image.Resampling.BICUBIC)
             items.append((f"/copy/{i}-rot6.jpg", label, data.jpeg(turned, quality=90), True))
-        items.append((f"/orig/{i}.jpg", label, data.jpeg(img, quality=92), False))
+        original = data.jpeg(img, quality=92)
+        if i == 6:  # the same pixels in other bytes: one image, from the file listed first
+            items.append((f"/copy/{i}.png", label, data.png(data.decoded(original)), True))
+        items.append((f"/orig/{i}.jpg", label, original, False))
     return items
 
 
@@ -103,7 +106,16 @@ def test_two_fresh_ingests_give_byte_identical_releases(
     assert run_cli("dups", "--threshold", "8", workspace=second).exit_code == 0
     assert _catalog(second) == ingested
     images, clusters = _catalog(first)
-    assert len(images) == len(items) and len(clusters) == 12  # every copy found its original
+    assert len(images) == len(items) - 1 and len(clusters) == 12  # every copy found its original
+    png = next(body for path, _, body, _ in items if path.endswith(".png"))
+    assert store.sha256_bytes(png) in dict(images)
+    for ws in workspaces:  # in the second run the JPEG came first and was replaced by the PNG
+        conn = sqlite3.connect(ws / "catalog.sqlite")
+        outcomes = dict(conn.execute(
+            "SELECT substr(locator, instr(locator, '/6.')), outcome || ' ' || COALESCE(reason, '') "
+            "FROM sources WHERE locator LIKE '%/6.%'"))
+        conn.close()
+        assert outcomes == {"/6.png": "stored ", "/6.jpg": "duplicate exact"}
     originals = {data.decoded(body).tobytes() for _, _, body, is_copy in items if not is_copy}
     for _, rep in clusters:
         body = (first / "objects" / rep[:2] / rep).read_bytes()

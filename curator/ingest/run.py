@@ -265,6 +265,11 @@ class _Run:
         self.group_sync = fsutil.can_sync_filesystem()
         self.syncer = ThreadPoolExecutor(1, "curator-sync")
         self.positions: dict[str, int] = {}  # locator -> input position (see main)
+        # Images this run added; an exact duplicate listed earlier may take one's place (_replace_image).
+        self.added: set[str] = set()
+        self.replaced: dict[str, str] = {}  # sha256 -> the sha256 of the bytes that took its place
+        self.demoted: set[str] = set()  # locators whose image was replaced: now exact duplicates
+        self._orphans: list[str] = []  # bytes of replaced images, deleted once their group commits
         self._ready: list[_Ready] = []  # prepared sources waiting for the catalog thread
         self._placing = False  # whether a group is on the catalog thread now
         self._opencv = contextlib.ExitStack()  # single_threaded_opencv, from _load to the end
@@ -301,9 +306,30 @@ class _Run:
             self.writer.shutdown(wait=True)
             self.syncer.shutdown(wait=True)
             self._opencv.close()
+        if self.replaced:
+            self._rewrite_summary()
         order = {src.locator: i for i, src in reversed(list(enumerate(sources)))}
         self.summary.items.sort(key=lambda item: (order.get(item.url, -1), item.status != "skipped"))
         return self.summary
+
+    def _rewrite_summary(self) -> None:
+        """Outcomes as the catalog has them after _replace_image: the sources whose image was
+        replaced became exact duplicates of it, and every item names the image it ended in."""
+
+        def final(sha: str | None) -> str | None:
+            while sha in self.replaced:
+                sha = self.replaced[sha]
+            return sha
+
+        items = [
+            ItemResult(i.url, "duplicate", "exact", final(i.sha256)) if i.url in self.demoted
+            else dataclasses.replace(i, sha256=final(i.sha256))
+            for i in self.summary.items
+        ]
+        fresh = IngestSummary(total=self.summary.total)
+        for item in items:
+            fresh.add(item)
+        self.summary = fresh
 
     def _load(self) -> None:
         """On the catalog thread, first: the modules and catalog state that sources need."""
@@ -431,6 +457,10 @@ class _Run:
             dedup.settle_clusters(self.conn, [row[0] for row in touched], self.ws.objects)
             if synced is not None:
                 synced.result()  # every object of the group was written before the sync began
+        orphans, self._orphans = self._orphans, []
+        for sha in orphans:  # after the commit: until then the catalog may still refer to them
+            with contextlib.suppress(FileNotFoundError):
+                store.object_path(self.ws.objects, sha).unlink()
         return results
 
     def _place(
@@ -448,7 +478,10 @@ class _Run:
         if same is None:
             result = self._add_image(src, fetched, checked, pixel_key)
             self.known_bytes.add(checked.sha256)
+            self.added.add(checked.sha256)
             return result
+        if checked.sha256 != same and pixel_key is not None and self._listed_earlier(src, checked, same):
+            return self._replace_image(same, src, fetched, checked, pixel_key)
         self._write_source(src, fetched, "duplicate", "exact", same)
         if checked.sha256 != same:
             # Other bytes with the same pixels, stored by the worker; no image can refer to
@@ -456,6 +489,70 @@ class _Run:
             with contextlib.suppress(FileNotFoundError):
                 store.object_path(self.ws.objects, checked.sha256).unlink()
         return ItemResult(src.locator, "duplicate", "exact", same)
+
+    def _listed_earlier(self, src: Source, checked: validate.Checked, image: str) -> bool:
+        """Whether ``src`` (other bytes, the same pixels) should be ``image`` instead: it comes
+        earlier in the inputs than every source of ``image``, which this run added and nobody has
+        labelled or released yet, and its own bytes are in objects/."""
+        position = self.positions.get(src.locator)
+        if image not in self.added or position is None:
+            return False
+        row = self.conn.execute(
+            "SELECT MIN(position) AS first, "
+            "EXISTS (SELECT 1 FROM label_events WHERE sha256 = :sha) AS labelled, "
+            "EXISTS (SELECT 1 FROM image_splits WHERE sha256 = :sha) AS released "
+            "FROM sources WHERE sha256 = :sha",
+            {"sha": image},
+        ).fetchone()
+        if row["first"] is None or position > row["first"] or row["labelled"] or row["released"]:
+            return False
+        return store.object_path(self.ws.objects, checked.sha256).exists()
+
+    def _replace_image(
+        self, old: str, src: Source, fetched: Fetched, checked: validate.Checked, pixel_key: str
+    ) -> ItemResult:
+        """Make ``checked`` (the same pixels as ``old``, listed earlier) the image in ``old``'s place.
+
+        Of two files with equal pixels (a JPEG and its PNG conversion), the catalog keeps the
+        one listed first, whichever finished first. The image row is rewritten under its new
+        key and every row that names it follows (foreign keys are checked at commit); the
+        source that had added ``old`` becomes its exact duplicate, and ``src`` takes its outcome.
+        """
+        from curator import hashing
+
+        conn = self.conn
+        adder = conn.execute(
+            "SELECT locator, outcome, reason FROM sources WHERE sha256 = ? "
+            "AND (outcome = 'stored' OR reason = 'near') ORDER BY position LIMIT 1",
+            (old,),
+        ).fetchone()
+        conn.execute("PRAGMA defer_foreign_keys = ON")  # switched off again at COMMIT
+        conn.execute(
+            "UPDATE images SET sha256 = ?, fingerprint = ?, pixel_sha256 = ?, hashes = ?, format = ?,"
+            " bytes = ?, hashed_from = ? WHERE sha256 = ?",
+            (checked.sha256, checked.fingerprint, pixel_key, hashing.pack_hashes(checked.hashes),
+             checked.format, checked.nbytes, checked.hashed_from, old),
+        )
+        conn.execute("UPDATE sources SET sha256 = ? WHERE sha256 = ?", (checked.sha256, old))
+        conn.execute("UPDATE clusters SET representative = ? WHERE representative = ?", (checked.sha256, old))
+        outcome, reason = ("stored", None)
+        if adder is not None:
+            outcome, reason = adder["outcome"], adder["reason"]
+            demote = "UPDATE sources SET outcome = 'duplicate', reason = 'exact' WHERE locator = ?"
+            conn.execute(demote, (adder["locator"],))
+            self.demoted.add(adder["locator"])
+        self._write_source(src, fetched, outcome, reason, checked.sha256)
+        self.index.extend({checked.sha256: checked.hashes})
+        if self.index.confirmer is not None:
+            self.index.confirmer.remember(checked.sha256, checked.grey)
+        self.known_bytes.discard(old)
+        self.known_bytes.add(checked.sha256)
+        self.added.discard(old)
+        self.added.add(checked.sha256)
+        self.hashed_from.add(checked.hashed_from)
+        self.replaced[old] = checked.sha256
+        self._orphans.append(old)
+        return ItemResult(src.locator, outcome, reason, checked.sha256)
 
     def _same_pixels(self, checked: validate.Checked, data: bytes) -> tuple[str | None, str | None]:
         """The stored image with the same pixels as ``data`` (or None), and the pixel key of

@@ -372,9 +372,10 @@ class Confirmer:
     def same(self, a: np.ndarray, b: np.ndarray, mirrored: bool = False) -> bool:
         """Is ``b`` (mirrored first if asked) a transformed copy of ``a``?
 
-        The same answer either way round: the pair is put in a fixed order by content
-        first (the check is not symmetric; for 6 of 480 photo pairs the two orders
-        disagreed), so which image arrived first never changes a cluster.
+        The same answer either way round: the check itself is not symmetric (a cropped,
+        brightened copy can pass one way and fail the other; see tests/test_reproducible.py),
+        so the pair is put in a fixed order by content first, and which image arrived
+        first never changes a cluster.
         """
         if _content_order(b) < _content_order(a):
             a, b = b, a  # mirroring either one of the pair is the same relation

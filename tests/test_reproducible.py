@@ -21,7 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageOps
 
-from curator import dedup, hashing, store
+from curator import catalog, dedup, hashing, store
+from curator.workspace import Workspace
 from tests import ingest_data as data
 from tests.conftest import CLASSES, run_cli, snapshot
 from tests.imageserver import ImageServer, Reply
@@ -184,3 +185,33 @@ def test_keypoint_confirmation_gives_one_answer_either_way_round(seed: int) -> N
     confirmer = dedup.Confirmer(Path("."))
     for mirrored in (False, True):
         assert confirmer.same(a, b, mirrored) == confirmer.same(b, a, mirrored)
+
+
+def test_settling_swaps_ids_or_keeps_one_held_outside(workspace: Workspace, tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"{i}.jpg").write_bytes(data.jpeg(data.photo(40 + i, CLASSES[i])))
+    assert run_cli("ingest", str(folder), workspace=workspace.root).exit_code == 0
+    conn = workspace.conn
+
+    def ids() -> list[int]:  # cluster id of the images at input positions 1, 2, 3
+        return [r[0] for r in conn.execute(
+            "SELECT i.cluster_id FROM images i JOIN sources s ON s.sha256 = i.sha256 ORDER BY s.position")]
+
+    assert ids() == [2, 3, 4]
+    with catalog.atomic(conn):  # as a catalog clustered before positions: the first two swapped
+        conn.execute("PRAGMA defer_foreign_keys = ON")
+        conn.execute("UPDATE images SET cluster_id = -cluster_id WHERE cluster_id IN (2, 3)")
+        conn.execute("UPDATE clusters SET id = -id WHERE id IN (2, 3)")
+        conn.execute("UPDATE images SET cluster_id = 5 + cluster_id WHERE cluster_id IN (-2, -3)")
+        conn.execute("UPDATE clusters SET id = 5 + id WHERE id IN (-2, -3)")
+    assert ids() == [3, 2, 4]
+    with catalog.atomic(conn):
+        dedup.settle_clusters(conn, [3], workspace.objects)  # wants 2, which a cluster left alone holds
+    assert ids() == [3, 2, 4]
+    with catalog.atomic(conn):
+        dedup.settle_clusters(conn, [2, 3], workspace.objects)  # both move, through negative ids
+    assert ids() == [2, 3, 4]
+    reps = {int(cid): rep for cid, rep in conn.execute("SELECT id, representative FROM clusters")}
+    assert reps == {int(cid): sha for sha, cid in conn.execute("SELECT sha256, cluster_id FROM images")}

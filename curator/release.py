@@ -296,7 +296,8 @@ def decide_bump(
     assignment: dict[str, str],
     effective_config: dict[str, Any],
 ) -> Bump:
-    """major: the class list changed; minor: images added/removed; patch: labels, config, card inputs.
+    """major: the class list changed; minor: images added/removed; patch: labels, groups, config,
+    card inputs.
 
     Nothing changed is a ReleaseError naming the previous version.
     """
@@ -304,7 +305,8 @@ def decide_bump(
         return Bump("initial", "first release")
     if list(previous["classes"]) != classes:
         return Bump("major", _class_change(list(previous["classes"]), classes))
-    before = {r["sha256"]: r["label"] for r in previous["rows"] if r.get("augmented_from") is None}
+    rows = {r["sha256"]: r for r in previous["rows"] if r.get("augmented_from") is None}
+    before = {sha: r["label"] for sha, r in rows.items()}
     now = {o.sha256: o.label for o in originals}
     added, removed = len(now.keys() - before.keys()), len(before.keys() - now.keys())
     if added or removed:
@@ -312,6 +314,9 @@ def decide_bump(
     relabelled = sum(1 for sha, label in now.items() if before[sha] != label)
     if relabelled:
         return Bump("patch", f"{relabelled} image(s) relabelled")
+    regrouped = sum(1 for o in originals if rows[o.sha256].get("group_id") != o.group_id)
+    if regrouped:
+        return Bump("patch", f"{regrouped} image(s) changed patient/lesion group")
     changed = [k for k in _CONFIG_SECTIONS_FOR_PATCH if previous["config"].get(k) != effective_config.get(k)]
     if changed:
         return Bump("patch", "settings changed: " + ", ".join(changed))
@@ -695,8 +700,18 @@ def _card(ws: Workspace, plan: Plan, manifest: dict[str, Any], info: dict[str, S
         changes=diff.compare(plan.previous, manifest) if plan.previous else None,
         include_restricted=manifest["include_restricted"],
         grouped_images=sum(1 for o in plan.originals if o.groups),
-        groups=len({g for o in plan.originals for g in o.groups}),
+        groups=len(_splits_per_group(plan)),
+        straddling_groups=sum(1 for splits in _splits_per_group(plan).values() if len(splits) > 1),
     ))
+
+
+def _splits_per_group(plan: Plan) -> dict[str, set[str]]:
+    """Patient/lesion group -> the splits its images are in (one, unless earlier releases fixed them)."""
+    found: dict[str, set[str]] = defaultdict(set)
+    for o in plan.originals:
+        for group in o.groups:
+            found[group].add(plan.assignment[o.sha256])
+    return found
 
 
 def _source_facts(originals: list[Original]) -> list[Any]:

@@ -95,6 +95,7 @@ class CardFacts:
     warnings: list[str] = field(default_factory=list)
     grouped_images: int = 0  # released originals with a patient/lesion group id
     groups: int = 0  # distinct group ids among them
+    straddling_groups: int = 0  # of those groups, how many sit in more than one split (sticky history)
 
 
 def render(facts: CardFacts) -> str:
@@ -329,10 +330,16 @@ def _splits(facts: CardFacts) -> str:
     ratios = f"{sc.get('train')}/{sc.get('validation')}/{sc.get('test')}"
     if facts.grouped_images:
         by = "near-duplicate cluster and by patient/lesion group"
+        apart = facts.straddling_groups
+        kept = (
+            f"{apart} of them {'sits' if apart == 1 else 'sit'} in more than one split, because earlier "
+            "releases had fixed their images' splits before the group was known"
+            if apart
+            else "each group, with every near-duplicate cluster it touches, is kept in one split"
+        )
         groups = (
             f" {facts.grouped_images} of {_originals(facts)} images had a patient or lesion group id "
-            f"({facts.groups} groups); each group, with every near-duplicate cluster it touches, is kept "
-            "in one split."
+            f"({facts.groups} {'group' if facts.groups == 1 else 'groups'}); {kept}."
         )
     else:
         by = "near-duplicate cluster"

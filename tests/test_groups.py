@@ -191,3 +191,29 @@ def test_migration_5_gives_existing_sources_their_order(tmp_path: Path) -> None:
     assert [tuple(r) for r in rows] == [
         (1, "https://b.example/2.jpg", 1, None), (2, "https://a.example/1.jpg", 2, None)]
     conn.close()
+
+
+def test_a_group_given_after_its_photos_were_released_apart_is_said_plainly(tmp_path: Path) -> None:
+    ws = _workspace(tmp_path)
+    folder = tmp_path / "in"
+    for i in range(12):
+        (folder / CLASSES[i % 3]).mkdir(parents=True, exist_ok=True)
+        (folder / CLASSES[i % 3] / f"{i}.jpg").write_bytes(data.jpeg(data.photo(500 + i, CLASSES[i % 3])))
+    for args in (["ingest", str(folder), "--hint-from-folder"], ["label", "--accept-hints"], ["release"]):
+        assert run_cli(*args, workspace=ws).exit_code == 0
+    rows = json.loads((ws / "releases" / "v1.0.0" / "manifest.json").read_text())["rows"]
+    train = next(r["sha256"] for r in rows if r["split"] == "train")
+    test = next(r["sha256"] for r in rows if r["split"] == "test")
+    groups = tmp_path / "groups.csv"
+    groups.write_text(f"sha256,group_id\n{train},case-1\n{test},case-1\n")
+    assert run_cli("label", "--import", str(groups), workspace=ws).exit_code == 0
+    result = run_cli("--json", "release", workspace=ws)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["bump"] == {"kind": "patch", "reason": "2 image(s) changed patient/lesion group"}
+    assert any(w.startswith("patient group case-1 has images already released in different splits "
+                            "(1 in train, 1 in test)") for w in report["warnings"])
+    card = (ws / "releases" / "v1.0.1" / "README.md").read_text()
+    assert ("2 of 12 images had a patient or lesion group id (1 group); 1 of them sits in more than one "
+            "split, because earlier releases had fixed their images' splits before the group was known."
+            ) in card

@@ -65,35 +65,35 @@ class Result:
 def assign(items: list[Item], existing: dict[str, str], cfg: SplitConfig) -> Result:
     """Split ``items`` (see the module docstring for the rules)."""
     ratios = {"train": cfg.train, "validation": cfg.validation, "test": cfg.test}
-    clusters = _units(items)
+    units = _units(items)
     _check_existing(items, existing)
     assignment: dict[str, str] = {}
     warnings: list[str] = []
     counts: dict[str, Counter[str]] = defaultdict(Counter)  # class -> split -> images
     overall: Counter[str] = Counter()  # split -> images, all classes
-    new: list[tuple[str, int, list[Item]]] = []  # (order key, cluster id, members)
-    for cluster_id, members in clusters.items():
+    new: list[tuple[str, int, list[Item]]] = []  # (order key, unit, members)
+    for unit, members in units.items():
         sticky = Counter(existing[m.sha256] for m in members if m.sha256 in existing)
         if not sticky:
-            new.append((_order_key(cfg.seed, members), cluster_id, members))
+            new.append((_order_key(cfg.seed, members), unit, members))
             continue
         follow = min(sticky, key=lambda s: (-sticky[s], SPLITS.index(s)))
         if len(sticky) > 1:
-            warnings.append(_conflict_warning(cluster_id, members, sticky))
+            warnings.append(_conflict_warning(unit, members, sticky))
         for m in members:
             split = existing.get(m.sha256, follow)
             assignment[m.sha256] = split
             counts[m.label][split] += 1
             overall[split] += 1
     totals = Counter(m.label for m in items)
-    for _key, _cluster_id, members in sorted(new, key=lambda n: (n[0], n[1])):
+    for _key, _unit, members in sorted(new, key=lambda n: (n[0], n[1])):
         label = _cluster_label(members)
         split = _most_needed(counts[label], totals[label], overall, len(items), ratios)
         for m in members:
             assignment[m.sha256] = split
             counts[m.label][split] += 1
             overall[split] += 1
-    warnings.extend(_coverage_warnings(clusters, assignment))
+    warnings.extend(_coverage_warnings(units, assignment))
     return Result(assignment=assignment, warnings=warnings)
 
 

@@ -2,8 +2,8 @@
 
 An input line is ``LOCATOR``, ``LOCATOR<TAB>HINT`` or ``LOCATOR<TAB>HINT<TAB>GROUP``
 (GROUP: the patient or lesion the photo belongs to; HINT may be empty); ``#``
-comments and blank lines are ignored. A locator is an http(s) URL, a local image file, or a folder
-(walked recursively for image files). Anything else still becomes a
+comments and blank lines are ignored. A locator is an http(s) URL, a local image
+file, or a folder (walked recursively for image files). Anything else still becomes a
 :class:`Source` so that it gets an outcome: ``unsupported-scheme`` (ftp://,
 file://, data:...), ``malformed-line`` (not a URL, no such path) or
 ``file-missing``. Whole-input problems (no such file, binary garbage, an empty

@@ -51,6 +51,16 @@ def _inputs() -> list[tuple[str, str, bytes, bool]]:
     return items
 
 
+def _sources(ws: Path) -> list[tuple[object, ...]]:
+    """Every source's outcome: which of two near copies is 'stored' follows input order too."""
+    conn = sqlite3.connect(ws / "catalog.sqlite")
+    try:
+        return [tuple(r) for r in conn.execute(
+            "SELECT locator, position, outcome, reason, sha256 FROM sources ORDER BY locator")]
+    finally:
+        conn.close()
+
+
 def _catalog(ws: Path) -> tuple[list[tuple[str, int]], list[tuple[int, str]]]:
     conn = sqlite3.connect(ws / "catalog.sqlite")
     try:
@@ -90,12 +100,15 @@ def test_two_fresh_ingests_give_byte_identical_releases(
             assert run_cli("init", "scalp-test", "--classes", ",".join(CLASSES), workspace=ws).exit_code == 0
             with (ws / "curator.toml").open("a", encoding="utf-8") as fh:
                 fh.write(CHEAP_PREPROCESS)
-            for args in (["ingest", str(urls)], ["label", "--accept-hints"], ["release"]):
+            report = ["--report", str(tmp_path / f"report{run}.jsonl")]
+            for args in (["ingest", str(urls), *report], ["label", "--accept-hints"], ["release"]):
                 result = run_cli(*args, workspace=ws)
                 assert result.exit_code == 0, result.output
             workspaces.append(ws)
     first, second = workspaces
     assert _catalog(first) == _catalog(second)
+    assert _sources(first) == _sources(second)
+    assert (tmp_path / "report0.jsonl").read_text() == (tmp_path / "report1.jsonl").read_text()
     # Re-clustering at the same threshold settles on the same ids and representatives.
     ingested = _catalog(second)
     result = run_cli("dups", "--threshold", "8", workspace=second)

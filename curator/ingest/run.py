@@ -267,8 +267,6 @@ class _Run:
         self.positions: dict[str, int] = {}  # locator -> input position (see main)
         # Images this run added; an exact duplicate listed earlier may take one's place (_replace_image).
         self.added: set[str] = set()
-        self.replaced: dict[str, str] = {}  # sha256 -> the sha256 of the bytes that took its place
-        self.demoted: set[str] = set()  # locators whose image was replaced: now exact duplicates
         self._orphans: list[str] = []  # bytes of replaced images, deleted once their group commits
         self._ready: list[_Ready] = []  # prepared sources waiting for the catalog thread
         self._placing = False  # whether a group is on the catalog thread now
@@ -306,29 +304,21 @@ class _Run:
             self.writer.shutdown(wait=True)
             self.syncer.shutdown(wait=True)
             self._opencv.close()
-        if self.replaced:
-            self._rewrite_summary()
+        self._summary_from_catalog()
         order = {src.locator: i for i, src in reversed(list(enumerate(sources)))}
         self.summary.items.sort(key=lambda item: (order.get(item.url, -1), item.status != "skipped"))
         return self.summary
 
-    def _rewrite_summary(self) -> None:
-        """Outcomes as the catalog has them after _replace_image: the sources whose image was
-        replaced became exact duplicates of it, and every item names the image it ended in."""
-
-        def final(sha: str | None) -> str | None:
-            while sha in self.replaced:
-                sha = self.replaced[sha]
-            return sha
-
-        items = [
-            ItemResult(i.url, "duplicate", "exact", final(i.sha256)) if i.url in self.demoted
-            else dataclasses.replace(i, sha256=final(i.sha256))
-            for i in self.summary.items
-        ]
+    def _summary_from_catalog(self) -> None:
+        """Each placed source's final outcome, as the catalog has it once the run's clusters are
+        settled (_settle_outcomes may have changed it since it was placed)."""
+        placed = [i.url for i in self.summary.items if i.status in ("stored", "duplicate")]
+        sql = "SELECT locator, outcome, reason, sha256 FROM sources WHERE locator IN ({marks})"
+        final = {row[0]: row for row in catalog.select_in(self.conn, sql, placed)}
         fresh = IngestSummary(total=self.summary.total)
-        for item in items:
-            fresh.add(item)
+        for item in self.summary.items:
+            row = final.get(item.url)
+            fresh.add(ItemResult(item.url, row[1], row[2], row[3]) if row is not None else item)
         self.summary = fresh
 
     def _load(self) -> None:
@@ -455,6 +445,7 @@ class _Run:
             sql = "SELECT cluster_id FROM images WHERE sha256 IN ({marks})"
             touched = catalog.select_in(self.conn, sql, placed)
             dedup.settle_clusters(self.conn, [row[0] for row in touched], self.ws.objects)
+            self._settle_outcomes(placed)
             if synced is not None:
                 synced.result()  # every object of the group was written before the sync began
         orphans, self._orphans = self._orphans, []
@@ -490,6 +481,14 @@ class _Run:
                 store.object_path(self.ws.objects, checked.sha256).unlink()
         return ItemResult(src.locator, "duplicate", "exact", same)
 
+    def _settle_outcomes(self, shas: list[str]) -> None:
+        """Outcomes by input order, not arrival: in each cluster these images are in, the earliest
+        source is 'stored', every other image's earliest source a 'near' duplicate, and every
+        other source an 'exact' duplicate of its image."""
+        for start in range(0, len(shas), 500):
+            chunk = shas[start : start + 500]
+            self.conn.execute(_SETTLE_OUTCOMES.format(marks=",".join("?" * len(chunk))), chunk)
+
     def _listed_earlier(self, src: Source, checked: validate.Checked, image: str) -> bool:
         """Whether ``src`` (other bytes, the same pixels) should be ``image`` instead: it comes
         earlier in the inputs than every source of ``image``, which this run added and nobody has
@@ -516,16 +515,11 @@ class _Run:
         Of two files with equal pixels (a JPEG and its PNG conversion), the catalog keeps the
         one listed first, whichever finished first. The image row is rewritten under its new
         key and every row that names it follows (foreign keys are checked at commit); the
-        source that had added ``old`` becomes its exact duplicate, and ``src`` takes its outcome.
+        outcomes are settled at the end of the group (_settle_outcomes).
         """
         from curator import hashing
 
         conn = self.conn
-        adder = conn.execute(
-            "SELECT locator, outcome, reason FROM sources WHERE sha256 = ? "
-            "AND (outcome = 'stored' OR reason = 'near') ORDER BY position LIMIT 1",
-            (old,),
-        ).fetchone()
         conn.execute("PRAGMA defer_foreign_keys = ON")  # switched off again at COMMIT
         conn.execute(
             "UPDATE images SET sha256 = ?, fingerprint = ?, pixel_sha256 = ?, hashes = ?, format = ?,"
@@ -535,13 +529,7 @@ class _Run:
         )
         conn.execute("UPDATE sources SET sha256 = ? WHERE sha256 = ?", (checked.sha256, old))
         conn.execute("UPDATE clusters SET representative = ? WHERE representative = ?", (checked.sha256, old))
-        outcome, reason = ("stored", None)
-        if adder is not None:
-            outcome, reason = adder["outcome"], adder["reason"]
-            demote = "UPDATE sources SET outcome = 'duplicate', reason = 'exact' WHERE locator = ?"
-            conn.execute(demote, (adder["locator"],))
-            self.demoted.add(adder["locator"])
-        self._write_source(src, fetched, outcome, reason, checked.sha256)
+        self._write_source(src, fetched, "stored", None, checked.sha256)
         self.index.extend({checked.sha256: checked.hashes})
         if self.index.confirmer is not None:
             self.index.confirmer.remember(checked.sha256, checked.grey)
@@ -550,9 +538,8 @@ class _Run:
         self.added.discard(old)
         self.added.add(checked.sha256)
         self.hashed_from.add(checked.hashed_from)
-        self.replaced[old] = checked.sha256
         self._orphans.append(old)
-        return ItemResult(src.locator, outcome, reason, checked.sha256)
+        return ItemResult(src.locator, "stored", None, checked.sha256)
 
     def _same_pixels(self, checked: validate.Checked, data: bytes) -> tuple[str | None, str | None]:
         """The stored image with the same pixels as ``data`` (or None), and the pixel key of
@@ -661,6 +648,23 @@ class _Run:
                 src.group,
             ),
         )
+
+
+# For _settle_outcomes: every source of every image in the clusters of the images in {marks}.
+_SETTLE_OUTCOMES = """
+WITH ranked AS (
+    SELECT s.id,
+           ROW_NUMBER() OVER (PARTITION BY i.cluster_id ORDER BY s.position, s.id) AS in_cluster,
+           ROW_NUMBER() OVER (PARTITION BY i.sha256 ORDER BY s.position, s.id) AS in_image
+    FROM sources s JOIN images i ON i.sha256 = s.sha256
+    WHERE s.outcome IN ('stored', 'duplicate')
+      AND i.cluster_id IN (SELECT cluster_id FROM images WHERE sha256 IN ({marks}))
+)
+UPDATE sources SET
+    outcome = CASE WHEN ranked.in_cluster = 1 THEN 'stored' ELSE 'duplicate' END,
+    reason = CASE WHEN ranked.in_cluster = 1 THEN NULL WHEN ranked.in_image = 1 THEN 'near' ELSE 'exact' END
+FROM ranked WHERE sources.id = ranked.id
+"""
 
 
 def read_local(path: str, max_bytes: int) -> Fetched:

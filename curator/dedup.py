@@ -59,7 +59,7 @@ from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 from PIL import Image
@@ -82,6 +82,7 @@ class NewImage:
     format: str
     bytes: int
     hashed_from: str = hashing.RGB  # hashing.LUMA when its hashes came from a JPEG's luma plane
+    position: int | None = None  # its source's input position: a new cluster's id is 1 + it
 
 
 @dataclass(frozen=True)
@@ -282,10 +283,10 @@ class NearIndex:
                 near_of: str | None = best.sha256
                 distance: int | None = best.distance
             else:
-                cursor = conn.execute("INSERT INTO clusters (representative) VALUES (NULL)")
-                cluster_id, near_of, distance = int(cursor.lastrowid or 0), None, None
+                cluster_id, near_of, distance = _new_cluster(conn, new), None, None
             _insert_image(conn, new, hashes, cluster_id)
-            update_representative(conn, cluster_id)
+            if joined:
+                update_representative(conn, cluster_id)
             self.extend({new.sha256: hashes})
             if self.confirmer is not None:  # a copy arriving soon is checked without reading it back
                 self.confirmer.remember(new.sha256, grey)
@@ -449,6 +450,17 @@ def _live_clusters(conn: sqlite3.Connection, shas: list[str]) -> dict[str, int]:
     return {row[0]: int(row[1]) for row in rows}
 
 
+def _new_cluster(conn: sqlite3.Connection, new: NewImage) -> int:
+    """A cluster of ``new`` alone, already settled where it can be: id 1 + its input position
+    (settle_clusters' rule) unless another cluster holds that id, representative itself."""
+    if new.position is not None:
+        sql = "INSERT OR IGNORE INTO clusters (id, representative) VALUES (?, ?)"
+        cursor = conn.execute(sql, (new.position + 1, new.sha256))
+        if cursor.rowcount:
+            return new.position + 1
+    return int(conn.execute("INSERT INTO clusters (representative) VALUES (?)", (new.sha256,)).lastrowid or 0)
+
+
 def _merge_clusters(conn: sqlite3.Connection, ids: list[int]) -> int:
     keep, rest = ids[0], ids[1:]
     for other in rest:
@@ -513,21 +525,47 @@ class Contender:
 
 
 @functools.lru_cache(maxsize=65536)  # objects never change, and a growing cluster asks again
-def estimated_quality(path: Path) -> int:
-    """LOSSLESS for a lossless format, a JPEG's quality as the IJG encoder would have been
-    asked for it (from its luminance table; only the header is read), else 0 (unknown)."""
+def jpeg_quality(path: Path) -> int:
+    """The quality a JPEG's encoder was asked for, as the IJG scaling of the standard
+    luminance table would give its own (1-100); 0 when the file has no such table.
+
+    Reads only the markers before the image data, skipping the others' payloads (an
+    EXIF block can be 64 KB), so it costs a few small reads, not a decode.
+    """
     try:
-        with Image.open(path) as img:
-            if img.format in LOSSLESS_FORMATS:
-                return LOSSLESS
-            tables = getattr(img, "quantization", None) if img.format == "JPEG" else None
-            if not tables:
-                return 0
-            scale = 100.0 * sum(tables[min(tables)]) / _JPEG_LUMA_SUM
-    except (OSError, ValueError, SyntaxError):
+        with open(path, "rb") as fh:
+            table = _luma_table(fh)
+    except OSError:
         return 0
+    if not table:
+        return 0
+    scale = 100.0 * sum(table) / _JPEG_LUMA_SUM
     estimate = (200.0 - scale) / 2 if scale <= 100 else 5000.0 / scale
     return max(1, min(100, round(estimate)))
+
+
+def _luma_table(fh: BinaryIO) -> list[int] | None:
+    """Quantisation table 0 (luminance) from a JPEG's header, or None."""
+    if fh.read(2) != b"\xff\xd8":
+        return None
+    while True:
+        head = fh.read(4)
+        if len(head) < 4 or head[0] != 0xFF or head[1] == 0xDA:  # not a marker, or the image data
+            return None
+        remaining = int.from_bytes(head[2:4], "big") - 2
+        if head[1] != 0xDB:  # not a DQT segment: skip it
+            fh.seek(remaining, 1)
+            continue
+        segment = fh.read(remaining)
+        i = 0
+        while i < len(segment):  # one segment may hold several tables
+            wide, table_id = segment[i] >> 4, segment[i] & 15
+            size = 128 if wide else 64
+            values = segment[i + 1 : i + 1 + size]
+            if table_id == 0 and len(values) == size:
+                step = 2 if wide else 1
+                return [int.from_bytes(values[k : k + step], "big") for k in range(0, size, step)]
+            i += 1 + size
 
 
 def choose_representative(members: list[Contender], objects: Path | None) -> tuple[Contender, str]:
@@ -543,8 +581,7 @@ def choose_representative(members: list[Contender], objects: Path | None) -> tup
     most = max(m.pixels for m in members)
     tied = [m for m in members if m.pixels == most]
     if objects is not None and len(tied) > 1:
-        tied = [dataclasses.replace(m, quality=estimated_quality(store.object_path(objects, m.sha256)))
-                for m in tied]
+        tied = [dataclasses.replace(m, quality=_quality(m, objects)) for m in tied]
     ranked = sorted(tied, key=Contender.key)
     best = ranked[0]
     if len(members) == 1:
@@ -560,6 +597,12 @@ def choose_representative(members: list[Contender], objects: Path | None) -> tup
     if best.position != runner.position:
         return best, f"earliest in the input: position {best.position} vs {runner.position}"
     return best, "equal encodings and input: smallest sha256"
+
+
+def _quality(m: Contender, objects: Path) -> int:
+    if m.format in LOSSLESS_FORMATS:
+        return LOSSLESS
+    return jpeg_quality(store.object_path(objects, m.sha256)) if m.format == "JPEG" else 0
 
 
 def _describe_quality(m: Contender) -> str:
@@ -610,18 +653,24 @@ def settle_clusters(conn: sqlite3.Connection, cluster_ids: Iterable[int], object
     if targets:
         held = {int(r[0]) for r in catalog.select_in(conn, "SELECT id FROM clusters WHERE id IN ({marks})",
                                                     sorted(set(targets.values())))}
-        free = held - targets.keys()  # ids held by clusters that stay put
-        targets = {cid: new for cid, new in targets.items() if new not in free}
-        # Through negative ids: one moving cluster may want the id another is leaving.
-        for step in ({cid: -new for cid, new in targets.items()}, {-new: new for new in targets.values()}):
-            for old, new in step.items():
-                conn.execute("INSERT INTO clusters (id, representative) VALUES (?, NULL)", (new,))
-                conn.execute("UPDATE images SET cluster_id = ? WHERE cluster_id = ?", (new, old))
-                conn.execute("DELETE FROM clusters WHERE id = ?", (old,))
-    for cid, found in members.items():
-        best, _ = choose_representative(found, objects)
-        final = targets.get(cid, cid)
-        conn.execute("UPDATE clusters SET representative = ? WHERE id = ?", (best.sha256, final))
+        while True:  # a cluster that cannot move holds its id against the others
+            staying = held - targets.keys()
+            movable = {cid: new for cid, new in targets.items() if new not in staying}
+            if len(movable) == len(targets):
+                break
+            targets = movable
+        # An id another moving cluster is leaving goes through a negative one first.
+        direct = {cid: new for cid, new in targets.items() if new not in held}
+        via = {cid: -new for cid, new in targets.items() if new in held}
+        for step in (direct, via, {temp: -temp for temp in via.values()}):
+            conn.executemany("INSERT INTO clusters (id, representative) VALUES (?, NULL)",
+                             [(new,) for new in step.values()])
+            conn.executemany("UPDATE images SET cluster_id = ? WHERE cluster_id = ?",
+                             [(new, old) for old, new in step.items()])
+            conn.executemany("DELETE FROM clusters WHERE id = ?", [(old,) for old in step])
+    best = {targets.get(cid, cid): choose_representative(found, objects)[0] for cid, found in members.items()}
+    conn.executemany("UPDATE clusters SET representative = ? WHERE id = ?",
+                     [(rep.sha256, cid) for cid, rep in best.items()])
 
 
 def stored_hashes(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:

@@ -200,7 +200,7 @@ def test_keypoint_confirmation_gives_one_answer_either_way_round(seed: int) -> N
         assert confirmer.same(a, b, mirrored) == confirmer.same(b, a, mirrored)
 
 
-def test_settling_swaps_ids_or_keeps_one_held_outside(workspace: Workspace, tmp_path: Path) -> None:
+def test_settling_rotates_ids_or_keeps_those_held_outside(workspace: Workspace, tmp_path: Path) -> None:
     folder = tmp_path / "in"
     folder.mkdir()
     for i in range(3):
@@ -213,18 +213,18 @@ def test_settling_swaps_ids_or_keeps_one_held_outside(workspace: Workspace, tmp_
             "SELECT i.cluster_id FROM images i JOIN sources s ON s.sha256 = i.sha256 ORDER BY s.position")]
 
     assert ids() == [2, 3, 4]
-    with catalog.atomic(conn):  # as a catalog clustered before positions: the first two swapped
+    with catalog.atomic(conn):  # as a catalog clustered before positions: ids rotated
         conn.execute("PRAGMA defer_foreign_keys = ON")
-        conn.execute("UPDATE images SET cluster_id = -cluster_id WHERE cluster_id IN (2, 3)")
-        conn.execute("UPDATE clusters SET id = -id WHERE id IN (2, 3)")
-        conn.execute("UPDATE images SET cluster_id = 5 + cluster_id WHERE cluster_id IN (-2, -3)")
-        conn.execute("UPDATE clusters SET id = 5 + id WHERE id IN (-2, -3)")
-    assert ids() == [3, 2, 4]
-    with catalog.atomic(conn):
-        dedup.settle_clusters(conn, [3], workspace.objects)  # wants 2, which a cluster left alone holds
-    assert ids() == [3, 2, 4]
-    with catalog.atomic(conn):
-        dedup.settle_clusters(conn, [2, 3], workspace.objects)  # both move, through negative ids
+        for table, column in (("images", "cluster_id"), ("clusters", "id")):
+            conn.execute(f"UPDATE {table} SET {column} = -{column}")
+            rotate = f"CASE {column} WHEN -2 THEN 4 WHEN -3 THEN 2 ELSE 3 END"
+            conn.execute(f"UPDATE {table} SET {column} = {rotate}")
+    assert ids() == [4, 2, 3]
+    with catalog.atomic(conn):  # 2 wants 3, held by a cluster left alone; so 4 cannot have 2
+        dedup.settle_clusters(conn, [4, 2], workspace.objects)
+    assert ids() == [4, 2, 3]
+    with catalog.atomic(conn):  # all three move, through negative ids
+        dedup.settle_clusters(conn, [2, 3, 4], workspace.objects)
     assert ids() == [2, 3, 4]
     reps = {int(cid): rep for cid, rep in conn.execute("SELECT id, representative FROM clusters")}
     assert reps == {int(cid): sha for sha, cid in conn.execute("SELECT sha256, cluster_id FROM images")}

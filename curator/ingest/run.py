@@ -268,6 +268,7 @@ class _Run:
         # Images this run added; an exact duplicate listed earlier may take one's place (_replace_image).
         self.added: set[str] = set()
         self._orphans: list[str] = []  # bytes of replaced images, deleted once their group commits
+        self._replaced_now: set[str] = set()  # images of this group that replaced one (to settle)
         self._ready: list[_Ready] = []  # prepared sources waiting for the catalog thread
         self._placing = False  # whether a group is on the catalog thread now
         self._opencv = contextlib.ExitStack()  # single_threaded_opencv, from _load to the end
@@ -441,11 +442,15 @@ class _Run:
 
         with catalog.atomic(self.conn):
             results = [self._place(ready.src, ready.fetched, ready.checked) for ready in group]
-            placed = sorted({r.sha256 for r in results if r.sha256 is not None})
+            # A source that started a cluster of its own left it settled (dedup.NewImage.position);
+            # the clusters that duplicates joined (or replaced an image in) are settled here.
+            joined = sorted({r.sha256 for r in results if r.sha256 is not None and r.status == "duplicate"}
+                            | self._replaced_now)
+            self._replaced_now = set()
             sql = "SELECT cluster_id FROM images WHERE sha256 IN ({marks})"
-            touched = catalog.select_in(self.conn, sql, placed)
+            touched = catalog.select_in(self.conn, sql, joined)
             dedup.settle_clusters(self.conn, [row[0] for row in touched], self.ws.objects)
-            self._settle_outcomes(placed)
+            self._settle_outcomes(joined)
             if synced is not None:
                 synced.result()  # every object of the group was written before the sync began
         orphans, self._orphans = self._orphans, []
@@ -539,6 +544,7 @@ class _Run:
         self.added.add(checked.sha256)
         self.hashed_from.add(checked.hashed_from)
         self._orphans.append(old)
+        self._replaced_now.add(checked.sha256)
         return ItemResult(src.locator, "stored", None, checked.sha256)
 
     def _same_pixels(self, checked: validate.Checked, data: bytes) -> tuple[str | None, str | None]:
@@ -597,6 +603,7 @@ class _Run:
             format=checked.format,
             bytes=checked.nbytes,
             hashed_from=checked.hashed_from,
+            position=self.positions.get(src.locator),
         )
         placement = self.index.add_image(self.conn, new, checked.grey, checked.hashes)
         self.hashed_from.add(checked.hashed_from)

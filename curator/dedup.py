@@ -50,7 +50,6 @@ copies between 9 and 12 bits are still found, through the keypoint check.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import io
 import sqlite3
 import threading
@@ -524,19 +523,32 @@ class Contender:
         return (-self.pixels, -self.quality, density, unplaced, self.position or 0, self.sha256)
 
 
-@functools.lru_cache(maxsize=65536)  # objects never change, and a growing cluster asks again
-def jpeg_quality(path: Path) -> int:
-    """The quality a JPEG's encoder was asked for, as the IJG scaling of the standard
-    luminance table would give its own (1-100); 0 when the file has no such table.
+_qualities: dict[str, int] = {}  # sha256 -> jpeg_quality: objects never change, clusters ask again
 
-    Reads only the markers before the image data, skipping the others' payloads (an
-    EXIF block can be 64 KB), so it costs a few small reads, not a decode.
+
+def jpeg_quality(objects: Path, sha: str, data: bytes | None = None) -> int:
+    """The quality a JPEG's encoder was asked for, as the IJG scaling of the standard
+    luminance table would give its own (1-100); 0 when the image has no such table.
+
+    From ``data`` when given (ingest's workers call it with the bytes they hold, so the
+    catalog thread finds it remembered), else from the stored object. Only the markers
+    before the image data are read, skipping the others' payloads (an EXIF block can be
+    64 KB): a few small reads, not a decode.
     """
+    if sha in _qualities:
+        return _qualities[sha]
     try:
-        with open(path, "rb") as fh:
+        with io.BytesIO(data) if data is not None else open(store.object_path(objects, sha), "rb") as fh:
             table = _luma_table(fh)
     except OSError:
         return 0
+    if len(_qualities) > 200_000:
+        _qualities.clear()
+    _qualities[sha] = _quality_of(table)
+    return _qualities[sha]
+
+
+def _quality_of(table: list[int] | None) -> int:
     if not table:
         return 0
     scale = 100.0 * sum(table) / _JPEG_LUMA_SUM
@@ -602,7 +614,7 @@ def choose_representative(members: list[Contender], objects: Path | None) -> tup
 def _quality(m: Contender, objects: Path) -> int:
     if m.format in LOSSLESS_FORMATS:
         return LOSSLESS
-    return jpeg_quality(store.object_path(objects, m.sha256)) if m.format == "JPEG" else 0
+    return jpeg_quality(objects, m.sha256) if m.format == "JPEG" else 0
 
 
 def _describe_quality(m: Contender) -> str:

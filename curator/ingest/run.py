@@ -422,6 +422,10 @@ class _Run:
         if fetched.reason is not None or fetched.data is None:
             return fetched, validate.Refused(fetched.reason or "empty"), False
         checked = validate.check(fetched.data, self.cfg)
+        if isinstance(checked, validate.Checked) and checked.format == "JPEG":
+            from curator import dedup
+
+            dedup.jpeg_quality(self.ws.objects, checked.sha256, fetched.data)  # for the representative rule
         if isinstance(checked, validate.Checked) and checked.sha256 not in self.known_bytes:
             store.put(self.ws.objects, fetched.data, durable=not self.group_sync)
             return fetched, checked, True
@@ -663,9 +667,8 @@ WITH ranked AS (
     SELECT s.id,
            ROW_NUMBER() OVER (PARTITION BY i.cluster_id ORDER BY s.position, s.id) AS in_cluster,
            ROW_NUMBER() OVER (PARTITION BY i.sha256 ORDER BY s.position, s.id) AS in_image
-    FROM sources s JOIN images i ON i.sha256 = s.sha256
-    WHERE s.outcome IN ('stored', 'duplicate')
-      AND i.cluster_id IN (SELECT cluster_id FROM images WHERE sha256 IN ({marks}))
+    FROM images i JOIN sources s ON s.sha256 = i.sha256  -- stored or duplicate: only those name an image
+    WHERE i.cluster_id IN (SELECT cluster_id FROM images WHERE sha256 IN ({marks}))
 )
 UPDATE sources SET
     outcome = CASE WHEN ranked.in_cluster = 1 THEN 'stored' ELSE 'duplicate' END,

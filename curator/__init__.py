@@ -12,13 +12,15 @@ Modules, one per stage (data flows down this list):
     ingest/     sources.py parses input lines, fetch.py downloads, validate.py decodes and
                 checks, run.py stores and records one outcome per source
     hashing     pixel and perceptual hashes of a decoded image; the multi-index Hamming search
-    dedup       exact and near-duplicate clusters (hash match + keypoint confirmation)
+    dedup       exact and near-duplicate clusters (hash match + keypoint confirmation); stable
+                cluster ids and the representative rule
+    groups      patient/lesion group ids of images (input columns, [groups] pattern)
     status      counts for `curator status`
     labeling    label events, derived labels, conflict policy, import/export, hints
     agreement   Cohen's and Fleiss' kappa, Krippendorff's alpha, Landis & Koch readings
     prompt      the interactive labeling prompt
     termimage   images in the terminal: kitty, iTerm2, sixel, half-blocks
-    split       sticky, cluster-aware, stratified split
+    split       sticky, cluster- and group-aware, stratified split
     preprocess  resize, denoise, equalize, enhance; the shared lossless encoder
     balance     oversampling by deterministic augmentation, or class weights
     licences    [[sources]] licence rules per URL prefix or domain

@@ -6,7 +6,7 @@ SAVEPOINT when nested) and rolls back on any exception. The schema is built by
 the registered :data:`MIGRATIONS`; each is applied together with its record in
 ``schema_migrations`` in one transaction.
 
-Tables (see migrations 1 to 3 for columns):
+Tables (see migrations 1 to 3 and 5 for columns):
 
     sources          one row per input line (URL or local path): provenance + outcome
     images           one row per distinct image (distinct decoded pixels)
@@ -287,11 +287,36 @@ def _legacy_views(conn: sqlite3.Connection) -> None:
     )
 
 
+def _input_order_and_groups(conn: sqlite3.Connection) -> None:
+    """sources.position and sources.group_id.
+
+    ``position``: where the source came in the inputs, counted over every ingest of the
+    workspace (the first time it was given). Ingest finishes sources in whatever order
+    their downloads and threads complete; cluster ids and representatives are decided
+    by positions instead (curator.dedup.settle_clusters), so two workspaces fed the same
+    inputs agree. Existing sources take their row id, the order they were recorded in.
+
+    ``group_id``: the patient or lesion the photo belongs to, when an input said so (a
+    URL list's third column, ``curator label --import``); the split keeps a group in one
+    split (curator.groups).
+    """
+    run_script(
+        conn,
+        """
+        ALTER TABLE sources ADD COLUMN position INTEGER;
+        ALTER TABLE sources ADD COLUMN group_id TEXT;
+        UPDATE sources SET position = id;
+        CREATE INDEX sources_position ON sources(position);
+        """,
+    )
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial schema", _initial_schema),
     Migration(2, "lazy pixel keys", _lazy_pixel_keys, rebuilds_tables=True),
     Migration(3, "hashed from luma or rgb", _hashed_from),
     Migration(4, "legacy hash views", _legacy_views),
+    Migration(5, "input order and patient groups", _input_order_and_groups),
 ]
 
 

@@ -84,6 +84,13 @@ class SplitConfig:
 
 
 @dataclass(frozen=True)
+class GroupsConfig:
+    # A regular expression searched in each source's URL (or a local file's path): its first
+    # capture group, else the whole match, is the source's patient/lesion group id.
+    pattern: str = ""
+
+
+@dataclass(frozen=True)
 class PreprocessConfig:
     # Ordered steps, each a table with an 'op' and its parameters; checked by curator.preprocess.
     steps: tuple[dict[str, Any], ...] = (
@@ -132,6 +139,7 @@ class Config:
     dedup: DedupConfig = field(default_factory=DedupConfig)
     labels: LabelsConfig = field(default_factory=LabelsConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
+    groups: GroupsConfig = field(default_factory=GroupsConfig)
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     balance: BalanceConfig = field(default_factory=BalanceConfig)
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
@@ -274,6 +282,11 @@ def _check(config: Config) -> None:
     ratios = (config.split.train, config.split.validation, config.split.test)
     if any(r <= 0 for r in ratios) or abs(sum(ratios) - 1.0) > 1e-6:
         raise bad_value("split", "ratios train/validation/test must be positive and sum to 1")
+    if config.groups.pattern:
+        try:
+            re.compile(config.groups.pattern)
+        except re.error as err:
+            raise bad_value("groups.pattern", f"is not a valid regular expression ({err})") from err
     if config.balance.method not in ("none", "oversample", "class-weights"):
         raise bad_value("balance.method", "must be 'none', 'oversample' or 'class-weights'")
     if config.preprocess.format not in ("png", "jpeg"):
@@ -331,6 +344,9 @@ train = 0.70
 validation = 0.15
 test = 0.15
 seed = 20230601
+
+[groups]
+pattern = ""                 # regex over each source URL/path; its first (...) is the patient/lesion id
 
 [balance]
 method = "oversample"        # "none", "oversample" or "class-weights"

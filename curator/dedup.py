@@ -11,9 +11,10 @@ of the stored hashes (curator.hashing.NAMES) are compared, how far, and which ma
 keypoints must confirm (:class:`Confirmer`: ORB + RANSAC similarity, inliers spread
 over the image, aligned images correlate cell by cell), which is what keeps two
 different photos with the same logo apart. Near duplicates link transitively into
-clusters; the representative is the member with the largest pixel area, then the
-earliest. Quality and speed: benchmarks/dedup_quality.py and benchmarks/cluster_scale.py
-(figures in the README).
+clusters. A cluster's id and representative depend on its members and the input order
+only (:func:`settle_clusters`, :func:`choose_representative`), never on thread timing.
+Quality and speed: benchmarks/dedup_quality.py and benchmarks/cluster_scale.py (figures
+in the README).
 
 The threshold is 8 rather than 10 because pHash distances are almost always even
 (a median split sets 32 of 64 bits), so 9 is 8, and 10 would make the multi-index
@@ -22,14 +23,16 @@ search probe ~7x more (radius 10 needs 3 bits per 21-bit chunk instead of 2).
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import sqlite3
 import threading
+import zlib
 from collections import OrderedDict, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 from PIL import Image
@@ -53,6 +56,7 @@ class NewImage:
     format: str
     bytes: int
     hashed_from: str = hashing.RGB  # hashing.LUMA when its hashes came from a JPEG's luma plane
+    position: int | None = None  # its source's input position: a new cluster's id is 1 + it
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,7 @@ class ClusterInfo:
     id: int
     representative: str
     members: tuple[Member, ...]
+    why: str = ""  # why the representative won (choose_representative)
 
     @property
     def sources(self) -> int:
@@ -245,10 +250,10 @@ class NearIndex:
                 near_of: str | None = best.sha256
                 distance: int | None = best.distance
             else:
-                cursor = conn.execute("INSERT INTO clusters (representative) VALUES (NULL)")
-                cluster_id, near_of, distance = int(cursor.lastrowid or 0), None, None
+                cluster_id, near_of, distance = _new_cluster(conn, new), None, None
             _insert_image(conn, new, hashes, cluster_id)
-            update_representative(conn, cluster_id)
+            if joined:
+                update_representative(conn, cluster_id)
             self.extend({new.sha256: hashes})
             if self.confirmer is not None:  # a copy arriving soon is checked without reading it back
                 self.confirmer.remember(new.sha256, grey)
@@ -335,7 +340,15 @@ class Confirmer:
         return self.same(grey, other, mirrored)
 
     def same(self, a: np.ndarray, b: np.ndarray, mirrored: bool = False) -> bool:
-        """Is ``b`` (mirrored first if asked) a transformed copy of ``a``?"""
+        """Is ``b`` (mirrored first if asked) a transformed copy of ``a``?
+
+        The same answer either way round: the check itself is not symmetric (a cropped,
+        brightened copy can pass one way and fail the other; see tests/test_reproducible.py),
+        so the pair is put in a fixed order by content first, and which image arrived
+        first never changes a cluster.
+        """
+        if _content_order(b) < _content_order(a):
+            a, b = b, a  # mirroring either one of the pair is the same relation
         cv2 = self.cv2
         pa, da = self._keypoints(a, False)
         pb, db = self._keypoints(b, mirrored)
@@ -364,6 +377,10 @@ class Confirmer:
             return False
         b_view = b[:, ::-1] if mirrored else b
         return _aligned_correlation(cv2, a, b_view, transform) >= self.MIN_CORRELATION
+
+
+def _content_order(grey: np.ndarray) -> tuple[tuple[int, ...], int]:
+    return grey.shape, zlib.crc32(np.ascontiguousarray(grey).data)
 
 
 def _aligned_correlation(cv2: Any, a: np.ndarray, b: np.ndarray, transform: np.ndarray) -> float:
@@ -402,6 +419,17 @@ def _live_clusters(conn: sqlite3.Connection, shas: list[str]) -> dict[str, int]:
     return {row[0]: int(row[1]) for row in rows}
 
 
+def _new_cluster(conn: sqlite3.Connection, new: NewImage) -> int:
+    """A cluster of ``new`` alone, already settled where it can be: id 1 + its input position
+    (settle_clusters' rule) unless another cluster holds that id, representative itself."""
+    if new.position is not None:
+        sql = "INSERT OR IGNORE INTO clusters (id, representative) VALUES (?, ?)"
+        cursor = conn.execute(sql, (new.position + 1, new.sha256))
+        if cursor.rowcount:
+            return new.position + 1
+    return int(conn.execute("INSERT INTO clusters (representative) VALUES (?)", (new.sha256,)).lastrowid or 0)
+
+
 def _merge_clusters(conn: sqlite3.Connection, ids: list[int]) -> int:
     keep, rest = ids[0], ids[1:]
     for other in rest:
@@ -430,13 +458,201 @@ def _insert_image(conn: sqlite3.Connection, new: NewImage, hashes: dict[str, int
     )
 
 
-def update_representative(conn: sqlite3.Connection, cluster_id: int) -> None:
-    """Largest pixel area first, then the earliest created_at (then sha256, for a total order)."""
-    conn.execute(
-        "UPDATE clusters SET representative = (SELECT sha256 FROM images WHERE cluster_id = ?"
-        " ORDER BY width * height DESC, created_at ASC, sha256 ASC LIMIT 1) WHERE id = ?",
-        (cluster_id, cluster_id),
+# The luminance quantisation table of the JPEG standard (Annex K), in any order: only its sum is used.
+_JPEG_LUMA_SUM = 3688
+LOSSLESS_FORMATS = frozenset({"PNG", "BMP", "TIFF"})
+LOSSLESS = 101  # ranks above any estimated JPEG quality (1-100)
+
+
+@dataclass(frozen=True)
+class Contender:
+    """A cluster member as the representative rule sees it."""
+
+    sha256: str
+    width: int
+    height: int
+    format: str
+    bytes: int
+    position: int | None  # the earliest input position among its sources (catalog migration 5)
+    quality: int = 0  # LOSSLESS, an estimated JPEG quality, or 0 when unknown
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+    @property
+    def bytes_per_pixel(self) -> float:
+        return round(self.bytes / max(1, self.pixels), 4)
+
+    def key(self) -> tuple[int, int, float, bool, int, str]:
+        """Smallest wins: most pixels, least lossy, earliest input, smallest sha256. Bytes per
+        pixel measure loss only where no quality is known: between two JPEGs of one estimated
+        quality, or two lossless files, they say more about content and settings than loss."""
+        unplaced = self.position is None
+        density = 0.0 if self.quality else -self.bytes_per_pixel
+        return (-self.pixels, -self.quality, density, unplaced, self.position or 0, self.sha256)
+
+
+_qualities: dict[str, int] = {}  # sha256 -> jpeg_quality: objects never change, clusters ask again
+
+
+def jpeg_quality(objects: Path, sha: str, data: bytes | None = None) -> int:
+    """The quality a JPEG's encoder was asked for, as the IJG scaling of the standard
+    luminance table would give its own (1-100); 0 when the image has no such table.
+
+    From ``data`` when given (ingest's workers call it with the bytes they hold, so the
+    catalog thread finds it remembered), else from the stored object. Only the markers
+    before the image data are read, skipping the others' payloads (an EXIF block can be
+    64 KB): a few small reads, not a decode.
+    """
+    if sha in _qualities:
+        return _qualities[sha]
+    try:
+        with io.BytesIO(data) if data is not None else open(store.object_path(objects, sha), "rb") as fh:
+            table = _luma_table(fh)
+    except OSError:
+        return 0
+    if len(_qualities) > 200_000:
+        _qualities.clear()
+    _qualities[sha] = _quality_of(table)
+    return _qualities[sha]
+
+
+def _quality_of(table: list[int] | None) -> int:
+    if not table:
+        return 0
+    scale = 100.0 * sum(table) / _JPEG_LUMA_SUM
+    estimate = (200.0 - scale) / 2 if scale <= 100 else 5000.0 / scale
+    return max(1, min(100, round(estimate)))
+
+
+def _luma_table(fh: BinaryIO) -> list[int] | None:
+    """Quantisation table 0 (luminance) from a JPEG's header, or None."""
+    if fh.read(2) != b"\xff\xd8":
+        return None
+    while True:
+        head = fh.read(4)
+        if len(head) < 4 or head[0] != 0xFF or head[1] == 0xDA:  # not a marker, or the image data
+            return None
+        remaining = int.from_bytes(head[2:4], "big") - 2
+        if head[1] != 0xDB:  # not a DQT segment: skip it
+            fh.seek(remaining, 1)
+            continue
+        segment = fh.read(remaining)
+        i = 0
+        while i < len(segment):  # one segment may hold several tables
+            wide, table_id = segment[i] >> 4, segment[i] & 15
+            size = 128 if wide else 64
+            values = segment[i + 1 : i + 1 + size]
+            if table_id == 0 and len(values) == size:
+                step = 2 if wide else 1
+                return [int.from_bytes(values[k : k + step], "big") for k in range(0, size, step)]
+            i += 1 + size
+
+
+def choose_representative(members: list[Contender], objects: Path | None) -> tuple[Contender, str]:
+    """The member that represents a cluster, and why it won (for ``curator dups``).
+
+    The original is preferred over copies derived from it: the most pixels, then the
+    least lossy encoding (lossless, else the higher estimated JPEG quality, else, for
+    formats without either, more bytes per pixel), then the earliest input position,
+    then the smallest sha256.
+    Never the order in which threads finished. Encodings are read (headers only, from
+    ``objects``) just for members tied on pixels.
+    """
+    most = max(m.pixels for m in members)
+    tied = [m for m in members if m.pixels == most]
+    if objects is not None and len(tied) > 1:
+        tied = [dataclasses.replace(m, quality=_quality(m, objects)) for m in tied]
+    ranked = sorted(tied, key=Contender.key)
+    best = ranked[0]
+    if len(members) == 1:
+        return best, "the only member"
+    if len(ranked) == 1:
+        runner = max((m for m in members if m.pixels < most), key=lambda m: m.pixels)
+        return best, f"most pixels: {best.width}x{best.height} vs {runner.width}x{runner.height}"
+    runner = ranked[1]
+    if best.quality != runner.quality:
+        return best, f"least lossy: {_describe_quality(best)} vs {_describe_quality(runner)}"
+    if not best.quality and best.bytes_per_pixel != runner.bytes_per_pixel:
+        return best, f"least lossy: {best.bytes_per_pixel:g} vs {runner.bytes_per_pixel:g} bytes per pixel"
+    if best.position != runner.position:
+        return best, f"earliest in the input: position {best.position} vs {runner.position}"
+    return best, "equal encodings and input: smallest sha256"
+
+
+def _quality(m: Contender, objects: Path) -> int:
+    if m.format in LOSSLESS_FORMATS:
+        return LOSSLESS
+    return jpeg_quality(objects, m.sha256) if m.format == "JPEG" else 0
+
+
+def _describe_quality(m: Contender) -> str:
+    if m.quality == LOSSLESS:
+        return f"{m.format}, lossless"
+    return f"JPEG quality ~{m.quality}" if m.quality else f"{m.format}, quality unknown"
+
+
+def _contenders(conn: sqlite3.Connection, cluster_ids: list[int]) -> dict[int, list[Contender]]:
+    rows = catalog.select_in(
+        conn,
+        "SELECT i.cluster_id, i.sha256, i.width, i.height, i.format, i.bytes, MIN(s.position) AS position"
+        " FROM images i LEFT JOIN sources s ON s.sha256 = i.sha256"
+        " WHERE i.cluster_id IN ({marks}) GROUP BY i.sha256",
+        cluster_ids,
     )
+    found: dict[int, list[Contender]] = defaultdict(list)
+    for r in rows:
+        found[int(r[0])].append(Contender(r[1], int(r[2]), int(r[3]), str(r[4]), int(r[5]), r[6]))
+    return found
+
+
+def update_representative(conn: sqlite3.Connection, cluster_id: int, objects: Path | None = None) -> None:
+    """Set the cluster's representative by :func:`choose_representative` (encodings are compared
+    only when ``objects`` is given; ingest and re-clustering settle every cluster with it)."""
+    members = _contenders(conn, [cluster_id]).get(cluster_id)
+    if members:
+        best, _ = choose_representative(members, objects)
+        conn.execute("UPDATE clusters SET representative = ? WHERE id = ?", (best.sha256, cluster_id))
+
+
+def settle_clusters(conn: sqlite3.Connection, cluster_ids: Iterable[int], objects: Path) -> None:
+    """Give each of these clusters its stable id and its representative, inside the caller's transaction.
+
+    A cluster's id is 1 + the smallest input position among its members' sources, a
+    function of what it holds and of the inputs alone, so the same inputs give the same
+    ids however threads interleaved. A cluster keeps its id when it has no positioned
+    source, or when that id is held by a cluster outside this call (a catalog clustered
+    before positions were recorded).
+    """
+    wanted = sorted(set(cluster_ids))
+    members = _contenders(conn, wanted)
+    targets = {}
+    for cid, found in members.items():
+        positions = [m.position for m in found if m.position is not None]
+        if positions and min(positions) + 1 != cid:
+            targets[cid] = min(positions) + 1
+    if targets:
+        held = {int(r[0]) for r in catalog.select_in(conn, "SELECT id FROM clusters WHERE id IN ({marks})",
+                                                    sorted(set(targets.values())))}
+        while True:  # a cluster that cannot move holds its id against the others
+            staying = held - targets.keys()
+            movable = {cid: new for cid, new in targets.items() if new not in staying}
+            if len(movable) == len(targets):
+                break
+            targets = movable
+        # An id another moving cluster is leaving goes through a negative one first.
+        direct = {cid: new for cid, new in targets.items() if new not in held}
+        via = {cid: -new for cid, new in targets.items() if new in held}
+        for step in (direct, via, {temp: -temp for temp in via.values()}):
+            conn.executemany("INSERT INTO clusters (id, representative) VALUES (?, NULL)",
+                             [(new,) for new in step.values()])
+            conn.executemany("UPDATE images SET cluster_id = ? WHERE cluster_id = ?",
+                             [(new, old) for old, new in step.items()])
+            conn.executemany("DELETE FROM clusters WHERE id = ?", [(old,) for old in step])
+    best = {targets.get(cid, cid): choose_representative(found, objects)[0] for cid, found in members.items()}
+    conn.executemany("UPDATE clusters SET representative = ? WHERE id = ?",
+                     [(rep.sha256, cid) for cid, rep in best.items()])
 
 
 def stored_hashes(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
@@ -514,11 +730,12 @@ def _match_rank(m: Match) -> tuple[int, int, str]:
     return (0 if m.direct else 1, m.distance, m.view)
 
 
-def clusters(conn: sqlite3.Connection, min_size: int = 2) -> list[ClusterInfo]:
+def clusters(conn: sqlite3.Connection, min_size: int = 2, objects: Path | None = None) -> list[ClusterInfo]:
     """Clusters with at least ``min_size`` members or sources, largest first.
 
     Each member carries its distance to the representative and every source URL
-    (or path) that resolved to it, exact duplicates included.
+    (or path) that resolved to it, exact duplicates included; each cluster says why
+    its representative won (encodings compared only when ``objects`` is given).
     """
     urls: dict[str, list[str]] = defaultdict(list)
     for sha, locator in conn.execute(
@@ -551,7 +768,9 @@ def clusters(conn: sqlite3.Connection, min_size: int = 2) -> list[ClusterInfo]:
             )
             for r in sorted(rows, key=lambda r: (r["sha256"] != rep,))
         )
-        result.append(ClusterInfo(id=int(cid), representative=rep, members=items))
+        contenders = _contenders(conn, [int(cid)]).get(int(cid), [])
+        _, why = choose_representative(contenders, objects) if contenders else (None, "")
+        result.append(ClusterInfo(id=int(cid), representative=rep, members=items, why=why))
     result.sort(key=lambda c: (-len(c.members), -c.sources, c.id))
     return result
 
@@ -572,9 +791,9 @@ def recluster(
 
     Pairs come from one self-join of the HashIndex (each image's ``phash`` against
     every view of every image); pairs that are not direct matches are confirmed
-    by keypoints, reading the images from ``objects``. Each new cluster keeps the
-    smallest old id among its members when that id is still free, so clusters
-    that do not change keep their ids.
+    by keypoints, reading the images from ``objects``. Ids and representatives are
+    then settled (:func:`settle_clusters`): the same members get the same id as ingest
+    gives them, so clusters that do not change keep their ids.
     """
     if not 0 <= threshold <= MAX_THRESHOLD:
         raise InputError(f"threshold {threshold} is out of range: use 0 to {MAX_THRESHOLD} bits (of 64)")
@@ -601,7 +820,7 @@ def recluster(
     groups: dict[int, list[str]] = defaultdict(list)
     for slot, sha in enumerate(shas):
         groups[sets.find(slot)].append(sha)
-    return _rewrite_clusters(conn, list(groups.values()), threshold)
+    return _rewrite_clusters(conn, list(groups.values()), threshold, objects)
 
 
 def rehash_legacy(conn: sqlite3.Connection, objects: Path) -> int:
@@ -647,9 +866,10 @@ class DisjointSets:
             self.parent[max(ra, rb)] = min(ra, rb)
 
 
-def _rewrite_clusters(conn: sqlite3.Connection, groups: list[list[str]], threshold: int) -> ReclusterResult:
+def _rewrite_clusters(
+    conn: sqlite3.Connection, groups: list[list[str]], threshold: int, objects: Path
+) -> ReclusterResult:
     old = {row[0]: int(row[1]) for row in conn.execute("SELECT sha256, cluster_id FROM images")}
-    moved = 0
     with catalog.atomic(conn):
         taken: set[int] = set()
         assignment: dict[str, int] = {}
@@ -667,11 +887,11 @@ def _rewrite_clusters(conn: sqlite3.Connection, groups: list[list[str]], thresho
             assignment.update(dict.fromkeys(group, cid))
         for sha, cid in assignment.items():
             if old.get(sha) != cid:
-                moved += 1
                 conn.execute("UPDATE images SET cluster_id = ? WHERE sha256 = ?", (cid, sha))
         conn.execute("DELETE FROM clusters WHERE id NOT IN (SELECT DISTINCT cluster_id FROM images)")
-        for cid in taken:
-            update_representative(conn, cid)
+        settle_clusters(conn, taken, objects)
+    now = conn.execute("SELECT sha256, cluster_id FROM images").fetchall()
+    moved = sum(1 for sha, cid in now if old.get(sha) != cid)
     return ReclusterResult(
         threshold=threshold,
         images=len(assignment),

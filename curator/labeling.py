@@ -248,14 +248,16 @@ class ImportResult:
     path: str
     rows: int
     events: int  # rows that changed an annotator's label (the rest already matched)
+    groups: int = 0  # images given a patient/lesion group id
 
 
 @dataclass(frozen=True)
 class _Row:
     number: int
     sha256: str
-    label: str
+    label: str | None  # None: the file has no label column
     annotator: str
+    group: str | None = None  # None: the file has no group_id column
 
 
 def import_csv(conn: sqlite3.Connection, cfg: Config, path: str | Path, *,
@@ -263,23 +265,29 @@ def import_csv(conn: sqlite3.Connection, cfg: Config, path: str | Path, *,
     """Import labels from a CSV file in ONE transaction, or change nothing.
 
     Header row, then columns ``sha256`` or ``url``/``source_url``, ``label`` (a class
-    or ``__excluded__``), optional ``annotator`` (default: ``annotator`` argument,
-    else the default annotator). Rows are numbered as a spreadsheet shows them (the
-    header is row 1). The first bad row raises InputError: ``labels.csv row 7:
-    unknown class 'eczema'``.
+    or ``__excluded__``) and/or ``group_id`` (the image's patient or lesion group: it
+    is set on every source of the image, see curator.groups), optional ``annotator``
+    (default: ``annotator`` argument, else the default annotator). Rows are numbered
+    as a spreadsheet shows them (the header is row 1). The first bad row raises
+    InputError: ``labels.csv row 7: unknown class 'eczema'``; an empty group id, or
+    one image given two groups, is bad too.
     """
     name = str(path)
     default = annotator or default_annotator(cfg)
     rows = _parse_csv(conn, cfg, name, _read_text(name), default)
     events = 0
+    grouped: set[str] = set()
     with catalog.atomic(conn):
         for row in rows:
+            if row.group is not None and row.sha256 not in grouped:
+                conn.execute("UPDATE sources SET group_id = ? WHERE sha256 = ?", (row.group, row.sha256))
+                grouped.add(row.sha256)
             previous = annotator_label(conn, row.sha256, row.annotator)
-            if previous == row.label:
+            if row.label is None or previous == row.label:
                 continue
             _insert(conn, row.sha256, row.annotator, row.label, previous, "import")
             events += 1
-    return ImportResult(name, len(rows), events)
+    return ImportResult(name, len(rows), events, len(grouped))
 
 
 def _read_text(name: str) -> str:
@@ -302,14 +310,15 @@ def _parse_csv(conn: sqlite3.Connection, cfg: Config, name: str, text: str, defa
     except csv.Error as err:
         raise InputError(f"{name} row 1: malformed CSV ({err})", path=name) from err
     image_col = next((c for c in ("sha256", "url", "source_url") if c in header), None)
-    if image_col is None or "label" not in header:
+    if image_col is None or not {"label", "group_id"} & set(header):
         raise InputError(
-            f"{name} row 1: the header needs a 'label' column and a 'sha256' or 'url' column",
+            f"{name} row 1: the header needs a 'label' or 'group_id' column and a 'sha256' or 'url' column",
             path=name,
         )
     col = {h: i for i, h in enumerate(header)}
     known = set(valid_labels(cfg))
     rows: list[_Row] = []
+    groups: dict[str, tuple[str, int]] = {}  # image -> (group, row number)
     number = 1
     try:
         for number, fields in enumerate(reader, start=2):
@@ -318,14 +327,25 @@ def _parse_csv(conn: sqlite3.Connection, cfg: Config, name: str, text: str, defa
             where = f"{name} row {number}"
             if len(fields) != len(header):
                 raise InputError(f"{where}: expected {len(header)} columns, found {len(fields)}", path=name)
-            label = fields[col["label"]].strip()
-            if not label:
+            label = fields[col["label"]].strip() if "label" in col else None
+            if label == "":
                 raise InputError(f"{where}: empty label", path=name)
-            if label not in known:
+            if label is not None and label not in known:
                 raise InputError(f"{where}: unknown class {label!r}", path=name)
+            group = fields[col["group_id"]].strip() if "group_id" in col else None
+            if group == "":
+                raise InputError(f"{where}: empty group_id", path=name)
             sha = _find_image(conn, fields, col, where, name)
+            if group is not None:
+                earlier = groups.setdefault(sha, (group, number))
+                if earlier[0] != group:
+                    raise InputError(
+                        f"{where}: image {sha[:12]} is in group {group!r} here but in group "
+                        f"{earlier[0]!r} on row {earlier[1]}",
+                        path=name,
+                    )
             who = fields[col["annotator"]].strip() if "annotator" in col else ""
-            rows.append(_Row(number, sha, label, who or default))
+            rows.append(_Row(number, sha, label, who or default, group))
     except csv.Error as err:
         raise InputError(f"{name} row {number + 1}: malformed CSV ({err})", path=name) from err
     return rows

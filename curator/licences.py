@@ -35,14 +35,15 @@ def unknown_source() -> Source:
 
 
 def by_image(conn: sqlite3.Connection, rules: tuple[SourceRule, ...]) -> dict[str, Source]:
-    """The best source of each image: redistributable first, then one with a known licence, then oldest."""
+    """The best source of each image: redistributable first, then one with a known licence, then
+    the earliest in the inputs (the input position, not the order downloads finished in)."""
     best: dict[str, tuple[tuple[int, int, int], Source]] = {}
     for row in conn.execute(
-        "SELECT id, locator, kind, final_url, sha256 FROM sources "
-        "WHERE sha256 IS NOT NULL AND outcome IN ('stored', 'duplicate') ORDER BY id"
+        "SELECT COALESCE(position, id) AS position, locator, kind, final_url, sha256 FROM sources "
+        "WHERE sha256 IS NOT NULL AND outcome IN ('stored', 'duplicate') ORDER BY position"
     ):
         src = describe_source(row["locator"], row["kind"], rules)
-        rank = (0 if src.redistributable else 1, 0 if src.license else 1, row["id"])
+        rank = (0 if src.redistributable else 1, 0 if src.license else 1, row["position"])
         current = best.get(row["sha256"])
         if current is None or rank < current[0]:
             best[row["sha256"]] = (rank, src)

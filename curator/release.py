@@ -47,7 +47,7 @@ from curator.workspace import Workspace
 
 SPLITS = ("train", "validation", "test")
 MAX_SHARD_BYTES = 500_000_000  # encoded image bytes per parquet shard
-_CONFIG_SECTIONS_FOR_PATCH = ("dataset", "preprocess", "balance", "split", "dedup", "sources")
+_CONFIG_SECTIONS_FOR_PATCH = ("dataset", "preprocess", "balance", "split", "groups", "dedup", "sources")
 
 Progress = Callable[[int], None]
 
@@ -146,6 +146,11 @@ class Original:
     label: str
     cluster_id: int
     source: licences.Source
+    groups: tuple[str, ...] = ()  # patient/lesion groups of the cluster, the representative's first
+
+    @property
+    def group_id(self) -> str | None:
+        return self.groups[0] if self.groups else None
 
 
 @dataclass(frozen=True)
@@ -185,7 +190,7 @@ def plan_release(ws: Workspace, version: str | None, include_restricted: bool) -
     warnings.extend(licences.check([o.source for o in originals], include_restricted))
     recorded = {r["sha256"]: r["split"] for r in conn.execute("SELECT sha256, split FROM image_splits")}
     existing = _sticky(conn, originals, recorded)
-    items = [split_mod.Item(o.sha256, o.cluster_id, o.label) for o in originals]
+    items = [split_mod.Item(o.sha256, o.cluster_id, o.label, o.groups) for o in originals]
     result = split_mod.assign(items, existing, cfg.split)
     warnings.extend(result.warnings)
     assignment = {o.sha256: result.assignment[o.sha256] for o in originals}
@@ -218,9 +223,10 @@ def _choose_version(ws: Workspace, version: str | None, parent: str | None, bump
 
 def _select(conn: sqlite3.Connection, cfg: Config, warnings: list[str]) -> tuple[list[Original], list[dict]]:
     """Labelled, non-excluded cluster representatives; the other members of their clusters."""
-    from curator import labeling
+    from curator import groups, labeling
 
     labels = labeling.current_labels(conn, cfg)
+    group_ids = groups.of_images(conn, cfg.groups)
     classes = set(cfg.dataset.classes)
     sources = licences.by_image(conn, cfg.sources)
     by_cluster: dict[int, list[str]] = defaultdict(list)
@@ -246,7 +252,10 @@ def _select(conn: sqlite3.Connection, cfg: Config, warnings: list[str]) -> tuple
         if label not in classes:
             unknown_class += 1
             continue
-        originals.append(Original(rep, label, cluster_id, sources.get(rep) or licences.unknown_source()))
+        members_first = sorted(by_cluster[cluster_id], key=lambda m: m != rep)  # the representative first
+        cluster_groups = tuple(dict.fromkeys(g for m in members_first for g in group_ids.get(m, ())))
+        source = sources.get(rep) or licences.unknown_source()
+        originals.append(Original(rep, label, cluster_id, source, cluster_groups))
         members.extend(
             {"sha256": m, "cluster_id": cluster_id, "representative": rep}
             for m in by_cluster[cluster_id]
@@ -288,7 +297,8 @@ def decide_bump(
     assignment: dict[str, str],
     effective_config: dict[str, Any],
 ) -> Bump:
-    """major: the class list changed; minor: images added/removed; patch: labels, config, card inputs.
+    """major: the class list changed; minor: images added/removed; patch: labels, groups, config,
+    card inputs.
 
     Nothing changed is a ReleaseError naming the previous version.
     """
@@ -296,7 +306,8 @@ def decide_bump(
         return Bump("initial", "first release")
     if list(previous["classes"]) != classes:
         return Bump("major", _class_change(list(previous["classes"]), classes))
-    before = {r["sha256"]: r["label"] for r in previous["rows"] if r.get("augmented_from") is None}
+    rows = {r["sha256"]: r for r in previous["rows"] if r.get("augmented_from") is None}
+    before = {sha: r["label"] for sha, r in rows.items()}
     now = {o.sha256: o.label for o in originals}
     added, removed = len(now.keys() - before.keys()), len(before.keys() - now.keys())
     if added or removed:
@@ -304,6 +315,9 @@ def decide_bump(
     relabelled = sum(1 for sha, label in now.items() if before[sha] != label)
     if relabelled:
         return Bump("patch", f"{relabelled} image(s) relabelled")
+    regrouped = sum(1 for o in originals if rows[o.sha256].get("group_id") != o.group_id)
+    if regrouped:
+        return Bump("patch", f"{regrouped} image(s) changed patient/lesion group")
     changed = [k for k in _CONFIG_SECTIONS_FOR_PATCH if previous["config"].get(k) != effective_config.get(k)]
     if changed:
         return Bump("patch", "settings changed: " + ", ".join(changed))
@@ -335,6 +349,7 @@ class Row:
     split: str
     source_url: str
     cluster_id: int
+    group_id: str | None
     augmented_from: str | None
     preprocess_hash: str
     width: int
@@ -464,7 +479,8 @@ def _make_images(
         width, height = _size(images[o.sha256], o.sha256)
         split = plan.assignment[o.sha256]
         by_split[split].append(
-            Row(o.sha256, o.label, split, o.source.url, o.cluster_id, None, step_hash, width, height)
+            Row(o.sha256, o.label, split, o.source.url, o.cluster_id, o.group_id, None, step_hash, width,
+                height)
         )
     train = [(r.sha256, r.label) for r in by_split["train"]]
     balance_plan = balance.plan(train, cfg.balance.method)
@@ -482,7 +498,8 @@ def _make_images(
         src = train_rows[source_sha]
         width, height = _size(data, sha)
         by_split["train"].append(
-            Row(sha, src.label, "train", src.source_url, src.cluster_id, source_sha, step_hash, width, height)
+            Row(sha, src.label, "train", src.source_url, src.cluster_id, src.group_id, source_sha, step_hash,
+                width, height)
         )
     rows = [row for split in SPLITS for row in by_split[split]]
     return rows, images, balance_plan.class_weights
@@ -521,6 +538,7 @@ def features_of(classes: list[str]) -> Any:
             "sha256": Value("string"),
             "source_url": Value("string"),
             "cluster_id": Value("int64"),
+            "group_id": Value("string"),
             "augmented_from": Value("string"),
             "width": Value("int32"),
             "height": Value("int32"),
@@ -585,6 +603,7 @@ def _columns(rows: list[Row], images: dict[str, bytes], classes: list[str]) -> d
         "sha256": [r.sha256 for r in rows],
         "source_url": [r.source_url for r in rows],
         "cluster_id": [r.cluster_id for r in rows],
+        "group_id": [r.group_id for r in rows],
         "augmented_from": [r.augmented_from for r in rows],
         "width": [r.width for r in rows],
         "height": [r.height for r in rows],
@@ -617,6 +636,7 @@ def _manifest(
                 "split": r.split,
                 "source_url": r.source_url,
                 "cluster_id": r.cluster_id,
+                "group_id": r.group_id,
                 "augmented_from": r.augmented_from,
                 "preprocess_hash": r.preprocess_hash,
             }
@@ -680,7 +700,19 @@ def _card(ws: Workspace, plan: Plan, manifest: dict[str, Any], info: dict[str, S
         class_weights=manifest["balance"]["class_weights"],
         changes=diff.compare(plan.previous, manifest) if plan.previous else None,
         include_restricted=manifest["include_restricted"],
+        grouped_images=sum(1 for o in plan.originals if o.groups),
+        groups=len(_splits_per_group(plan)),
+        straddling_groups=sum(1 for splits in _splits_per_group(plan).values() if len(splits) > 1),
     ))
+
+
+def _splits_per_group(plan: Plan) -> dict[str, set[str]]:
+    """Patient/lesion group -> the splits its images are in (one, unless earlier releases fixed them)."""
+    found: dict[str, set[str]] = defaultdict(set)
+    for o in plan.originals:
+        for group in o.groups:
+            found[group].add(plan.assignment[o.sha256])
+    return found
 
 
 def _source_facts(originals: list[Original]) -> list[Any]:

@@ -1,4 +1,4 @@
-"""Assign every release image to train, validation or test: by cluster, stratified, sticky.
+"""Assign every release image to train, validation or test: by cluster and group, stratified, sticky.
 
 :func:`assign` is a pure function of its arguments (no catalog, no clock, no
 global random state), so a release built twice gets the same splits.
@@ -8,12 +8,15 @@ Rules, in order:
 1. **Sticky.** Every sha256 in ``existing`` (the splits recorded by earlier
    releases) keeps its split, whatever happened since (relabelled, its cluster
    grew). A built release never changes an image's split.
-2. **By cluster.** All items of one near-duplicate cluster get one split. If a
-   sticky assignment covers some member of a cluster, the whole cluster follows
-   it. If sticky members of one cluster disagree (clusters merged after they
-   were released apart), each keeps its sticky split, new members follow the
-   majority, and a warning names the cluster: such a release fails the
-   release's cross-split duplicate check until the conflict is resolved.
+2. **By cluster and group.** All items of one near-duplicate cluster get one
+   split, and so do all items of one patient/lesion group (curator.groups): a
+   *unit* is a set of clusters linked by shared groups, and everything below is
+   per unit (a unit without groups is one cluster). If a sticky assignment covers
+   some member of a unit, the whole unit follows it. If sticky members of one
+   unit disagree (clusters merged, or a group given, after they were released
+   apart), each keeps its sticky split, new members follow the majority, and a
+   warning names the cluster or group: merged clusters fail the release's
+   cross-split duplicate check until the conflict is resolved.
 3. **Stratified.** New clusters are taken in a seeded pseudo-random order (a
    hash of the seed and the cluster's smallest sha256, so adding a cluster does
    not reshuffle the others) and each goes to the split where its class has the
@@ -50,6 +53,7 @@ class Item:
     sha256: str
     cluster_id: int
     label: str
+    groups: tuple[str, ...] = ()  # patient/lesion group ids of the item's cluster
 
 
 @dataclass(frozen=True)
@@ -61,35 +65,35 @@ class Result:
 def assign(items: list[Item], existing: dict[str, str], cfg: SplitConfig) -> Result:
     """Split ``items`` (see the module docstring for the rules)."""
     ratios = {"train": cfg.train, "validation": cfg.validation, "test": cfg.test}
-    clusters = _group(items)
+    units = _units(items)
     _check_existing(items, existing)
     assignment: dict[str, str] = {}
     warnings: list[str] = []
     counts: dict[str, Counter[str]] = defaultdict(Counter)  # class -> split -> images
     overall: Counter[str] = Counter()  # split -> images, all classes
-    new: list[tuple[str, int, list[Item]]] = []  # (order key, cluster id, members)
-    for cluster_id, members in clusters.items():
+    new: list[tuple[str, int, list[Item]]] = []  # (order key, unit, members)
+    for unit, members in units.items():
         sticky = Counter(existing[m.sha256] for m in members if m.sha256 in existing)
         if not sticky:
-            new.append((_order_key(cfg.seed, members), cluster_id, members))
+            new.append((_order_key(cfg.seed, members), unit, members))
             continue
         follow = min(sticky, key=lambda s: (-sticky[s], SPLITS.index(s)))
         if len(sticky) > 1:
-            warnings.append(_conflict_warning(cluster_id, sticky))
+            warnings.append(_conflict_warning(unit, members, sticky))
         for m in members:
             split = existing.get(m.sha256, follow)
             assignment[m.sha256] = split
             counts[m.label][split] += 1
             overall[split] += 1
     totals = Counter(m.label for m in items)
-    for _key, _cluster_id, members in sorted(new, key=lambda n: (n[0], n[1])):
+    for _key, _unit, members in sorted(new, key=lambda n: (n[0], n[1])):
         label = _cluster_label(members)
         split = _most_needed(counts[label], totals[label], overall, len(items), ratios)
         for m in members:
             assignment[m.sha256] = split
             counts[m.label][split] += 1
             overall[split] += 1
-    warnings.extend(_coverage_warnings(clusters, assignment))
+    warnings.extend(_coverage_warnings(units, assignment))
     return Result(assignment=assignment, warnings=warnings)
 
 
@@ -102,15 +106,29 @@ def per_class(items: Iterable[Item], assignment: dict[str, str]) -> dict[str, di
     return table
 
 
-def _group(items: list[Item]) -> dict[int, list[Item]]:
-    clusters: dict[int, list[Item]] = defaultdict(list)
+def _units(items: list[Item]) -> dict[int, list[Item]]:
+    """Items by unit: clusters joined when they share a group, keyed by their smallest cluster id."""
+    parent: dict[int, int] = {}
+
+    def root(cid: int) -> int:
+        while parent.setdefault(cid, cid) != cid:
+            parent[cid] = parent[parent[cid]]
+            cid = parent[cid]
+        return cid
+
+    first_cluster: dict[str, int] = {}  # group -> a cluster holding it
     seen: set[str] = set()
     for item in items:
         if item.sha256 in seen:
             raise ReleaseError(f"split: image {item.sha256} is listed twice", sha256=item.sha256)
         seen.add(item.sha256)
-        clusters[item.cluster_id].append(item)
-    return dict(clusters)
+        for group in item.groups:
+            a, b = root(item.cluster_id), root(first_cluster.setdefault(group, item.cluster_id))
+            parent[max(a, b)] = min(a, b)
+    units: dict[int, list[Item]] = defaultdict(list)
+    for item in items:
+        units[root(item.cluster_id)].append(item)
+    return dict(units)
 
 
 def _check_existing(items: list[Item], existing: dict[str, str]) -> None:
@@ -145,8 +163,15 @@ def _most_needed(
     return min(SPLITS, key=need)
 
 
-def _conflict_warning(cluster_id: int, sticky: Counter[str]) -> str:
+def _conflict_warning(cluster_id: int, members: list[Item], sticky: Counter[str]) -> str:
     where = ", ".join(f"{sticky[s]} in {s}" for s in SPLITS if sticky[s])
+    if len({m.cluster_id for m in members}) > 1:
+        groups = sorted({g for m in members for g in m.groups})
+        return (
+            f"patient group {', '.join(groups)} has images already released in different splits ({where}): "
+            "each keeps its split, so photos of one patient or lesion sit in two splits; "
+            "exclude the group's images from all but one split (curator label) to reunite it"
+        )
     return (
         f"cluster {cluster_id} has images already released in different splits ({where}): "
         "each keeps its split, so this release would leak near duplicates across splits and the "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+from curator import groups
 from curator.workspace import Workspace
 
 
@@ -25,6 +26,7 @@ def collect(ws: Workspace) -> dict[str, Any]:
         "sources": _sources(conn),
         "rejected_by_reason": _rejections(conn),
         "hints": _hints(conn, ws.config.dataset.classes),
+        "groups": groups.counts(conn, ws.config.groups),
         "labels": _labels(ws),
     }
 

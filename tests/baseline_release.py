@@ -87,7 +87,7 @@ def write_release(
                 label = (c + 1) % len(classes) if i < flip_labels else c
                 for key, value in (("image", {"bytes": data, "path": None}), ("label", label),
                                    ("sha256", sha), ("source_url", f"file:///{name}/{s}-{i}.png"),
-                                   ("cluster_id", next_cluster), ("augmented_from", None),
+                                   ("cluster_id", next_cluster), ("group_id", None), ("augmented_from", None),
                                    ("width", size), ("height", size)):
                     columns[key].append(value)
                 rows.append({"sha256": sha, "label": classes[label], "split": split,
@@ -124,7 +124,8 @@ def _add_copies(columns: dict[str, list[Any]], rows: list[dict[str, Any]], count
         payload = synthetic.encode(copy, "PNG")
         sha = hashlib.sha256(payload).hexdigest()
         for key, value in (("image", {"bytes": payload, "path": None}), ("label", label), ("sha256", sha),
-                           ("source_url", ""), ("cluster_id", cluster), ("augmented_from", source),
+                           ("source_url", ""), ("cluster_id", cluster), ("group_id", None),
+                           ("augmented_from", source),
                            ("width", size), ("height", size)):
             columns[key].append(value)
         rows.append({"sha256": sha, "label": classes[label], "split": "train", "source_url": "",

@@ -314,7 +314,11 @@ def test_dups_lists_exact_and_near_and_reclusters(workspace: Workspace, tmp_path
     urls = sorted(Path(u).name for m in clusters[0]["members"] for u in m["urls"])
     assert urls == ["a.jpg", "b.jpg", "c.png"]
     text = run_cli("dups", workspace=workspace.root).stdout
-    assert re.match(r"Cluster \d+: 2 images, 3 sources; representative [0-9a-f]{12}\n", text), text
+    assert re.match(
+        r"Cluster \d+: 2 images, 3 sources; representative [0-9a-f]{12} "
+        r"\(most pixels: 200x150 vs 150x112\)\n",
+        text,
+    ), text
     # re-clustering reads stored hashes only: sources and objects stay as they were, d.jpg stays alone
     sources_before = [tuple(r) for r in workspace.conn.execute("SELECT * FROM sources ORDER BY id")]
     objects_before = snapshot(workspace.root / "objects")
@@ -340,7 +344,7 @@ def test_dups_lists_exact_and_near_and_reclusters(workspace: Workspace, tmp_path
         ("ftp://a.example/x.jpg", ("ftp://a.example/x.jpg", "url", None, "unsupported-scheme")),
         ("data:image/png;base64,AAAA", ("data:image/png;base64,AAAA", "url", None, "unsupported-scheme")),
         ("https://", ("https://", "url", None, "malformed-line")),
-        ("a\tb\tc", ("a\tb\tc", "url", None, "malformed-line")),
+        ("a\tb\tc\td", ("a\tb\tc\td", "url", None, "malformed-line")),
         ("hello", ("hello", "url", None, "malformed-line")),
     ],
 )

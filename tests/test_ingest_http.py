@@ -123,7 +123,7 @@ def _routes(server: ImageServer) -> list[str]:
     lines += [
         "# a comment", "", "ftp://127.0.0.1/x.jpg", "file:///etc/hosts", "http://", "not a url at all",
         "http://exa mple.com/x.jpg", "http://127.0.0.1:99999/x.jpg",
-        f"{server.url('/a.jpg')}\talopecia\textra-field",
+        f"{server.url('/a.jpg')}\talopecia\tcase-1\textra-field",
     ]
     return lines
 
@@ -268,7 +268,7 @@ def test_bad_lines_are_rejected_with_a_reason(scenario: Scenario, line: str, rea
     assert scenario.first_rows[line]["outcome"] == "rejected"
 
 
-def test_line_with_two_tabs_is_malformed(scenario: Scenario) -> None:
+def test_line_with_three_tabs_is_malformed(scenario: Scenario) -> None:
     items = [i for i in scenario.first if i["url"].endswith("extra-field")]
     assert [(i["status"], i["reason"]) for i in items] == [("rejected", "malformed-line")]
 

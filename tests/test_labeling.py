@@ -172,7 +172,12 @@ def test_import_export_round_trip(workspace: Workspace, tmp_path: Path) -> None:
         ("sha256,label,annotator\n{a},alopecia,ann\n{b},psoriasis\n", "row 3: expected 3 columns, found 2"),
         ("sha256,label\n{a},\n", "row 2: empty label"),
         ("image,label\n{a},alopecia\n",
-         "row 1: the header needs a 'label' column and a 'sha256' or 'url' column"),
+         "row 1: the header needs a 'label' or 'group_id' column and a 'sha256' or 'url' column"),
+        ("sha256,label,group_id\n{a},alopecia,p1\n{b},psoriasis, \n", "row 3: empty group_id"),
+        ("sha256,group_id\n{a},p1\n{b},p1\n{a},p2\n", "row 4: image {a12} is in group 'p2' here but in group "
+         "'p1' on row 2"),
+        ("sha256,url,group_id\n,https://img.example/0.jpg,p1\n{a},,p2\n", "row 3: image {a12} is in group "
+         "'p2' here but in group 'p1' on row 2"),
     ],
 )
 def test_bad_import_changes_nothing_and_names_the_row(workspace: Workspace, tmp_path: Path,
@@ -185,9 +190,25 @@ def test_bad_import_changes_nothing_and_names_the_row(workspace: Workspace, tmp_
     before = snapshot(workspace.root)
     result = run_cli("label", "--import", str(path), workspace=workspace.root)
     assert result.exit_code == 5
-    assert result.stderr.strip() == f"Error: {path} {message}"
+    assert result.stderr.strip() == f"Error: {path} {message.format(a12=a[:12])}"
     assert snapshot(workspace.root) == before
     assert len(events(workspace.conn)) == 1
+
+
+def test_import_sets_groups_on_every_source_of_the_image(workspace: Workspace, tmp_path: Path) -> None:
+    a = add_image(workspace, 0)
+    copy = add_image(workspace, 1, cluster_of=a)
+    # A second source of the same image.
+    workspace.conn.execute("UPDATE sources SET sha256 = ? WHERE sha256 = ?", (a, copy))
+    path = tmp_path / "groups.csv"
+    path.write_text(f"sha256,group_id\n{a},case-7\n")
+    result = run_cli("label", "--import", str(path), workspace=workspace.root)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == (
+        f"Imported 1 rows from {path} (0 changed a label, 1 images given a group id)")
+    rows = workspace.conn.execute("SELECT group_id FROM sources WHERE sha256 = ?", (a,)).fetchall()
+    assert [r[0] for r in rows] == ["case-7", "case-7"]
+    assert events(workspace.conn) == []
 
 
 def test_import_uses_annotator_column_then_flag(workspace: Workspace, tmp_path: Path) -> None:

@@ -81,6 +81,7 @@ def make_release(
                     "sha256": [r["sha256"] for r in part],
                     "source_url": [r["source_url"] for r in part],
                     "cluster_id": [r["cluster_id"] for r in part],
+                    "group_id": [None] * len(part),
                     "augmented_from": [None] * len(part),
                     "width": [32] * len(part),
                     "height": [32] * len(part),

@@ -114,6 +114,19 @@ def status(app) -> None:
         )
         for hint, n in hints["not_a_class"].items():
             console.print(f"  hint {hint!r} is not a class: {n}", markup=False)
+        grouped = value["groups"]
+        if grouped["images_with_group"]:
+            console.print(
+                f"Patient/lesion groups: {grouped['images_with_group']} of {value['images']} images "
+                f"had a group id, in {grouped['groups']} groups",
+                markup=False,
+            )
+        else:
+            console.print(
+                "Patient/lesion groups: no image had a group id (photos of the same patient may sit in "
+                "different splits)",
+                markup=False,
+            )
         if value["labels"] is not None:
             from curator.cli.label_cmds import render_summary
 
@@ -140,7 +153,7 @@ def dups(app, threshold: int | None) -> None:
             f"Re-clustered {result.images} images at threshold {threshold}: {result.clusters} clusters, "
             f"{result.multi} with near duplicates, {result.moved} images moved"
         )
-    value = [_plain(info) for info in dedup.clusters(ws.conn)]
+    value = [_plain(info) for info in dedup.clusters(ws.conn, objects=ws.objects)]
 
     def render(console: Console) -> None:
         if not value:
@@ -150,7 +163,7 @@ def dups(app, threshold: int | None) -> None:
             sources = sum(len(m["urls"]) for m in members)
             console.print(
                 f"Cluster {info['id']}: {len(members)} images, {sources} sources; "
-                f"representative {info['representative'][:12]}",
+                f"representative {info['representative'][:12]} ({info['why']})",
                 markup=False,
             )
             for m in members:

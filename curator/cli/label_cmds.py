@@ -22,8 +22,9 @@ releases, o open in the system viewer, ? help, q or Ctrl-C quit.
 Every answer is committed before the next image; a new run resumes.
 
 \b
-Without a terminal use --import (CSV with a header: sha256 or url, label,
-optional annotator; one transaction, the whole file or nothing), --export
+Without a terminal use --import (CSV with a header: sha256 or url, label
+and/or group_id (patient or lesion), optional annotator; one transaction,
+the whole file or nothing), --export
 (sha256, source_url, label, annotator) or --accept-hints (ingest hints become
 labels by annotator 'hint').
 
@@ -83,11 +84,13 @@ def _batch(app, who: str | None, import_path: str | None, export_path: str | Non
     ws = app.workspace()
     if import_path is not None:
         imported = labeling.import_csv(ws.conn, ws.config, import_path, annotator=who)
-        value = {"imported": imported.path, "rows": imported.rows, "events": imported.events}
+        value = {"imported": imported.path, "rows": imported.rows, "events": imported.events,
+                 "groups": imported.groups}
 
         def render(console: Console) -> None:
+            grouped = f", {imported.groups} images given a group id" if imported.groups else ""
             console.print(f"Imported {imported.rows} rows from {imported.path} "
-                          f"({imported.events} changed a label)", markup=False)
+                          f"({imported.events} changed a label{grouped})", markup=False)
 
         app.out.result(value, render)
     elif export_path is not None:

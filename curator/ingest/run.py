@@ -6,6 +6,12 @@
         -> on the catalog thread, with every other source ready by then, one transaction:
            exact duplicate? -> source row only; else dedup.NearIndex.add_image + source row
 
+Sources finish in whatever order downloads and threads allow; what the catalog ends
+up with does not depend on it. Each source gets an input position (its place in the
+inputs, counted over every run of the workspace), and at the end of each group the
+clusters it touched are settled (dedup.settle_clusters): ids and representatives
+follow from members and positions alone.
+
 An exact duplicate has the same decoded pixels as a stored image. Equal pixels hashed
 the same way have equal fingerprints (size and perceptual hashes, hashing.fingerprint),
 so the full pixel keys are computed and compared only when a fingerprint is already in
@@ -157,6 +163,10 @@ def run(
         remove_temp_files(ws.objects)
         with asyncio.Runner(loop_factory=loop_factory()) as runner:
             summary = runner.run(_Run(ws, options, on_progress or (lambda n: None)).main(sources))
+        # Sources done in an earlier run may be given a group now (a list that gained the column).
+        grouped = [(src.group, src.locator) for src in sources if src.group is not None]
+        with catalog.atomic(ws.conn):
+            ws.conn.executemany("UPDATE sources SET group_id = ? WHERE locator = ?", grouped)
     summary.seconds = time.monotonic() - started
     if options.report is not None:
         write_report(options.report, summary.items)
@@ -254,6 +264,11 @@ class _Run:
         # fsync takes 10 ms they held the two workers for 20 ms per image (26 s instead of 8).
         self.group_sync = fsutil.can_sync_filesystem()
         self.syncer = ThreadPoolExecutor(1, "curator-sync")
+        self.positions: dict[str, int] = {}  # locator -> input position (see main)
+        # Images this run added; an exact duplicate listed earlier may take one's place (_replace_image).
+        self.added: set[str] = set()
+        self._orphans: list[str] = []  # bytes of replaced images, deleted once their group commits
+        self._replaced_now: set[str] = set()  # images of this group that replaced one (to settle)
         self._ready: list[_Ready] = []  # prepared sources waiting for the catalog thread
         self._placing = False  # whether a group is on the catalog thread now
         self._opencv = contextlib.ExitStack()  # single_threaded_opencv, from _load to the end
@@ -262,6 +277,7 @@ class _Run:
     async def main(self, sources: list[Source]) -> IngestSummary:
         self.summary.total = len(sources)
         done = self._done_sources()
+        self.positions = self._input_positions(sources)
         # The image side loads while the first requests are in flight; _one waits for it.
         self.loaded = asyncio.get_running_loop().run_in_executor(self.writer, self._load)
         # Bounds memory: a source holds its bytes and pixels only while one of these slots is held.
@@ -289,9 +305,22 @@ class _Run:
             self.writer.shutdown(wait=True)
             self.syncer.shutdown(wait=True)
             self._opencv.close()
+        self._summary_from_catalog()
         order = {src.locator: i for i, src in reversed(list(enumerate(sources)))}
         self.summary.items.sort(key=lambda item: (order.get(item.url, -1), item.status != "skipped"))
         return self.summary
+
+    def _summary_from_catalog(self) -> None:
+        """Each placed source's final outcome, as the catalog has it once the run's clusters are
+        settled (_settle_outcomes may have changed it since it was placed)."""
+        placed = [i.url for i in self.summary.items if i.status in ("stored", "duplicate")]
+        sql = "SELECT locator, outcome, reason, sha256 FROM sources WHERE locator IN ({marks})"
+        final = {row[0]: row for row in catalog.select_in(self.conn, sql, placed)}
+        fresh = IngestSummary(total=self.summary.total)
+        for item in self.summary.items:
+            row = final.get(item.url)
+            fresh.add(ItemResult(item.url, row[1], row[2], row[3]) if row is not None else item)
+        self.summary = fresh
 
     def _load(self) -> None:
         """On the catalog thread, first: the modules and catalog state that sources need."""
@@ -302,6 +331,15 @@ class _Run:
         self.known_bytes = {row[0] for row in self.conn.execute("SELECT sha256 FROM images")}
         self.hashed_from = {row[0] for row in self.conn.execute("SELECT DISTINCT hashed_from FROM images")}
         self.index = dedup.NearIndex.load(self.conn, self.ws.objects, self.ws.config.dedup)
+
+    def _input_positions(self, sources: list[Source]) -> dict[str, int]:
+        """Each locator's place in the inputs, after every source of earlier runs (a source
+        keeps the position it was first given: see _write_source)."""
+        start = int(self.conn.execute("SELECT COALESCE(MAX(position), 0) FROM sources").fetchone()[0])
+        positions: dict[str, int] = {}
+        for i, src in enumerate(sources, start=start + 1):
+            positions.setdefault(src.locator, i)
+        return positions
 
     def _done_sources(self) -> dict[str, sqlite3.Row]:
         rows = self.conn.execute(
@@ -384,6 +422,10 @@ class _Run:
         if fetched.reason is not None or fetched.data is None:
             return fetched, validate.Refused(fetched.reason or "empty"), False
         checked = validate.check(fetched.data, self.cfg)
+        if isinstance(checked, validate.Checked) and checked.format == "JPEG":
+            from curator import dedup
+
+            dedup.jpeg_quality(self.ws.objects, checked.sha256, fetched.data)  # for the representative rule
         if isinstance(checked, validate.Checked) and checked.sha256 not in self.known_bytes:
             store.put(self.ws.objects, fetched.data, durable=not self.group_sync)
             return fetched, checked, True
@@ -400,10 +442,25 @@ class _Run:
         """
         wrote = self.group_sync and any(ready.wrote for ready in group)
         synced = self.syncer.submit(fsutil.sync_filesystem, self.ws.objects) if wrote else None
+        from curator import dedup
+
         with catalog.atomic(self.conn):
             results = [self._place(ready.src, ready.fetched, ready.checked) for ready in group]
+            # A source that started a cluster of its own left it settled (dedup.NewImage.position);
+            # the clusters that duplicates joined (or replaced an image in) are settled here.
+            joined = sorted({r.sha256 for r in results if r.sha256 is not None and r.status == "duplicate"}
+                            | self._replaced_now)
+            self._replaced_now = set()
+            sql = "SELECT cluster_id FROM images WHERE sha256 IN ({marks})"
+            touched = catalog.select_in(self.conn, sql, joined)
+            dedup.settle_clusters(self.conn, [row[0] for row in touched], self.ws.objects)
+            self._settle_outcomes(joined)
             if synced is not None:
                 synced.result()  # every object of the group was written before the sync began
+        orphans, self._orphans = self._orphans, []
+        for sha in orphans:  # after the commit: until then the catalog may still refer to them
+            with contextlib.suppress(FileNotFoundError):
+                store.object_path(self.ws.objects, sha).unlink()
         return results
 
     def _place(
@@ -421,7 +478,10 @@ class _Run:
         if same is None:
             result = self._add_image(src, fetched, checked, pixel_key)
             self.known_bytes.add(checked.sha256)
+            self.added.add(checked.sha256)
             return result
+        if checked.sha256 != same and pixel_key is not None and self._listed_earlier(src, checked, same):
+            return self._replace_image(same, src, fetched, checked, pixel_key)
         self._write_source(src, fetched, "duplicate", "exact", same)
         if checked.sha256 != same:
             # Other bytes with the same pixels, stored by the worker; no image can refer to
@@ -429,6 +489,67 @@ class _Run:
             with contextlib.suppress(FileNotFoundError):
                 store.object_path(self.ws.objects, checked.sha256).unlink()
         return ItemResult(src.locator, "duplicate", "exact", same)
+
+    def _settle_outcomes(self, shas: list[str]) -> None:
+        """Outcomes by input order, not arrival: in each cluster these images are in, the earliest
+        source is 'stored', every other image's earliest source a 'near' duplicate, and every
+        other source an 'exact' duplicate of its image."""
+        for start in range(0, len(shas), 500):
+            chunk = shas[start : start + 500]
+            self.conn.execute(_SETTLE_OUTCOMES.format(marks=",".join("?" * len(chunk))), chunk)
+
+    def _listed_earlier(self, src: Source, checked: validate.Checked, image: str) -> bool:
+        """Whether ``src`` (other bytes, the same pixels) should be ``image`` instead: it comes
+        earlier in the inputs than every source of ``image``, which this run added and nobody has
+        labelled or released yet, and its own bytes are in objects/."""
+        position = self.positions.get(src.locator)
+        if image not in self.added or position is None:
+            return False
+        row = self.conn.execute(
+            "SELECT MIN(position) AS first, "
+            "EXISTS (SELECT 1 FROM label_events WHERE sha256 = :sha) AS labelled, "
+            "EXISTS (SELECT 1 FROM image_splits WHERE sha256 = :sha) AS released "
+            "FROM sources WHERE sha256 = :sha",
+            {"sha": image},
+        ).fetchone()
+        if row["first"] is None or position > row["first"] or row["labelled"] or row["released"]:
+            return False
+        return store.object_path(self.ws.objects, checked.sha256).exists()
+
+    def _replace_image(
+        self, old: str, src: Source, fetched: Fetched, checked: validate.Checked, pixel_key: str
+    ) -> ItemResult:
+        """Make ``checked`` (the same pixels as ``old``, listed earlier) the image in ``old``'s place.
+
+        Of two files with equal pixels (a JPEG and its PNG conversion), the catalog keeps the
+        one listed first, whichever finished first. The image row is rewritten under its new
+        key and every row that names it follows (foreign keys are checked at commit); the
+        outcomes are settled at the end of the group (_settle_outcomes).
+        """
+        from curator import hashing
+
+        conn = self.conn
+        conn.execute("PRAGMA defer_foreign_keys = ON")  # switched off again at COMMIT
+        conn.execute(
+            "UPDATE images SET sha256 = ?, fingerprint = ?, pixel_sha256 = ?, hashes = ?, format = ?,"
+            " bytes = ?, hashed_from = ? WHERE sha256 = ?",
+            (checked.sha256, checked.fingerprint, pixel_key, hashing.pack_hashes(checked.hashes),
+             checked.format, checked.nbytes, checked.hashed_from, old),
+        )
+        conn.execute("UPDATE sources SET sha256 = ? WHERE sha256 = ?", (checked.sha256, old))
+        conn.execute("UPDATE clusters SET representative = ? WHERE representative = ?", (checked.sha256, old))
+        self._write_source(src, fetched, "stored", None, checked.sha256)
+        self.index.extend({checked.sha256: checked.hashes})
+        if self.index.confirmer is not None:
+            self.index.confirmer.remember(checked.sha256, checked.grey)
+        self.known_bytes.discard(old)
+        self.known_bytes.add(checked.sha256)
+        self.added.discard(old)
+        self.added.add(checked.sha256)
+        self.hashed_from.add(checked.hashed_from)
+        self._orphans.append(old)
+        self._replaced_now.add(checked.sha256)
+        return ItemResult(src.locator, "stored", None, checked.sha256)
 
     def _same_pixels(self, checked: validate.Checked, data: bytes) -> tuple[str | None, str | None]:
         """The stored image with the same pixels as ``data`` (or None), and the pixel key of
@@ -486,6 +607,7 @@ class _Run:
             format=checked.format,
             bytes=checked.nbytes,
             hashed_from=checked.hashed_from,
+            position=self.positions.get(src.locator),
         )
         placement = self.index.add_image(self.conn, new, checked.grey, checked.hashes)
         self.hashed_from.add(checked.hashed_from)
@@ -506,10 +628,13 @@ class _Run:
         self.conn.execute(
             """
             INSERT INTO sources (locator, kind, hint, final_url, http_status, content_type, bytes,
-                                 fetched_at, outcome, reason, transient, sha256, robots, added_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                 fetched_at, outcome, reason, transient, sha256, robots, added_at,
+                                 position, group_id)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (locator) DO UPDATE SET
                 hint = COALESCE(excluded.hint, sources.hint), final_url = excluded.final_url,
+                position = COALESCE(sources.position, excluded.position),
+                group_id = COALESCE(excluded.group_id, sources.group_id),
                 http_status = excluded.http_status, content_type = excluded.content_type,
                 bytes = excluded.bytes, fetched_at = excluded.fetched_at, outcome = excluded.outcome,
                 reason = excluded.reason, transient = excluded.transient, sha256 = excluded.sha256,
@@ -530,8 +655,26 @@ class _Run:
                 sha256,
                 self.robots if src.kind == "url" else None,
                 catalog.utcnow(),
+                self.positions.get(src.locator),
+                src.group,
             ),
         )
+
+
+# For _settle_outcomes: every source of every image in the clusters of the images in {marks}.
+_SETTLE_OUTCOMES = """
+WITH ranked AS (
+    SELECT s.id,
+           ROW_NUMBER() OVER (PARTITION BY i.cluster_id ORDER BY s.position, s.id) AS in_cluster,
+           ROW_NUMBER() OVER (PARTITION BY i.sha256 ORDER BY s.position, s.id) AS in_image
+    FROM images i JOIN sources s ON s.sha256 = i.sha256  -- stored or duplicate: only those name an image
+    WHERE i.cluster_id IN (SELECT cluster_id FROM images WHERE sha256 IN ({marks}))
+)
+UPDATE sources SET
+    outcome = CASE WHEN ranked.in_cluster = 1 THEN 'stored' ELSE 'duplicate' END,
+    reason = CASE WHEN ranked.in_cluster = 1 THEN NULL WHEN ranked.in_image = 1 THEN 'near' ELSE 'exact' END
+FROM ranked WHERE sources.id = ranked.id
+"""
 
 
 def read_local(path: str, max_bytes: int) -> Fetched:

@@ -1,12 +1,13 @@
 """Turning input lines into sources: URLs, local files and folders.
 
-An input line is ``LOCATOR`` or ``LOCATOR<TAB>HINT``; ``#`` comments and blank
-lines are ignored. A locator is an http(s) URL, a local image file, or a folder
-(walked recursively for image files). Anything else still becomes a
+An input line is ``LOCATOR``, ``LOCATOR<TAB>HINT`` or ``LOCATOR<TAB>HINT<TAB>GROUP``
+(GROUP: the patient or lesion the photo belongs to; HINT may be empty); ``#``
+comments and blank lines are ignored. A locator is an http(s) URL, a local image
+file, or a folder (walked recursively for image files). Anything else still becomes a
 :class:`Source` so that it gets an outcome: ``unsupported-scheme`` (ftp://,
 file://, data:...), ``malformed-line`` (not a URL, no such path) or
-``file-missing``. Whole-input problems (no such file, binary garbage) are
-:class:`~curator.errors.InputError`.
+``file-missing``. Whole-input problems (no such file, binary garbage, an empty
+GROUP column, one locator given two groups) are :class:`~curator.errors.InputError`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import os
 import re
 import sys
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -36,6 +37,7 @@ class Source:
     kind: str  # 'url' or 'file'
     hint: str | None = None
     problem: str | None = None
+    group: str | None = None  # patient/lesion group id from the input line
 
 
 def read_argument(arg: str, *, hint_from_folder: bool = False) -> list[Source]:
@@ -46,7 +48,8 @@ def read_argument(arg: str, *, hint_from_folder: bool = False) -> list[Source]:
     """
     if arg == "-":
         text = _decode(sys.stdin.buffer.read(), "<stdin>")
-        return list(parse_lines(text.splitlines(), base=Path.cwd(), hint_from_folder=hint_from_folder))
+        return list(parse_lines(text.splitlines(), base=Path.cwd(), hint_from_folder=hint_from_folder,
+                                name="<stdin>"))
     path = Path(arg).expanduser()
     if path.is_dir():
         return list(walk_folder(path, None, hint_from_folder))
@@ -62,7 +65,7 @@ def read_argument(arg: str, *, hint_from_folder: bool = False) -> list[Source]:
         raise InputError(f"{arg}: cannot read ({err.strerror or err})", path=arg) from err
     text = _decode(data, arg)
     base = path.resolve().parent
-    return list(parse_lines(text.splitlines(), base=base, hint_from_folder=hint_from_folder))
+    return list(parse_lines(text.splitlines(), base=base, hint_from_folder=hint_from_folder, name=arg))
 
 
 def is_image_file(path: Path, head: bytes) -> bool:
@@ -87,20 +90,45 @@ def _decode(data: bytes, name: str) -> str:
     return text
 
 
-def parse_lines(lines: Iterable[str], *, base: Path, hint_from_folder: bool = False) -> Iterator[Source]:
+def parse_lines(
+    lines: Iterable[str], *, base: Path, hint_from_folder: bool = False, name: str = "<input>"
+) -> Iterator[Source]:
     """Sources from input lines; relative paths are taken relative to ``base``."""
-    for raw in lines:
+    groups: dict[str, tuple[str, int]] = {}  # locator -> (group, line number)
+    for number, raw in enumerate(lines, start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        yield from parse_line(line, base=base, hint_from_folder=hint_from_folder)
+        group = _group_column(raw, name, number)
+        for src in parse_line(line, base=base, hint_from_folder=hint_from_folder):
+            if group is not None:
+                earlier = groups.setdefault(src.locator, (group, number))
+                if earlier[0] != group:
+                    raise InputError(
+                        f"{name} line {number}: {src.locator} is in group {group!r} here but in group "
+                        f"{earlier[0]!r} on line {earlier[1]}",
+                        path=name,
+                    )
+                src = replace(src, group=group)
+            yield src
+
+
+def _group_column(raw: str, name: str, number: int) -> str | None:
+    """The GROUP column of a line (the third), None without one; present but empty is an error."""
+    parts = raw.strip("\r\n").split("\t")
+    if len(parts) != 3:
+        return None  # more columns: parse_line makes it a malformed-line
+    group = parts[2].strip()
+    if not group:
+        raise InputError(f"{name} line {number}: empty group id (the third, tab-separated column)", path=name)
+    return group
 
 
 def parse_line(line: str, *, base: Path, hint_from_folder: bool = False) -> Iterator[Source]:
     parts = [p.strip() for p in line.split("\t")]
     locator = parts[0]
     hint = parts[1] if len(parts) > 1 and parts[1] else None
-    if len(parts) > 2 or len(line) > MAX_LINE or not locator or any(ord(c) < 32 for c in locator):
+    if len(parts) > 3 or len(line) > MAX_LINE or not locator or any(ord(c) < 32 for c in locator):
         yield Source(_clip(line), "url", None, "malformed-line")
         return
     match = _SCHEME.match(locator)

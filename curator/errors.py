@@ -5,6 +5,7 @@
     ├── ConfigError              curator.toml: unknown key, bad value (names the key)
     ├── InputError               a file or argument given on the command line is unusable
     ├── CatalogError             the catalog refused a change (schema too new, constraint)
+    │   └── BusyError            another curator command holds the write lock too long
     ├── ReleaseError             a release cannot be built, found or read
     ├── PublishError             the Hub or target folder refused a publish
     │   └── AuthError            missing or rejected token
@@ -56,6 +57,10 @@ class CatalogError(CuratorError):
     pass
 
 
+class BusyError(CatalogError):
+    pass
+
+
 class ReleaseError(CuratorError):
     pass
 
@@ -81,6 +86,7 @@ EXIT_CONFIG = 4
 EXIT_INPUT = 5
 EXIT_AUTH = 6
 EXIT_GATE = 7  # a regression gate (baseline --fail-under / --max-drop) failed
+EXIT_BUSY = 8  # another curator command is writing the workspace
 EXIT_INTERRUPTED = 130
 
 EXIT_CODES: dict[type[CuratorError], int] = {
@@ -88,6 +94,7 @@ EXIT_CODES: dict[type[CuratorError], int] = {
     ConfigError: EXIT_CONFIG,
     InputError: EXIT_INPUT,
     AuthError: EXIT_AUTH,
+    BusyError: EXIT_BUSY,
 }
 
 

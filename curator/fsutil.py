@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import functools
 import os
 import shutil
@@ -109,3 +110,30 @@ def atomic_directory(final: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+@contextlib.contextmanager
+def try_lock(folder: Path) -> Iterator[bool]:
+    """Hold an exclusive lock (flock) on ``folder`` itself if no one else holds it.
+
+    Yields whether it was acquired. The kernel drops the lock when its holder dies,
+    so a killed command never leaves it behind, and no lock file is left either.
+    """
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
+
+
+def remove_tree(folder: Path) -> None:
+    """Remove ``folder`` so that a crash midway leaves a temp folder (removed later), not half of it."""
+    doomed = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
+    os.rename(folder, doomed / folder.name)
+    fsync_dir(folder.parent)
+    shutil.rmtree(doomed, ignore_errors=True)

@@ -30,6 +30,8 @@ class App:
     def workspace(self) -> Workspace:
         if self._workspace is None:
             self._workspace = open_workspace(self.workspace_arg)
+            for repair in self._workspace.repairs:
+                self.out.warn(repair)
         return self._workspace
 
 

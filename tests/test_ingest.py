@@ -191,7 +191,8 @@ def test_single_image_and_stdin(workspace: Workspace, folder: Path) -> None:
     image = folder / "psoriasis" / "1.jpg"
     assert _json(run_cli("--json", "ingest", str(image), workspace=workspace.root))["stored"] == 1
     lines = f"{image}\n{folder / 'alopecia'}\n"
-    piped = _json(run_cli("--json", "ingest", "-", workspace=workspace.root, input=lines))
+    piped = _json(run_cli("--json", "ingest", "-", "--root", str(folder), workspace=workspace.root,
+                          input=lines))
     assert (piped["skipped"], piped["stored"], piped["exact_duplicates"]) == (1, 2, 1)
 
 

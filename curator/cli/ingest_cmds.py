@@ -13,6 +13,9 @@ from rich.console import Console
 @click.command()
 @click.argument("source", metavar="FILE|-|FOLDER|IMAGE")
 @click.option("--hint-from-folder", is_flag=True, help="Use each file's parent folder name as its hint.")
+@click.option("--root", type=click.Path(file_okay=False, exists=True, path_type=Path), metavar="DIR",
+              help="Local paths in the list may lie anywhere under DIR (default: the list's folder; "
+                   "the current folder for stdin); others are rejected as outside-root.")
 @click.option("--retry-failed", is_flag=True, help="Fetch again sources rejected for a transient reason.")
 @click.option("--report", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.jsonl",
               help="Write one JSON object per source: url, status, reason, sha256.")
@@ -32,21 +35,21 @@ from rich.console import Console
 @click.option("--ignore-noai", is_flag=True, help="Do not obey X-Robots-Tag: noai / noimageai (recorded).")
 @click.option("--workers", type=click.IntRange(min=1), help="Threads that decode and hash (default: CPUs).")
 @click.pass_obj
-def ingest(app, source: str, hint_from_folder: bool, retry_failed: bool, report: Path | None,
-           ignore_robots: bool, ignore_noai: bool, **settings: Any) -> None:
+def ingest(app, source: str, hint_from_folder: bool, root: Path | None, retry_failed: bool,
+           report: Path | None, ignore_robots: bool, ignore_noai: bool, **settings: Any) -> None:
     """Download, validate, store and deduplicate images.
 
     FILE holds one source per line: a URL (optionally a TAB and a label hint),
-    a local image or a folder; '#' starts a comment. '-' reads the lines from
-    stdin; a FOLDER or an IMAGE can be given directly. Rerunning the same list
-    fetches only what is missing.
+    a local image or a folder inside the list's folder (see --root); '#' starts
+    a comment. '-' reads the lines from stdin; a FOLDER or an IMAGE can be given
+    directly. Rerunning the same list fetches only what is missing.
 
     Example: curator ingest urls.txt --report report.jsonl
     """
     from curator import ingest as stage
 
     ws = app.workspace()
-    sources = stage.read_argument(source, hint_from_folder=hint_from_folder)
+    sources = stage.read_argument(source, hint_from_folder=hint_from_folder, root=root)
     if ignore_robots:
         settings["respect_robots"] = False
     if ignore_noai:

@@ -41,6 +41,7 @@ import dataclasses
 import json
 import os
 import sqlite3
+import stat
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -535,14 +536,24 @@ class _Run:
 
 
 def read_local(path: str, max_bytes: int) -> Fetched:
-    """A local file as if fetched: its bytes, or a reason it can't be read."""
+    """A local file as if fetched: its bytes, or a reason it can't be read.
+
+    The read stops at ``max_bytes`` whatever ``st_size`` says (it says 0 for /dev/zero),
+    and only regular files are read (O_NONBLOCK: opening a FIFO must not wait for a writer).
+    """
     try:
-        size = os.stat(path).st_size
-        if size > max_bytes:
-            return Fetched(path, reason="too-large", fetched_at=catalog.utcnow())
-        data = Path(path).read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
         return Fetched(path, reason="file-missing", fetched_at=catalog.utcnow())
     except OSError:
         return Fetched(path, reason="unreadable", fetched_at=catalog.utcnow())
+    with os.fdopen(fd, "rb") as fh:
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return Fetched(path, reason="not-a-file", fetched_at=catalog.utcnow())
+            data = fh.read(max_bytes + 1)
+        except OSError:
+            return Fetched(path, reason="unreadable", fetched_at=catalog.utcnow())
+    if len(data) > max_bytes:
+        return Fetched(path, reason="too-large", fetched_at=catalog.utcnow())
     return Fetched(path, data=data, fetched_at=catalog.utcnow())

@@ -441,8 +441,9 @@ def test_one_ingest_at_a_time(workspace: Workspace, folder: Path) -> None:
     with open(workspace.catalog_path, "rb") as held:
         fcntl.flock(held.fileno(), fcntl.LOCK_EX)
         result = run_cli("ingest", str(folder), workspace=workspace.root)
-    assert result.exit_code == 5
-    message = f"Error: {workspace.root}: another `curator ingest` is running in this workspace"
+    assert result.exit_code == 8
+    message = ("Error: workspace is busy: another curator command is writing "
+               f"({workspace.root}: a `curator ingest`)")
     assert result.stderr.strip() == message
     assert snapshot(workspace.root) == before
 

@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING, Any
 
 from curator import catalog, fsutil, store
 from curator.config import IngestConfig
-from curator.errors import InputError
+from curator.errors import BusyError
 from curator.fsutil import write_atomic
 from curator.ingest.fetch import Fetched, Fetcher, loop_factory, robots_policy
 from curator.ingest.sources import Source, parse_lines
@@ -189,10 +189,13 @@ def exclusive(ws: Workspace) -> Iterator[None]:
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as err:
-            raise InputError(
-                f"{ws.root}: another `curator ingest` is running in this workspace", path=str(ws.root)
+            raise BusyError(
+                f"workspace is busy: another curator command is writing ({ws.root}: a `curator ingest`)",
+                path=str(ws.root),
             ) from err
         try:
+            with catalog.atomic(ws.conn):  # another writer (not an ingest): busy before anything is stored
+                pass
             yield
         finally:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)

@@ -62,7 +62,8 @@ def test_random_list_files() -> None:
         @given(lines=LINES, newline=NEWLINES, raw=st.one_of(st.none(), st.binary(max_size=64)))
         def run(lines: list[str], newline: str, raw: bytes | None) -> None:
             listing = root / "list.txt"
-            listing.write_bytes(raw if raw is not None else newline.join(lines).encode("utf-8", "surrogatepass"))
+            text = newline.join(lines).encode("utf-8", "surrogatepass")
+            listing.write_bytes(raw if raw is not None else text)
             args = ["ingest", str(listing), "--ignore-robots", "--retries", "0", "--connect-timeout", "1"]
             _check(ws, args, {0, 5})
 
@@ -71,8 +72,8 @@ def test_random_list_files() -> None:
 
 CELLS = st.one_of(st.sampled_from(["alopecia", "psoriasis", "eczema", "__excluded__", "hint", "ann", "",
                                    "=1+1", "'=1", "ok/a.jpg", "ab" * 32, '"', "a,b", "\r", "\n"]), _text)
-HEADERS = st.sampled_from(["sha256,label", "url,label", "sha256,label,annotator", "source_url,label,annotator",
-                           "label", "", "\ufeffsha256,label"])
+HEADERS = st.sampled_from(["sha256,label", "url,label", "sha256,label,annotator",
+                           "source_url,label,annotator", "label", "", "\ufeffsha256,label"])
 
 
 def test_random_label_csvs() -> None:

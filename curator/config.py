@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import re
 import tomllib
 import types
@@ -24,6 +25,8 @@ from curator.errors import ConfigError
 
 CONFIG_FILE = "curator.toml"
 CLASS_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+# The Hub's repo id rules: namespace/name, letters, digits, '-', '_', '.', at most 96 each.
+HUB_REPO = re.compile(r"^[A-Za-z0-9](?:[\w.-]{0,94}[A-Za-z0-9])?/[A-Za-z0-9](?:[\w.-]{0,94}[A-Za-z0-9])?$")
 
 
 @dataclass(frozen=True)
@@ -211,14 +214,34 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
         _, vtype = typing.get_args(hint)
         return {k: _coerce(vtype, v, f"{key}.{k}") for k, v in value.items()}
     if hint is Any or origin is types.UnionType:
+        _check_finite(value, key)
         return value
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if hint is float and isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"curator.toml: '{key}' must be a finite number, not {value!r}", key=key)
     if hint is int and isinstance(value, bool):
         raise ConfigError(f"curator.toml: '{key}' must be an integer, not {value!r}", key=key)
     if not isinstance(value, hint):
         raise ConfigError(f"curator.toml: '{key}' must be {hint.__name__}, not {value!r}", key=key)
     return value
+
+
+def _check_finite(value: Any, key: str) -> None:
+    """NaN and infinity defeat every comparison a check makes (and are not JSON): refuse them anywhere."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"curator.toml: '{key}' must be a finite number, not {value!r}", key=key)
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _check_finite(v, f"{key}.{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_finite(v, f"{key}[{i}]")
+
+
+def has_control_characters(text: str) -> bool:
+    """C0 controls (CR, LF, NUL, ...), DEL and C1: never valid in an HTTP header."""
+    return any(ord(c) < 32 or 127 <= ord(c) < 160 for c in text)
 
 
 def bad_value(key: str, why: str) -> ConfigError:
@@ -253,6 +276,11 @@ def _check(config: Config) -> None:
     for key in ("retries", "max_redirects"):  # 0: no retries / follow no redirect
         if getattr(ing, key) < 0:
             raise bad_value(f"ingest.{key}", "must be 0 or more")
+    if has_control_characters(ing.user_agent):  # it goes into every request's headers
+        raise bad_value("ingest.user_agent", "must not contain control characters (CR, LF, ...)")
+    repo = config.dataset.hub_repo
+    if repo and not _valid_repo(repo):
+        raise bad_value("dataset.hub_repo", f"must be 'namespace/name' on the Hub, not {repo!r}")
     if not 0 <= config.dedup.threshold <= 32:
         raise bad_value("dedup.threshold", "must be between 0 and 32")
     if not config.dedup.threshold <= config.dedup.candidate_threshold <= 32:
@@ -291,6 +319,10 @@ def _check(config: Config) -> None:
         raise bad_value("baseline.learning_rate", "must be positive")
     if b.image_size < 16:  # the baseline CNN halves the input four times
         raise bad_value("baseline.image_size", "must be at least 16")
+
+
+def _valid_repo(repo: str) -> bool:
+    return bool(HUB_REPO.match(repo)) and ".." not in repo and "--" not in repo
 
 
 def default_toml(name: str, classes: list[str]) -> str:

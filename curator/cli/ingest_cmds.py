@@ -9,6 +9,9 @@ from typing import Any
 import click
 from rich.console import Console
 
+from curator.config import has_control_characters
+from curator.errors import InputError
+
 
 @click.command()
 @click.argument("source", metavar="FILE|-|FOLDER|IMAGE")
@@ -49,6 +52,8 @@ def ingest(app, source: str, hint_from_folder: bool, root: Path | None, retry_fa
     from curator import ingest as stage
 
     ws = app.workspace()
+    if settings.get("user_agent") is not None and has_control_characters(settings["user_agent"]):
+        raise InputError("--user-agent: must not contain control characters (CR, LF, ...)")
     sources = stage.read_argument(source, hint_from_folder=hint_from_folder, root=root)
     if ignore_robots:
         settings["respect_robots"] = False

@@ -43,7 +43,8 @@ def _drop(ws: Path, line_start: str) -> None:
      "'ingest.user_agent' must not contain control characters (CR, LF, ...)"),
     ("dataset", "hub_repo", '"not a repo"', "'dataset.hub_repo' must be 'namespace/name' on the Hub, "
      "not 'not a repo'"),
-    ("dataset", "hub_repo", '"ns/../x"', "'dataset.hub_repo' must be 'namespace/name' on the Hub, not 'ns/../x'"),
+    ("dataset", "hub_repo", '"ns/../x"', "'dataset.hub_repo' must be 'namespace/name' on the Hub, "
+     "not 'ns/../x'"),
 ])
 def test_values_that_defeat_checks_are_refused(ws: Path, section: str, key: str, value: str,
                                                message: str) -> None:

@@ -328,8 +328,9 @@ def _valid_repo(repo: str) -> bool:
 def default_toml(name: str, classes: list[str]) -> str:
     """The text ``curator init`` writes: every section with its defaults, commented."""
     class_list = ", ".join(json.dumps(c) for c in classes)
-    return f"""# curator workspace settings. Unknown keys are an error; see README.md for each key.
+    return f"""# curator workspace settings. Unknown keys are an error; docs/settings.md describes every key.
 
+# what the dataset is, for the card and the Hub
 [dataset]
 name = {json.dumps(name)}
 classes = [{class_list}]
@@ -337,6 +338,7 @@ license = "other"            # a Hub licence id, e.g. "cc-by-nc-4.0"
 pretty_name = {json.dumps(name.replace("-", " ").title())}
 hub_repo = ""                # "namespace/name" for `curator publish`
 
+# how sources are fetched and checked
 [ingest]
 concurrency = 32             # requests in flight, all hosts
 per_host = 8                 # requests in flight per host
@@ -349,23 +351,45 @@ respect_robots = true        # robots.txt, checked before each image is fetched
 respect_noai = true          # X-Robots-Tag: noai / noimageai
 min_side = 64                # pixels; smaller images are rejected
 
+# near-duplicate matching
 [dedup]
 threshold = 8                # Hamming distance (of 64) for near duplicates on the hash alone
 candidate_threshold = 12     # looser matches (mirror, rotation, crop views) confirmed by keypoints
 confirm = true               # keypoint confirmation; false: hashes at `threshold` only
 
+# who labels, and how annotators combine
 [labels]
 annotator = ""               # default: the OS user
 policy = "majority"          # or "adjudicator" (then set adjudicator = "name")
+# keys = {{ alopecia = "a" }}  # one key per class in `curator label` (default 1..9 in class order)
 
+# train/validation/test shares (sum to 1) and the seed; splits are sticky
 [split]
 train = 0.70
 validation = 0.15
 test = 0.15
 seed = 20230601
 
+# [preprocess]               # applied in order when a release is built; originals never change
+# steps = [
+#   {{ op = "resize", size = 224, mode = "longest" }},
+#   {{ op = "denoise", method = "bilateral", diameter = 7, sigma_color = 25.0, sigma_space = 5.0 }},
+#   {{ op = "equalize", method = "clahe", clip_limit = 2.0, tile = 8 }},
+#   {{ op = "enhance", method = "unsharp", amount = 0.5, radius = 1.0 }},
+# ]
+# format = "png"             # or "jpeg" (then jpeg_quality = 1..100)
+
+# training split only
 [balance]
 method = "oversample"        # "none", "oversample" or "class-weights"
+
+# [baseline]                 # the CNN that `curator baseline` trains and scores (these are the defaults)
+# image_size = 128           # pixels
+# epochs = 30                # at most; early stopping on validation
+# batch_size = 16
+# learning_rate = 0.001
+# patience = 5               # epochs without improvement before stopping
+# seed = 1337
 
 # Licence per source: one [[sources]] table per domain or URL prefix.
 # [[sources]]

@@ -31,6 +31,7 @@ def write_atomic(path: Path, data: bytes | str, *, durable: bool = True) -> None
     payload = data.encode("utf-8") if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~umask())  # mkstemp makes 0600; a written file follows the umask
         with os.fdopen(fd, "wb") as fh:
             fh.write(payload)
             if durable:
@@ -43,6 +44,20 @@ def write_atomic(path: Path, data: bytes | str, *, durable: bool = True) -> None
         raise
     if durable:
         fsync_dir(path.parent)
+
+
+def umask() -> int:
+    """The process's umask, from /proc (setting it to read it is not thread-safe; that is the fallback)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
 
 
 def sync_filesystem(folder: Path) -> None:
@@ -104,6 +119,7 @@ def atomic_directory(final: Path) -> Iterator[Path]:
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
     try:
+        os.chmod(tmp, 0o777 & ~umask())  # mkdtemp makes 0700; a built folder follows the umask
         yield tmp
         os.rename(tmp, final)
         fsync_dir(final.parent)

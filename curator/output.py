@@ -83,7 +83,14 @@ class Output:
     def warn(self, message: str) -> None:
         self.err.print(f"Warning: {scrub(message)}", markup=False, style="yellow")
 
-    def error(self, message: str, hint: str | None = None) -> None:
+    def error(self, message: str, hint: str | None = None, *, code: int | None = None) -> None:
+        """``Error: <message>`` and an optional ``Hint:`` line; with --json one JSON object
+        ``{"error": ..., "hint": ..., "exit_code": ...}`` on stderr instead."""
+        if self.json_mode:
+            value = {"error": scrub(message), "hint": scrub(hint) if hint else None, "exit_code": code}
+            sys.stderr.write(json.dumps(value) + "\n")
+            sys.stderr.flush()
+            return
         self.err.print(f"Error: {scrub(message)}", markup=False, style="bold red")
         if hint:
             self.err.print(f"Hint: {scrub(hint)}", markup=False)

@@ -8,6 +8,7 @@ keras, cv2) are imported by the stages, lazily, so ``curator --help`` stays fast
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import sqlite3
 from dataclasses import dataclass, field
@@ -58,9 +59,9 @@ class CuratorGroup(click.Group):
             known = err if isinstance(err, CuratorError) else _known(err, app)
             if known is None:
                 app.out.error(f"internal error ({type(err).__name__}: {_first_line(err)}); "
-                              "rerun with CURATOR_DEBUG=1 for details")
+                              "rerun with CURATOR_DEBUG=1 for details", code=EXIT_ERROR)
                 ctx.exit(EXIT_ERROR)
-            app.out.error(known.message, known.hint)
+            app.out.error(known.message, known.hint, code=exit_code_for(known))
             ctx.exit(exit_code_for(known))
         finally:
             if isinstance(ctx.obj, App) and ctx.obj._workspace is not None:
@@ -131,7 +132,28 @@ def _register() -> None:
     modules = (workspace_cmds, ingest_cmds, label_cmds, release_cmds, publish_cmds, baseline_cmds, demo_cmds)
     for module in modules:
         for command in module.COMMANDS:
+            _accept_output_flags(command)
             cli.add_command(command)
+
+
+def _accept_output_flags(command: click.Command) -> None:
+    """``--json`` and ``--quiet`` after the command too (``curator status --json``)."""
+    command.params += [
+        click.Option(["--json", "json_mode"], is_flag=True, help="Print results as JSON on stdout."),
+        click.Option(["--quiet", "-q"], is_flag=True, help="Print only results, warnings and errors."),
+    ]
+    callback = command.callback
+    assert callback is not None
+
+    @functools.wraps(callback)
+    def run(*args: Any, json_mode: bool, quiet: bool, **kwargs: Any) -> Any:
+        app = click.get_current_context().find_object(App)
+        if app is not None:
+            app.out.json_mode = app.out.json_mode or json_mode
+            app.out.quiet = app.out.quiet or quiet
+        return callback(*args, **kwargs)
+
+    command.callback = run
 
 
 _register()

@@ -38,9 +38,9 @@ def init(app: App, name: str, classes: str) -> None:
     def render(console: Console) -> None:
         console.print(f"Created workspace {name!r} in {ws.root}", markup=False)
         console.print(f"Classes: {', '.join(ws.config.dataset.classes)}", markup=False)
-        console.print("Next: curator ingest urls.txt", markup=False)
 
     app.out.result(value, render)
+    app.out.info("Next: curator ingest urls.txt")
 
 
 COMMANDS = [init]

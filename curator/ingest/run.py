@@ -169,7 +169,9 @@ def _as_sources(lines: Iterable[str | Source], hint_from_folder: bool) -> Iterat
         if isinstance(line, Source):
             yield line
         else:
-            yield from parse_lines([line], base=Path.cwd(), hint_from_folder=hint_from_folder)
+            # a line handed over in code is named by its caller, like a command-line argument
+            yield from parse_lines([line], base=Path.cwd(), hint_from_folder=hint_from_folder,
+                                   root=Path(Path.cwd().anchor))
 
 
 def write_report(path: Path, items: list[ItemResult]) -> None:

@@ -108,15 +108,19 @@ class Output:
         if self.quiet or self.json_mode or not self.err.is_terminal:
             yield _ignore
             return
-        columns = [
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TaskProgressColumn(),
-            TextColumn("{task.fields[rate]}"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-        ]
+        if total is None:  # a count and a rate, not "150/?"
+            columns = [TextColumn("{task.description}"), TextColumn("{task.completed:.0f} done"),
+                       TextColumn("{task.fields[rate]}"), TimeElapsedColumn()]
+        else:
+            columns = [
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TaskProgressColumn(),
+                TextColumn("{task.fields[rate]}"),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+            ]
         with Progress(*columns, console=self.err, transient=False) as bar:
             task = bar.add_task(description, total=total, rate="")
 

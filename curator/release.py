@@ -41,7 +41,7 @@ from typing import Any
 from curator import catalog, faultpoint, licences, store
 from curator import config as config_mod
 from curator.config import Config
-from curator.errors import BusyError, ReleaseError
+from curator.errors import BusyError, InputError, ReleaseError
 from curator.fsutil import atomic_directory, remove_tree, try_lock, write_atomic
 from curator.versions import bumped, format_version, parse_version
 from curator.workspace import Workspace
@@ -80,7 +80,7 @@ def list_releases(ws: Workspace) -> list[ReleaseInfo]:
 
 
 def resolve_version(ws: Workspace, version: str | None) -> str:
-    """'v1.2.0' | '1.2.0' -> '1.2.0' if built; None -> the newest. ReleaseError if unknown."""
+    """'v1.2.0' | '1.2.0' -> '1.2.0' if built; None -> the newest. InputError if unknown."""
     known = [info.version for info in list_releases(ws)]
     if version is None:
         if not known:
@@ -89,7 +89,7 @@ def resolve_version(ws: Workspace, version: str | None) -> str:
     wanted = format_version(parse_version(version))
     if wanted not in known:
         listed = ", ".join(f"v{v}" for v in known) or "none"
-        raise ReleaseError(f"no release v{wanted} in this workspace (built: {listed})")
+        raise InputError(f"no release v{wanted} in this workspace (built: {listed})")
     return wanted
 
 

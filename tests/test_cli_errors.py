@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.server
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -133,3 +134,65 @@ def test_the_token_never_reaches_the_screen_even_in_a_traceback(tmp_path: Path, 
     assert "internal error handling" in done.stderr or "500" in done.stderr
     assert token not in done.stdout + done.stderr  # ... without the token
     assert "SECRETsecret" not in done.stdout + done.stderr
+
+
+# -- one table of exit codes, and the inconsistencies it removed ----------------------------------------
+
+
+def test_the_exit_code_table_is_readmes() -> None:
+    from curator.cli.errors import EXIT_CODES
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Exit codes", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| (\d+) \| (.+) \|$", section, re.MULTILINE)
+    assert [(int(code), meaning) for code, meaning in rows] == [(e.code, e.meaning) for e in EXIT_CODES]
+    assert len({e.code for e in EXIT_CODES}) == len(EXIT_CODES)
+
+
+def test_a_bad_class_for_init_names_the_flag(tmp_path: Path) -> None:
+    result = run_cli("init", "x", "--classes", "alopecia,Bad Class", workspace=tmp_path / "ws")
+    assert (result.exit_code, result.stderr.strip()) == (
+        5, "Error: --classes: invalid class name 'Bad Class' (use a-z, 0-9, '-', '_')")
+    assert not (tmp_path / "ws").exists()
+
+
+CHECK_MODULES = """
+import sys
+from curator.cli import cli
+try:
+    cli(sys.argv[1:], prog_name="curator")
+except SystemExit as done:
+    print(done.code, sorted(m for m in ("keras", "jax", "datasets") if m in sys.modules))
+"""
+
+
+@pytest.mark.parametrize("version", ["v9.9.9", "banana"])
+def test_a_bad_baseline_version_is_exit_5_before_the_ml_stack_loads(workspace: Workspace,
+                                                                    version: str) -> None:
+    workspace.close()
+    args = ["--workspace", str(workspace.root), "baseline", version]
+    done = subprocess.run([sys.executable, "-c", CHECK_MODULES, *args], capture_output=True, text=True,
+                          timeout=120)
+    assert done.stdout.strip() == "5 []", done.stderr
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_the_labeler_saves_and_exits_130(workspace: Workspace, tmp_path: Path) -> None:
+    import pexpect
+
+    from tests.test_prompt import curator_exe
+
+    assert run_cli("ingest", str(_photos(tmp_path / "p", 3)), workspace=workspace.root).exit_code == 0
+    workspace.close()
+    child = pexpect.spawn(curator_exe(), ["--workspace", str(workspace.root), "label", "--annotator", "ann"],
+                          env=dict(os.environ, TERM="xterm-256color"), dimensions=(40, 100), timeout=60)
+    child.expect_exact("[1/3]")
+    child.send("1")
+    child.expect_exact("[2/3]")
+    child.send("\x03")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 130
+    conn = sqlite3.connect(workspace.catalog_path)
+    assert conn.execute("SELECT COUNT(*) FROM label_events").fetchone()[0] == 1
+    conn.close()

@@ -16,7 +16,8 @@ from typing import Any
 
 import click
 
-from curator.errors import EXIT_ERROR, EXIT_INTERRUPTED, BusyError, CuratorError, exit_code_for
+from curator.cli.errors import exit_code_for
+from curator.errors import EXIT_ERROR, EXIT_INTERRUPTED, BusyError, CuratorError
 from curator.output import Output
 from curator.workspace import Workspace, open_workspace
 

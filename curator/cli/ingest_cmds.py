@@ -9,6 +9,7 @@ from typing import Any
 import click
 from rich.console import Console
 
+from curator.cli_support import counted
 from curator.config import has_control_characters
 from curator.errors import InputError
 
@@ -75,7 +76,7 @@ def ingest(app, source: str, hint_from_folder: bool, root: Path | None, retry_fa
 def _summary_renderer(value: dict[str, Any]) -> Callable[[Console], None]:
     def render(console: Console) -> None:
         console.print(
-            f"{value['total']} sources in {value['seconds']:.1f} s: {value['stored']} stored, "
+            f"{counted(value['total'], 'source')} in {value['seconds']:.1f} s: {value['stored']} stored, "
             f"{value['exact_duplicates']} exact duplicates, {value['near_duplicates']} near duplicates, "
             f"{value['rejected']} rejected, {value['skipped']} skipped (already done)",
             markup=False,
@@ -101,8 +102,9 @@ def status(app) -> None:
         src, clusters = value["sources"], value["clusters"]
         console.print(f"Dataset {value['dataset']} in {value['workspace']}", markup=False)
         console.print(
-            f"Images: {value['images']} ({value['bytes'] / 1e6:.1f} MB) in {clusters['total']} clusters; "
-            f"{clusters['with_near_duplicates']} clusters hold near duplicates",
+            f"Images: {value['images']} ({value['bytes'] / 1e6:.1f} MB) "
+            f"in {counted(clusters['total'], 'cluster')}; "
+            f"{counted(clusters['with_near_duplicates'], 'cluster')} with near duplicates",
             markup=False,
         )
         console.print(
@@ -143,8 +145,9 @@ def dups(app, threshold: int | None) -> None:
     if threshold is not None:
         result = dedup.recluster(ws.conn, ws.objects, ws.config.dedup, threshold)
         app.out.info(
-            f"Re-clustered {result.images} images at threshold {threshold}: {result.clusters} clusters, "
-            f"{result.multi} with near duplicates, {result.moved} images moved"
+            f"Re-clustered {counted(result.images, 'image')} at threshold {threshold}: "
+            f"{counted(result.clusters, 'cluster')}, {result.multi} with near duplicates, "
+            f"{counted(result.moved, 'image')} moved"
         )
     value = [_plain(info) for info in dedup.clusters(ws.conn)]
 
@@ -155,7 +158,7 @@ def dups(app, threshold: int | None) -> None:
             members = info["members"]
             sources = sum(len(m["urls"]) for m in members)
             console.print(
-                f"Cluster {info['id']}: {len(members)} images, {sources} sources; "
+                f"Cluster {info['id']}: {counted(len(members), 'image')}, {counted(sources, 'source')}; "
                 f"representative {info['representative'][:12]}",
                 markup=False,
             )

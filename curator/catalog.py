@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -39,8 +40,16 @@ def utcnow() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
+def busy_timeout() -> float:
+    """Seconds to wait for another writer: ``$CURATOR_BUSY_TIMEOUT``, else 30."""
+    try:
+        return max(0.0, float(os.environ.get("CURATOR_BUSY_TIMEOUT", "30")))
+    except ValueError:
+        return 30.0
+
+
 def connect(path: Path, *, migrate_schema: bool = True) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, timeout=30.0, check_same_thread=False)
+    conn = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout(), check_same_thread=False)
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA foreign_keys=ON")

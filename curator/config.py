@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import re
 import tomllib
 import types
@@ -25,6 +26,8 @@ from curator.errors import ConfigError
 
 CONFIG_FILE = "curator.toml"
 CLASS_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+# The Hub's repo id rules: namespace/name, letters, digits, '-', '_', '.', at most 96 each.
+HUB_REPO = re.compile(r"^[A-Za-z0-9](?:[\w.-]{0,94}[A-Za-z0-9])?/[A-Za-z0-9](?:[\w.-]{0,94}[A-Za-z0-9])?$")
 
 
 @dataclass(frozen=True)
@@ -220,14 +223,34 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
         _, vtype = typing.get_args(hint)
         return {k: _coerce(vtype, v, f"{key}.{k}") for k, v in value.items()}
     if hint is Any or origin is types.UnionType:
+        _check_finite(value, key)
         return value
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if hint is float and isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"curator.toml: '{key}' must be a finite number, not {value!r}", key=key)
     if hint is int and isinstance(value, bool):
         raise ConfigError(f"curator.toml: '{key}' must be an integer, not {value!r}", key=key)
     if not isinstance(value, hint):
         raise ConfigError(f"curator.toml: '{key}' must be {hint.__name__}, not {value!r}", key=key)
     return value
+
+
+def _check_finite(value: Any, key: str) -> None:
+    """NaN and infinity defeat every comparison a check makes (and are not JSON): refuse them anywhere."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"curator.toml: '{key}' must be a finite number, not {value!r}", key=key)
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _check_finite(v, f"{key}.{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_finite(v, f"{key}[{i}]")
+
+
+def has_control_characters(text: str) -> bool:
+    """C0 controls (CR, LF, NUL, ...), DEL and C1: never valid in an HTTP header."""
+    return any(ord(c) < 32 or 127 <= ord(c) < 160 for c in text)
 
 
 def bad_value(key: str, why: str) -> ConfigError:
@@ -265,6 +288,11 @@ def _check(config: Config) -> None:
     problem = match.threshold_problem(config.dedup.threshold, config.dedup.candidate_threshold)
     if problem is not None:
         raise bad_value(*problem)
+    if has_control_characters(ing.user_agent):  # it goes into every request's headers
+        raise bad_value("ingest.user_agent", "must not contain control characters (CR, LF, ...)")
+    repo = config.dataset.hub_repo
+    if repo and not _valid_repo(repo):
+        raise bad_value("dataset.hub_repo", f"must be 'namespace/name' on the Hub, not {repo!r}")
     if config.labels.policy not in ("majority", "adjudicator"):
         raise bad_value("labels.policy", "must be 'majority' or 'adjudicator'")
     if config.labels.policy == "adjudicator" and not config.labels.adjudicator:
@@ -306,11 +334,16 @@ def _check(config: Config) -> None:
         raise bad_value("baseline.image_size", "must be at least 16")
 
 
+def _valid_repo(repo: str) -> bool:
+    return bool(HUB_REPO.match(repo)) and ".." not in repo and "--" not in repo
+
+
 def default_toml(name: str, classes: list[str]) -> str:
     """The text ``curator init`` writes: every section with its defaults, commented."""
     class_list = ", ".join(json.dumps(c) for c in classes)
-    return f"""# curator workspace settings. Unknown keys are an error; see README.md for each key.
+    return f"""# curator workspace settings. Unknown keys are an error; docs/settings.md describes every key.
 
+# what the dataset is, for the card and the Hub
 [dataset]
 name = {json.dumps(name)}
 classes = [{class_list}]
@@ -318,6 +351,7 @@ license = "other"            # a Hub licence id, e.g. "cc-by-nc-4.0"
 pretty_name = {json.dumps(name.replace("-", " ").title())}
 hub_repo = ""                # "namespace/name" for `curator publish`
 
+# how sources are fetched and checked
 [ingest]
 concurrency = 32             # requests in flight, all hosts
 per_host = 8                 # requests in flight per host
@@ -330,15 +364,19 @@ respect_robots = true        # robots.txt, checked before each image is fetched
 respect_noai = true          # X-Robots-Tag: noai / noimageai
 min_side = 64                # pixels; smaller images are rejected
 
+# near-duplicate matching
 [dedup]
 threshold = 8                # Hamming distance (of 64) for near duplicates on the hash alone
 candidate_threshold = 10     # looser matches (turned, cropped views) confirmed by keypoints
 confirm = true               # keypoint confirmation; false: hashes at `threshold` only
 
+# who labels, and how annotators combine
 [labels]
 annotator = ""               # default: the OS user
 policy = "majority"          # or "adjudicator" (then set adjudicator = "name")
+# keys = {{ alopecia = "a" }}  # one key per class in `curator label` (default 1..9 in class order)
 
+# train/validation/test shares (sum to 1) and the seed; splits are sticky
 [split]
 train = 0.70
 validation = 0.15
@@ -348,8 +386,26 @@ seed = 20230601
 [groups]
 pattern = ""                 # regex over each source URL/path; its first (...) is the patient/lesion id
 
+# [preprocess]               # applied in order when a release is built; originals never change
+# steps = [
+#   {{ op = "resize", size = 224, mode = "longest" }},
+#   {{ op = "denoise", method = "bilateral", diameter = 7, sigma_color = 25.0, sigma_space = 5.0 }},
+#   {{ op = "equalize", method = "clahe", clip_limit = 2.0, tile = 8 }},
+#   {{ op = "enhance", method = "unsharp", amount = 0.5, radius = 1.0 }},
+# ]
+# format = "png"             # or "jpeg" (then jpeg_quality = 1..100)
+
+# training split only
 [balance]
 method = "oversample"        # "none", "oversample" or "class-weights"
+
+# [baseline]                 # the CNN that `curator baseline` trains and scores (these are the defaults)
+# image_size = 128           # pixels
+# epochs = 30                # at most; early stopping on validation
+# batch_size = 16
+# learning_rate = 0.001
+# patience = 5               # epochs without improvement before stopping
+# seed = 1337
 
 # Licence per source: one [[sources]] table per domain or URL prefix.
 # [[sources]]

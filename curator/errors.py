@@ -5,6 +5,7 @@
     ├── ConfigError              curator.toml: unknown key, bad value (names the key)
     ├── InputError               a file or argument given on the command line is unusable
     ├── CatalogError             the catalog refused a change (schema too new, constraint)
+    │   └── BusyError            another curator command holds the write lock too long
     ├── ReleaseError             a release cannot be built, found or read
     ├── PublishError             the Hub or target folder refused a publish
     │   └── AuthError            missing or rejected token
@@ -14,7 +15,7 @@ Per-item problems inside a batch (a dead URL, a non-image) are *not* exceptions:
 they become outcomes stored with the source (see ingest). Stages translate
 third-party errors with ``raise CuratorError(...) from err``; the CLI turns any
 CuratorError into ``Error: <message>`` plus an optional hint, and an exit code
-from ``EXIT_CODES``.
+from its one table (``curator.cli.errors.EXIT_CODES``).
 """
 
 from __future__ import annotations
@@ -56,6 +57,10 @@ class CatalogError(CuratorError):
     pass
 
 
+class BusyError(CatalogError):
+    pass
+
+
 class ReleaseError(CuratorError):
     pass
 
@@ -72,7 +77,7 @@ class BaselineError(CuratorError):
     pass
 
 
-# Exit codes, named in one place. 1 is any other CuratorError.
+# Exit codes by name; curator.cli.errors maps the error classes to them.
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2  # click's own code for bad flags
@@ -81,18 +86,5 @@ EXIT_CONFIG = 4
 EXIT_INPUT = 5
 EXIT_AUTH = 6
 EXIT_GATE = 7  # a regression gate (baseline --fail-under / --max-drop) failed
+EXIT_BUSY = 8  # another curator command is writing the workspace
 EXIT_INTERRUPTED = 130
-
-EXIT_CODES: dict[type[CuratorError], int] = {
-    WorkspaceError: EXIT_WORKSPACE,
-    ConfigError: EXIT_CONFIG,
-    InputError: EXIT_INPUT,
-    AuthError: EXIT_AUTH,
-}
-
-
-def exit_code_for(err: CuratorError) -> int:
-    for cls in type(err).__mro__:
-        if cls in EXIT_CODES:
-            return EXIT_CODES[cls]
-    return EXIT_ERROR

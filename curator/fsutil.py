@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import functools
 import os
 import shutil
@@ -30,6 +31,7 @@ def write_atomic(path: Path, data: bytes | str, *, durable: bool = True) -> None
     payload = data.encode("utf-8") if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~umask())  # mkstemp makes 0600; a written file follows the umask
         with os.fdopen(fd, "wb") as fh:
             fh.write(payload)
             if durable:
@@ -42,6 +44,20 @@ def write_atomic(path: Path, data: bytes | str, *, durable: bool = True) -> None
         raise
     if durable:
         fsync_dir(path.parent)
+
+
+def umask() -> int:
+    """The process's umask, from /proc (setting it to read it is not thread-safe; that is the fallback)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
 
 
 def sync_filesystem(folder: Path) -> None:
@@ -103,9 +119,37 @@ def atomic_directory(final: Path) -> Iterator[Path]:
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
     try:
+        os.chmod(tmp, 0o777 & ~umask())  # mkdtemp makes 0700; a built folder follows the umask
         yield tmp
         os.rename(tmp, final)
         fsync_dir(final.parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+@contextlib.contextmanager
+def try_lock(folder: Path) -> Iterator[bool]:
+    """Hold an exclusive lock (flock) on ``folder`` itself if no one else holds it.
+
+    Yields whether it was acquired. The kernel drops the lock when its holder dies,
+    so a killed command never leaves it behind, and no lock file is left either.
+    """
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
+
+
+def remove_tree(folder: Path) -> None:
+    """Remove ``folder`` so that a crash midway leaves a temp folder (removed later), not half of it."""
+    doomed = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
+    os.rename(folder, doomed / folder.name)
+    fsync_dir(folder.parent)
+    shutil.rmtree(doomed, ignore_errors=True)

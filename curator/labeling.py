@@ -319,9 +319,11 @@ def _parse_csv(conn: sqlite3.Connection, cfg: Config, name: str, text: str, defa
     known = set(valid_labels(cfg))
     rows: list[_Row] = []
     groups: dict[str, tuple[str, int]] = {}  # image -> (group, row number)
+    seen: dict[tuple[str, str], _Row] = {}
     number = 1
     try:
         for number, fields in enumerate(reader, start=2):
+            fields = [_unescape_cell(f) for f in fields]
             if not any(f.strip() for f in fields):
                 continue  # blank line
             where = f"{name} row {number}"
@@ -345,10 +347,34 @@ def _parse_csv(conn: sqlite3.Connection, cfg: Config, name: str, text: str, defa
                         path=name,
                     )
             who = fields[col["annotator"]].strip() if "annotator" in col else ""
-            rows.append(_Row(number, sha, label, who or default, group))
+            rows.append(_checked_row(_Row(number, sha, label, who or default, group), seen, where, name))
     except csv.Error as err:
         raise InputError(f"{name} row {number + 1}: malformed CSV ({err})", path=name) from err
     return rows
+
+
+def _checked_row(row: _Row, seen: dict[tuple[str, str], _Row], where: str, name: str) -> _Row:
+    """Refuse the reserved annotator, and two rows that disagree for one image and annotator."""
+    if row.annotator == HINT_ANNOTATOR:
+        raise InputError(f"{where}: annotator 'hint' is reserved for accepted ingest hints", path=name)
+    first = seen.setdefault((row.sha256, row.annotator), row)
+    if first.label != row.label:
+        raise InputError(
+            f"{name} rows {first.number} and {row.number}: conflicting labels for image {row.sha256[:12]} "
+            f"by {row.annotator!r} ({first.label!r}, {row.label!r})", path=name)
+    return row
+
+
+# OWASP CSV injection: a cell starting with one of these is a formula to a spreadsheet.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _escape_cell(value: str) -> str:
+    return "'" + value if value.startswith(_FORMULA_START) else value
+
+
+def _unescape_cell(value: str) -> str:
+    return value[1:] if value.startswith("'") and value[1:].startswith(_FORMULA_START) else value
 
 
 def _find_image(
@@ -386,7 +412,8 @@ EXPORT_COLUMNS = ("sha256", "source_url", "label", "annotator")
 
 def export_csv(conn: sqlite3.Connection, cfg: Config, path: str | Path) -> int:
     """Write every annotator's current label per image (columns sha256, source_url, label,
-    annotator), atomically; return the number of rows. ``import_csv`` reads it back."""
+    annotator; not the reserved ``hint``), atomically; return the number of rows. Cells a
+    spreadsheet would run as formulas get a leading ``'``; ``import_csv`` reads it back."""
     state = load_state(conn)
     urls = source_urls(conn)
     buf = io.StringIO(newline="")
@@ -395,7 +422,9 @@ def export_csv(conn: sqlite3.Connection, cfg: Config, path: str | Path) -> int:
     count = 0
     for sha in state.created:
         for who, label in sorted(state.votes.get(sha, {}).items()):
-            writer.writerow([sha, urls.get(sha, ""), label, who])
+            if who == HINT_ANNOTATOR:  # hints come from ingest (--accept-hints), not from a file
+                continue
+            writer.writerow([_escape_cell(cell) for cell in (sha, urls.get(sha, ""), label, who)])
             count += 1
     write_atomic(Path(path), buf.getvalue())
     return count

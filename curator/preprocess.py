@@ -72,10 +72,13 @@ from __future__ import annotations
 
 import io
 import os
+import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from curator import faultpoint
 from curator.config import PreprocessConfig, bad_value, config_hash, missing_key
 from curator.errors import ConfigError, ReleaseError
 
@@ -407,7 +410,8 @@ def _run_pool(
     results: dict[str, R] = {}
     pending: dict[Future[R], str] = {}
     queue = iter(items)
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker) as pool:
+    parent = (os.getpid(),)
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=parent) as pool:
         # a bounded window keeps memory flat: only ~4 images per worker in flight
         for key, payload in queue:
             pending[pool.submit(fn, job, payload)] = key
@@ -417,6 +421,7 @@ def _run_pool(
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
                 results[pending.pop(future)] = future.result()
+                faultpoint.reached("preprocess:result")
                 if on_progress:
                     on_progress(1)
                 nxt = next(queue, None)
@@ -437,8 +442,17 @@ def _work(job: tuple[list[dict[str, Any]], str, int], data: bytes) -> bytes | st
         return f"{type(err).__name__}: {err}"
 
 
-def _init_worker() -> None:
+def _init_worker(parent: int) -> None:
     _single_thread()
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True, name="curator-parent").start()
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A spawned worker never learns that a killed parent is gone (it holds the queue's pipes
+    itself), so it watches: re-parented means orphaned, and it exits within half a second."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
 
 
 def _single_thread() -> int:

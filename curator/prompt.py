@@ -71,6 +71,7 @@ class SessionResult:
     remaining: int = 0  # images still needing a label from this annotator, after the session
     graphics: str = ""
     events: list[str] = field(default_factory=list)
+    interrupted: bool = False  # quit with Ctrl-C: the command exits 130, as everywhere
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -288,6 +289,7 @@ class Session:
         """Act on one key; False to quit."""
         self.message = ""
         if key in ("q", "\x03", "\x04", "eof"):
+            self.result.interrupted = key == "\x03"
             return False
         if key in self.keys:
             self.answer(self.keys[key], "label")

@@ -14,10 +14,12 @@ A build runs in this order, and only the last step touches the catalog:
 3. write     parquet shards, manifest.json, README.md into a temp folder
 4. verify    ``datasets.load_dataset`` on the folder matches the manifest, and
              no exact/near duplicate or cluster crosses splits (curator.audit)
-5. record    one transaction: the ``releases`` row + the new ``image_splits``;
-             then the temp folder is renamed into place (fsutil.atomic_directory)
+5. record    the temp folder is renamed into place (fsutil.atomic_directory), then
+             one transaction: the ``releases`` row + the new ``image_splits``
 
-Any failure before step 5 leaves neither a folder nor a catalog change.
+Any failure leaves neither a folder nor a catalog change; a kill between the rename
+and the commit leaves an orphan folder that curator.recovery removes at the next start.
+Builds hold a lock (flock) on ``releases/`` throughout, so recovery never touches a live build.
 """
 
 from __future__ import annotations
@@ -36,11 +38,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from curator import catalog, licences, store
+from curator import catalog, faultpoint, licences, store
 from curator import config as config_mod
 from curator.config import Config
-from curator.errors import ReleaseError
-from curator.fsutil import atomic_directory, write_atomic
+from curator.errors import BusyError, InputError, ReleaseError
+from curator.fsutil import atomic_directory, remove_tree, try_lock, write_atomic
 from curator.match import Policy
 from curator.versions import bumped, format_version, parse_version
 from curator.workspace import Workspace
@@ -79,7 +81,7 @@ def list_releases(ws: Workspace) -> list[ReleaseInfo]:
 
 
 def resolve_version(ws: Workspace, version: str | None) -> str:
-    """'v1.2.0' | '1.2.0' -> '1.2.0' if built; None -> the newest. ReleaseError if unknown."""
+    """'v1.2.0' | '1.2.0' -> '1.2.0' if built; None -> the newest. InputError if unknown."""
     known = [info.version for info in list_releases(ws)]
     if version is None:
         if not known:
@@ -88,7 +90,7 @@ def resolve_version(ws: Workspace, version: str | None) -> str:
     wanted = format_version(parse_version(version))
     if wanted not in known:
         listed = ", ".join(f"v{v}" for v in known) or "none"
-        raise ReleaseError(f"no release v{wanted} in this workspace (built: {listed})")
+        raise InputError(f"no release v{wanted} in this workspace (built: {listed})")
     return wanted
 
 
@@ -395,9 +397,14 @@ def build(
 
     ``created_at`` (ISO 8601) pins the manifest's timestamp, for byte-identical rebuilds.
     ``on_progress(1)`` is called per preprocessed image; ``on_stage(name)`` as each stage
-    starts ('plan', 'images', 'write', 'verify', 'record').
+    starts ('plan', 'images', 'write', 'verify', 'rename', 'record', 'recorded'); each is also a
+    kill point ``release:<name>`` (curator.faultpoint).
     """
-    stage = on_stage or (lambda name: None)
+    def stage(name: str) -> None:
+        faultpoint.reached(f"release:{name}")
+        if on_stage:
+            on_stage(name)
+
     stage("plan")
     if version is not None:
         parse_version(version)  # a bad version string fails before any work
@@ -406,10 +413,34 @@ def build(
         counts = _split_counts(_planned_rows(plan), plan.classes)
         return BuildResult(plan.version, plan.parent, plan.bump, True, None, counts, plan.warnings)
     final = release_path(ws, plan.version)
-    if final.exists():
-        raise ReleaseError(f"release v{plan.version} already exists; built releases never change")
     stamp = created_at or catalog.utcnow()
-    recorded = False
+    ws.releases.mkdir(parents=True, exist_ok=True)
+    with try_lock(ws.releases) as held:
+        if not held:
+            raise BusyError(f"{ws.releases}: another release is being built", path=str(ws.releases))
+        if final.exists():
+            raise ReleaseError(f"release v{plan.version} already exists; built releases never change")
+        manifest, manifest_sha = _build_folder(ws, plan, final, stamp, include_restricted, max_shard_bytes,
+                                               on_progress, stage)
+        # The folder is in place before the row commits: a kill in between leaves an orphan
+        # folder, which recovery.reconcile removes at the next start, never a row without a folder.
+        stage("record")
+        try:
+            _record(ws.conn, plan, manifest, manifest_sha, stamp)
+        except BaseException:
+            remove_tree(final)
+            raise
+        stage("recorded")
+    return BuildResult(
+        plan.version, plan.parent, plan.bump, False, final, manifest["splits"], plan.warnings, manifest_sha
+    )
+
+
+def _build_folder(
+    ws: Workspace, plan: Plan, final: Path, stamp: str, include_restricted: bool, max_shard_bytes: int,
+    on_progress: Progress | None, stage: Callable[[str], None],
+) -> tuple[dict[str, Any], str]:
+    """Steps 2-4 into a temp folder renamed to ``final``; the manifest and its SHA-256."""
     try:
         with atomic_directory(final) as tmp:
             stage("images")
@@ -422,20 +453,12 @@ def build(
             write_atomic(tmp / "README.md", _card(ws, plan, manifest, info))
             stage("verify")
             verify_folder(tmp, manifest, Policy.of(ws.config.dedup))
-            stage("record")
-            manifest_sha = store.sha256_bytes(manifest_bytes)
-            _record(ws.conn, plan, manifest, manifest_sha, stamp)
-            recorded = True
+            stage("rename")
     except FileExistsError as err:
         raise ReleaseError(f"release v{plan.version} already exists; built releases never change") from err
     except OSError as err:
-        if not recorded:
-            raise ReleaseError(f"{final}: cannot write the release ({err})", path=str(final)) from err
-        _unrecord(ws.conn, plan)  # the rename into place failed after the commit: take the record back
-        raise ReleaseError(f"{final}: cannot move the built release into place ({err})") from err
-    return BuildResult(
-        plan.version, plan.parent, plan.bump, False, final, manifest["splits"], plan.warnings, manifest_sha
-    )
+        raise ReleaseError(f"{final}: cannot write the release ({err})", path=str(final)) from err
+    return manifest, store.sha256_bytes(manifest_bytes)
 
 
 def _planned_rows(plan: Plan) -> list[tuple[str, str, bool]]:
@@ -786,15 +809,6 @@ def verify_folder(folder: Path, manifest: dict[str, Any], policy: Policy) -> Non
                 f"{len(leaks)} duplicate pair(s) cross splits, e.g. {leaks[0].describe()}; release not built",
                 hint="exclude one image of each pair (curator label), or re-cluster with curator dups",
             )
-
-
-def _unrecord(conn: sqlite3.Connection, plan: Plan) -> None:
-    with catalog.atomic(conn):
-        conn.execute("DELETE FROM releases WHERE version = ?", (plan.version,))
-        conn.executemany(
-            "DELETE FROM image_splits WHERE sha256 = ? AND first_version = ?",
-            [(sha, plan.version) for sha in sorted(plan.new_splits)],
-        )
 
 
 def _record(

@@ -13,11 +13,11 @@ import os
 import shutil
 import sqlite3
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from curator import catalog, config
+from curator import catalog, config, recovery
 from curator.errors import InputError, WorkspaceError
 from curator.fsutil import write_atomic
 
@@ -28,6 +28,7 @@ ENV_VAR = "CURATOR_WORKSPACE"
 class Workspace:
     root: Path
     config: config.Config
+    repairs: list[str] = field(default_factory=list)  # what recovery.reconcile fixed on opening
 
     @property
     def objects(self) -> Path:
@@ -70,7 +71,9 @@ def open_workspace(explicit: str | Path | None = None) -> Workspace:
         raise WorkspaceError(
             f"{root}: catalog.sqlite is missing; the workspace is incomplete", path=str(root)
         )
-    return Workspace(root=root, config=config.load(toml))
+    ws = Workspace(root=root, config=config.load(toml))
+    ws.repairs = recovery.reconcile(root, ws.conn)
+    return ws
 
 
 def init_workspace(root: Path, name: str, classes: list[str]) -> Workspace:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,6 +33,18 @@ def snapshot(root: Path) -> dict[str, bytes]:
     to assert that a refused command left the workspace as it was."""
     files = {}
     for path in sorted(root.rglob("*")):
-        if path.is_file() and not path.name.endswith(("-wal", "-shm")):
+        if path.is_file() and path.suffix == ".sqlite":
+            files[str(path.relative_to(root))] = _sqlite_dump(path)
+        elif path.is_file() and not path.name.endswith(("-wal", "-shm")):
             files[str(path.relative_to(root))] = path.read_bytes()
     return files
+
+
+def _sqlite_dump(path: Path) -> bytes:
+    """A database's content as SQL: a reader's WAL checkpoint moves bytes between the
+    database file and its -wal without changing what it holds."""
+    conn = sqlite3.connect(path)
+    try:
+        return "\n".join(conn.iterdump()).encode()
+    finally:
+        conn.close()

@@ -42,7 +42,7 @@ def released(tmp_path: Path) -> Iterator[Workspace]:
 
 
 @pytest.mark.parametrize(("args", "code", "line"), [
-    (["v9.9.9"], 1, "Error: no release v9.9.9 in this workspace (built: v1.0.0)"),
+    (["v9.9.9"], 5, "Error: no release v9.9.9 in this workspace (built: v1.0.0)"),
     (["--fail-under", "accuracy"], 5,
      "Error: --fail-under 'accuracy': expected METRIC=VALUE, e.g. --fail-under accuracy=0.8"),
     (["--max-drop", "f1=0.1"], 5,

@@ -80,7 +80,7 @@ def test_diff_after_adding_images(two_releases: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "code", "line"),
     [
-        (["v1.0.0", "v9.9.9"], 1, "Error: no release v9.9.9 in this workspace (built: v1.0.0)"),
+        (["v1.0.0", "v9.9.9"], 5, "Error: no release v9.9.9 in this workspace (built: v1.0.0)"),
         (["latest", "v1.0.0"], 5,
          "Error: version 'latest' is not a semantic version (expected X.Y.Z, e.g. 1.2.0)"),
     ],

@@ -191,7 +191,8 @@ def test_single_image_and_stdin(workspace: Workspace, folder: Path) -> None:
     image = folder / "psoriasis" / "1.jpg"
     assert _json(run_cli("--json", "ingest", str(image), workspace=workspace.root))["stored"] == 1
     lines = f"{image}\n{folder / 'alopecia'}\n"
-    piped = _json(run_cli("--json", "ingest", "-", workspace=workspace.root, input=lines))
+    piped = _json(run_cli("--json", "ingest", "-", "--root", str(folder), workspace=workspace.root,
+                          input=lines))
     assert (piped["skipped"], piped["stored"], piped["exact_duplicates"]) == (1, 2, 1)
 
 
@@ -444,8 +445,9 @@ def test_one_ingest_at_a_time(workspace: Workspace, folder: Path) -> None:
     with open(workspace.catalog_path, "rb") as held:
         fcntl.flock(held.fileno(), fcntl.LOCK_EX)
         result = run_cli("ingest", str(folder), workspace=workspace.root)
-    assert result.exit_code == 5
-    message = f"Error: {workspace.root}: another `curator ingest` is running in this workspace"
+    assert result.exit_code == 8
+    message = ("Error: workspace is busy: another curator command is writing "
+               f"({workspace.root}: a `curator ingest`)")
     assert result.stderr.strip() == message
     assert snapshot(workspace.root) == before
 

@@ -140,7 +140,7 @@ def test_import_export_round_trip(workspace: Workspace, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     text = out.read_text()
     assert text.splitlines()[0] == "sha256,source_url,label,annotator"
-    assert len(text.splitlines()) == 5
+    assert len(text.splitlines()) == 4  # the hint is not exported: import refuses annotator 'hint'
     # Into a second workspace holding the same images: the same labels come out.
     from curator.workspace import init_workspace
 
@@ -149,15 +149,16 @@ def test_import_export_round_trip(workspace: Workspace, tmp_path: Path) -> None:
         add_image(other, s)
     result = run_cli("label", "--import", str(out), workspace=other.root)
     assert result.exit_code == 0, result.output
-    assert result.stdout.strip() == f"Imported 4 rows from {out} (4 changed a label)"
+    assert result.stdout.strip() == f"Imported 3 rows from {out} (3 changed a label)"
     again = tmp_path / "again.csv"
     run_cli("label", "--export", str(again), workspace=other.root)
     assert again.read_text() == text
+    labeling.record(other.conn, shas[2], "hint", "folliculitis", "hint")
     assert labeling.current_labels(other.conn, other.config) == labeling.current_labels(
         conn, workspace.config)
     # Importing the same file again changes nothing.
     result = run_cli("label", "--import", str(out), workspace=other.root)
-    assert result.stdout.strip() == f"Imported 4 rows from {out} (0 changed a label)"
+    assert result.stdout.strip() == f"Imported 3 rows from {out} (0 changed a label)"
     other.close()
 
 
@@ -178,6 +179,8 @@ def test_import_export_round_trip(workspace: Workspace, tmp_path: Path) -> None:
          "'p1' on row 2"),
         ("sha256,url,group_id\n,https://img.example/0.jpg,p1\n{a},,p2\n", "row 3: image {a12} is in group "
          "'p2' here but in group 'p1' on row 2"),
+        ("sha256,label,annotator\n{a},alopecia,hint\n",
+         "row 2: annotator 'hint' is reserved for accepted ingest hints"),
     ],
 )
 def test_bad_import_changes_nothing_and_names_the_row(workspace: Workspace, tmp_path: Path,
@@ -209,6 +212,38 @@ def test_import_sets_groups_on_every_source_of_the_image(workspace: Workspace, t
     rows = workspace.conn.execute("SELECT group_id FROM sources WHERE sha256 = ?", (a,)).fetchall()
     assert [r[0] for r in rows] == ["case-7", "case-7"]
     assert events(workspace.conn) == []
+
+
+def test_conflicting_rows_are_refused_naming_both(workspace: Workspace, tmp_path: Path) -> None:
+    a = add_image(workspace, 0)
+    path = tmp_path / "labels.csv"
+    path.write_text(f"sha256,label,annotator\n{a},alopecia,ann\n{a},alopecia,ann\n{a},psoriasis,ann\n"
+                    f"{a},psoriasis,bob\n")
+    workspace.close()
+    before = snapshot(workspace.root)
+    result = run_cli("label", "--import", str(path), workspace=workspace.root)
+    assert (result.exit_code, result.stderr.strip()) == (5, (
+        f"Error: {path} rows 2 and 4: conflicting labels for image {a[:12]} by 'ann' "
+        "('alopecia', 'psoriasis')"))
+    assert snapshot(workspace.root) == before
+
+
+def test_export_escapes_formulas_and_import_reads_them_back(workspace: Workspace, tmp_path: Path) -> None:
+    a = add_image(workspace, 0, url="=HYPERLINK(\"http://evil.example\")")
+    b = add_image(workspace, 1, url="@SUM(1+1)")
+    labeling.record(workspace.conn, a, "-ann", "alopecia", "label")
+    labeling.record(workspace.conn, b, "+bob", "psoriasis", "label")
+    out = tmp_path / "labels.csv"
+    assert run_cli("label", "--export", str(out), workspace=workspace.root).exit_code == 0
+    import csv
+
+    cells = [cell for row in csv.reader(out.read_text().splitlines()) for cell in row]
+    assert not [c for c in cells if c[:1] in ("=", "+", "-", "@", "\t", "\r")]
+    assert "'=HYPERLINK(\"http://evil.example\")" in cells and "'-ann" in cells
+    again = tmp_path / "by-url.csv"
+    again.write_text(out.read_text().replace("sha256,source_url", "sha,url"))
+    result = run_cli("label", "--import", str(again), workspace=workspace.root)
+    assert result.stdout.strip() == f"Imported 2 rows from {again} (0 changed a label)"
 
 
 def test_import_uses_annotator_column_then_flag(workspace: Workspace, tmp_path: Path) -> None:

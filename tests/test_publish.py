@@ -563,7 +563,7 @@ def test_unknown_version_and_no_repo_are_one_line_errors(
     ws = released.root
     before = state(ws)
     unknown = curator(ws, hub_env, "publish", "v9.9.9", "--repo", REPO)
-    assert unknown.returncode == 1
+    assert unknown.returncode == 5
     assert unknown.stderr.splitlines()[0] == "Error: no release v9.9.9 in this workspace (built: v1.0.0)"
     no_repo = curator(ws, hub_env, "publish")
     assert no_repo.returncode == 1

@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 
 from curator import hashing, release, synthetic
+from curator.errors import InputError
 from curator.workspace import open_workspace
 from tests.conftest import CLASSES, run_cli, snapshot
 
@@ -381,7 +382,7 @@ def test_list_and_resolve_versions(ws: Path, tmp_path: Path) -> None:
         loaded = release.load(opened, "1.0.0", tmp_path / "cache")
         assert sum(loaded[s].num_rows for s in loaded) == len(manifest(ws, "1.0.0")["rows"])
         expected = r"no release v9\.0\.0 in this workspace \(built: v1\.0\.0\)"
-        with pytest.raises(release.ReleaseError, match=expected):
+        with pytest.raises(InputError, match=expected):
             release.resolve_version(opened, "9.0.0")
     finally:
         opened.close()

@@ -7,14 +7,17 @@ keras, cv2) are imported by the stages, lazily, so ``curator --help`` stays fast
 
 from __future__ import annotations
 
+import errno
+import functools
 import os
-import traceback
+import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
 import click
 
-from curator.errors import EXIT_INTERRUPTED, CuratorError, exit_code_for
+from curator.cli.errors import exit_code_for
+from curator.errors import EXIT_ERROR, EXIT_INTERRUPTED, BusyError, CuratorError
 from curator.output import Output
 from curator.workspace import Workspace, open_workspace
 
@@ -30,27 +33,64 @@ class App:
     def workspace(self) -> Workspace:
         if self._workspace is None:
             self._workspace = open_workspace(self.workspace_arg)
+            for repair in self._workspace.repairs:
+                self.out.warn(repair)
         return self._workspace
 
 
 class CuratorGroup(click.Group):
-    """Turns CuratorError into one ``Error:`` line (+ hint) and a named exit code."""
+    """Turns every error into one ``Error:`` line (+ hint) and a named exit code; a traceback
+    (scrubbed of secrets) only with ``CURATOR_DEBUG=1``."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except CuratorError as err:
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except BaseException as raised:  # noqa: BLE001 - the one place that words every error
+            err = _leaf(raised)
+            if isinstance(err, KeyboardInterrupt):
+                click.echo("Interrupted.", err=True)
+                ctx.exit(EXIT_INTERRUPTED)
+            if not isinstance(err, Exception):
+                raise
+            app = ctx.obj if isinstance(ctx.obj, App) else App(None, Output())
             if os.environ.get("CURATOR_DEBUG") == "1":
-                traceback.print_exc()
-            out = ctx.obj.out if isinstance(ctx.obj, App) else Output()
-            out.error(err.message, err.hint)
-            ctx.exit(exit_code_for(err))
-        except KeyboardInterrupt:
-            click.echo("Interrupted.", err=True)
-            ctx.exit(EXIT_INTERRUPTED)
+                app.out.traceback(raised)
+            known = err if isinstance(err, CuratorError) else _known(err, app)
+            if known is None:
+                app.out.error(f"internal error ({type(err).__name__}: {_first_line(err)}); "
+                              "rerun with CURATOR_DEBUG=1 for details", code=EXIT_ERROR)
+                ctx.exit(EXIT_ERROR)
+            app.out.error(known.message, known.hint, code=exit_code_for(known))
+            ctx.exit(exit_code_for(known))
         finally:
             if isinstance(ctx.obj, App) and ctx.obj._workspace is not None:
                 ctx.obj._workspace.close()
+
+
+def _leaf(err: BaseException) -> BaseException:
+    """The first real error inside (nested) exception groups: the one to word."""
+    while isinstance(err, BaseExceptionGroup) and err.exceptions:
+        err = err.exceptions[0]
+    return err
+
+
+def _known(err: BaseException, app: App) -> CuratorError | None:
+    """Words for the environment's failures that any command can meet."""
+    where = app._workspace.root if app._workspace is not None else app.workspace_arg or os.getcwd()
+    if isinstance(err, sqlite3.OperationalError) and "locked" in str(err):
+        return BusyError("workspace is busy: another curator command is writing",
+                         hint=f"wait for it to finish, then rerun (workspace {where})", path=str(where))
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return CuratorError(f"{where}: the disk is full ({err.strerror})",
+                            hint="free some space, then rerun the same command", path=str(where))
+    return None
+
+
+def _first_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0][:200] if lines else "no message"
 
 
 @click.group(cls=CuratorGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -93,7 +133,28 @@ def _register() -> None:
     modules = (workspace_cmds, ingest_cmds, label_cmds, release_cmds, publish_cmds, baseline_cmds, demo_cmds)
     for module in modules:
         for command in module.COMMANDS:
+            _accept_output_flags(command)
             cli.add_command(command)
+
+
+def _accept_output_flags(command: click.Command) -> None:
+    """``--json`` and ``--quiet`` after the command too (``curator status --json``)."""
+    command.params += [
+        click.Option(["--json", "json_mode"], is_flag=True, help="Print results as JSON on stdout."),
+        click.Option(["--quiet", "-q"], is_flag=True, help="Print only results, warnings and errors."),
+    ]
+    callback = command.callback
+    assert callback is not None
+
+    @functools.wraps(callback)
+    def run(*args: Any, json_mode: bool, quiet: bool, **kwargs: Any) -> Any:
+        app = click.get_current_context().find_object(App)
+        if app is not None:
+            app.out.json_mode = app.out.json_mode or json_mode
+            app.out.quiet = app.out.quiet or quiet
+        return callback(*args, **kwargs)
+
+    command.callback = run
 
 
 _register()

@@ -49,6 +49,11 @@ def baseline(app: App, version: str | None, repo: str | None, revision: str | No
 
     Example: curator baseline v1.0.0 --fail-under accuracy=0.6
     """
+    ws = app.workspace()
+    if repo is None:  # a bad version fails before the ML stack loads (seconds, hundreds of MB)
+        from curator.release import resolve_version
+
+        resolve_version(ws, version)
     from baseline import gate
     from baseline import run as stage
 
@@ -56,7 +61,6 @@ def baseline(app: App, version: str | None, repo: str | None, revision: str | No
     overrides = {"epochs": epochs, "batch_size": batch_size, "image_size": image_size,
                  "learning_rate": learning_rate, "patience": patience, "augment": augment, "seed": seed,
                  "bootstrap": bootstrap}
-    ws = app.workspace()
     with contextlib.ExitStack() as bars:
         result = stage.score_release(ws, version, repo=repo, revision=revision, overrides=overrides, cv=cv,
                                      thresholds=thresholds, on_epoch=epoch_bars(app, bars))

@@ -9,12 +9,18 @@ from typing import Any
 import click
 from rich.console import Console
 
+from curator.cli_support import counted
+from curator.config import has_control_characters
+from curator.errors import InputError
 from curator.match import MAX_THRESHOLD
 
 
 @click.command()
 @click.argument("source", metavar="FILE|-|FOLDER|IMAGE")
 @click.option("--hint-from-folder", is_flag=True, help="Use each file's parent folder name as its hint.")
+@click.option("--root", type=click.Path(file_okay=False, exists=True, path_type=Path), metavar="DIR",
+              help="Local paths in the list may lie anywhere under DIR (default: the list's folder; "
+                   "the current folder for stdin); others are rejected as outside-root.")
 @click.option("--retry-failed", is_flag=True, help="Fetch again sources rejected for a transient reason.")
 @click.option("--report", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.jsonl",
               help="Write one JSON object per source: url, status, reason, sha256.")
@@ -34,21 +40,23 @@ from curator.match import MAX_THRESHOLD
 @click.option("--ignore-noai", is_flag=True, help="Do not obey X-Robots-Tag: noai / noimageai (recorded).")
 @click.option("--workers", type=click.IntRange(min=1), help="Threads that decode and hash (default: CPUs).")
 @click.pass_obj
-def ingest(app, source: str, hint_from_folder: bool, retry_failed: bool, report: Path | None,
-           ignore_robots: bool, ignore_noai: bool, **settings: Any) -> None:
+def ingest(app, source: str, hint_from_folder: bool, root: Path | None, retry_failed: bool,
+           report: Path | None, ignore_robots: bool, ignore_noai: bool, **settings: Any) -> None:
     """Download, validate, store and deduplicate images.
 
     FILE holds one source per line: a URL (optionally a TAB and a label hint),
-    a local image or a folder; '#' starts a comment. '-' reads the lines from
-    stdin; a FOLDER or an IMAGE can be given directly. Rerunning the same list
-    fetches only what is missing.
+    a local image or a folder inside the list's folder (see --root); '#' starts
+    a comment. '-' reads the lines from stdin; a FOLDER or an IMAGE can be given
+    directly. Rerunning the same list fetches only what is missing.
 
     Example: curator ingest urls.txt --report report.jsonl
     """
     from curator import ingest as stage
 
     ws = app.workspace()
-    sources = stage.read_argument(source, hint_from_folder=hint_from_folder)
+    if settings.get("user_agent") is not None and has_control_characters(settings["user_agent"]):
+        raise InputError("--user-agent: must not contain control characters (CR, LF, ...)")
+    sources = stage.read_argument(source, hint_from_folder=hint_from_folder, root=root)
     if ignore_robots:
         settings["respect_robots"] = False
     if ignore_noai:
@@ -69,7 +77,7 @@ def ingest(app, source: str, hint_from_folder: bool, retry_failed: bool, report:
 def _summary_renderer(value: dict[str, Any]) -> Callable[[Console], None]:
     def render(console: Console) -> None:
         console.print(
-            f"{value['total']} sources in {value['seconds']:.1f} s: {value['stored']} stored, "
+            f"{counted(value['total'], 'source')} in {value['seconds']:.1f} s: {value['stored']} stored, "
             f"{value['exact_duplicates']} exact duplicates, {value['near_duplicates']} near duplicates, "
             f"{value['rejected']} rejected, {value['skipped']} skipped (already done)",
             markup=False,
@@ -95,8 +103,9 @@ def status(app) -> None:
         src, clusters = value["sources"], value["clusters"]
         console.print(f"Dataset {value['dataset']} in {value['workspace']}", markup=False)
         console.print(
-            f"Images: {value['images']} ({value['bytes'] / 1e6:.1f} MB) in {clusters['total']} clusters; "
-            f"{clusters['with_near_duplicates']} clusters hold near duplicates",
+            f"Images: {value['images']} ({value['bytes'] / 1e6:.1f} MB) "
+            f"in {counted(clusters['total'], 'cluster')}; "
+            f"{counted(clusters['with_near_duplicates'], 'cluster')} with near duplicates",
             markup=False,
         )
         console.print(
@@ -150,8 +159,9 @@ def dups(app, threshold: int | None) -> None:
     if threshold is not None:
         result = dedup.recluster(ws.conn, ws.objects, ws.config.dedup, threshold)
         app.out.info(
-            f"Re-clustered {result.images} images at threshold {threshold}: {result.clusters} clusters, "
-            f"{result.multi} with near duplicates, {result.moved} images moved"
+            f"Re-clustered {counted(result.images, 'image')} at threshold {threshold}: "
+            f"{counted(result.clusters, 'cluster')}, {result.multi} with near duplicates, "
+            f"{counted(result.moved, 'image')} moved"
         )
     value = [_plain(info) for info in dedup.clusters(ws.conn, objects=ws.objects)]
 
@@ -162,7 +172,7 @@ def dups(app, threshold: int | None) -> None:
             members = info["members"]
             sources = sum(len(m["urls"]) for m in members)
             console.print(
-                f"Cluster {info['id']}: {len(members)} images, {sources} sources; "
+                f"Cluster {info['id']}: {counted(len(members), 'image')}, {counted(sources, 'source')}; "
                 f"representative {info['representative'][:12]} ({info['why']})",
                 markup=False,
             )

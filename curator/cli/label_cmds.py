@@ -9,7 +9,7 @@ import click
 from rich.console import Console
 
 from curator import labeling
-from curator.errors import InputError
+from curator.errors import EXIT_INTERRUPTED, InputError
 
 NEEDS_TERMINAL = "curator label needs a terminal; without one use `curator label --import labels.csv`"
 
@@ -78,6 +78,8 @@ def label(app, annotator: str | None, review_class: str | None, conflicts: bool,
     )
     result = prompt.run(ws, options)
     app.out.result(result.as_dict(), result.render)
+    if result.interrupted:  # every answer is saved; the exit code still says "interrupted"
+        raise click.exceptions.Exit(EXIT_INTERRUPTED)
 
 
 def _batch(app, who: str | None, import_path: str | None, export_path: str | None) -> None:

@@ -47,6 +47,7 @@ import dataclasses
 import json
 import os
 import sqlite3
+import stat
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -57,7 +58,7 @@ from typing import TYPE_CHECKING, Any
 
 from curator import catalog, fsutil, store
 from curator.config import IngestConfig
-from curator.errors import InputError
+from curator.errors import BusyError
 from curator.fsutil import write_atomic
 from curator.ingest.fetch import Fetched, Fetcher, loop_factory, robots_policy
 from curator.ingest.sources import Source, parse_lines
@@ -178,7 +179,9 @@ def _as_sources(lines: Iterable[str | Source], hint_from_folder: bool) -> Iterat
         if isinstance(line, Source):
             yield line
         else:
-            yield from parse_lines([line], base=Path.cwd(), hint_from_folder=hint_from_folder)
+            # a line handed over in code is named by its caller, like a command-line argument
+            yield from parse_lines([line], base=Path.cwd(), hint_from_folder=hint_from_folder,
+                                   root=Path(Path.cwd().anchor))
 
 
 def write_report(path: Path, items: list[ItemResult]) -> None:
@@ -198,10 +201,13 @@ def exclusive(ws: Workspace) -> Iterator[None]:
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as err:
-            raise InputError(
-                f"{ws.root}: another `curator ingest` is running in this workspace", path=str(ws.root)
+            raise BusyError(
+                f"workspace is busy: another curator command is writing ({ws.root}: a `curator ingest`)",
+                path=str(ws.root),
             ) from err
         try:
+            with catalog.atomic(ws.conn):  # another writer (not an ingest): busy before anything is stored
+                pass
             yield
         finally:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
@@ -678,14 +684,24 @@ FROM ranked WHERE sources.id = ranked.id
 
 
 def read_local(path: str, max_bytes: int) -> Fetched:
-    """A local file as if fetched: its bytes, or a reason it can't be read."""
+    """A local file as if fetched: its bytes, or a reason it can't be read.
+
+    The read stops at ``max_bytes`` whatever ``st_size`` says (it says 0 for /dev/zero),
+    and only regular files are read (O_NONBLOCK: opening a FIFO must not wait for a writer).
+    """
     try:
-        size = os.stat(path).st_size
-        if size > max_bytes:
-            return Fetched(path, reason="too-large", fetched_at=catalog.utcnow())
-        data = Path(path).read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
         return Fetched(path, reason="file-missing", fetched_at=catalog.utcnow())
     except OSError:
         return Fetched(path, reason="unreadable", fetched_at=catalog.utcnow())
+    with os.fdopen(fd, "rb") as fh:
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return Fetched(path, reason="not-a-file", fetched_at=catalog.utcnow())
+            data = fh.read(max_bytes + 1)
+        except OSError:
+            return Fetched(path, reason="unreadable", fetched_at=catalog.utcnow())
+    if len(data) > max_bytes:
+        return Fetched(path, reason="too-large", fetched_at=catalog.utcnow())
     return Fetched(path, data=data, fetched_at=catalog.utcnow())

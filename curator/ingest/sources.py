@@ -5,9 +5,13 @@ An input line is ``LOCATOR``, ``LOCATOR<TAB>HINT`` or ``LOCATOR<TAB>HINT<TAB>GRO
 comments and blank lines are ignored. A locator is an http(s) URL, a local image
 file, or a folder (walked recursively for image files). Anything else still becomes a
 :class:`Source` so that it gets an outcome: ``unsupported-scheme`` (ftp://,
-file://, data:...), ``malformed-line`` (not a URL, no such path) or
-``file-missing``. Whole-input problems (no such file, binary garbage, an empty
-GROUP column, one locator given two groups) are :class:`~curator.errors.InputError`.
+file://, data:...), ``malformed-line`` (not a URL, no such path, ``~``, a
+name the system refuses), ``file-missing``, ``not-a-file`` (a device, FIFO or
+socket) or ``outside-root``: a local path must resolve, symlinks followed, inside
+the root (the list's folder, the current folder for stdin, or ``--root``), and a
+folder walk keeps to the walked folder. A password in a URL is dropped at once.
+Whole-input problems (no such file, binary garbage, an empty GROUP column, one
+locator given two groups) are :class:`~curator.errors.InputError`.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from urllib.parse import urlsplit
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from curator.errors import InputError
 
@@ -27,6 +32,8 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".
 _MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
 MAX_LINE = 8192
+MAX_LIST_BYTES = 64 * 1024 * 1024
+NAME_MAX = 255  # bytes in one file name, on every common filesystem
 
 
 @dataclass(frozen=True)
@@ -40,32 +47,43 @@ class Source:
     group: str | None = None  # patient/lesion group id from the input line
 
 
-def read_argument(arg: str, *, hint_from_folder: bool = False) -> list[Source]:
+def read_argument(arg: str, *, hint_from_folder: bool = False, root: Path | None = None) -> list[Source]:
     """The sources named by the ``curator ingest`` argument: a list file, ``-``, a folder or an image.
 
     Everything is read and parsed before anything is fetched, so a bad input
-    raises :class:`InputError` while the workspace is still untouched.
+    raises :class:`InputError` while the workspace is still untouched. Local paths
+    in a list must lie under ``root`` (default: the list's folder, or the current one).
     """
     if arg == "-":
-        text = _decode(sys.stdin.buffer.read(), "<stdin>")
+        text = _decode(_read_capped(sys.stdin.buffer, "<stdin>"), "<stdin>")
         return list(parse_lines(text.splitlines(), base=Path.cwd(), hint_from_folder=hint_from_folder,
-                                name="<stdin>"))
+                                root=root, name="<stdin>"))
     path = Path(arg).expanduser()
     if path.is_dir():
         return list(walk_folder(path, None, hint_from_folder))
     if not path.exists():
         raise InputError(f"{arg}: no such file or folder", path=arg)
+    if not path.is_file():
+        raise InputError(f"{arg}: not a regular file (a device, FIFO or socket)", path=arg)
     try:
         with path.open("rb") as fh:
             head = fh.read(16)
             if is_image_file(path, head):
                 return [Source(str(path.resolve()), "file", _folder_hint(path, hint_from_folder))]
-            data = head + fh.read()
+            data = head + _read_capped(fh, arg)
     except OSError as err:
         raise InputError(f"{arg}: cannot read ({err.strerror or err})", path=arg) from err
     text = _decode(data, arg)
     base = path.resolve().parent
-    return list(parse_lines(text.splitlines(), base=base, hint_from_folder=hint_from_folder, name=arg))
+    return list(parse_lines(text.splitlines(), base=base, hint_from_folder=hint_from_folder, root=root,
+                            name=arg))
+
+
+def _read_capped(fh: Any, name: str) -> bytes:
+    data = fh.read(MAX_LIST_BYTES + 1)
+    if len(data) > MAX_LIST_BYTES:
+        raise InputError(f"{name}: a list over {MAX_LIST_BYTES // 2**20} MB; split it", path=name)
+    return bytes(data)
 
 
 def is_image_file(path: Path, head: bytes) -> bool:
@@ -91,16 +109,22 @@ def _decode(data: bytes, name: str) -> str:
 
 
 def parse_lines(
-    lines: Iterable[str], *, base: Path, hint_from_folder: bool = False, name: str = "<input>"
+    lines: Iterable[str],
+    *,
+    base: Path,
+    hint_from_folder: bool = False,
+    root: Path | None = None,
+    name: str = "<input>",
 ) -> Iterator[Source]:
-    """Sources from input lines; relative paths are taken relative to ``base``."""
+    """Sources from input lines; relative paths are taken relative to ``base``, and must
+    resolve inside ``root`` (default ``base``)."""
     groups: dict[str, tuple[str, int]] = {}  # locator -> (group, line number)
     for number, raw in enumerate(lines, start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
         group = _group_column(raw, name, number)
-        for src in parse_line(line, base=base, hint_from_folder=hint_from_folder):
+        for src in parse_line(line, base=base, hint_from_folder=hint_from_folder, root=root):
             if group is not None:
                 earlier = groups.setdefault(src.locator, (group, number))
                 if earlier[0] != group:
@@ -124,28 +148,49 @@ def _group_column(raw: str, name: str, number: int) -> str | None:
     return group
 
 
-def parse_line(line: str, *, base: Path, hint_from_folder: bool = False) -> Iterator[Source]:
+def parse_line(
+    line: str, *, base: Path, hint_from_folder: bool = False, root: Path | None = None
+) -> Iterator[Source]:
     parts = [p.strip() for p in line.split("\t")]
     locator = parts[0]
     hint = parts[1] if len(parts) > 1 and parts[1] else None
-    if len(parts) > 3 or len(line) > MAX_LINE or not locator or any(ord(c) < 32 for c in locator):
+    if len(parts) > 3 or len(line) > MAX_LINE or not locator or _has_controls(line):
         yield Source(_clip(line), "url", None, "malformed-line")
         return
     match = _SCHEME.match(locator)
     if match and (len(match.group(1)) > 1 or "://" in locator):  # 'C:\...' is a path, not a scheme
         yield _url_source(locator, match.group(1).lower(), hint)
         return
-    path = Path(locator).expanduser()
-    if not path.is_absolute():
-        path = base / path
-    if path.is_dir():
-        yield from walk_folder(path, hint, hint_from_folder)
-    elif path.is_file():
-        yield Source(str(path.resolve()), "file", hint or _folder_hint(path, hint_from_folder))
+    too_long = any(len(part.encode()) > NAME_MAX for part in Path(locator).parts)
+    if locator.startswith("~") or too_long:  # another user's home is never inside the root
+        yield Source(_clip(locator), "url", hint, "malformed-line")
+        return
+    try:
+        yield from _local_source(base / locator, locator, hint, (root or base).resolve(), hint_from_folder)
+    except (OSError, RuntimeError):  # a name too long, a symlink loop
+        yield Source(_clip(locator), "url", hint, "malformed-line")
+
+
+def _local_source(path: Path, locator: str, hint: str | None, root: Path, hint_from_folder: bool
+                  ) -> Iterator[Source]:
+    resolved = path.resolve()
+    if not resolved.is_relative_to(root):
+        yield Source(_clip(str(path)), "file", hint, "outside-root")
+    elif resolved.is_dir():
+        yield from walk_folder(resolved, hint, hint_from_folder)
+    elif resolved.is_file():
+        yield Source(str(resolved), "file", hint or _folder_hint(resolved, hint_from_folder))
+    elif resolved.exists():
+        yield Source(str(resolved), "file", hint, "not-a-file")
     elif _looks_like_path(locator):
         yield Source(str(path), "file", hint, "file-missing")
     else:
         yield Source(_clip(locator), "url", hint, "malformed-line")
+
+
+def _has_controls(text: str) -> bool:
+    """C0 (but TAB, the column separator), DEL and C1 control characters."""
+    return any((ord(c) < 32 and c != "\t") or 127 <= ord(c) < 160 for c in text)
 
 
 def _url_source(locator: str, scheme: str, hint: str | None) -> Source:
@@ -158,18 +203,29 @@ def _url_source(locator: str, scheme: str, hint: str | None) -> Source:
         return Source(_clip(locator), "url", hint, "malformed-line")
     if not parts.hostname or " " in locator:
         return Source(_clip(locator), "url", hint, "malformed-line")
+    if parts.password is not None:  # never stored, printed or sent
+        netloc = f"{parts.username}@{parts.netloc.rpartition('@')[2]}"
+        locator = urlunsplit(parts._replace(netloc=netloc))
     return Source(locator, "url", hint)
 
 
 def walk_folder(folder: Path, hint: str | None, hint_from_folder: bool) -> Iterator[Source]:
-    """Image files under ``folder`` (recursive, sorted, hidden entries skipped)."""
+    """Image files under ``folder`` (recursive, sorted, hidden entries skipped). Symlinked
+    folders are not followed; a file symlinked out of ``folder`` is ``outside-root``."""
+    top = folder.resolve()
     for root, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
             path = Path(root) / name
             if name.startswith(".") or path.suffix.lower() not in IMAGE_SUFFIXES:
                 continue
-            yield Source(str(path.resolve()), "file", hint or _folder_hint(path, hint_from_folder))
+            resolved = path.resolve()
+            if not resolved.is_relative_to(top):
+                yield Source(str(path), "file", hint, "outside-root")
+            elif not resolved.is_file():
+                yield Source(str(path), "file", hint, "not-a-file")
+            else:
+                yield Source(str(resolved), "file", hint or _folder_hint(path, hint_from_folder))
 
 
 def _folder_hint(path: Path, hint_from_folder: bool) -> str | None:

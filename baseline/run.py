@@ -141,7 +141,8 @@ def score_release(
     ``on_epoch`` gets an :class:`~baseline.train.EpochLog` after every epoch (phase "train", then
     "fold i/K"); ``on_progress(1)`` is called once per epoch too. Nothing is printed.
     """
-    cfg = effective_config(ws.config.baseline, {**(overrides or {}), "cv_folds": cv})
+    given = {**(overrides or {}), **({"cv_folds": cv} if cv is not None else {})}
+    cfg = effective_config(ws.config.baseline, given)
     wants_cv = bool(cv) or any(t.metric.startswith("cv.") for t in thresholds or [])
     if wants_cv and cfg.cv_folds == 0:
         raise InputError("a cv.* threshold needs cross-validation, which --cv 0 (or baseline.cv_folds = 0) "

@@ -147,7 +147,8 @@ def _selection_sentence(result: dict[str, Any]) -> str:
             "one.")
     if result.get("cv"):
         text += (" In cross-validation each fold chose its own epoch the same way, on a grouped share of its "
-                 f"own training rows, and balanced those rows itself (balancing: {result['cv']['balancing']}).")
+                 "own training rows, and balanced those rows itself "
+                 f"(balancing: {result['cv']['balancing']}).")
     return text
 
 

@@ -213,7 +213,8 @@ def test_card_json_and_terminal_carry_the_same_figures(scored: dict[str, Any]) -
     assert saved["headline"]["verdict"]["sentence"] in card
     assert "Verdict: " + saved["headline"]["verdict"]["sentence"] in " ".join(terminal.split())
     headline_part, test_part = terminal.split("Test split, one draw (24 images)")
-    for block, part in ((saved["headline"], headline_part), (report.split_block(saved["metrics"]), test_part)):
+    blocks = ((saved["headline"], headline_part), (report.split_block(saved["metrics"]), test_part))
+    for block, part in blocks:
         for key, row in zip(report.SCORE_NAMES, report.score_rows(block), strict=True):
             assert "| " + " | ".join(row) + " |" in card, row
             line = next(t for t in part.splitlines() if t.strip("│ ").startswith(row[0] + " "))

@@ -43,8 +43,10 @@ from curator.workspace import Workspace
 
 FORMAT = 2  # 2: references beside every score, Wilson/BCa intervals with n, repeated CV, headline
 OVERRIDABLE = ("image_size", "epochs", "batch_size", "learning_rate", "patience", "augment", "seed",
-               "bootstrap", "cv_folds", "cv_repeats", "small_test")
-UNHASHED = ("bootstrap", "cv_folds", "cv_repeats", "small_test")  # change intervals/CV, not the model
+               "bootstrap", "cv_folds", "cv_repeats", "small_test", "cv_workers")
+# settings that change the intervals or the cross-validation, not the model: left out of the config hash
+UNHASHED = ("bootstrap", "cv_folds", "cv_repeats", "small_test", "cv_workers")
+ZERO_OK = ("seed", "cv_folds", "small_test", "cv_workers")  # may be 0; every other count must be >= 1
 
 
 @dataclass(frozen=True)
@@ -106,9 +108,9 @@ def effective_config(base: BaselineConfig, overrides: dict[str, Any] | None) -> 
             raise InputError(f"{flag} {value}: must be positive")
         if key == "cv_folds" and value == 1:
             raise InputError(f"--cv {value}: needs at least 2 folds")
-        if key not in ("learning_rate", "augment", "seed", "cv_folds", "small_test") and value < 1:
+        if key not in ("learning_rate", "augment", *ZERO_OK) and value < 1:
             raise InputError(f"{flag} {value}: must be at least 1")
-        if key in ("seed", "cv_folds", "small_test") and value < 0:
+        if key in ZERO_OK and value < 0:
             raise InputError(f"{flag} {value}: must be 0 or more")
     if values.get("image_size") is not None and values["image_size"] < 16:
         raise InputError(f"--image-size {values['image_size']}: must be at least 16 (four 2x poolings)")
@@ -251,13 +253,23 @@ def _train_and_score(release: data_mod.ReleaseData, cfg: BaselineConfig, want_cv
     cv_started = time.perf_counter()
     cv_result = None
     if pool is not None:
-        done = [cv_mod.run_fold(pool, fold, release.classes, cfg, release.balance_method, on_epoch)
-                for fold in folds]
+        done = cv_mod.run_all(pool, folds, release.classes, cfg, release.balance_method, on_epoch,
+                              cv_workers(cfg))
         cv_result = cv_mod.summarise(done, len(pool.labels), cfg.cv_folds, cfg.cv_repeats,
                                      release.balance_method)
         scores["cv"] = cv_result["model"]
     headline = _headline(scores, cv_result, cfg)
     return _Outcome(fitted, scores, cv_result, headline, eval_seconds, time.perf_counter() - cv_started)
+
+
+def cv_workers(cfg: BaselineConfig) -> int:
+    """Processes for the cross-validation folds: the setting, or by default one per CPU core (at most
+    4) on a CPU and one on a GPU (parallel processes would contend for its memory)."""
+    if cfg.cv_workers:
+        return cfg.cv_workers
+    if hardware(cnn.keras_module())["device"] != "cpu":
+        return 1
+    return max(1, min(4, os.cpu_count() or 1))
 
 
 def _score_splits(release: data_mod.ReleaseData, cfg: BaselineConfig,

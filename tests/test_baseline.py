@@ -24,10 +24,11 @@ from tests.baseline_release import CLASSES, add_release, write_release
 pytestmark = pytest.mark.filterwarnings(
     "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning")
 
-# Small and fast: 64 px, 10/8/8 images per class, batch 8, 3 folds x 2 repeats. Every test here uses
-# this one shape, so JAX compiles the train step once per test process.
+# Small and fast: 64 px, 10/8/8 images per class, batch 8, 3 folds x 2 repeats, in this process (a
+# worker process would pay its own imports and compile). Every test here uses this one shape, so JAX
+# compiles the train step once per test process.
 FAST = {"image_size": 64, "epochs": 12, "batch_size": 8, "patience": 4, "bootstrap": 200, "cv_folds": 3,
-        "cv_repeats": 2}
+        "cv_repeats": 2, "cv_workers": 1}
 
 
 def _digests(folder: Path) -> dict[str, str]:
@@ -251,7 +252,8 @@ def test_summary_line(scored: dict[str, Any]) -> None:
 @pytest.mark.slow
 def test_same_metrics_in_a_fresh_process(scored: dict[str, Any]) -> None:
     """The same release and seed give the same metrics in another process (its own compile)."""
-    args = [f"--{k.replace('_', '-')}={v}" for k, v in FAST.items() if k != "cv_folds"] + ["--cv=3"]
+    args = [f"--{k.replace('_', '-')}={v}" for k, v in FAST.items() if not k.startswith("cv_")]
+    args += ["--cv=3", "--cv-repeats=2"]
     done = subprocess.run([sys.executable, "-c", "from curator.cli import main; main()",
                            "--workspace", str(scored["ws"].root), "--json", "baseline", "v1.0.0", *args],
                           capture_output=True, text=True, timeout=300,
@@ -282,3 +284,23 @@ def test_release_balancing_reaches_training(tmp_path: Path) -> None:
     again = train.make_batches(train_split.images, train_split.labels, 8, seed=1, class_weight=as_index)
     assert np.array_equal(again[0][1], y)
     assert sorted(batches.order[: len(train_split)].tolist()) == list(range(len(train_split)))
+
+
+@pytest.mark.slow
+def test_folds_in_worker_processes_match_one_by_one(scored: dict[str, Any]) -> None:
+    """Folds run in two spawned worker processes give the same records as the fixture's run, which
+    trained them one by one in this process, and report every epoch."""
+    import dataclasses
+
+    pool, folds, cfg = _pool_and_folds(scored["folder"])
+    assert run.cv_workers(dataclasses.replace(cfg, cv_workers=0)) == min(4, os.cpu_count() or 1)
+    recorded = scored["first"].result["cv"]["per_fold"]
+    seen: list[train.EpochLog] = []
+    both = cv.run_all(pool, folds[:2], CLASSES, dataclasses.replace(cfg, cv_workers=2), "oversample",
+                      seen.append, workers=2)
+    def timeless(record: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in record.items() if k != "seconds"}
+
+    assert [timeless(r) for r in both] == [timeless(r) for r in recorded[:2]]
+    assert [(e.phase, e.epoch) for e in seen] == [(f.phase, n) for f, r in zip(folds, both, strict=False)
+                                                  for n in range(1, r["epochs_run"] + 1)]

@@ -96,9 +96,11 @@ def ci_text(metric: dict[str, Any]) -> str:
     return f"{low:.3f}–{high:.3f}"
 
 
-def with_ci(metric: dict[str, Any]) -> str:
-    """'0.538 (0.291–0.768)': a reference's value with its interval, in one cell."""
-    return f"{metric['value']:.3f} ({ci_text(metric)})"
+def with_ci(metric: dict[str, Any], show_n: bool = False) -> str:
+    """'0.538 (0.291–0.768)': a value with its interval in one cell; with ``show_n`` also its n
+    (where the row's n column does not already say it)."""
+    n = f", n={metric['n']}" if show_n else ""
+    return f"{metric['value']:.3f} ({ci_text(metric)}{n})"
 
 
 def score_rows(block: dict[str, Any]) -> list[list[str]]:
@@ -181,8 +183,8 @@ def card_markdown(result: dict[str, Any]) -> str:
         "interval. The majority-class guess always predicts the most common training class; the "
         "stratified chance guess picks classes at random in their training proportions.",
         "",
-        f"Train accuracy {m['train_accuracy']['value']:.3f} (originals only); gap to test accuracy: "
-        f"{m['overfit_gap']:+.3f}.",
+        f"Train accuracy {with_ci(m['train_accuracy'], show_n=True)} (originals only); gap to test "
+        f"accuracy: {m['overfit_gap']:+.3f}.",
         "",
         *_md_table(["class (test)", "precision", "recall", "F1", "images"], per_class_rows(m["test"])),
     ]
@@ -205,7 +207,7 @@ def per_class_rows(test: dict[str, Any]) -> list[list[str]]:
     rows = []
     for name, s in test["per_class"].items():
         images = f"{s['support']} (fewer than 5)" if s["few"] else str(s["support"])
-        rows.append([name, with_ci(s["precision"]), with_ci(s["recall"]), with_ci(s["f1"]), images])
+        rows.append([name, *(with_ci(s[key], show_n=True) for key in ("precision", "recall", "f1")), images])
     return rows
 
 
@@ -219,8 +221,7 @@ def _table(title: str, header: list[str]) -> Table:
 def render(console: Console, result: dict[str, Any]) -> None:
     """The terminal summary: the headline with references and verdict, the test draw, per class,
     model selection, comparison, gate."""
-    m = result["metrics"]
-    h = result["headline"]
+    m, h, hw = result["metrics"], result["headline"], result["hardware"]
     deltas = result["comparison"]["deltas"]
     prefix = "cv" if h["basis"] == "cv" else "test"
     table = _table(f"Baseline {result['version_label']}: {headline_title(result)}", [*SCORE_HEADER, "Δ prev"])
@@ -240,8 +241,8 @@ def render(console: Console, result: dict[str, Any]) -> None:
     console.print(per_class)
     console.print(_selection_sentence(result), markup=False)
     console.print(
-        f"Train accuracy {m['train_accuracy']['value']:.3f}; over-fitting gap (train - test accuracy): "
-        f"{m['overfit_gap']:+.3f}; {result['hardware']['backend']} on {result['hardware']['device']}; "
+        f"Train accuracy {with_ci(m['train_accuracy'], show_n=True)}; over-fitting gap (train - test "
+        f"accuracy): {m['overfit_gap']:+.3f}; {hw['backend']} on {hw['device']}; "
         f"{result['timings']['seconds_per_epoch']:.2f} s/epoch.", markup=False)
     previous = result["comparison"]["previous"]
     console.print(f"Compared with: {previous if previous else 'no previous baseline with the same config'}",

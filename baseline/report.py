@@ -119,13 +119,15 @@ def split_block(m: dict[str, Any]) -> dict[str, Any]:
     return {"model": test, "majority": test["majority"], "chance": test["chance"]}
 
 
+def cv_title(cv: dict[str, Any]) -> str:
+    return f"{cv['repeats']}×{cv['folds']} folds over {cv['rows']} train+validation images"
+
+
 def headline_title(result: dict[str, Any]) -> str:
     h = result["headline"]
     if h["basis"] == "cv":
-        cv = result["cv"]
-        return (f"repeated grouped cross-validation, {cv['repeats']}×{cv['folds']} folds over {cv['rows']} "
-                f"train+validation images ({h['why']})")
-    return f"test split, {result['metrics']['test']['rows']} images ({h['why']})"
+        return f"repeated grouped cross-validation, {cv_title(result['cv'])} ({h['why']})"
+    return f"test split ({h['why']})"
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -174,6 +176,9 @@ def card_markdown(result: dict[str, Any]) -> str:
     if h["basis"] == "cv":
         lines += [_why_differ(result), "", "Test split (one draw):", "",
                   *_md_table(SCORE_HEADER, score_rows(split_block(m))), ""]
+    elif result.get("cv"):
+        lines += [f"Repeated grouped cross-validation ({cv_title(result['cv'])}):", "",
+                  *_md_table(SCORE_HEADER, score_rows(result["cv"])), ""]
     lines += [
         _selection_sentence(result),
         "",
@@ -230,11 +235,14 @@ def render(console: Console, result: dict[str, Any]) -> None:
         table.add_row(*row, "" if delta is None else f"{delta:+.3f}")
     console.print(table)
     console.print(f"Verdict: {h['verdict']['sentence']}", markup=False)
-    if h["basis"] == "cv":
-        test = _table(f"Test split, one draw ({m['test']['rows']} images)", SCORE_HEADER)
-        for row in score_rows(split_block(m)):
-            test.add_row(*row)
-        console.print(test)
+    if h["basis"] == "cv" or result.get("cv"):
+        title, block = ((f"Test split, one draw ({m['test']['rows']} images)", split_block(m))
+                        if h["basis"] == "cv" else
+                        (f"Repeated grouped cross-validation ({cv_title(result['cv'])})", result["cv"]))
+        second = _table(title, SCORE_HEADER)
+        for row in score_rows(block):
+            second.add_row(*row)
+        console.print(second)
     per_class = _table("Per class (test)", ["class", "precision", "recall", "F1", "images"])
     for row in per_class_rows(m["test"]):
         per_class.add_row(*row)

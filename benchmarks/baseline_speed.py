@@ -123,29 +123,38 @@ def cv_benchmark(args: argparse.Namespace) -> None:
     pool = cv.Pool(x, y, tuple(f"{i:064x}" for i in range(args.images)),
                    cv.group_keys(np.arange(args.images) // 2, (None,) * args.images))  # near-duplicate pairs
     cfg = BaselineConfig(image_size=args.image_size, batch_size=args.batch_size,
-                         cv_folds=folds_per_repeat, cv_repeats=repeats)
+                         cv_folds=folds_per_repeat, cv_repeats=repeats, cv_workers=args.workers)
+    workers = baseline_run.cv_workers(cfg)
     folds = cv.plan(y, pool.groups, folds_per_repeat, repeats, cfg.seed, 0.15 / 0.85, CLASSES)
     hw = baseline_run.hardware(keras)
     print(f"repeated CV {repeats}x{folds_per_repeat} on {args.images} images at {args.image_size} px, "
           f"{keras.backend.backend()} on {hw['device']} ({hw['device_kind']}), {os.cpu_count()} CPUs, "
-          f"up to {cfg.epochs} epochs (patience {cfg.patience}), batch {cfg.batch_size}", flush=True)
+          f"up to {cfg.epochs} epochs (patience {cfg.patience}), batch {cfg.batch_size}, "
+          f"{workers} worker process(es)", flush=True)
     started = time.perf_counter()
+    measured = folds[: args.max_folds or None]
+    records = cv.run_all(pool, measured, CLASSES, cfg, "oversample", workers=workers)
+    wall = time.perf_counter() - started
     seconds = []
-    for fold in folds[: args.max_folds or None]:
-        done = cv.run_fold(pool, fold, CLASSES, cfg, "oversample")
+    for fold, done in zip(measured, records, strict=True):
         seconds.append(done["seconds"])
-        print(f"  {fold.phase}: {done['seconds']:6.1f} s, {done['epochs_run']:2d} epochs "
+        print(f"  {fold.phase}: {done['seconds']:6.1f} s wall, {done['cpu_seconds']:6.1f} CPU-s, "
+              f"{done['epochs_run']:2d} epochs "
               f"(kept {done['best_epoch']}), {done['train_rows']} train / {done['selection_rows']} "
               f"selection / {done['rows']} held out, accuracy {done['model']['accuracy']:.3f}", flush=True)
-    wall = time.perf_counter() - started
-    mean = statistics.mean(seconds)
-    print(f"{len(seconds)} folds in {wall:.1f} s (the first includes the compile); mean {mean:.1f} s/fold, "
-          f"median {statistics.median(seconds):.1f} s/fold")
+    print(f"{len(seconds)} folds in {wall:.1f} s wall (including each worker's start and compile); "
+          f"per fold: mean {statistics.mean(seconds):.1f} s, median {statistics.median(seconds):.1f} s "
+          f"(a fold's own time; {workers} run at once)")
+    cpu = sum(r["cpu_seconds"] for r in records)
+    cores = min(workers, os.cpu_count() or 1)
+    print(f"CPU time: {cpu:.1f} CPU-s in the folds; on {cores} otherwise idle core(s) that is at least "
+          f"{cpu / cores:.1f} s of wall time")
     if len(seconds) < len(folds):
-        later = statistics.mean(seconds[1:]) if len(seconds) > 1 else mean
-        estimate = seconds[0] + later * (len(folds) - 1)
-        print(f"shortened run: all {len(folds)} folds extrapolated from the measured ones: "
-              f"~{estimate / 60:.1f} min")
+        scale = len(folds) / len(seconds)
+        print(f"shortened run, all {len(folds)} folds extrapolated from the {len(seconds)} measured: "
+              f"~{wall * scale / 60:.1f} min at this machine's load; "
+              f"~{cpu * scale / cores / 60:.1f} min from CPU time on {cores} idle core(s) "
+              "(plus each worker's start and compile)")
     else:
         print(f"full {repeats}x{folds_per_repeat} run: {wall / 60:.1f} min")
 
@@ -173,6 +182,8 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=1800)
     parser.add_argument("--cv", metavar="RxK", help="time repeated cross-validation instead, e.g. 5x5")
     parser.add_argument("--max-folds", type=int, default=0, help="with --cv: stop after N folds, extrapolate")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="with --cv: worker processes (default as curator baseline: one per core, max 4)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -209,6 +209,12 @@ _WORKER: dict[str, Any] = {}  # set once per worker process by _start_worker
 
 
 def _start_worker(pool: Pool, classes: tuple[str, ...], cfg: BaselineConfig, method: str) -> None:
+    import os
+
+    # one XLA CPU thread per worker (before keras/jax load here): the workers share the cores, and
+    # threads spinning for work on a busy core only burn it
+    if "XLA_FLAGS" not in os.environ:
+        os.environ["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
     _WORKER.update(pool=pool, classes=classes, cfg=cfg, method=method)
 
 

@@ -39,6 +39,7 @@ class SplitArrays:
     sha256: tuple[str, ...]
     cluster_ids: np.ndarray  # (n,) int64
     augmented: np.ndarray  # (n,) bool: a balancing copy (augmented_from is set)
+    group_ids: tuple[str | None, ...] = ()  # patient/lesion group where known (else None per row)
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -51,7 +52,11 @@ class SplitArrays:
             sha256=tuple(self.sha256[i] for i in index),
             cluster_ids=self.cluster_ids[index],
             augmented=self.augmented[index],
+            group_ids=tuple(self.groups()[i] for i in index),
         )
+
+    def groups(self) -> tuple[str | None, ...]:
+        return self.group_ids or (None,) * len(self)
 
     def originals(self) -> SplitArrays:
         """Without the balancing copies (used for train accuracy and cross-validation)."""
@@ -66,6 +71,16 @@ class ReleaseData:
     class_weights: dict[str, float] | None = None  # from manifest balance.class_weights
     manifest: dict[str, Any] | None = field(default=None, repr=False)
     commit: str | None = None  # the Hub commit a revision resolved to
+
+    @property
+    def balance_method(self) -> str:
+        """How the release balanced its train split (cross-validation repeats it per fold)."""
+        recorded = ((self.manifest or {}).get("balance") or {}).get("method")
+        if recorded:
+            return str(recorded)
+        if self.splits["train"].augmented.any():
+            return "oversample"
+        return "class-weights" if self.class_weights else "none"
 
 
 def load_folder(folder: Path, image_size: int, source: str, manifest: dict[str, Any] | None = None,
@@ -189,7 +204,9 @@ def _to_arrays(dd: Any, image_size: int, source: str, manifest: dict[str, Any] |
     if not isinstance(features.get("label"), datasets.ClassLabel) or "image" not in features:
         raise BaselineError(f"release {source}: expected an 'image' column and a ClassLabel 'label' column")
     classes = tuple(features["label"].names)
-    splits = {split: _split_arrays(dd[split], image_size, f"release {source}: {split} split")
+    groups = {row["sha256"]: row.get("group_id") for row in (manifest or {}).get("rows", [])
+              if isinstance(row, dict) and "sha256" in row}
+    splits = {split: _split_arrays(dd[split], image_size, f"release {source}: {split} split", groups)
               for split in SPLITS}
     _check_classes(source, classes, splits)
     weights = None
@@ -199,7 +216,9 @@ def _to_arrays(dd: Any, image_size: int, source: str, manifest: dict[str, Any] |
                        manifest=manifest)
 
 
-def _split_arrays(ds: Any, image_size: int, where: str) -> SplitArrays:
+def _split_arrays(ds: Any, image_size: int, where: str, groups: dict[str, str | None]) -> SplitArrays:
+    """One split as arrays; a row's group_id comes from its column where set, else from the
+    manifest row of the same sha256."""
     import datasets
     from PIL import UnidentifiedImageError
 
@@ -215,12 +234,14 @@ def _split_arrays(ds: Any, image_size: int, where: str) -> SplitArrays:
             raise BaselineError(f"{where}: row {i} (sha256 {sha256[i][:12]}) is not a readable image",
                                 sha256=sha256[i]) from err
     augmented_from = ds["augmented_from"] if "augmented_from" in columns else [None] * n
+    column = ds["group_id"] if "group_id" in columns else [None] * n
     return SplitArrays(
         images=images,
         labels=np.asarray(ds["label"], dtype=np.int64),
         sha256=sha256,
         cluster_ids=np.asarray(ds["cluster_id"] if "cluster_id" in columns else range(n), dtype=np.int64),
         augmented=np.asarray([a is not None for a in augmented_from], dtype=bool),
+        group_ids=tuple(g or groups.get(h) for g, h in zip(column, sha256, strict=True)),
     )
 
 

@@ -1,11 +1,13 @@
 """The regression gate: ``--fail-under METRIC=VALUE`` and ``--max-drop METRIC=DELTA``.
 
 A metric is named ``accuracy``, ``balanced_accuracy`` or ``macro_f1`` (the test
-split), optionally prefixed with its split (``validation.macro_f1``), or
-``train_accuracy``. ``--fail-under`` fails when the score is below VALUE;
+split), optionally prefixed with its split (``validation.macro_f1``) or with ``cv.``
+for the repeated cross-validation estimate (``cv.accuracy``), or ``train_accuracy``.
+``--fail-under`` fails when the score is below VALUE;
 ``--max-drop`` fails when the score fell by more than DELTA since the previous
 release's baseline with the same config hash (with no such baseline there is
-nothing to compare, which passes and says so). The CLI turns failures into
+nothing to compare, which passes and says so). Each comparison also says whether the
+change is inside the noise: the two 95% intervals overlap. The CLI turns failures into
 ``curator.errors.EXIT_GATE``.
 """
 
@@ -18,8 +20,9 @@ from typing import Any
 from curator.errors import InputError
 
 SCORES = ("accuracy", "balanced_accuracy", "macro_f1")
-SPLITS = ("test", "validation")
-COMPARED = ("test.accuracy", "test.balanced_accuracy", "test.macro_f1", "train_accuracy")
+SPLITS = ("test", "validation", "cv")
+COMPARED = ("test.accuracy", "test.balanced_accuracy", "test.macro_f1", "cv.accuracy", "cv.balanced_accuracy",
+            "cv.macro_f1", "train_accuracy")
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class GateResult:
     deltas: dict[str, float] = field(default_factory=dict)  # metric -> current - previous
     previous_version: str | None = None
     notes: list[str] = field(default_factory=list)
+    noise: dict[str, str] = field(default_factory=dict)  # metric -> "inside the noise" / "outside the noise"
 
     @property
     def passed(self) -> bool:
@@ -64,7 +68,7 @@ def canonical(name: str) -> str | None:
 def parse(values: tuple[str, ...] | list[str], flag: str) -> list[Threshold]:
     """``("accuracy=0.8", ...)`` -> thresholds; one InputError line for a malformed one."""
     out = []
-    known = ", ".join([*SCORES, "validation.<score>", "train_accuracy"])
+    known = ", ".join([*SCORES, "validation.<score>", "cv.<score>", "train_accuracy"])
     for raw in values:
         metric, sep, number = raw.partition("=")
         if not sep or not metric.strip() or not number.strip():
@@ -82,26 +86,44 @@ def parse(values: tuple[str, ...] | list[str], flag: str) -> list[Threshold]:
     return out
 
 
-def value_of(metrics: dict[str, Any], name: str) -> float:
-    """A canonical metric's point value from a baseline.json ``metrics`` section."""
+def entry_of(metrics: dict[str, Any], name: str) -> dict[str, Any]:
+    """A canonical metric's entry (value, ci95, n) from a baseline.json ``metrics`` section."""
     if name == "train_accuracy":
-        return float(metrics["train_accuracy"]["value"])
+        return dict(metrics["train_accuracy"])
     split, score = name.split(".")
-    return float(metrics[split][score]["value"])
+    return dict(metrics[split][score])
+
+
+def value_of(metrics: dict[str, Any], name: str) -> float:
+    return float(entry_of(metrics, name)["value"])
+
+
+def noise(current: dict[str, Any], before: dict[str, Any]) -> str:
+    """Whether a change is inside the noise: the two 95% intervals overlap."""
+    a, b = current.get("ci95"), before.get("ci95")
+    if not a or not b:
+        return "noise unknown (no interval)"
+    return "inside the noise" if a[0] <= b[1] and b[0] <= a[1] else "outside the noise"
 
 
 def check(metrics: dict[str, Any], previous: dict[str, Any] | None, previous_version: str | None,
           thresholds: list[Threshold]) -> GateResult:
     """Deltas against ``previous`` (a metrics section) and the failures of ``thresholds``."""
-    deltas = {}
+    deltas, noises = {}, {}
     if previous is not None:
         for name in COMPARED:
             try:
-                deltas[name] = value_of(metrics, name) - value_of(previous, name)
+                mine, theirs = entry_of(metrics, name), entry_of(previous, name)
+                deltas[name] = float(mine["value"]) - float(theirs["value"])
             except (KeyError, TypeError, ValueError):
                 continue
+            noises[name] = noise(mine, theirs)
     failures, notes = [], []
     for t in thresholds:
+        if t.metric.split(".")[0] == "cv" and "cv" not in metrics:
+            failures.append(f"{t.metric} was not measured (cross-validation did not run), so {t.label()} "
+                            "cannot pass")
+            continue
         current = value_of(metrics, t.metric)
         if t.flag == "--fail-under" and current < t.value:
             failures.append(f"{t.metric} is {current:.4f}, below {t.label()}")
@@ -109,10 +131,15 @@ def check(metrics: dict[str, Any], previous: dict[str, Any] | None, previous_ver
             if previous is None:
                 notes.append(f"{t.label()} not checked: no previous baseline with the same config")
                 continue
+            if t.metric not in deltas:
+                notes.append(f"{t.label()} not checked: {display(previous_version)} did not measure it")
+                continue
             before = value_of(previous, t.metric)
             if before - current > t.value + 1e-12:
                 failures.append(
                     f"{t.metric} dropped by {before - current:.4f} "
-                    f"({display(previous_version)}: {before:.4f} -> {current:.4f}), more than {t.label()}"
+                    f"({display(previous_version)}: {before:.4f} -> {current:.4f}, {noises[t.metric]}), "
+                    f"more than {t.label()}"
                 )
-    return GateResult(failures=failures, deltas=deltas, previous_version=previous_version, notes=notes)
+    return GateResult(failures=failures, deltas=deltas, previous_version=previous_version, notes=notes,
+                      noise=noises)

@@ -88,9 +88,72 @@ def curves_png(result: dict[str, Any]) -> bytes:
     return _png(fig)
 
 
-def _ci(metric: dict[str, Any]) -> str:
+def ci_text(metric: dict[str, Any]) -> str:
+    """The 95% interval as printed everywhere, or why there is none."""
+    if metric.get("ci95") is None:
+        return metric.get("note", "no interval")
     low, high = metric["ci95"]
     return f"{low:.3f}–{high:.3f}"
+
+
+def with_ci(metric: dict[str, Any], show_n: bool = False) -> str:
+    """'0.538 (0.291–0.768)': a value with its interval in one cell; with ``show_n`` also its n
+    (where the row's n column does not already say it)."""
+    n = f", n={metric['n']}" if show_n else ""
+    return f"{metric['value']:.3f} ({ci_text(metric)}{n})"
+
+
+def score_rows(block: dict[str, Any]) -> list[list[str]]:
+    """[metric, model, 95% interval, n, majority guess, chance guess] per score: the one source of
+    the figures in the terminal table and the card (``block`` has model/majority/chance)."""
+    return [[name, f"{block['model'][key]['value']:.3f}", ci_text(block["model"][key]),
+             str(block["model"][key]["n"]), with_ci(block["majority"][key]), with_ci(block["chance"][key])]
+            for key, name in SCORE_NAMES.items()]
+
+
+SCORE_HEADER = ["metric", "model", "95% interval", "n", "majority-class guess", "stratified chance"]
+
+
+def split_block(m: dict[str, Any]) -> dict[str, Any]:
+    test = m["test"]
+    return {"model": test, "majority": test["majority"], "chance": test["chance"]}
+
+
+def cv_title(cv: dict[str, Any]) -> str:
+    return f"{cv['repeats']}×{cv['folds']} folds over {cv['rows']} train+validation images"
+
+
+def headline_title(result: dict[str, Any]) -> str:
+    h = result["headline"]
+    if h["basis"] == "cv":
+        return f"repeated grouped cross-validation, {cv_title(result['cv'])} ({h['why']})"
+    return f"test split ({h['why']})"
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "| --- |" + " ---: |" * (len(header) - 1)]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def _why_differ(result: dict[str, Any]) -> str:
+    test, cv = result["metrics"]["test"], result["cv"]
+    return (f"The test split's score is one draw: accuracy {test['accuracy']['value']:.3f} "
+            f"({ci_text(test['accuracy'])}) on {test['rows']} images. It can differ from the cross-validated "
+            f"estimate because one small split can be lucky or unlucky, while the estimate averages "
+            f"{cv['repeats'] * cv['folds']} held-out folds over {cv['rows']} images.")
+
+
+def _selection_sentence(result: dict[str, Any]) -> str:
+    t, va = result["training"], result["metrics"]["validation"]
+    text = (f"Model selection: the epoch was chosen on the validation split ({va['rows']} images; early "
+            f"stopping on its loss, epoch {t['best_epoch']} of {t['epochs_run']} kept), so the validation "
+            f"accuracy ({va['accuracy']['value']:.3f}) is not an independent estimate and is not reported as "
+            "one.")
+    if result.get("cv"):
+        text += (" In cross-validation each fold chose its own epoch the same way, on a grouped share of its "
+                 "own training rows, and balanced those rows itself "
+                 f"(balancing: {result['cv']['balancing']}).")
+    return text
 
 
 def card_markdown(result: dict[str, Any]) -> str:
@@ -98,35 +161,38 @@ def card_markdown(result: dict[str, Any]) -> str:
     m = result["metrics"]
     cfg = result["config"]
     hw = result["hardware"]
-    test_rows = m["test"]["rows"]
+    h = result["headline"]
     lines = [
-        f"Scored with `curator baseline` on {result['created_at'][:10]}: a small 2D CNN trained on the "
-        f"train split (seed {cfg['seed']}, early stopping on validation loss), scored on the **test split "
-        f"({test_rows} images)**. Intervals are bootstrap 95% intervals over test images "
-        f"({cfg['bootstrap']} resamples); with this few images they are wide, so read the interval, not "
-        "only the point.",
+        f"Scored with `curator baseline` on {result['created_at'][:10]}: a small 2D CNN "
+        f"(seed {cfg['seed']}).",
         "",
-        "| metric | test | 95% interval | validation |",
-        "| --- | ---: | :---: | ---: |",
+        f"**Verdict:** {h['verdict']['sentence']}",
+        "",
+        f"Headline estimate: {headline_title(result)}.",
+        "",
+        *_md_table(SCORE_HEADER, score_rows(h)),
+        "",
     ]
-    for key, name in SCORE_NAMES.items():
-        lines.append(f"| {name} | {m['test'][key]['value']:.3f} | {_ci(m['test'][key])} | "
-                     f"{m['validation'][key]['value']:.3f} |")
+    if h["basis"] == "cv":
+        lines += [_why_differ(result), "", "Test split (one draw):", "",
+                  *_md_table(SCORE_HEADER, score_rows(split_block(m))), ""]
+    elif result.get("cv"):
+        lines += [f"Repeated grouped cross-validation ({cv_title(result['cv'])}):", "",
+                  *_md_table(SCORE_HEADER, score_rows(result["cv"])), ""]
     lines += [
+        _selection_sentence(result),
         "",
-        f"Train accuracy {m['train_accuracy']['value']:.3f} (originals only); gap to test accuracy: "
-        f"{m['overfit_gap']:+.3f}.",
+        "Intervals are 95%: Wilson score intervals for accuracy, precision and recall; BCa bootstrap "
+        f"({cfg['bootstrap']} resamples) for balanced accuracy, macro-F1 and F1, shown as \"n too small\" "
+        "when the resamples have no spread; the cross-validated means use the corrected resampled t "
+        "interval. The majority-class guess always predicts the most common training class; the "
+        "stratified chance guess picks classes at random in their training proportions.",
+        "",
+        f"Train accuracy {with_ci(m['train_accuracy'], show_n=True)} (originals only); gap to test "
+        f"accuracy: {m['overfit_gap']:+.3f}.",
+        "",
+        *_md_table(["class (test)", "precision", "recall", "F1", "images"], per_class_rows(m["test"])),
     ]
-    if result.get("cv"):
-        cv = result["cv"]
-        parts = [f"{SCORE_NAMES[k]} {cv['mean'][k]:.3f} ± {cv['std'][k]:.3f}" for k in SCORE_NAMES]
-        lines += ["", f"{cv['k']}-fold cross-validation over train+validation, grouped by near-duplicate "
-                      f"cluster: {', '.join(parts)}."]
-    lines += ["", "| class (test) | precision | recall | F1 | images |",
-              "| --- | ---: | ---: | ---: | ---: |"]
-    for name, scores in m["test"]["per_class"].items():
-        lines.append(f"| {name} | {scores['precision']['value']:.3f} | {scores['recall']['value']:.3f} | "
-                     f"{scores['f1']['value']:.3f} | {scores['support']} |")
     model = result["model"]
     lines += [
         "",
@@ -142,42 +208,54 @@ def card_markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def per_class_rows(test: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for name, s in test["per_class"].items():
+        images = f"{s['support']} (fewer than 5)" if s["few"] else str(s["support"])
+        rows.append([name, *(with_ci(s[key], show_n=True) for key in ("precision", "recall", "f1")), images])
+    return rows
+
+
+def _table(title: str, header: list[str]) -> Table:
+    table = Table(title=title)
+    for i, column in enumerate(header):
+        table.add_column(column, justify="left" if i == 0 else "right")
+    return table
+
+
 def render(console: Console, result: dict[str, Any]) -> None:
-    """The terminal summary: scores with intervals, per-class scores, gap, comparison, gate."""
-    m = result["metrics"]
-    table = Table(title=f"Baseline {result['version_label']} (test: {m['test']['rows']} images)")
-    table.add_column("metric")
-    table.add_column("test", justify="right")
-    table.add_column("95% CI", justify="center")
-    table.add_column("validation", justify="right")
-    table.add_column("Δ prev", justify="right")
+    """The terminal summary: the headline with references and verdict, the test draw, per class,
+    model selection, comparison, gate."""
+    m, h, hw = result["metrics"], result["headline"], result["hardware"]
     deltas = result["comparison"]["deltas"]
-    for key, name in SCORE_NAMES.items():
-        delta = deltas.get(f"test.{key}")
-        table.add_row(name, f"{m['test'][key]['value']:.3f}", _ci(m['test'][key]),
-                      f"{m['validation'][key]['value']:.3f}", "" if delta is None else f"{delta:+.3f}")
-    delta = deltas.get("train_accuracy")
-    table.add_row("train accuracy", f"{m['train_accuracy']['value']:.3f}", _ci(m["train_accuracy"]), "",
-                  "" if delta is None else f"{delta:+.3f}")
+    prefix = "cv" if h["basis"] == "cv" else "test"
+    table = _table(f"Baseline {result['version_label']}: {headline_title(result)}", [*SCORE_HEADER, "Δ prev"])
+    for key, row in zip(SCORE_NAMES, score_rows(h), strict=True):
+        delta = deltas.get(f"{prefix}.{key}")
+        table.add_row(*row, "" if delta is None else f"{delta:+.3f}")
     console.print(table)
-    per_class = Table(title="Per class (test)")
-    for column in ("class", "precision", "recall", "F1", "images"):
-        per_class.add_column(column, justify="left" if column == "class" else "right")
-    for name, s in m["test"]["per_class"].items():
-        per_class.add_row(name, f"{s['precision']['value']:.3f}", f"{s['recall']['value']:.3f}",
-                          f"{s['f1']['value']:.3f}", str(s["support"]))
+    console.print(f"Verdict: {h['verdict']['sentence']}", markup=False)
+    if h["basis"] == "cv" or result.get("cv"):
+        title, block = ((f"Test split, one draw ({m['test']['rows']} images)", split_block(m))
+                        if h["basis"] == "cv" else
+                        (f"Repeated grouped cross-validation ({cv_title(result['cv'])})", result["cv"]))
+        second = _table(title, SCORE_HEADER)
+        for row in score_rows(block):
+            second.add_row(*row)
+        console.print(second)
+    per_class = _table("Per class (test)", ["class", "precision", "recall", "F1", "images"])
+    for row in per_class_rows(m["test"]):
+        per_class.add_row(*row)
     console.print(per_class)
-    t = result["training"]
+    console.print(_selection_sentence(result), markup=False)
     console.print(
-        f"Over-fitting gap (train - test accuracy): {m['overfit_gap']:+.3f}; epochs run {t['epochs_run']}, "
-        f"kept {t['best_epoch']}; {result['hardware']['backend']} on {result['hardware']['device']}; "
+        f"Train accuracy {with_ci(m['train_accuracy'], show_n=True)}; over-fitting gap (train - test "
+        f"accuracy): {m['overfit_gap']:+.3f}; {hw['backend']} on {hw['device']}; "
         f"{result['timings']['seconds_per_epoch']:.2f} s/epoch.", markup=False)
-    if result.get("cv"):
-        cv = result["cv"]
-        text = ", ".join(f"{SCORE_NAMES[k]} {cv['mean'][k]:.3f} ± {cv['std'][k]:.3f}" for k in SCORE_NAMES)
-        console.print(f"{cv['k']}-fold CV by cluster: {text}", markup=False)
     previous = result["comparison"]["previous"]
     console.print(f"Compared with: {previous if previous else 'no previous baseline with the same config'}",
                   markup=False)
+    for name, said in result["comparison"].get("noise", {}).items():
+        console.print(f"  {name}: {deltas[name]:+.3f}, {said}", markup=False)
     for path in result.get("files", []):
         console.print(f"Wrote {path}", markup=False)

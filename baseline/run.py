@@ -29,9 +29,10 @@ from typing import Any
 
 import numpy as np
 
+from baseline import cv as cv_mod
 from baseline import data as data_mod
 from baseline import gate as gate_mod
-from baseline import metrics, report, train
+from baseline import metrics, references, report, train
 from baseline import model as cnn
 from curator import catalog, config
 from curator.config import BaselineConfig
@@ -40,9 +41,12 @@ from curator.fsutil import write_atomic
 from curator.versions import semver_key
 from curator.workspace import Workspace
 
-FORMAT = 1
+FORMAT = 2  # 2: references beside every score, Wilson/BCa intervals with n, repeated CV, headline
 OVERRIDABLE = ("image_size", "epochs", "batch_size", "learning_rate", "patience", "augment", "seed",
-               "bootstrap")
+               "bootstrap", "cv_folds", "cv_repeats", "small_test", "cv_workers")
+# settings that change the intervals or the cross-validation, not the model: left out of the config hash
+UNHASHED = ("bootstrap", "cv_folds", "cv_repeats", "small_test", "cv_workers")
+ZERO_OK = ("seed", "cv_folds", "small_test", "cv_workers")  # may be 0; every other count must be >= 1
 
 
 @dataclass(frozen=True)
@@ -71,14 +75,15 @@ class BaselineResult:
         return self.gate.passed
 
     def summary_line(self) -> str:
-        """One line for a summary (the demo): the test scores with intervals, the run, the verdict."""
+        """One line for a summary (the demo): the headline with intervals and verdict, the run, the gate."""
         r = self.result
-        test = r["metrics"]["test"]
-        parts = []
-        for k in ("accuracy", "macro_f1"):
-            low, high = test[k]["ci95"]
-            parts.append(f"{report.SCORE_NAMES[k]} {test[k]['value']:.3f} [{low:.2f}-{high:.2f}]")
-        line = (f"baseline {r['version_label']}: test {', '.join(parts)} on {test['rows']} images; "
+        h = r["headline"]
+        basis = "repeated CV" if h["basis"] == "cv" else "test"
+        parts = [f"{report.SCORE_NAMES[k]} {h['model'][k]['value']:.3f} ({report.ci_text(h['model'][k])})"
+                 for k in ("accuracy", "macro_f1")]
+        line = (f"baseline {r['version_label']}: {basis} {', '.join(parts)} on {h['model']['accuracy']['n']} "
+                f"images, majority guess {report.with_ci(h['majority']['accuracy'])}: "
+                f"{h['verdict']['outcome']}; "
                 f"train accuracy {r['metrics']['train_accuracy']['value']:.3f}; "
                 f"{r['training']['epochs_run']} epochs in {r['timings']['train_seconds']:.1f} s "
                 f"({r['hardware']['backend']}, {r['hardware']['device']})")
@@ -101,9 +106,11 @@ def effective_config(base: BaselineConfig, overrides: dict[str, Any] | None) -> 
             raise InputError(f"{flag}: not a baseline setting")
         if key == "learning_rate" and not value > 0:
             raise InputError(f"{flag} {value}: must be positive")
-        if key not in ("learning_rate", "augment", "seed") and value < 1:
+        if key == "cv_folds" and value == 1:
+            raise InputError(f"--cv {value}: needs at least 2 folds")
+        if key not in ("learning_rate", "augment", *ZERO_OK) and value < 1:
             raise InputError(f"{flag} {value}: must be at least 1")
-        if key == "seed" and value < 0:
+        if key in ZERO_OK and value < 0:
             raise InputError(f"{flag} {value}: must be 0 or more")
     if values.get("image_size") is not None and values["image_size"] < 16:
         raise InputError(f"--image-size {values['image_size']}: must be at least 16 (four 2x poolings)")
@@ -112,8 +119,8 @@ def effective_config(base: BaselineConfig, overrides: dict[str, Any] | None) -> 
 
 def config_hash(cfg: BaselineConfig) -> str:
     """What makes two baselines comparable: the architecture and every training setting
-    (not the bootstrap resample count, which only changes the intervals)."""
-    settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "bootstrap"}
+    (not the bootstrap or cross-validation settings, which change only the intervals and CV)."""
+    settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in UNHASHED}
     return config.config_hash({"architecture": cnn.ARCHITECTURE, **settings})
 
 
@@ -124,7 +131,7 @@ def score_release(
     repo: str | None = None,
     revision: str | None = None,
     overrides: dict[str, Any] | None = None,
-    cv: int = 0,
+    cv: int | None = None,
     thresholds: list[gate_mod.Threshold] | None = None,
     on_epoch: train.EpochCallback | None = None,
     on_progress: Callable[[int], None] | None = None,
@@ -136,9 +143,12 @@ def score_release(
     ``on_epoch`` gets an :class:`~baseline.train.EpochLog` after every epoch (phase "train", then
     "fold i/K"); ``on_progress(1)`` is called once per epoch too. Nothing is printed.
     """
-    cfg = effective_config(ws.config.baseline, overrides)
-    if cv and cv < 2:
-        raise InputError(f"--cv {cv}: needs at least 2 folds")
+    given = {**(overrides or {}), **({"cv_folds": cv} if cv is not None else {})}
+    cfg = effective_config(ws.config.baseline, given)
+    wants_cv = bool(cv) or any(t.metric.startswith("cv.") for t in thresholds or [])
+    if wants_cv and cfg.cv_folds == 0:
+        raise InputError("a cv.* threshold needs cross-validation, which --cv 0 (or baseline.cv_folds = 0) "
+                         "turns off")
     started = time.perf_counter()
     cnn.keras_module()  # an unusable KERAS_BACKEND fails here, before any loading
     source = _resolve(ws, version, repo, revision)
@@ -152,13 +162,13 @@ def score_release(
         if on_progress is not None:
             on_progress(1)
 
-    outcome = _train_and_score(release, cfg, cv, epoch_done)
+    outcome = _train_and_score(release, cfg, wants_cv, epoch_done)
     digest = config_hash(cfg)
     previous_version, previous = _previous(ws.conn, source, digest)
     result = _assemble(source, release, cfg, digest, outcome, previous_version)
     gate = gate_mod.check(result["metrics"], previous, previous_version, thresholds or [])
     result["comparison"] = {"previous": gate_mod.display(previous_version) if previous_version else None,
-                            "deltas": gate.deltas}
+                            "deltas": gate.deltas, "noise": gate.noise}
     result["timings"].update(load_seconds=round(load_seconds, 3),
                              total_seconds=round(time.perf_counter() - started, 3))
     files = _write(ws, source, result)
@@ -214,15 +224,17 @@ class _Outcome:
     fitted: train.TrainResult
     scores: dict[str, Any]
     cv: dict[str, Any] | None
+    headline: dict[str, Any]
     eval_seconds: float
     cv_seconds: float
 
 
-def _train_and_score(release: data_mod.ReleaseData, cfg: BaselineConfig, cv: int,
+def _train_and_score(release: data_mod.ReleaseData, cfg: BaselineConfig, want_cv: bool,
                      on_epoch: train.EpochCallback) -> _Outcome:
     k = len(release.classes)
     tr, va, te = (release.splits[s] for s in data_mod.SPLITS)
-    pool = _cv_pool(release, cfg, cv) if cv else None  # refuses impossible folds before training
+    run_cv = cfg.cv_folds >= 2 and (want_cv or len(te) < cfg.small_test)
+    pool, folds = _cv_plan(release, cfg) if run_cv else (None, [])  # impossible folds fail before training
     weights = None
     if release.class_weights:
         weights = {i: float(release.class_weights.get(name, 1.0)) for i, name in enumerate(release.classes)}
@@ -236,67 +248,88 @@ def _train_and_score(release: data_mod.ReleaseData, cfg: BaselineConfig, cv: int
         raise BaselineError(f"release {release.source}: training diverged (loss is not finite in epoch "
                             f"{diverged[0]})", hint=f"lower --learning-rate (was {cfg.learning_rate:g})")
     evaluated = time.perf_counter()
-    originals = tr.originals()
-    scores = {
-        "test": metrics.evaluate(te.labels, train.predict(fitted.model, te.images),
-                                 release.classes, cfg.bootstrap, cfg.seed),
-        "validation": metrics.evaluate(va.labels, train.predict(fitted.model, va.images),
-                                       release.classes, cfg.bootstrap, cfg.seed),
-        "train_accuracy": metrics.accuracy_with_interval(
-            originals.labels, train.predict(fitted.model, originals.images),
-            cfg.bootstrap, cfg.seed),
-    }
-    scores["overfit_gap"] = scores["train_accuracy"]["value"] - scores["test"]["accuracy"]["value"]
+    scores = _score_splits(release, cfg, fitted)
     eval_seconds = time.perf_counter() - evaluated
     cv_started = time.perf_counter()
     cv_result = None
     if pool is not None:
-        cv_result = _cross_validate(pool, len(release.classes), cfg, fitted.best_epoch, on_epoch)
-    return _Outcome(fitted, scores, cv_result, eval_seconds, time.perf_counter() - cv_started)
+        done = cv_mod.run_all(pool, folds, release.classes, cfg, release.balance_method, on_epoch,
+                              cv_workers(cfg))
+        cv_result = cv_mod.summarise(done, len(pool.labels), cfg.cv_folds, cfg.cv_repeats,
+                                     release.balance_method)
+        scores["cv"] = cv_result["model"]
+    headline = _headline(scores, cv_result, cfg)
+    return _Outcome(fitted, scores, cv_result, headline, eval_seconds, time.perf_counter() - cv_started)
 
 
-@dataclass(frozen=True)
-class CvPool:
-    """The original rows of train+validation and the fold of each (no cluster in two folds)."""
+def cv_workers(cfg: BaselineConfig) -> int:
+    """Processes for the cross-validation folds: the setting, or by default one per CPU core (at most
+    4) on a CPU and one on a GPU (parallel processes would contend for its memory)."""
+    if cfg.cv_workers:
+        return cfg.cv_workers
+    if hardware(cnn.keras_module())["device"] != "cpu":
+        return 1
+    return max(1, min(4, os.cpu_count() or 1))
 
-    x: np.ndarray
-    y: np.ndarray
-    groups: np.ndarray
-    folds: np.ndarray
-    k: int
+
+def _score_splits(release: data_mod.ReleaseData, cfg: BaselineConfig,
+                  fitted: train.TrainResult) -> dict[str, Any]:
+    """Test (beside the majority and chance guesses), validation and train-originals scores."""
+    k = len(release.classes)
+    tr, va, te = (release.splits[s] for s in data_mod.SPLITS)
+    originals = tr.originals()
+    predicted = train.predict(fitted.model, te.images)
+    guess = references.majority_class(originals.labels, k)
+    paired = (predicted == te.labels).astype(np.float64) - (te.labels == guess).astype(np.float64)
+    test = metrics.evaluate(te.labels, predicted, release.classes, cfg.bootstrap, cfg.seed)
+    test.update(
+        majority=references.majority(originals.labels, te.labels, release.classes, cfg.bootstrap, cfg.seed),
+        chance=references.chance(originals.labels, te.labels, k, cfg.seed),
+        difference=metrics.mean_bca(paired, cfg.bootstrap, cfg.seed),
+    )
+    scores: dict[str, Any] = {
+        "test": test,
+        "validation": {**metrics.evaluate(va.labels, train.predict(fitted.model, va.images), release.classes,
+                                          cfg.bootstrap, cfg.seed), "chose_epoch": True},
+        "train_accuracy": metrics.accuracy_with_interval(originals.labels,
+                                                         train.predict(fitted.model, originals.images)),
+    }
+    scores["overfit_gap"] = scores["train_accuracy"]["value"] - test["accuracy"]["value"]
+    return scores
 
 
-def _cv_pool(release: data_mod.ReleaseData, cfg: BaselineConfig, k: int) -> CvPool:
+def _headline(scores: dict[str, Any], cv_result: dict[str, Any] | None,
+              cfg: BaselineConfig) -> dict[str, Any]:
+    """The estimate the card leads with: repeated CV when the test split is small and CV ran,
+    else the test split; with its references and the verdict."""
+    test = scores["test"]
+    if cv_result is not None and test["rows"] < cfg.small_test:
+        return {
+            "basis": "cv",
+            "why": f"the test split holds {test['rows']} images, fewer than {cfg.small_test}",
+            **{who: cv_result[who] for who in ("model", "majority", "chance")},
+            "verdict": references.verdict(cv_result["difference"], "in repeated cross-validation"),
+        }
+    return {
+        "basis": "test",
+        "why": (f"the test split holds {test['rows']} images, at least {cfg.small_test}"
+                if test["rows"] >= cfg.small_test else "cross-validation is off (--cv 0)"),
+        "model": {name: test[name] for name in references.SCORES},
+        "majority": {name: test["majority"][name] for name in references.SCORES},
+        "chance": test["chance"],
+        "verdict": references.verdict(test["difference"], "on the test split"),
+    }
+
+
+def _cv_plan(release: data_mod.ReleaseData, cfg: BaselineConfig) -> tuple[cv_mod.Pool, list[cv_mod.Fold]]:
+    """Train+validation originals, grouped by cluster and group_id, and their R x K folds."""
     tr = release.splits["train"].originals()
     va = release.splits["validation"].originals()
-    y = np.concatenate([tr.labels, va.labels])
-    groups = np.concatenate([tr.cluster_ids, va.cluster_ids])
-    folds = metrics.grouped_stratified_folds(y, groups, k, cfg.seed, release.classes)
-    return CvPool(np.concatenate([tr.images, va.images]), y, groups, folds, k)
-
-
-def _cross_validate(pool: CvPool, n_classes: int, cfg: BaselineConfig, epochs: int,
-                    on_epoch: train.EpochCallback) -> dict[str, Any]:
-    """K folds over ``pool``. Each fold trains for the main run's best epoch count (the held-out
-    fold never steers training), with balanced class weights instead of the release's
-    oversampled copies, and is scored on its held-out clusters."""
-    x, y, groups, folds, k = pool.x, pool.y, pool.groups, pool.folds, pool.k
-    results = []
-    for f in range(k):
-        held = folds == f
-        counts = np.bincount(y[~held], minlength=n_classes)
-        weights = {c: float(len(y[~held]) / (n_classes * counts[c])) for c in range(n_classes) if counts[c]}
-        fitted = train.fit(x[~held], y[~held], None, n_classes, cfg, class_weight=weights, epochs=epochs,
-                           phase=f"fold {f + 1}/{k}", on_epoch=on_epoch)
-        predicted = train.predict(fitted.model, x[held])
-        point = metrics.scores(metrics.confusion_matrix(y[held], predicted, n_classes))
-        results.append({"fold": f + 1, "rows": int(held.sum()), "clusters": int(len(np.unique(groups[held]))),
-                        **{name: float(point[name]) for name in gate_mod.SCORES}})
-    return {
-        "k": k, "epochs": epochs, "grouped_by": "cluster_id", "folds": results,
-        "mean": {n: float(np.mean([r[n] for r in results])) for n in gate_mod.SCORES},
-        "std": {n: float(np.std([r[n] for r in results], ddof=1)) for n in gate_mod.SCORES},
-    }
+    labels = np.concatenate([tr.labels, va.labels])
+    groups = cv_mod.group_keys(np.concatenate([tr.cluster_ids, va.cluster_ids]), tr.groups() + va.groups())
+    pool = cv_mod.Pool(np.concatenate([tr.images, va.images]), labels, tr.sha256 + va.sha256, groups)
+    share = len(va) / (len(tr) + len(va))
+    return pool, cv_mod.plan(labels, groups, cfg.cv_folds, cfg.cv_repeats, cfg.seed, share, release.classes)
 
 
 def _previous(conn: sqlite3.Connection, source: Source,
@@ -365,6 +398,7 @@ def _assemble(source: Source, release: data_mod.ReleaseData, cfg: BaselineConfig
             "stopped_early": fitted.stopped_early, "monitor": "val_loss", "patience": cfg.patience,
             "history": [dataclasses.asdict(e) for e in fitted.history],
         },
+        "headline": outcome.headline,
         "metrics": outcome.scores,
         "cv": outcome.cv,
         "comparison": {"previous": previous_version, "deltas": {}},

@@ -2,6 +2,16 @@
 
     python benchmarks/baseline_speed.py                      # JAX and torch, 1,000 images, 128 px
     python benchmarks/baseline_speed.py --backends jax --images 200 --epochs 3   # a quick check
+    python benchmarks/baseline_speed.py --cv 5x5 --images 100  # repeated CV as `curator baseline` runs it
+    python benchmarks/baseline_speed.py --cv 5x5 --images 100 --max-folds 5    # shortened, extrapolated
+
+``--cv RxK`` times the repeated grouped cross-validation of ``curator baseline`` (issue 16: a
+5x5 run on 100 images at 128 px should take under 10 minutes on 2 CPU cores): the exact
+``baseline.cv.run_fold`` per fold (balancing, early stopping on the fold's own selection
+share, scoring beside the references), default [baseline] settings (up to 30 epochs, patience
+5, batch 16), JAX unless ``KERAS_BACKEND`` says otherwise. It prints each fold's time and
+epochs; with ``--max-folds N`` it stops after N folds and extrapolates the full run from the
+mean fold time (said so in the output).
 
 Generates ``--images`` photo-like images (``curator.synthetic``, three classes) at the
 default input size, then trains the baseline CNN (``baseline.train.fit``, the exact code
@@ -96,6 +106,59 @@ def child(args: argparse.Namespace) -> None:
     }))
 
 
+def cv_benchmark(args: argparse.Namespace) -> None:
+    """Time R x K folds of baseline.cv on generated images; print per-fold and total figures."""
+    sys.path.insert(0, str(ROOT))
+    from baseline import cv
+    from baseline import run as baseline_run
+    from baseline.model import keras_module
+    from curator import synthetic
+    from curator.config import BaselineConfig
+
+    repeats, folds_per_repeat = (int(v) for v in args.cv.lower().split("x"))
+    keras = keras_module()
+    y = np.arange(args.images) % len(CLASSES)
+    x = np.stack([np.asarray(synthetic.photo(i, CLASSES[y[i]], size=(args.image_size, args.image_size)),
+                             dtype=np.uint8) for i in range(args.images)])
+    pool = cv.Pool(x, y, tuple(f"{i:064x}" for i in range(args.images)),
+                   cv.group_keys(np.arange(args.images) // 2, (None,) * args.images))  # near-duplicate pairs
+    cfg = BaselineConfig(image_size=args.image_size, batch_size=args.batch_size,
+                         cv_folds=folds_per_repeat, cv_repeats=repeats, cv_workers=args.workers)
+    workers = baseline_run.cv_workers(cfg)
+    folds = cv.plan(y, pool.groups, folds_per_repeat, repeats, cfg.seed, 0.15 / 0.85, CLASSES)
+    hw = baseline_run.hardware(keras)
+    print(f"repeated CV {repeats}x{folds_per_repeat} on {args.images} images at {args.image_size} px, "
+          f"{keras.backend.backend()} on {hw['device']} ({hw['device_kind']}), {os.cpu_count()} CPUs, "
+          f"up to {cfg.epochs} epochs (patience {cfg.patience}), batch {cfg.batch_size}, "
+          f"{workers} worker process(es)", flush=True)
+    started = time.perf_counter()
+    measured = folds[: args.max_folds or None]
+    records = cv.run_all(pool, measured, CLASSES, cfg, "oversample", workers=workers)
+    wall = time.perf_counter() - started
+    seconds = []
+    for fold, done in zip(measured, records, strict=True):
+        seconds.append(done["seconds"])
+        print(f"  {fold.phase}: {done['seconds']:6.1f} s wall, {done['cpu_seconds']:6.1f} CPU-s, "
+              f"{done['epochs_run']:2d} epochs "
+              f"(kept {done['best_epoch']}), {done['train_rows']} train / {done['selection_rows']} "
+              f"selection / {done['rows']} held out, accuracy {done['model']['accuracy']:.3f}", flush=True)
+    print(f"{len(seconds)} folds in {wall:.1f} s wall (including each worker's start and compile); "
+          f"per fold: mean {statistics.mean(seconds):.1f} s, median {statistics.median(seconds):.1f} s "
+          f"(a fold's own time; {workers} run at once)")
+    cpu = sum(r["cpu_seconds"] for r in records)
+    cores = min(workers, os.cpu_count() or 1)
+    print(f"CPU time: {cpu:.1f} CPU-s in the folds; on {cores} otherwise idle core(s) that is at least "
+          f"{cpu / cores:.1f} s of wall time")
+    if len(seconds) < len(folds):
+        scale = len(folds) / len(seconds)
+        print(f"shortened run, all {len(folds)} folds extrapolated from the {len(seconds)} measured: "
+              f"~{wall * scale / 60:.1f} min at this machine's load; "
+              f"~{cpu * scale / cores / 60:.1f} min from CPU time on {cores} idle core(s) "
+              "(plus each worker's start and compile)")
+    else:
+        print(f"full {repeats}x{folds_per_repeat} run: {wall / 60:.1f} min")
+
+
 def run_backend(backend: str, args: argparse.Namespace, data: Path) -> dict[str, object]:
     env = {**os.environ, "KERAS_BACKEND": backend}
     command = [sys.executable, __file__, "--child", "--data", str(data), "--epochs", str(args.epochs),
@@ -117,11 +180,18 @@ def main() -> None:
     parser.add_argument("--backends", default="jax,torch")
     parser.add_argument("--no-augment", action="store_true")
     parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument("--cv", metavar="RxK", help="time repeated cross-validation instead, e.g. 5x5")
+    parser.add_argument("--max-folds", type=int, default=0, help="with --cv: stop after N folds, extrapolate")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="with --cv: worker processes (default as curator baseline: one per core, max 4)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args)
+        return
+    if args.cv:
+        cv_benchmark(args)
         return
     sys.path.insert(0, str(ROOT))
     with tempfile.TemporaryDirectory() as tmp:

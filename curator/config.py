@@ -133,6 +133,10 @@ class BaselineConfig:
     augment: bool = True
     seed: int = 1337
     bootstrap: int = 1000
+    cv_folds: int = 5  # repeated grouped K-fold: K (0: no cross-validation)
+    cv_repeats: int = 5  # R: each repeat draws new folds
+    small_test: int = 50  # a test split with fewer images makes the CV estimate the headline
+    cv_workers: int = 0  # processes for the folds; 0: one per CPU core (at most 4), one on a GPU
 
 
 @dataclass(frozen=True)
@@ -325,9 +329,14 @@ def _check(config: Config) -> None:
 
     preprocess.check_steps(config.preprocess.steps)
     b = config.baseline
-    for key in ("image_size", "epochs", "batch_size", "patience", "bootstrap"):
+    for key in ("image_size", "epochs", "batch_size", "patience", "bootstrap", "cv_repeats"):
         if getattr(b, key) < 1:
             raise bad_value(f"baseline.{key}", "must be at least 1")
+    if b.cv_folds == 1 or b.cv_folds < 0:
+        raise bad_value("baseline.cv_folds", "must be 0 (off) or at least 2")
+    for key in ("small_test", "cv_workers"):
+        if getattr(b, key) < 0:
+            raise bad_value(f"baseline.{key}", "must be 0 or more")
     if b.learning_rate <= 0:
         raise bad_value("baseline.learning_rate", "must be positive")
     if b.image_size < 16:  # the baseline CNN halves the input four times

@@ -471,11 +471,13 @@ def _split_counts(rows: list[tuple[str, str, bool]], classes: list[str]) -> dict
     for split in SPLITS:
         mine = [r for r in rows if r[0] == split]
         per_class = Counter(r[1] for r in mine)
+        originals = Counter(r[1] for r in mine if not r[2])
         counts[split] = {
             "rows": len(mine),
             "originals": sum(1 for r in mine if not r[2]),
             "augmented": sum(1 for r in mine if r[2]),
             "per_class": {c: per_class.get(c, 0) for c in classes},
+            "originals_per_class": {c: originals.get(c, 0) for c in classes},
         }
     return counts
 

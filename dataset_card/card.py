@@ -228,11 +228,21 @@ def _summary(facts: CardFacts) -> str:
 
 
 def _classes(facts: CardFacts) -> str:
+    """Photos (distinct originals) and rows (with the synthetic training copies) in separate columns,
+    so an oversampled class cannot be read as having more photos than it has."""
     rows = []
     for index, name in enumerate(facts.classes):
         total = sum(int(s["per_class"].get(name, 0)) for s in facts.splits.values())
-        rows.append([index, name, facts.class_descriptions.get(name, ""), total])
-    return "## Classes\n\n" + _table(["id", "class", "description", "rows"], rows)
+        photos = sum(int(s.get("originals_per_class", s["per_class"]).get(name, 0))
+                     for s in facts.splits.values())
+        rows.append([index, name, facts.class_descriptions.get(name, ""), photos, total])
+    train = facts.splits.get("train", {})
+    share = int(train.get("augmented", 0)) / int(train["rows"]) if train.get("rows") else 0.0
+    return (
+        "## Classes\n\n" + _table(["id", "class", "description", "photos", "rows (with synthetic)"], rows)
+        + f"\n\nSynthetic rows make up {share:.0%} of the training split "
+        f"({train.get('augmented', 0)} of {train.get('rows', 0)} rows); validation and test hold photos only."
+    )
 
 
 def _structure(facts: CardFacts) -> str:

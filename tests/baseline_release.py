@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,8 @@ def write_release(
     corrupt: tuple[str, int] | None = None,
     card: str = CARD,
     augmented: int = 0,
+    shuffle_labels: bool = False,
+    group_ids: bool = False,
 ) -> dict[str, Any]:
     """Write a release into ``folder``; return its manifest.
 
@@ -62,7 +65,10 @@ def write_release(
     ``flip_labels`` relabels the first N images of each split per class as the next class
     (a planted, worse release); ``corrupt`` = (split, i) stores bytes that are no image as the
     i-th image of that split's first class; ``augmented`` adds that many oversampled copies
-    (``augmented_from`` set, same cluster) of the first train image of each class.
+    (``augmented_from`` set, same cluster) of the first train image of each class;
+    ``shuffle_labels`` permutes the labels within each split (seeded), so the images say nothing
+    about their label; ``group_ids`` gives every three consecutive originals of a split the same
+    manifest ``group_id`` (one patient), across clusters.
     """
     import datasets
 
@@ -72,8 +78,14 @@ def write_release(
     rows: list[dict[str, Any]] = []
     files = {}
     next_cluster = 1
+    rng = random.Random(seed)
     for s, split in enumerate(("train", "validation", "test")):
         columns: dict[str, list[Any]] = {name: [] for name in features}
+        labels = [(c + 1) % len(classes) if i < flip_labels else c for c, name in enumerate(classes)
+                  if missing != (split, name) for i in range(per_class[split])]
+        if shuffle_labels:
+            rng.shuffle(labels)
+        position = 0
         for c, name in enumerate(classes):
             if missing == (split, name):
                 continue
@@ -84,7 +96,7 @@ def write_release(
                 sha = hashlib.sha256(data).hexdigest()
                 if not (pair_clusters and split == "train" and i % 2 == 1):
                     next_cluster += 1
-                label = (c + 1) % len(classes) if i < flip_labels else c
+                label = labels[position]
                 for key, value in (("image", {"bytes": data, "path": None}), ("label", label),
                                    ("sha256", sha), ("source_url", f"file:///{name}/{s}-{i}.png"),
                                    ("cluster_id", next_cluster), ("group_id", None), ("augmented_from", None),
@@ -93,6 +105,9 @@ def write_release(
                 rows.append({"sha256": sha, "label": classes[label], "split": split,
                              "source_url": columns["source_url"][-1], "cluster_id": next_cluster,
                              "augmented_from": None, "preprocess_hash": "none"})
+                if group_ids:
+                    rows[-1]["group_id"] = f"{split}-patient-{position // 3}"
+                position += 1
                 if split == "train" and i == 0:
                     _add_copies(columns, rows, augmented, sha, data, label, classes, next_cluster, size)
         relative = f"data/{split}-00000-of-00001.parquet"
@@ -102,7 +117,8 @@ def write_release(
     manifest = {
         "version": version, "name": "scalp-test", "parent": parent, "created_at": catalog.utcnow(),
         "classes": list(classes), "splits": {}, "files": files, "rows": rows, "cluster_members": [],
-        "balance": {"method": "class-weights" if class_weights else "none", "class_weights": class_weights},
+        "balance": {"method": "class-weights" if class_weights else "oversample" if augmented else "none",
+                    "class_weights": class_weights},
         "config": {}, "versions": {}, "bump": {"kind": "initial", "reason": "test"},
         "include_restricted": False,
     }

@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from rich.console import Console
 
-from baseline import data, metrics, run, train
+from baseline import cv, data, report, run, train
 from curator.config import BaselineConfig
 from curator.workspace import init_workspace
 from tests.baseline_release import CLASSES, add_release, write_release
@@ -23,9 +24,11 @@ from tests.baseline_release import CLASSES, add_release, write_release
 pytestmark = pytest.mark.filterwarnings(
     "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning")
 
-# Small and fast: 64 px, 10/8/8 images per class, batch 8. Every test here uses this one shape,
-# so JAX compiles the train step once per test process.
-FAST = {"image_size": 64, "epochs": 12, "batch_size": 8, "patience": 4, "bootstrap": 200}
+# Small and fast: 64 px, 10/8/8 images per class, batch 8, 3 folds x 2 repeats, in this process (a
+# worker process would pay its own imports and compile). Every test here uses this one shape, so JAX
+# compiles the train step once per test process.
+FAST = {"image_size": 64, "epochs": 12, "batch_size": 8, "patience": 4, "bootstrap": 200, "cv_folds": 3,
+        "cv_repeats": 2, "cv_workers": 1}
 
 
 def _digests(folder: Path) -> dict[str, str]:
@@ -35,13 +38,14 @@ def _digests(folder: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def scored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """One workspace with release v1.0.0, scored twice with the same seed."""
+    """One workspace with release v1.0.0 (oversampled: 2 copies per class), scored twice with the
+    same seed; its 24-image test split is under 50, so repeated CV runs and is the headline."""
     ws = init_workspace(tmp_path_factory.mktemp("baseline") / "ws", "scalp-test", list(CLASSES))
-    folder = add_release(ws)
+    folder = add_release(ws, augmented=2)
     before = _digests(folder)
     card_before = (folder / "README.md").read_text(encoding="utf-8")
     epochs: list[train.EpochLog] = []
-    first = run.score_release(ws, "v1.0.0", overrides=FAST, cv=3, on_epoch=epochs.append)
+    first = run.score_release(ws, "v1.0.0", overrides=FAST, on_epoch=epochs.append)
     after_first = _digests(folder)
     card_first = (folder / "README.md").read_text(encoding="utf-8")
     second = run.score_release(ws, "1.0.0", overrides=FAST)
@@ -51,14 +55,21 @@ def scored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
 
 
 @pytest.mark.slow
-def test_learns_the_classes_well_above_chance(scored: dict[str, Any]) -> None:
-    m = scored["first"].result["metrics"]
+def test_learns_the_classes_and_the_verdict_says_it_beats_the_guess(scored: dict[str, Any]) -> None:
+    result = scored["first"].result
+    m = result["metrics"]
     # chance is 1/3; the generated classes differ in colour and texture, so the CNN gets most right
     assert m["test"]["accuracy"]["value"] >= 0.75, m["test"]
-    assert m["validation"]["accuracy"]["value"] >= 0.75, m["validation"]
-    assert m["test"]["rows"] == 24
+    assert m["test"]["rows"] == 24 and m["test"]["accuracy"]["n"] == 24
     low, high = m["test"]["accuracy"]["ci95"]
     assert low <= m["test"]["accuracy"]["value"] <= high
+    headline = result["headline"]
+    assert headline["basis"] == "cv" and headline["why"] == "the test split holds 24 images, fewer than 50"
+    assert headline["model"]["accuracy"]["value"] >= 0.75
+    assert headline["verdict"]["outcome"] == "beats", headline["verdict"]
+    assert headline["verdict"]["sentence"].startswith(
+        "The model beats a majority-class guess in repeated cross-validation by ")
+    assert m["cv"] == result["cv"]["model"]  # what --fail-under cv.accuracy reads
 
 
 @pytest.mark.slow
@@ -76,7 +87,9 @@ def test_epochs_are_reported_as_they_finish(scored: dict[str, Any]) -> None:
     epochs = [e for e in scored["epochs"] if e.phase == "train"]
     folds = [e for e in scored["epochs"] if e.phase != "train"]
     best = result["training"]["best_epoch"]
-    assert [e.phase for e in folds] == [f"fold {f}/3" for f in (1, 2, 3) for _ in range(best)]
+    expected = [(f"repeat {f['repeat']} fold {f['fold']}", n) for f in result["cv"]["per_fold"]
+                for n in range(1, f["epochs_run"] + 1)]
+    assert [(e.phase, e.epoch) for e in folds] == expected
     assert [e.epoch for e in epochs] == list(range(1, result["training"]["epochs_run"] + 1))
     assert all(e.phase == "train" and e.epochs == FAST["epochs"] for e in epochs)
     assert all(e.val_loss is not None for e in epochs)
@@ -127,39 +140,120 @@ def test_catalog_rows(scored: dict[str, Any]) -> None:
     assert json.loads(rows[0]["metrics"]) == scored["first"].result["metrics"]
 
 
-@pytest.mark.slow
-def test_cross_validation_by_cluster(scored: dict[str, Any]) -> None:
-    """3 folds over train+validation originals, grouped by cluster, reported as mean and std."""
-    result = scored["first"].result["cv"]
-    assert scored["second"].result["cv"] is None
-    assert result["k"] == 3 and len(result["folds"]) == 3
-    assert result["epochs"] == scored["first"].result["training"]["best_epoch"]
-    assert sum(f["rows"] for f in result["folds"]) == 30 + 24
-    accuracies = [f["accuracy"] for f in result["folds"]]
-    assert result["mean"]["accuracy"] == pytest.approx(np.mean(accuracies))
-    assert result["std"]["accuracy"] == pytest.approx(np.std(accuracies, ddof=1))
-    assert result["mean"]["accuracy"] > 0.5
-    assert "3-fold cross-validation over train+validation" in scored["card_first"]
-    release = data.load_folder(scored["folder"], 64, "v1.0.0")
+def _pool_and_folds(folder: Path) -> tuple[Any, list[Any], BaselineConfig]:
+    """The CV pool and folds of the scored release, rebuilt independently of baseline.run."""
+    release = data.load_folder(folder, 64, "v1.0.0")
+    tr, va = release.splits["train"].originals(), release.splits["validation"]
+    labels = np.concatenate([tr.labels, va.labels])
+    groups = cv.group_keys(np.concatenate([tr.cluster_ids, va.cluster_ids]), tr.groups() + va.groups())
+    pool = cv.Pool(np.concatenate([tr.images, va.images]), labels, tr.sha256 + va.sha256, groups)
     cfg = BaselineConfig(**FAST)
-    tr, va = release.splits["train"], release.splits["validation"]
-    folds = metrics.grouped_stratified_folds(np.concatenate([tr.labels, va.labels]),
-                                             np.concatenate([tr.cluster_ids, va.cluster_ids]), 3, cfg.seed)
-    groups = np.concatenate([tr.cluster_ids, va.cluster_ids])
-    assert all(len(set(folds[groups == g])) == 1 for g in np.unique(groups))
+    folds = cv.plan(labels, groups, 3, 2, cfg.seed, len(va) / (len(tr) + len(va)), release.classes)
+    return pool, folds, cfg
+
+
+@pytest.mark.slow
+def test_repeated_cross_validation_by_group(scored: dict[str, Any]) -> None:
+    """3 folds x 2 repeats over train+validation originals (54), no group in two parts of a fold."""
+    result = scored["first"].result["cv"]
+    assert (result["folds"], result["repeats"], result["rows"]) == (3, 2, 54)
+    assert len(result["per_fold"]) == 6
+    assert sum(f["rows"] for f in result["per_fold"]) == 2 * 54
+    accuracies = [f["model"]["accuracy"] for f in result["per_fold"]]
+    assert result["model"]["accuracy"]["value"] == pytest.approx(np.mean(accuracies))
+    assert result["model"]["accuracy"]["method"] == "corrected t" and result["model"]["accuracy"]["n"] == 54
+    assert result["balancing"] == "oversample"
+    pool, folds, _ = _pool_and_folds(scored["folder"])
+    for fold, record in zip(folds, result["per_fold"], strict=True):
+        assert (fold.repeat, fold.index) == (record["repeat"], record["fold"])
+        assert len(fold.held_out) == record["rows"]
+        for g in np.unique(pool.groups):
+            rows = set(np.flatnonzero(pool.groups == g))
+            parts = (set(fold.train), set(fold.selection), set(fold.held_out))
+            assert sum(bool(rows & part) for part in parts) == 1
+
+
+@pytest.mark.slow
+def test_each_fold_trains_by_the_headline_procedure_on_its_own_rows(scored: dict[str, Any]) -> None:
+    """Fails if a fold's epoch count or balancing came from outside that fold: every fold stops early
+    on its own selection rows (best epoch = the lowest of its own selection losses), its class counts
+    are what oversampling its own training rows gives, and retraining one fold from only its own rows
+    reproduces the recorded losses, epoch and counts exactly."""
+    result = scored["first"].result
+    pool, folds, cfg = _pool_and_folds(scored["folder"])
+    loaded = data.load_folder(scored["folder"], 64, "v1.0.0")
+    release_train = np.bincount(loaded.splits["train"].labels).tolist()
+    for fold, record in zip(folds, result["cv"]["per_fold"], strict=True):
+        losses = record["selection_loss"]
+        assert None not in losses and len(losses) == record["epochs_run"]
+        assert record["best_epoch"] == int(np.argmin(losses)) + 1
+        assert record["epochs_run"] in (FAST["epochs"], record["best_epoch"] + FAST["patience"])
+        own = np.bincount(pool.labels[fold.train], minlength=3)
+        assert record["class_counts"] == [int(own.max())] * 3
+        assert record["synthetic_rows"] == int((own.max() - own).sum())
+        assert record["selection_rows"] == len(fold.selection)
+        assert record["class_counts"] != release_train  # not the release's oversampled train split
+    fold, record = folds[4], result["cv"]["per_fold"][4]
+    balanced = cv.balance_rows(pool, fold.train, "oversample", CLASSES, cfg.seed)
+    selection = (pool.images[fold.selection], pool.labels[fold.selection])
+    again = train.fit(balanced.x, balanced.y, selection, 3, cfg, class_weight=balanced.class_weight)
+    assert [e.val_loss for e in again.history] == record["selection_loss"]
+    assert again.best_epoch == record["best_epoch"]
+    predicted = train.predict(again.model, pool.images[fold.held_out])
+    assert float(np.mean(predicted == pool.labels[fold.held_out])) == record["model"]["accuracy"]
+
+
+@pytest.mark.slow
+def test_card_json_and_terminal_carry_the_same_figures(scored: dict[str, Any]) -> None:
+    saved = json.loads((scored["folder"] / "baseline.json").read_text(encoding="utf-8"))
+    assert saved["format"] == 2
+    card = (scored["folder"] / "README.md").read_text(encoding="utf-8")
+    console = Console(record=True, width=250)
+    report.render(console, {**saved, "files": []})
+    terminal = console.export_text()
+    assert saved["headline"]["verdict"]["sentence"] in card
+    assert "Verdict: " + saved["headline"]["verdict"]["sentence"] in " ".join(terminal.split())
+    headline_part, test_part = terminal.split("Test split, one draw (24 images)")
+    blocks = ((saved["headline"], headline_part), (report.split_block(saved["metrics"]), test_part))
+    for block, part in blocks:
+        for key, row in zip(report.SCORE_NAMES, report.score_rows(block), strict=True):
+            assert "| " + " | ".join(row) + " |" in card, row
+            line = next(t for t in part.splitlines() if t.strip("│ ").startswith(row[0] + " "))
+            assert [c.strip() for c in line.split("│")[1:7]] == row
+            assert float(row[1]) == round(block["model"][key]["value"], 3)
+            assert row[3] == str(block["model"][key]["n"])
+            majority = block["majority"][key]
+            assert row[4].startswith(f"{majority['value']:.3f} (")
+    test_accuracy = saved["metrics"]["test"]["accuracy"]
+    assert f"accuracy {test_accuracy['value']:.3f} ({report.ci_text(test_accuracy)}) on 24 images" in card
+
+
+@pytest.mark.slow
+def test_shuffled_labels_do_not_beat_the_majority_guess(tmp_path: Path) -> None:
+    """Labels that say nothing about the images: the verdict must not claim a win, and the
+    cross-validated accuracy's interval holds the majority-class rate."""
+    ws = init_workspace(tmp_path / "ws", "scalp-test", list(CLASSES))
+    add_release(ws, shuffle_labels=True)
+    result = run.score_release(ws, "v1.0.0", overrides=FAST).result
+    headline = result["headline"]
+    assert headline["verdict"]["outcome"] == "does not beat", headline["verdict"]
+    assert headline["verdict"]["sentence"].startswith("The model does not beat a majority-class guess")
+    low, high = headline["model"]["accuracy"]["ci95"]
+    assert low <= headline["majority"]["accuracy"]["value"] <= high
 
 
 @pytest.mark.slow
 def test_summary_line(scored: dict[str, Any]) -> None:
     line = scored["second"].summary_line()
-    assert line.startswith("baseline v1.0.0: test accuracy ")
-    assert "on 24 images" in line and "(jax, cpu)" in line
+    assert line.startswith("baseline v1.0.0: repeated CV accuracy ")
+    assert "on 54 images, majority guess " in line and ": beats;" in line and "(jax, cpu)" in line
 
 
 @pytest.mark.slow
 def test_same_metrics_in_a_fresh_process(scored: dict[str, Any]) -> None:
     """The same release and seed give the same metrics in another process (its own compile)."""
-    args = [f"--{k.replace('_', '-')}={v}" for k, v in FAST.items()]
+    args = [f"--{k.replace('_', '-')}={v}" for k, v in FAST.items() if not k.startswith("cv_")]
+    args += ["--cv=3", "--cv-repeats=2"]
     done = subprocess.run([sys.executable, "-c", "from curator.cli import main; main()",
                            "--workspace", str(scored["ws"].root), "--json", "baseline", "v1.0.0", *args],
                           capture_output=True, text=True, timeout=300,
@@ -170,15 +264,17 @@ def test_same_metrics_in_a_fresh_process(scored: dict[str, Any]) -> None:
 
 def test_release_balancing_reaches_training(tmp_path: Path) -> None:
     """Oversampled rows are marked (and left out of train accuracy and CV); class weights from the
-    manifest become per-row sample weights."""
+    manifest become per-row sample weights; a manifest's group_id reaches each row."""
     weights = {"alopecia": 0.5, "psoriasis": 1.0, "folliculitis": 2.0}
-    write_release(tmp_path / "r", augmented=3, class_weights=weights)
+    write_release(tmp_path / "r", augmented=3, class_weights=weights, group_ids=True)
     release = data.load_folder(tmp_path / "r", 32, "v1.0.0",
                                manifest=json.loads((tmp_path / "r" / "manifest.json").read_text()))
     train_split = release.splits["train"]
     assert len(train_split) == 30 + 9 and int(train_split.augmented.sum()) == 9
     assert len(train_split.originals()) == 30 and not train_split.originals().augmented.any()
-    assert release.class_weights == weights
+    assert release.class_weights == weights and release.balance_method == "class-weights"
+    assert train_split.originals().group_ids[:4] == ("train-patient-0",) * 3 + ("train-patient-1",)
+    assert all(g is None for g, copy in zip(train_split.groups(), train_split.augmented, strict=True) if copy)
     as_index = {i: weights[name] for i, name in enumerate(release.classes)}
     batches = train.make_batches(train_split.images, train_split.labels, 8, seed=1, class_weight=as_index)
     x, y, w = batches[0]
@@ -188,3 +284,23 @@ def test_release_balancing_reaches_training(tmp_path: Path) -> None:
     again = train.make_batches(train_split.images, train_split.labels, 8, seed=1, class_weight=as_index)
     assert np.array_equal(again[0][1], y)
     assert sorted(batches.order[: len(train_split)].tolist()) == list(range(len(train_split)))
+
+
+@pytest.mark.slow
+def test_folds_in_worker_processes_match_one_by_one(scored: dict[str, Any]) -> None:
+    """Folds run in two spawned worker processes give the same records as the fixture's run, which
+    trained them one by one in this process, and report every epoch."""
+    import dataclasses
+
+    pool, folds, cfg = _pool_and_folds(scored["folder"])
+    assert run.cv_workers(dataclasses.replace(cfg, cv_workers=0)) == min(4, os.cpu_count() or 1)
+    recorded = scored["first"].result["cv"]["per_fold"]
+    seen: list[train.EpochLog] = []
+    both = cv.run_all(pool, folds[:2], CLASSES, dataclasses.replace(cfg, cv_workers=2), "oversample",
+                      seen.append, workers=2)
+    def timeless(record: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in record.items() if k not in ("seconds", "cpu_seconds")}
+
+    assert [timeless(r) for r in both] == [timeless(r) for r in recorded[:2]]
+    assert [(e.phase, e.epoch) for e in seen] == [(f.phase, n) for f, r in zip(folds, both, strict=False)
+                                                  for n in range(1, r["epochs_run"] + 1)]

@@ -28,7 +28,8 @@ hub_env = hub_fixtures.hub_env
 pytestmark = pytest.mark.filterwarnings(
     "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning")
 
-FAST = ["--image-size", "64", "--epochs", "12", "--batch-size", "8", "--patience", "4", "--bootstrap", "200"]
+FAST = ["--image-size", "64", "--epochs", "12", "--batch-size", "8", "--patience", "4", "--bootstrap", "200",
+        "--cv", "3", "--cv-repeats", "1"]
 CLI = [sys.executable, "-c", "from curator.cli import main; main()"]
 
 
@@ -47,7 +48,10 @@ def released(tmp_path: Path) -> Iterator[Workspace]:
      "Error: --fail-under 'accuracy': expected METRIC=VALUE, e.g. --fail-under accuracy=0.8"),
     (["--max-drop", "f1=0.1"], 5,
      "Error: --max-drop 'f1=0.1': unknown metric 'f1' (use accuracy, balanced_accuracy, macro_f1, "
-     "validation.<score>, train_accuracy)"),
+     "validation.<score>, cv.<score>, train_accuracy)"),
+    (["--cv-repeats", "0"], 5, "Error: --cv-repeats 0: must be at least 1"),
+    (["--cv", "0", "--fail-under", "cv.accuracy=0.5"], 5,
+     "Error: a cv.* threshold needs cross-validation, which --cv 0 (or baseline.cv_folds = 0) turns off"),
     (["--fail-under", "accuracy=1.5"], 5,
      "Error: --fail-under 'accuracy=1.5': the value must be between 0 and 1"),
     (["--revision", "v1.0.0"], 5, "Error: --revision needs --repo ns/name"),
@@ -115,6 +119,7 @@ def test_card_without_baseline_section(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("toml", "line"), [
     ("[baseline]\nimage_size = 8\n", "Error: curator.toml: 'baseline.image_size' must be at least 16"),
     ("[baseline]\nlayers = 5\n", "Error: curator.toml: unknown key 'baseline.layers'"),
+    ("[baseline]\ncv_folds = 1\n", "Error: curator.toml: 'baseline.cv_folds' must be 0 (off) or at least 2"),
 ])
 def test_bad_baseline_settings_name_the_key(released: Workspace, toml: str, line: str) -> None:
     with (released.root / "curator.toml").open("a", encoding="utf-8") as fh:
@@ -262,8 +267,10 @@ def test_end_to_end_and_a_planted_worse_release_fails_the_gate(tmp_path: Path) -
     assert len(errors) == 1
     assert errors[0].startswith("Error: gate failed: test.accuracy dropped by ")
     assert errors[0].endswith(", more than --max-drop test.accuracy=0.1")
-    assert "(v1.0.0: " in errors[0]
+    assert "(v1.0.0: " in errors[0] and "the noise)" in errors[0]
     # the score itself is valid and recorded; only the verdict fails
     worse = json.loads((ws / "releases" / "v1.1.0" / "baseline.json").read_text(encoding="utf-8"))
     assert worse["comparison"]["previous"] == "v1.0.0"
     assert worse["comparison"]["deltas"]["test.accuracy"] < -0.1
+    assert worse["format"] == 2 and worse["headline"]["basis"] == "cv"
+    assert set(worse["comparison"]["noise"]) >= {"test.accuracy", "cv.accuracy"}

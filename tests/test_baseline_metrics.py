@@ -102,7 +102,7 @@ def test_bootstrap_is_seeded() -> None:
     b = metrics.evaluate(Y_TRUE, Y_PRED, ("a", "b", "c"), resamples=200, seed=5)
     c = metrics.evaluate(Y_TRUE, Y_PRED, ("a", "b", "c"), resamples=200, seed=6)
     assert a == b
-    assert a["accuracy"]["ci95"] != c["accuracy"]["ci95"]
+    assert a["macro_f1"]["ci95"] != c["macro_f1"]["ci95"]  # BCa; accuracy's Wilson interval has no draws
 
 
 def test_evaluate_reports_per_class_and_matrix() -> None:
@@ -150,13 +150,19 @@ def test_grouped_folds_refuse_too_few_clusters() -> None:
 
 
 METRICS = {
-    "test": {"accuracy": {"value": 0.80}, "balanced_accuracy": {"value": 0.78}, "macro_f1": {"value": 0.75}},
+    "test": {"accuracy": {"value": 0.80, "ci95": [0.70, 0.88]}, "balanced_accuracy": {"value": 0.78},
+             "macro_f1": {"value": 0.75, "ci95": [0.6, 0.85]}},
+    "cv": {"accuracy": {"value": 0.71, "ci95": [0.62, 0.80]}, "balanced_accuracy": {"value": 0.7},
+           "macro_f1": {"value": 0.7}},
     "validation": {"accuracy": {"value": 0.7}, "balanced_accuracy": {"value": 0.7},
                    "macro_f1": {"value": 0.7}},
     "train_accuracy": {"value": 0.95},
 }
 BETTER = {
-    "test": {"accuracy": {"value": 0.95}, "balanced_accuracy": {"value": 0.9}, "macro_f1": {"value": 0.76}},
+    "test": {"accuracy": {"value": 0.95, "ci95": [0.90, 0.98]}, "balanced_accuracy": {"value": 0.9},
+             "macro_f1": {"value": 0.76, "ci95": [0.62, 0.88]}},
+    "cv": {"accuracy": {"value": 0.80, "ci95": [0.70, 0.88]}, "balanced_accuracy": {"value": 0.7},
+           "macro_f1": {"value": 0.7}},
     "validation": {"accuracy": {"value": 0.9}, "balanced_accuracy": {"value": 0.9},
                    "macro_f1": {"value": 0.9}},
     "train_accuracy": {"value": 0.99},
@@ -173,7 +179,7 @@ def test_gate_parses_metric_names() -> None:
     ("accuracy", "--fail-under 'accuracy': expected METRIC=VALUE, e.g. --fail-under accuracy=0.8"),
     ("accuracy=", "--fail-under 'accuracy=': expected METRIC=VALUE, e.g. --fail-under accuracy=0.8"),
     ("acc=0.8", "--fail-under 'acc=0.8': unknown metric 'acc' (use accuracy, balanced_accuracy, macro_f1, "
-                "validation.<score>, train_accuracy)"),
+                "validation.<score>, cv.<score>, train_accuracy)"),
     ("accuracy=high", "--fail-under 'accuracy=high': 'high' is not a number"),
     ("accuracy=80", "--fail-under 'accuracy=80': the value must be between 0 and 1"),
 ])
@@ -192,10 +198,28 @@ def test_gate_max_drop_against_a_planted_better_previous() -> None:
     thresholds = gate.parse(["accuracy=0.1", "macro_f1=0.1"], "--max-drop")
     result = gate.check(METRICS, BETTER, "1.0.0", thresholds)
     assert result.failures == [
-        "test.accuracy dropped by 0.1500 (v1.0.0: 0.9500 -> 0.8000), more than --max-drop test.accuracy=0.1"]
+        "test.accuracy dropped by 0.1500 (v1.0.0: 0.9500 -> 0.8000, outside the noise), more than "
+        "--max-drop test.accuracy=0.1"]
     assert result.deltas["test.accuracy"] == pytest.approx(-0.15)
+    assert result.noise["test.macro_f1"] == "inside the noise"  # 0.60-0.85 overlaps 0.62-0.88
+    assert result.noise["test.balanced_accuracy"] == "noise unknown (no interval)"
     assert result.deltas["train_accuracy"] == pytest.approx(-0.04)
     assert not result.passed
+
+
+def test_gate_on_the_cross_validated_estimate() -> None:
+    """cv.* names the repeated-CV estimate; a drop inside the noise says so, and a cv threshold on a
+    run without cross-validation fails rather than passing unchecked."""
+    assert [t.metric for t in gate.parse(["cv.accuracy=0.7"], "--fail-under")] == ["cv.accuracy"]
+    result = gate.check(METRICS, BETTER, "1.0.0", gate.parse(["cv.accuracy=0.05"], "--max-drop"))
+    assert result.failures == [
+        "cv.accuracy dropped by 0.0900 (v1.0.0: 0.8000 -> 0.7100, inside the noise), more than "
+        "--max-drop cv.accuracy=0.05"]
+    assert gate.check(METRICS, None, None, gate.parse(["cv.accuracy=0.7"], "--fail-under")).passed
+    without = {k: v for k, v in METRICS.items() if k != "cv"}
+    failed = gate.check(without, None, None, gate.parse(["cv.accuracy=0.7"], "--fail-under"))
+    assert failed.failures == ["cv.accuracy was not measured (cross-validation did not run), so "
+                               "--fail-under cv.accuracy=0.7 cannot pass"]
 
 
 def test_gate_max_drop_without_previous_passes_with_a_note() -> None:

@@ -27,9 +27,11 @@ from tests.test_release import build, make_workspace
 def facts(**changes: object) -> CardFacts:
     splits = {
         "train": {"rows": 12, "originals": 9, "augmented": 3,
-                  "per_class": {"alopecia": 4, "psoriasis": 4, "folliculitis": 4}},
+                  "per_class": {"alopecia": 4, "psoriasis": 4, "folliculitis": 4},
+                  "originals_per_class": {"alopecia": 2, "psoriasis": 3, "folliculitis": 4}},
         "validation": {"rows": 3, "originals": 3, "augmented": 0,
-                       "per_class": {"alopecia": 1, "psoriasis": 1, "folliculitis": 1}},
+                       "per_class": {"alopecia": 1, "psoriasis": 1, "folliculitis": 1},
+                       "originals_per_class": {"alopecia": 1, "psoriasis": 1, "folliculitis": 1}},
         "test": {"rows": 0, "originals": 0, "augmented": 0,
                  "per_class": {"alopecia": 0, "psoriasis": 0, "folliculitis": 0}},
     }
@@ -94,7 +96,7 @@ def test_other_licence_gets_a_name_and_link() -> None:
 def test_body_has_every_section() -> None:
     text = DatasetCard(render(facts())).text
     for needle in [
-        "## Summary", "**Not for diagnosis.**", "## Classes", "| 0 | alopecia | patchy hair loss | 5 |",
+        "## Summary", "**Not for diagnosis.**", "## Classes", "| 0 | alopecia | patchy hair loss | 3 | 5 |",
         "## Sources and licences", "| atlas.example | 10 | cc-by-nc-4.0 | Example Atlas | yes |",
         "| local | 2 | **unknown** |  | yes |",
         "## Collection and deduplication", "Exact duplicates (same decoded pixels): 2", "http-404: 1",
@@ -109,6 +111,14 @@ def test_body_has_every_section() -> None:
     ]:
         assert needle in text, needle
     assert text.count(BASELINE_START) == 1 and text.count(BASELINE_END) == 1
+
+
+def test_classes_table_separates_photos_from_rows() -> None:
+    """An oversampled class must not read as having more photos than it has (issue 16)."""
+    text = render(facts())
+    assert "| id | class | description | photos | rows (with synthetic) |" in text
+    assert "| 1 | psoriasis |  | 4 | 5 |" in text and "| 2 | folliculitis |  | 5 | 5 |" in text
+    assert "Synthetic rows make up 25% of the training split (3 of 12 rows)" in text
 
 
 def test_first_release_changelog() -> None:

@@ -47,7 +47,8 @@ EXIT_CODES: tuple[ExitCode, ...] = (
     ExitCode(EXIT_CONFIG, "a bad `curator.toml` (the message names the key)", (ConfigError,)),
     ExitCode(EXIT_INPUT, "a bad input file or argument (an unknown release version included)", (InputError,)),
     ExitCode(EXIT_AUTH, "a missing or rejected Hub token", (AuthError,)),
-    ExitCode(EXIT_GATE, "a baseline gate (`--fail-under`, `--max-drop`) failed"),
+    ExitCode(EXIT_GATE, "a baseline gate (`--fail-under`, `--max-drop`, on test, validation or `cv.*` "
+                        "scores) failed"),
     ExitCode(EXIT_BUSY, "the workspace is busy: another curator command is writing", (BusyError,)),
     ExitCode(EXIT_INTERRUPTED, "interrupted (Ctrl-C, in `curator label` too)"),
 )

@@ -131,13 +131,13 @@ class ReviewConfig:
 
     blur_max: float = 1.1  # sharpness (finest over fine detail, at 256 px) below: blur
     dark_max: float = 90.0  # 99th-percentile luma (0-255) below: too dark
-    bright_min: float = 160.0  # 1st-percentile luma above: too bright / washed out
+    bright_min: float = 175.0  # 1st-percentile luma above: too bright / washed out
     low_information_max: float = 2.0  # entropy of the grey histogram (bits) below: near-uniform
     min_side: int = 224  # shorter side in pixels below: low resolution
     max_aspect: float = 2.5  # longer / shorter side above: odd aspect ratio
     greyscale_max: float = 3.0  # colourfulness (Hasler-Suesstrunk, per 100 of brightness) below: greyscale
     face_min: float = 0.6  # face detector confidence at or above: face (or eye, if partial)
-    offtopic_min: float = 3.0  # kNN distance over the dataset's median kNN distance above: off-topic
+    offtopic_min: float = 10.0  # distance to the 5th nearest image (robust z units) above: off-topic
     label_ranking: str = "self-confidence"  # or "normalized-margin": the order of label issues
 
 

@@ -165,25 +165,31 @@ def decide(conn: sqlite3.Connection, finding_id: int, reviewer: str, decision: s
 
 
 def undo(conn: sqlite3.Connection, finding_id: int, reviewer: str) -> str:
-    """Undo the latest decision on a finding (its previous status comes back); return the status now."""
+    """Undo the latest decision not yet undone (its previous status comes back, and a relabel's
+    label event is undone too); return the status now. Undos go back one decision at a time."""
     with catalog.atomic(conn):
         row = _finding(conn, finding_id)
-        last = conn.execute(
-            "SELECT * FROM review_events WHERE finding_id = ? ORDER BY id DESC LIMIT 1", (finding_id,)
-        ).fetchone()
-        if last is None or last["decision"] is None:
+        stack: list[sqlite3.Row] = []
+        events = conn.execute("SELECT * FROM review_events WHERE finding_id = ? ORDER BY id", (finding_id,))
+        for event in events:
+            if event["action"] == "undo":
+                stack.pop()
+            else:
+                stack.append(event)
+        if not stack:
             raise InputError(f"finding {finding_id} has no decision to undo")
+        last = stack[-1]
         restored = last["previous"]
         conn.execute(
             "INSERT INTO review_events (finding_id, reviewer, decision, label, previous, action, at)"
             " VALUES (?, ?, ?, NULL, ?, 'undo', ?)",
-            (finding_id, reviewer, restored, last["decision"], catalog.utcnow()),
+            (finding_id, reviewer, restored, status_of(conn, finding_id), catalog.utcnow()),
         )
         if last["decision"] == "relabel":
             before = conn.execute(
                 "SELECT previous FROM label_events WHERE sha256 = ? AND annotator = ? AND action = 'review'"
-                " ORDER BY id DESC LIMIT 1",
-                (row["sha256"], last["reviewer"]),
+                " AND at <= ? ORDER BY id DESC LIMIT 1",
+                (row["sha256"], last["reviewer"], last["at"]),
             ).fetchone()
             restored_label = None if before is None else before[0]
             labeling.record(conn, row["sha256"], last["reviewer"], restored_label, "undo")

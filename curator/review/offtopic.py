@@ -13,7 +13,8 @@ share of strong edges and of saturated pixels (2), and the grey entropy (1).
 
 Score (:func:`scores`): features standardised by their median and MAD over the dataset
 (with a floor per feature, capped at CLIP), then the distance to the k-th nearest other
-image over the median of that distance;
+image, in those robust standard units (stable as the dataset grows, unlike a ratio to the
+median distance);
 ``score >= [review] offtopic_min`` is flagged. Fewer than :data:`MIN_IMAGES` images
 give no scores: there is no "rest of the dataset" to differ from yet.
 """
@@ -86,5 +87,4 @@ def scores(matrix: np.ndarray) -> np.ndarray | None:
         d2 = squared[start : start + CHUNK, None] + squared[None, :] - 2.0 * block @ z.T
         d2[np.arange(len(block)), np.arange(start, start + len(block))] = np.inf  # not itself
         kth[start : start + CHUNK] = np.sqrt(np.maximum(np.partition(d2, k - 1, axis=1)[:, k - 1], 0.0))
-    typical = float(np.median(kth))
-    return kth / (typical if typical > 0 else 1.0)
+    return kth

@@ -197,7 +197,7 @@ def _offtopic(conn: sqlite3.Connection, check: Check, cfg: ReviewConfig) -> None
         return
     save(conn, check, {
         row[0]: [Result("off-topic", float(score) / cfg.offtopic_min,
-                        {"distance_ratio": round(float(score), 3), "threshold": cfg.offtopic_min})]
+                        {"distance": round(float(score), 3), "threshold": cfg.offtopic_min})]
         for row, score in zip(rows, scores, strict=True)
     })
 

@@ -13,6 +13,11 @@ from curator.errors import InputError
 
 HELP = """Find unusable, identifying, off-topic and mislabelled images, and decide on them.
 
+Without flags: the interactive prompt, one open finding at a time, worst
+first; keys k keep, x exclude, n not a problem, r relabel (then a class key),
+a accept the suggested label, s skip, u undo, o open, ? help, q quit. Each
+decision is committed before the next finding appears.
+
 \b
 --run computes what is missing: quality (blur, dark, bright, low-information,
 low-resolution, odd-aspect, greyscale), privacy (face, eye), off-topic, and
@@ -33,15 +38,18 @@ Example: curator review --run && curator review --list --open
 @click.option("--probabilities", metavar="FILE",
               help="With --run: out-of-fold class probabilities (CSV: sha256, one column per class).")
 @click.option("--list", "list_findings", is_flag=True, help="Print the findings as a table (or JSON).")
-@click.option("--kind", metavar="K", help="With --list: only findings of kind K (blur, face, ...).")
+@click.option("--kind", metavar="K", help="Only findings of kind K (blur, face, ...), listed or reviewed.")
 @click.option("--open", "open_only", is_flag=True, help="With --list: only findings without a decision.")
 @click.option("--decide", metavar="ID=DECISION",
               help="Decide on finding ID: keep, exclude, not-a-problem or relabel:CLASS.")
 @click.option("--undo", "undo_id", type=int, metavar="ID", help="Undo the latest decision on finding ID.")
+@click.option("--graphics", type=click.Choice(("auto", "kitty", "iterm", "sixel", "blocks")), default="auto",
+              show_default=True, help="How the prompt draws images; auto detects kitty, iTerm2 and sixel.")
 @click.option("--reviewer", metavar="NAME", help="Who decides (default: [labels] annotator, or the OS user).")
 @click.pass_obj
 def review(app: Any, run_checks: bool, probabilities: str | None, list_findings: bool, kind: str | None,
-           open_only: bool, decide: str | None, undo_id: int | None, reviewer: str | None) -> None:
+           open_only: bool, decide: str | None, undo_id: int | None, graphics: str,
+           reviewer: str | None) -> None:
     from curator import labeling
     from curator.review import findings, run
 
@@ -49,19 +57,22 @@ def review(app: Any, run_checks: bool, probabilities: str | None, list_findings:
                                     ("--undo", undo_id is not None)) if on]
     if len(chosen) > 1:
         raise InputError(f"{' and '.join(chosen)} cannot be combined; give one at a time")
-    if (kind or open_only) and not list_findings:
-        raise InputError("--kind and --open go with --list")
+    if open_only and not list_findings:
+        raise InputError("--open goes with --list")
     if probabilities and not run_checks:
         raise InputError("--probabilities goes with --run")
     if kind is not None and kind not in run.KINDS:
         raise InputError(f"--kind {kind!r} is not one of {', '.join(run.KINDS)}")
-    if not chosen:
-        if not (sys.stdin.isatty() and sys.stdout.isatty()):
-            raise InputError("curator review needs a terminal; without one use --list, --decide and --undo")
-        raise InputError("the interactive review prompt is not built yet; use --list, --decide and --undo")
+    if not chosen and not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise InputError("curator review needs a terminal; without one use --list, --decide and --undo")
     ws = app.workspace()
     who = labeling.check_annotator(reviewer) if reviewer else labeling.default_annotator(ws.config)
-    if run_checks:
+    if not chosen:
+        from curator.review import prompt
+
+        result = prompt.run(ws, who, graphics, kind)
+        app.out.result(result.as_dict(), result.render)
+    elif run_checks:
         probs = run.read_probabilities(probabilities, ws.config.dataset.classes) if probabilities else None
         _run(app, ws, probs)
     elif list_findings:

@@ -26,7 +26,15 @@ def collect(ws: Workspace) -> dict[str, Any]:
         "rejected_by_reason": _rejections(conn),
         "hints": _hints(conn, ws.config.dataset.classes),
         "labels": _labels(ws),
+        "open_findings": _open_findings(conn),
     }
+
+
+def _open_findings(conn: sqlite3.Connection) -> dict[str, int]:
+    """Undecided review findings per kind (curator review)."""
+    from curator.review import findings
+
+    return findings.open_counts(conn)
 
 
 def _scalar(conn: sqlite3.Connection, sql: str) -> int:

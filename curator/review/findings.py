@@ -234,3 +234,22 @@ def open_counts(conn: sqlite3.Connection) -> dict[str, int]:
     for item in listing(conn, open_only=True):
         counts[item["kind"]] = counts.get(item["kind"], 0) + 1
     return dict(sorted(counts.items()))
+
+
+PRIVACY_KINDS = ("face", "eye")
+
+
+def excluded(conn: sqlite3.Connection) -> set[str]:
+    """Images whose latest decision on some finding is ``exclude``: they leave releases."""
+    rows = conn.execute(
+        "SELECT f.sha256 FROM review_findings f WHERE (SELECT e.decision FROM review_events e"
+        " WHERE e.finding_id = f.id ORDER BY e.id DESC LIMIT 1) = 'exclude'"
+    )
+    return {row[0] for row in rows}
+
+
+def open_privacy(conn: sqlite3.Connection, images: Iterable[str]) -> list[dict[str, Any]]:
+    """The undecided face and eye findings among ``images``."""
+    wanted = set(images)
+    return [item for item in listing(conn, open_only=True)
+            if item["kind"] in PRIVACY_KINDS and item["sha256"] in wanted]

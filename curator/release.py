@@ -701,7 +701,15 @@ def _card(ws: Workspace, plan: Plan, manifest: dict[str, Any], info: dict[str, S
         class_weights=manifest["balance"]["class_weights"],
         changes=diff.compare(plan.previous, manifest) if plan.previous else None,
         include_restricted=manifest["include_restricted"],
+        review=_review_facts(ws, plan),
     ))
+
+
+def _review_facts(ws: Workspace, plan: Plan) -> dict[str, Any]:
+    from curator.review import findings, run
+
+    checks = list(run.default_checks(ws.config.review).values())
+    return findings.card_facts(ws.conn, checks, [o.sha256 for o in plan.originals])
 
 
 def _source_facts(originals: list[Original]) -> list[Any]:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from curator import catalog
 from curator.review import findings
+from curator.review import run as review_run
 from curator.review.quality import Result
 from tests.conftest import run_cli
 from tests.test_release import catalog_dump, make_workspace
@@ -62,3 +63,32 @@ def test_open_privacy_findings_block_release_until_decided(tmp_path: Path) -> No
     assert json.loads(run_cli("--json", "status", workspace=ws).stdout)["open_findings"] == {}
     assert run_cli("review", "--undo", str(ids[0]), workspace=ws).exit_code == 0  # undone: blocks again
     assert run_cli("release", "--dry-run", workspace=ws).exit_code != 0
+
+
+def test_the_card_data_review_section_matches_the_catalog(tmp_path: Path) -> None:
+    from curator.workspace import open_workspace
+    from tests.test_release import build
+
+    ws = make_workspace(tmp_path, {"alopecia": 4, "psoriasis": 4, "folliculitis": 4})
+    opened = open_workspace(ws)
+    try:
+        summary = review_run.run(opened)
+        first, second = images(ws)[:2]
+        blur = findings.Check("blur-test", ("blur",), "blur-test-1", {"blur_max": 1.1})
+        planted = {first: [Result("blur", 2.0, {})], second: [Result("blur", 3.0, {})]}
+        findings.save(opened.conn, blur, planted)
+        blurred = {i["sha256"]: i["id"] for i in findings.listing(opened.conn, kind="blur")}
+        findings.decide(opened.conn, blurred[first], "rev", "exclude")
+        listed = findings.listing(opened.conn)
+    finally:
+        opened.close()
+    result = build(ws)
+    card = (result.path / "README.md").read_text()
+    section = card.split("## Data review", 1)[1].split("\n## ", 1)[0]
+    assert "- quality `quality-1` (" in section and f"): {summary.images} images" in section
+    found = sum(1 for i in listed if i["kind"] == "blur")
+    assert f"| blur | {found} | 1 | 1 | 1 |" in section  # second stays open and released
+    assert f"- `{second}`: blur (score 3.0), not yet reviewed" in section
+    assert first not in section.split("### Known issues")[1]
+    manifest = json.loads((result.path / "manifest.json").read_text())
+    assert first not in {row["sha256"] for row in manifest["rows"]}

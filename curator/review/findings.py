@@ -253,3 +253,31 @@ def open_privacy(conn: sqlite3.Connection, images: Iterable[str]) -> list[dict[s
     wanted = set(images)
     return [item for item in listing(conn, open_only=True)
             if item["kind"] in PRIVACY_KINDS and item["sha256"] in wanted]
+
+
+def card_facts(conn: sqlite3.Connection, checks: Sequence[Check], released: Iterable[str]) -> dict[str, Any]:
+    """What the card's "Data review" section says: the checks that ran, per kind found / decided /
+    excluded / open among the released images, privacy decisions, label issues confirmed."""
+    ran = {row[0]: int(row[1]) for row in conn.execute(
+        "SELECT check_name || ' ' || version || ' ' || params_hash, COUNT(*) FROM review_checks GROUP BY 1")}
+    runs = [{"name": c.name, "version": c.version, "params": dict(c.params),
+             "images": ran.get(f"{c.name} {c.version} {c.params_hash}", 0)} for c in checks]
+    wanted = set(released)
+    kinds: dict[str, dict[str, int]] = {}
+    privacy: dict[str, int] = {}
+    known: list[dict[str, Any]] = []
+    for item in listing(conn):
+        counts = kinds.setdefault(item["kind"], {"found": 0, "decided": 0, "excluded": 0, "open_released": 0})
+        counts["found"] += 1
+        counts["decided"] += item["status"] != OPEN
+        counts["excluded"] += item["status"] == "exclude"
+        if item["kind"] in PRIVACY_KINDS and item["status"] != OPEN:
+            privacy[item["status"]] = privacy.get(item["status"], 0) + 1
+        if item["status"] == OPEN and item["sha256"] in wanted:
+            counts["open_released"] += 1
+            known.append({"sha256": item["sha256"], "kind": item["kind"], "score": item["score"]})
+    labels = kinds.get("label-issue", {})
+    confirmed = sum(item["status"] in ("relabel", "exclude") for item in listing(conn, kind="label-issue"))
+    return {"checks": runs, "kinds": dict(sorted(kinds.items())), "privacy": dict(sorted(privacy.items())),
+            "label_issues": {"found": labels.get("found", 0), "confirmed": confirmed},
+            "known_issues": known}

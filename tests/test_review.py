@@ -302,3 +302,32 @@ def test_bad_input_one_line_and_the_workspace_unchanged(workspace: Workspace, tm
     result = run_cli("review", "--run", "--probabilities", str(bad), workspace=workspace.root)
     assert result.exit_code != 0
     assert result.stderr.strip() == f"Error: {bad}: missing column(s) psoriasis, folliculitis"
+
+
+@pytest.mark.slow
+def test_with_cv_trains_out_of_fold_models_and_finds_label_issues(workspace: Workspace) -> None:
+    with (workspace.root / "curator.toml").open("a", encoding="utf-8") as fh:
+        fh.write("\n[baseline]\nimage_size = 16\nepochs = 1\nbatch_size = 4\n")
+    classes = workspace.config.dataset.classes
+    shas = []
+    for seed in range(15):  # five clusters per class: one per fold
+        shas.append(add_image(workspace, scalp(seed, (96, 72))))
+        labeling.record(workspace.conn, shas[-1], "ann", classes[seed % 3], "label")
+    workspace.close()
+    result = run_cli("review", "--run", "--with-cv", workspace=workspace.root)
+    assert result.exit_code == 0, result.stderr
+    assert "label issues need" not in result.stderr
+    conn = catalog.connect(workspace.catalog_path)
+    try:
+        sql = "SELECT COUNT(*) FROM review_checks WHERE check_name = 'label-issue'"
+        assert conn.execute(sql).fetchone()[0] == 15
+    finally:
+        conn.close()
+
+
+def test_with_cv_needs_labels(workspace: Workspace) -> None:
+    add_image(workspace, scalp(1, (96, 72)))
+    result = run_cli("review", "--run", "--with-cv", workspace=workspace.root)
+    assert result.exit_code != 0
+    assert result.stderr.strip() == ("Error: --with-cv needs labelled images of at least two classes; "
+                                     "label with `curator label`")

@@ -22,7 +22,8 @@ decision is committed before the next finding appears.
 --run computes what is missing: quality (blur, dark, bright, low-information,
 low-resolution, odd-aspect, greyscale), privacy (face, eye), off-topic, and
 label issues from out-of-fold probabilities (--probabilities FILE: CSV with
-sha256 and one column per class). Only new images are checked, or all of them
+sha256 and one column per class; or --with-cv: the baseline CNN trained per
+fold, folds grouped by near-duplicate cluster). Only new images are checked, or all of them
 when a check's version or a [review] threshold changed.
 --list prints the findings, worst first (--kind K, --open for undecided ones).
 --decide ID=DECISION records a decision (keep, exclude, not-a-problem, or
@@ -37,6 +38,9 @@ Example: curator review --run && curator review --list --open
 @click.option("--run", "run_checks", is_flag=True, help="Compute the findings that are missing.")
 @click.option("--probabilities", metavar="FILE",
               help="With --run: out-of-fold class probabilities (CSV: sha256, one column per class).")
+@click.option("--with-cv", is_flag=True,
+              help="With --run: train the baseline CNN per fold (grouped by cluster) for out-of-fold "
+              "probabilities, then find label issues.")
 @click.option("--list", "list_findings", is_flag=True, help="Print the findings as a table (or JSON).")
 @click.option("--kind", metavar="K", help="Only findings of kind K (blur, face, ...), listed or reviewed.")
 @click.option("--open", "open_only", is_flag=True, help="With --list: only findings without a decision.")
@@ -47,7 +51,8 @@ Example: curator review --run && curator review --list --open
               show_default=True, help="How the prompt draws images; auto detects kitty, iTerm2 and sixel.")
 @click.option("--reviewer", metavar="NAME", help="Who decides (default: [labels] annotator, or the OS user).")
 @click.pass_obj
-def review(app: Any, run_checks: bool, probabilities: str | None, list_findings: bool, kind: str | None,
+def review(app: Any, run_checks: bool, probabilities: str | None, with_cv: bool, list_findings: bool,
+           kind: str | None,
            open_only: bool, decide: str | None, undo_id: int | None, graphics: str,
            reviewer: str | None) -> None:
     from curator import labeling
@@ -59,8 +64,10 @@ def review(app: Any, run_checks: bool, probabilities: str | None, list_findings:
         raise InputError(f"{' and '.join(chosen)} cannot be combined; give one at a time")
     if open_only and not list_findings:
         raise InputError("--open goes with --list")
-    if probabilities and not run_checks:
-        raise InputError("--probabilities goes with --run")
+    if (probabilities or with_cv) and not run_checks:
+        raise InputError("--probabilities and --with-cv go with --run")
+    if probabilities and with_cv:
+        raise InputError("--probabilities and --with-cv cannot be combined; give one")
     if kind is not None and kind not in run.KINDS:
         raise InputError(f"--kind {kind!r} is not one of {', '.join(run.KINDS)}")
     if not chosen and not (sys.stdin.isatty() and sys.stdout.isatty()):
@@ -74,6 +81,11 @@ def review(app: Any, run_checks: bool, probabilities: str | None, list_findings:
         app.out.result(result.as_dict(), result.render)
     elif run_checks:
         probs = run.read_probabilities(probabilities, ws.config.dataset.classes) if probabilities else None
+        if with_cv:
+            from curator.review import oof
+
+            with app.out.progress("Training out-of-fold models", oof.FOLDS) as advance:
+                probs = oof.probabilities(ws, on_fold=advance)
         _run(app, ws, probs)
     elif list_findings:
         items = findings.listing(ws.conn, kind=kind, open_only=open_only)

@@ -12,7 +12,7 @@ from curator import catalog, labeling
 from curator.review import findings
 from curator.review.quality import Result
 from curator.workspace import Workspace
-from tests.test_prompt import TIMEOUT, curator_exe
+from tests.test_prompt import TIMEOUT, curator_exe, step
 from tests.test_review import add_image, scalp
 
 CHECK = findings.Check("quality", ("blur",), "quality-1", {})
@@ -51,16 +51,10 @@ def statuses(ws: Workspace) -> dict[str, str]:
 def test_decide_undo_accept_suggestion_and_quit(workspace: Workspace, four: list[str]) -> None:
     child = spawn(workspace)
     child.expect_exact("[1/4]")
-    child.send("x")
-    child.expect_exact("[2/4]")
-    child.send("u")  # back to the first finding, open again
-    child.expect_exact("Undone: back to open")
-    child.send("k")
-    child.expect_exact("[2/4]")
-    child.send("s")
-    child.expect_exact("[3/4]")
-    child.send("n")
-    child.expect_exact("[4/4]")
+    step(child, "x", "[2/4]")
+    step(child, "u", "Undone: back to open")  # the first finding again, open
+    for key, marker in (("k", "[2/4]"), ("s", "[3/4]"), ("n", "[4/4]")):
+        step(child, key, marker)
     child.expect_exact("suggested psoriasis")
     child.send("a")
     child.expect(pexpect.EOF)
@@ -79,10 +73,8 @@ def test_decide_undo_accept_suggestion_and_quit(workspace: Workspace, four: list
 def test_kill_9_keeps_every_decision_given(workspace: Workspace, four: list[str]) -> None:
     child = spawn(workspace)
     child.expect_exact("[1/4]")
-    child.send("x")
-    child.expect_exact("[2/4]")
-    child.send("n")
-    child.expect_exact("[3/4]")
+    step(child, "x", "[2/4]")
+    step(child, "n", "[3/4]")
     child.kill(signal.SIGKILL)
     child.wait()
     assert statuses(workspace) == {four[0]: "exclude", four[1]: "not-a-problem", four[2]: "open",

@@ -16,7 +16,8 @@ features (5-fold), trained on labels flipped at 5%, 10% and 20%; recall of the f
 the top K (K = number of flips), beside a random ranking's expectation (K / n).
 
 Speed: per-check cost per 640x480 image on one thread, the whole run's images/s with its
-thread pool, and ranking 10,000 images' label issues.
+thread pool, ranking 10,000 images' label issues, and keypress to the next finding in the
+real `curator review` prompt (a pseudo-terminal, each keypress a committed decision).
 
     python benchmarks/review_quality.py [--clean 120] [--label-images 600]
 """
@@ -274,6 +275,41 @@ def speed() -> None:
     print(f"label-issue ranking, 10,000 images x 3 classes: {(time.perf_counter() - started) * 1000:.1f} ms")
 
 
+def prompt_latency(count: int = 20, think: float = 0.3) -> None:
+    """Keypress to the next finding's frame in the real `curator review` prompt (pty, blocks)."""
+    import shutil as shell
+
+    import pexpect
+
+    exe = shell.which("curator")
+    if exe is None:
+        print("prompt latency: the curator console script is not installed; skipped")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        ws = init_workspace(Path(tmp) / "ws", "review-bench", ["alopecia", "psoriasis", "folliculitis"])
+        shas = [add_image(ws, np.asarray(synthetic.photo(seed, seed % 3, SIZE))) for seed in range(count)]
+        check = findings.Check("quality", ("blur",), quality.VERSION, {})
+        findings.save(ws.conn, check, {sha: [quality.Result("blur", 2.0, {})] for sha in shas})
+        ws.close()
+        child = pexpect.spawn(exe, ["--workspace", str(ws.root), "review", "--reviewer", "bench",
+                                    "--graphics", "blocks"], env=dict(os.environ, TERM="xterm-256color"),
+                              dimensions=(40, 120), timeout=60)
+        child.expect_exact(f"[1/{count}]")
+        latencies = []
+        for k in range(2, count + 1):
+            time.sleep(think)
+            started = time.perf_counter()
+            child.send("k")
+            child.expect_exact(f"[{k}/{count}]")
+            latencies.append((time.perf_counter() - started) * 1000)
+        child.send("q")
+        child.expect(pexpect.EOF)
+    latencies.sort()
+    median = latencies[len(latencies) // 2]
+    print(f"prompt: keypress to next finding (blocks, think {think}s): median {median:.0f} ms, "
+          f"worst {latencies[-1]:.0f} ms over {len(latencies)} decisions")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clean", type=int, default=120, help="clean generated scalp photos")
@@ -284,6 +320,7 @@ def main() -> None:
     quality_and_privacy(args)
     label_issues(args)
     speed()
+    prompt_latency()
 
 
 if __name__ == "__main__":

@@ -109,18 +109,20 @@ def run(ws: Workspace, *, probabilities: Mapping[str, Sequence[float]] | None = 
     pending = sorted(set().union(*todo.values()))
     for name, shas in todo.items():
         summary.computed[name] = len(shas)
-    for batch in _batches(pending, BATCH):
-        outcomes = _compute(ws.objects, batch, sizes, todo, cfg.review)
-        with_errors = set()
-        for name, per_image in outcomes.items():
-            with_errors |= {sha for sha, outcome in per_image.items() if isinstance(outcome, str)}
-            if name == FEATURES:
-                _save_features(conn, per_image)
-            else:
-                save(conn, chosen[name], cast(dict[str, Outcome], per_image))
-        summary.errors += len(with_errors)
-        if on_progress is not None:
-            on_progress(len(batch))
+    # One pool for the run: its threads keep their face detectors (privacy._detector) across batches.
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        for batch in _batches(pending, BATCH):
+            outcomes = _compute(pool, ws.objects, batch, sizes, todo, cfg.review)
+            with_errors = set()
+            for name, per_image in outcomes.items():
+                with_errors |= {sha for sha, outcome in per_image.items() if isinstance(outcome, str)}
+                if name == FEATURES:
+                    _save_features(conn, per_image)
+                else:
+                    save(conn, chosen[name], cast(dict[str, Outcome], per_image))
+            summary.errors += len(with_errors)
+            if on_progress is not None:
+                on_progress(len(batch))
     if "off-topic" in chosen:
         _offtopic(conn, chosen["off-topic"], cfg.review)
     if "label-issue" in chosen:
@@ -145,7 +147,7 @@ def decode(objects: Path, sha256: str) -> np.ndarray:
     return quality.small_copy(rgb, DECODE_SIDE)
 
 
-def _compute(objects: Path, batch: list[str], sizes: dict[str, tuple[int, int]],
+def _compute(pool: ThreadPoolExecutor, objects: Path, batch: list[str], sizes: dict[str, tuple[int, int]],
              todo: dict[str, set[str]], cfg: ReviewConfig) -> dict[str, dict[str, Outcome | np.ndarray]]:
     def one(sha: str) -> dict[str, Outcome | np.ndarray]:
         names = [name for name, shas in todo.items() if sha in shas]
@@ -165,10 +167,9 @@ def _compute(objects: Path, batch: list[str], sizes: dict[str, tuple[int, int]],
         return result
 
     merged: dict[str, dict[str, Outcome | np.ndarray]] = {name: {} for name in todo}
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        for sha, result in zip(batch, pool.map(one, batch), strict=True):
-            for name, outcome in result.items():
-                merged[name][sha] = outcome
+    for sha, result in zip(batch, pool.map(one, batch), strict=True):
+        for name, outcome in result.items():
+            merged[name][sha] = outcome
     return merged
 
 

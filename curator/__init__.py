@@ -13,6 +13,8 @@ Modules, one per stage (data flows down this list):
                 checks, run.py stores and records one outcome per source
     hashing     pixel and perceptual hashes of a decoded image; the multi-index Hamming search
     dedup       exact and near-duplicate clusters (hash match + keypoint confirmation)
+    review/     `curator review`: quality, privacy, off-topic and label-issue checks, findings
+                and decisions in the catalog, the review prompt (see review/__init__.py)
     status      counts for `curator status`
     labeling    label events, derived labels, conflict policy, import/export, hints
     agreement   Cohen's and Fleiss' kappa, Krippendorff's alpha, Landis & Koch readings

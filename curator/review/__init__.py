@@ -6,6 +6,8 @@
     labelissues   confident learning over out-of-fold probabilities
     findings      findings and decision events in the catalog (migration 8)
     run           `curator review --run`: what is missing, computed incrementally
+    oof           out-of-fold probabilities from the baseline CNN (`--with-cv`)
+    prompt        the interactive `curator review` prompt
 
 Every check is a pure function of decoded pixels (or of probabilities) and the
 ``[review]`` thresholds, with a version and parameters stored beside each finding.

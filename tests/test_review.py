@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image, ImageFilter
 from skimage import data as skdata
 
@@ -331,3 +333,21 @@ def test_with_cv_needs_labels(workspace: Workspace) -> None:
     assert result.exit_code != 0
     assert result.stderr.strip() == ("Error: --with-cv needs labelled images of at least two classes; "
                                      "label with `curator label`")
+
+
+@given(st.integers(min_value=2, max_value=5), st.integers(min_value=10, max_value=200), st.integers(0, 2**31))
+@settings(max_examples=30, deadline=None)
+def test_label_issue_properties(k: int, n: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    probs = rng.dirichlet(np.ones(k), size=n)
+    labels = rng.integers(0, k, n)
+    issues = labelissues.find_issues(probs, labels)
+    # an issue is never an image the model agrees with, and its suggestion is another class
+    assert all(probs[i.index].argmax() != i.given and i.suggested != i.given for i in issues)
+    assert [i.quality for i in issues] == sorted(i.quality for i in issues)
+    # the same images in another order give the same issues
+    order = rng.permutation(n)
+    shuffled = labelissues.find_issues(probs[order], labels[order])
+    assert sorted(order[i.index] for i in shuffled) == sorted(i.index for i in issues)
+    # labels that agree with confident predictions have no issues
+    assert labelissues.find_issues(np.eye(k)[labels] * 0.9 + 0.1 / k, labels) == []

@@ -18,6 +18,7 @@ Tables (see migrations 1 to 3 for columns):
     publishes        where each release was pushed
     baselines        baseline scores per release
     review_*         checks run, findings and reviewers' decisions (migration 8, curator.review)
+    annotators       people with a link to `curator serve`, their token's hash (migration 9)
 """
 
 from __future__ import annotations
@@ -327,11 +328,28 @@ def _review(conn: sqlite3.Connection) -> None:
     )
 
 
+def _annotators(conn: sqlite3.Connection) -> None:
+    """Annotators of `curator serve` (curator.annotators): the sha256 of each one's secret
+    token, never the token; ``revoked_at`` set ends their access at once."""
+    run_script(
+        conn,
+        """
+        CREATE TABLE annotators (
+            name TEXT PRIMARY KEY,
+            token_hash TEXT NOT NULL UNIQUE,   -- sha256 hex of the token
+            created_at TEXT NOT NULL,
+            revoked_at TEXT                    -- NULL: active
+        );
+        """,
+    )
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial schema", _initial_schema),
     Migration(2, "lazy pixel keys", _lazy_pixel_keys, rebuilds_tables=True),
     Migration(3, "hashed from luma or rgb", _hashed_from),
     Migration(8, "review checks, findings and decisions", _review),
+    Migration(9, "annotators of curator serve", _annotators),
 ]
 
 

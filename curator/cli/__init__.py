@@ -88,11 +88,12 @@ def _register() -> None:
         publish_cmds,
         release_cmds,
         review_cmds,
+        serve_cmds,
         workspace_cmds,
     )
 
-    modules = (workspace_cmds, ingest_cmds, label_cmds, review_cmds, release_cmds, publish_cmds,
-               baseline_cmds, demo_cmds)
+    modules = (workspace_cmds, ingest_cmds, label_cmds, review_cmds, serve_cmds, release_cmds,
+               publish_cmds, baseline_cmds, demo_cmds)
     for module in modules:
         for command in module.COMMANDS:
             cli.add_command(command)

@@ -71,21 +71,68 @@ def siblings(conn: sqlite3.Connection, sha256: str) -> list[str]:
     return [row[0] for row in rows]
 
 
+class Cursor:
+    """One reviewer's walk through the open findings, shared by this prompt and the review page
+    of ``curator serve``: a decision is a committed event before the position moves on, a skip
+    writes nothing, an undo goes back one finding and takes its decision back."""
+
+    def __init__(self, ws: Workspace, items: list[dict[str, Any]], reviewer: str,
+                 result: ReviewResult) -> None:
+        self.ws, self.items, self.reviewer, self.result = ws, items, reviewer, result
+        self.history: list[tuple[int, bool]] = []  # (position, decided: False for a skip)
+        self.pos = 0
+
+    @property
+    def done(self) -> bool:
+        return self.pos >= len(self.items)
+
+    def decide(self, decision: str, label: str | None) -> None:
+        item = self.items[self.pos]
+        # Committed before anything else happens: the next finding appears only after this.
+        classes = self.ws.config.dataset.classes
+        findings.decide(self.ws.conn, item["id"], self.reviewer, decision, label, classes)
+        self.history.append((self.pos, True))
+        self.result.decided += 1
+        self.pos += 1
+
+    def skip(self) -> None:
+        self.history.append((self.pos, False))
+        self.result.skipped += 1
+        self.pos += 1
+
+    def undo(self) -> str:
+        """Go back one finding; a message saying what happened."""
+        if not self.history:
+            return "Nothing to undo in this session"
+        pos, decided = self.history.pop()
+        self.pos = pos
+        if not decided:
+            self.result.skipped -= 1
+            return "Back to the skipped finding"
+        status = findings.undo(self.ws.conn, self.items[pos]["id"], self.reviewer)
+        self.result.decided -= 1
+        self.result.undone += 1
+        return f"Undone: back to {status}"
+
+
 class _Session:
     def __init__(self, ws: Workspace, items: list[dict[str, Any]], term: prompt.Terminal, mode: str,
                  reviewer: str, result: ReviewResult) -> None:
         self.ws, self.items, self.term, self.mode = ws, items, term, mode
-        self.reviewer, self.result = reviewer, result
+        self.reviewer = reviewer
         self.classes = prompt.class_keys(ws.config)
         self.frames = prompt.Frames(ws.objects, mode)
-        self.history: list[tuple[int, bool]] = []  # (position, decided: False for a skip)
-        self.pos = 0
+        self.cursor = Cursor(ws, items, reviewer, result)
         self.message = ""
         self.relabeling = False
 
+    @property
+    def pos(self) -> int:
+        return self.cursor.pos
+
     def loop(self) -> None:
         try:
-            while self.pos < len(self.items):
+            while not self.cursor.done:
                 self.draw()
                 if not self.handle(self.term.read_key()):
                     return
@@ -100,22 +147,20 @@ class _Session:
         if self.relabeling:
             self.relabeling = False
             if key in self.classes:
-                self.decide("relabel", self.classes[key])
+                self.cursor.decide("relabel", self.classes[key])
             else:
                 self.message = "Relabel cancelled"
         elif key in KEYS:
-            self.decide(KEYS[key], None)
+            self.cursor.decide(KEYS[key], None)
         elif key == "r":
             self.relabeling = True
             self.message = "Relabel to: " + "  ".join(f"{k} {c}" for k, c in self.classes.items())
         elif key == "a" and item.get("suggested_label"):
-            self.decide("relabel", item["suggested_label"])
+            self.cursor.decide("relabel", item["suggested_label"])
         elif key == "s":
-            self.history.append((self.pos, False))
-            self.result.skipped += 1
-            self.pos += 1
+            self.cursor.skip()
         elif key == "u":
-            self.undo()
+            self.message = self.cursor.undo()
         elif key == "o":
             self.message = prompt.open_in_viewer(self.ws.objects, _as_item(self.ws, item))
         elif key == "?":
@@ -125,29 +170,6 @@ class _Session:
         elif key not in ("resize", "esc"):
             self.message = f"Key {key!r} does nothing here; press ? for help"
         return True
-
-    def decide(self, decision: str, label: str | None) -> None:
-        item = self.items[self.pos]
-        # Committed before anything else happens: the next finding appears only after this.
-        classes = self.ws.config.dataset.classes
-        findings.decide(self.ws.conn, item["id"], self.reviewer, decision, label, classes)
-        self.history.append((self.pos, True))
-        self.result.decided += 1
-        self.pos += 1
-
-    def undo(self) -> None:
-        if not self.history:
-            self.message = "Nothing to undo in this session"
-            return
-        pos, decided = self.history.pop()
-        self.pos = pos
-        if not decided:
-            self.result.skipped -= 1
-            return
-        status = findings.undo(self.ws.conn, self.items[pos]["id"], self.reviewer)
-        self.result.decided -= 1
-        self.result.undone += 1
-        self.message = f"Undone: back to {status}"
 
     def draw(self) -> None:
         cols, rows, cell = self.term.size()

@@ -174,3 +174,40 @@ def test_catalog_gets_migration_9(workspace: Workspace) -> None:
     with pytest.raises(sqlite3.IntegrityError):
         workspace.conn.execute(
             "INSERT INTO annotators (name, token_hash, created_at) VALUES ('a', NULL, 'now')")
+
+
+def test_split_a_wrong_cluster_and_adjudicate(workspace: Workspace) -> None:
+    toml = workspace.root / "curator.toml"
+    toml.write_text(toml.read_text().replace("[labels]\n", '[labels]\nadjudicator = "alice"\n'))
+    first = add_image(workspace, 1)
+    near = add_image(workspace, 2, cluster_of=first)
+    labeling.record(workspace.conn, first, "bob", "alopecia", "label")
+    labeling.record(workspace.conn, first, "carol", "psoriasis", "label")
+    workspace.close()
+    with serving(workspace.root, "--annotator", "alice", "--annotator", "bob") as served:
+        alice, alice_csrf = login(served, "alice")
+        bob, bob_csrf = login(served, "bob")
+        clusters = alice.get("/api/duplicates").json()["clusters"]
+        assert [[m["sha256"] for m in c["members"]] for c in clusters] == [[first, near]]
+        assert clusters[0]["members"][1]["reason"] == "near"
+        assert alice.post("/api/duplicates/split", json={"sha256": near}).status_code == 403  # no CSRF
+        csrf = {"X-CSRF-Token": alice_csrf}
+        after = alice.post("/api/duplicates/split", json={"sha256": near}, headers=csrf)
+        assert after.status_code == 200 and after.json()["clusters"] == []
+        again = alice.post("/api/duplicates/split", json={"sha256": near}, headers=csrf)
+        assert again.status_code == 400 and "alone" in again.json()["error"]
+        disagree = alice.get("/api/agreement").json()
+        assert disagree["adjudicator"] == "alice"
+        assert [(i["sha256"], i["votes"], i["resolved"]) for i in disagree["images"]] == [
+            (first, {"bob": "alopecia", "carol": "psoriasis"}, None)]
+        denied = bob.post("/api/agreement", json={"sha256": first, "label": "alopecia"},
+                          headers={"X-CSRF-Token": bob_csrf})
+        assert denied.status_code == 403
+        decided = alice.post("/api/agreement", json={"sha256": first, "label": "psoriasis"},
+                             headers={"X-CSRF-Token": alice_csrf})
+        assert decided.status_code == 200
+        alice.close()
+        bob.close()
+    cluster_of = dict(workspace.conn.execute("SELECT sha256, cluster_id FROM images").fetchall())
+    assert cluster_of[first] != cluster_of[near]
+    assert events(workspace.conn)[-1] == (first, "alice", "psoriasis", None, "label")

@@ -37,7 +37,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from curator import annotators, labeling, prompt, store
+from curator import annotators, dedup, labeling, prompt, store
+from curator.errors import InputError
 from curator.review import findings
 from curator.review import prompt as review_prompt
 from curator.serve import views
@@ -51,9 +52,6 @@ MEDIA = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": 
          "BMP": "image/bmp", "TIFF": "image/tiff"}
 PREFETCH = 3
 CACHE_BYTES = 256 * 2**20
-
-Handler = Callable[[Request, str], Awaitable[Response]]
-
 
 class Denied(Exception):
     def __init__(self, status: int, reason: str) -> None:
@@ -97,120 +95,157 @@ class State:
         return cursor
 
 
+Handler = Callable[[Request, "State", str], Awaitable[Response]]
+
+
+def guard(handler: Handler, *, write: bool = False) -> Callable[[Request], Awaitable[Response]]:
+    """The handler, called only for an active annotator's cookie (and, for a write, the CSRF
+    token of their page on a server that is not read-only)."""
+    async def endpoint(request: Request) -> Response:
+        state: State = request.app.state.curator
+        try:
+            token = request.cookies.get(COOKIE, "")
+            with state.lock:
+                who = annotators.lookup(state.ws.conn, token) if token else None
+            if who is None:
+                raise Denied(401, "Open the link that `curator serve` printed for you.")
+            if write:
+                if state.read_only:
+                    raise Denied(403, "This server is read-only (curator serve --read-only).")
+                sent = request.headers.get("x-csrf-token", "")
+                if not hmac.compare_digest(sent, state.csrf(token)):
+                    raise Denied(403, "Missing or wrong CSRF token; reload the page.")
+            return await handler(request, state, who)
+        except Denied as denied:
+            return JSONResponse({"error": denied.reason}, status_code=denied.status)
+    return endpoint
+
+
+async def first_visit(request: Request) -> Response:
+    state: State = request.app.state.curator
+    ws = state.ws
+    token = request.query_params.get("token")
+    if token is None:
+        return await guard(page)(request)
+    with state.lock:
+        who = annotators.lookup(ws.conn, token)
+    if who is None:
+        return JSONResponse({"error": "This link is not valid (a wrong or revoked token)."},
+                            status_code=403)
+    target = request.url.path if request.url.path.strip("/") in PAGES else "/label"
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/")
+    return response
+
+async def page(request: Request, state: State, who: str) -> Response:
+    name = request.url.path.strip("/") or "label"
+    if name not in PAGES:
+        return JSONResponse({"error": "no such page"}, status_code=404)
+    return HTMLResponse(render_page(name, who, state.csrf(request.cookies[COOKIE]), state.read_only))
+
+async def static(request: Request, state: State, who: str) -> Response:
+    name = request.path_params["name"]
+    if name not in STATIC:
+        return JSONResponse({"error": "not found"}, status_code=404)
+    body = resources.files("curator.serve").joinpath("static", name).read_bytes()
+    return Response(body, media_type=STATIC[name])
+
+async def image(request: Request, state: State, who: str) -> Response:
+    ws = state.ws
+    sha = request.path_params["sha256"]
+    size = request.query_params.get("size", "display")
+    with state.lock:
+        row = ws.conn.execute("SELECT format FROM images WHERE sha256 = ?", (sha,)).fetchone()
+    if row is None or (size != "full" and size not in SIZES):
+        return JSONResponse({"error": "not found"}, status_code=404)
+    headers = {"Cache-Control": "private, max-age=86400, immutable"}
+    if size == "full":
+        return Response(store.read(ws.objects, sha), media_type=MEDIA.get(row[0]), headers=headers)
+    return Response(resized(state, sha, size), media_type="image/jpeg", headers=headers)
+
+async def label_state(request: Request, state: State, who: str) -> Response:
+    with state.lock:
+        return JSONResponse(label_view(state, who, ""))
+
+async def label_key(request: Request, state: State, who: str) -> Response:
+    key = str((await request.json()).get("key", ""))
+    with state.lock:
+        message = press_label_key(state, who, key)
+        return JSONResponse(label_view(state, who, message))
+
+async def review_state(request: Request, state: State, who: str) -> Response:
+    with state.lock:
+        return JSONResponse(review_view(state, who, ""))
+
+async def review_key(request: Request, state: State, who: str) -> Response:
+    body = await request.json()
+    with state.lock:
+        message = press_review_key(state, who, str(body.get("key", "")), body.get("label"))
+        return JSONResponse(review_view(state, who, message))
+
+async def duplicates(request: Request, state: State, who: str) -> Response:
+    ws = state.ws
+    with state.lock:
+        return JSONResponse({"clusters": views.duplicate_clusters(ws.conn)})
+
+async def split(request: Request, state: State, who: str) -> Response:
+    ws = state.ws
+    sha = str((await request.json()).get("sha256", ""))
+    with state.lock:
+        try:
+            dedup.split_off(ws.conn, sha)
+        except InputError as err:
+            return JSONResponse({"error": err.message}, status_code=400)
+        return JSONResponse({"clusters": views.duplicate_clusters(ws.conn)})
+
+async def browse(request: Request, state: State, who: str) -> Response:
+    ws = state.ws
+    filters = {k: request.query_params.get(k, "") for k in views.BROWSE_FILTERS}
+    with state.lock:
+        return JSONResponse(views.browse(ws, filters))
+
+async def agreement(request: Request, state: State, who: str) -> Response:
+    ws = state.ws
+    with state.lock:
+        return JSONResponse(views.disagreements(ws))
+
+async def adjudicate(request: Request, state: State, who: str) -> Response:
+    ws = state.ws
+    body = await request.json()
+    sha, label = str(body.get("sha256", "")), body.get("label")
+    if who != ws.config.labels.adjudicator:
+        return JSONResponse({"error": "only the adjudicator of [labels] in curator.toml decides here"},
+                            status_code=403)
+    if label not in labeling.valid_labels(ws.config):
+        return JSONResponse({"error": f"unknown class {label!r}"}, status_code=400)
+    with state.lock:
+        if ws.conn.execute("SELECT 1 FROM images WHERE sha256 = ?", (sha,)).fetchone() is None:
+            return JSONResponse({"error": "no such image"}, status_code=404)
+        labeling.record(ws.conn, sha, who, str(label), "label")
+        return JSONResponse(views.disagreements(ws))
+
+
+ROUTES = [
+    Route("/", first_visit),
+    *[Route(f"/{name}", first_visit) for name in PAGES],
+    Route("/static/{name}", guard(static)),
+    Route("/img/{sha256:str}", guard(image)),
+    Route("/api/label", guard(label_state)),
+    Route("/api/label", guard(label_key, write=True), methods=["POST"]),
+    Route("/api/review", guard(review_state)),
+    Route("/api/review", guard(review_key, write=True), methods=["POST"]),
+    Route("/api/duplicates", guard(duplicates)),
+    Route("/api/duplicates/split", guard(split, write=True), methods=["POST"]),
+    Route("/api/browse", guard(browse)),
+    Route("/api/agreement", guard(agreement)),
+    Route("/api/agreement", guard(adjudicate, write=True), methods=["POST"]),
+]
+
+
 def create_app(ws: Workspace, *, read_only: bool = False) -> Starlette:
-    state = State(ws, read_only)
-
-    def guard(handler: Handler, *, write: bool = False) -> Callable[[Request], Awaitable[Response]]:
-        async def endpoint(request: Request) -> Response:
-            try:
-                token = request.cookies.get(COOKIE, "")
-                with state.lock:
-                    who = annotators.lookup(ws.conn, token) if token else None
-                if who is None:
-                    raise Denied(401, "Open the link that `curator serve` printed for you.")
-                if write:
-                    if state.read_only:
-                        raise Denied(403, "This server is read-only (curator serve --read-only).")
-                    sent = request.headers.get("x-csrf-token", "")
-                    if not hmac.compare_digest(sent, state.csrf(token)):
-                        raise Denied(403, "Missing or wrong CSRF token; reload the page.")
-                return await handler(request, who)
-            except Denied as denied:
-                return JSONResponse({"error": denied.reason}, status_code=denied.status)
-        return endpoint
-
-    async def first_visit(request: Request) -> Response:
-        token = request.query_params.get("token")
-        if token is None:
-            return await guard(page)(request)
-        with state.lock:
-            who = annotators.lookup(ws.conn, token)
-        if who is None:
-            return JSONResponse({"error": "This link is not valid (a wrong or revoked token)."},
-                                status_code=403)
-        target = request.url.path if request.url.path.strip("/") in PAGES else "/label"
-        response = RedirectResponse(target, status_code=303)
-        response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/")
-        return response
-
-    async def page(request: Request, who: str) -> Response:
-        name = request.url.path.strip("/") or "label"
-        if name not in PAGES:
-            return JSONResponse({"error": "no such page"}, status_code=404)
-        return HTMLResponse(render_page(name, who, state.csrf(request.cookies[COOKIE]), state.read_only))
-
-    async def static(request: Request, who: str) -> Response:
-        name = request.path_params["name"]
-        if name not in STATIC:
-            return JSONResponse({"error": "not found"}, status_code=404)
-        body = resources.files("curator.serve").joinpath("static", name).read_bytes()
-        return Response(body, media_type=STATIC[name])
-
-    async def image(request: Request, who: str) -> Response:
-        sha = request.path_params["sha256"]
-        size = request.query_params.get("size", "display")
-        with state.lock:
-            row = ws.conn.execute("SELECT format FROM images WHERE sha256 = ?", (sha,)).fetchone()
-        if row is None or (size != "full" and size not in SIZES):
-            return JSONResponse({"error": "not found"}, status_code=404)
-        headers = {"Cache-Control": "private, max-age=86400, immutable"}
-        if size == "full":
-            return Response(store.read(ws.objects, sha), media_type=MEDIA.get(row[0]), headers=headers)
-        return Response(resized(state, sha, size), media_type="image/jpeg", headers=headers)
-
-    async def label_state(request: Request, who: str) -> Response:
-        with state.lock:
-            return JSONResponse(label_view(state, who, ""))
-
-    async def label_key(request: Request, who: str) -> Response:
-        key = str((await request.json()).get("key", ""))
-        with state.lock:
-            message = press_label_key(state, who, key)
-            return JSONResponse(label_view(state, who, message))
-
-    async def review_state(request: Request, who: str) -> Response:
-        with state.lock:
-            return JSONResponse(review_view(state, who, ""))
-
-    async def review_key(request: Request, who: str) -> Response:
-        body = await request.json()
-        with state.lock:
-            message = press_review_key(state, who, str(body.get("key", "")), body.get("label"))
-            return JSONResponse(review_view(state, who, message))
-
-    async def duplicates(request: Request, who: str) -> Response:
-        with state.lock:
-            return JSONResponse({"clusters": views.duplicate_clusters(ws.conn)})
-
-    async def browse(request: Request, who: str) -> Response:
-        filters = {k: request.query_params.get(k, "") for k in views.BROWSE_FILTERS}
-        with state.lock:
-            return JSONResponse(views.browse(ws, filters))
-
-    async def agreement(request: Request, who: str) -> Response:
-        with state.lock:
-            return JSONResponse(views.disagreements(ws))
-
-    routes = [
-        Route("/", first_visit),
-        *[Route(f"/{name}", first_visit) for name in PAGES],
-        Route("/static/{name}", guard(static)),
-        Route("/img/{sha256:str}", guard(image)),
-        Route("/api/label", guard(label_state)),
-        Route("/api/label", guard(label_key, write=True), methods=["POST"]),
-        Route("/api/review", guard(review_state)),
-        Route("/api/review", guard(review_key, write=True), methods=["POST"]),
-        Route("/api/duplicates", guard(duplicates)),
-        Route("/api/browse", guard(browse)),
-        Route("/api/agreement", guard(agreement)),
-    ]
-    app = Starlette(routes=routes)
-    app.state.curator = state
+    app = Starlette(routes=ROUTES)
+    app.state.curator = State(ws, read_only)
     return app
-
-
-def valid_sha(text: str) -> bool:
-    return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
 
 
 def resized(state: State, sha: str, size: str) -> bytes:

@@ -79,4 +79,5 @@ def disagreements(ws: Workspace) -> dict[str, Any]:
         if len(set(people.values())) > 1:
             items.append({"sha256": sha, "votes": dict(sorted(people.items())),
                           "resolved": labeling.resolve(votes, ws.config)})
-    return {"adjudicator": ws.config.labels.adjudicator, "policy": ws.config.labels.policy, "images": items}
+    return {"adjudicator": ws.config.labels.adjudicator, "policy": ws.config.labels.policy,
+            "classes": list(ws.config.dataset.classes), "images": items}

@@ -212,16 +212,30 @@ function tile(sha, lines, extraClass = "") {
 }
 
 async function duplicatesPage() {
-  const { clusters } = await api("/api/duplicates");
-  if (!clusters.length) { main.append(el("p", { text: "No near-duplicate clusters." })); return; }
-  for (const cluster of clusters) {
-    main.append(el("section", { class: "cluster" },
-      el("h3", { text: `Cluster ${cluster.id}: ${cluster.members.length} images` }),
-      el("div", { class: "grid" }, ...cluster.members.map((m) => tile(m.sha256, [
-        m.representative ? "representative" : `distance ${m.distance ?? "?"} bits, ${m.reason}`,
-        `${m.width}x${m.height}  ${m.sha256.slice(0, 10)}`,
-      ], m.representative ? "rep" : "")))));
+  const message = el("div", { class: "message", id: "message" });
+  const list = el("div");
+  main.append(el("p", { class: "muted", text: "Representative first. \"Not a duplicate\" moves an image out into a cluster of its own." }), message, list);
+  function splitButton(sha) {
+    if (config.readOnly) return el("span");
+    return el("button", { type: "button", class: "split", onclick: async () => {
+      try { show((await api("/api/duplicates/split", { sha256: sha })).clusters); message.textContent = `Split off ${sha.slice(0, 12)}.`; }
+      catch (err) { message.textContent = `Not split: ${err.message}`; }
+    } }, "Not a duplicate");
   }
+  function show(clusters) {
+    if (!clusters.length) { list.replaceChildren(el("p", { text: "No near-duplicate clusters." })); return; }
+    list.replaceChildren(...clusters.map((cluster) => el("section", { class: "cluster", "data-cluster": cluster.id },
+      el("h3", { text: `Cluster ${cluster.id}: ${cluster.members.length} images` }),
+      el("div", { class: "grid" }, ...cluster.members.map((m) => {
+        const node = tile(m.sha256, [
+          m.representative ? "representative" : `distance ${m.distance ?? "?"} bits, ${m.reason}`,
+          `${m.width}x${m.height}  ${m.sha256.slice(0, 10)}`,
+        ], m.representative ? "rep" : "");
+        if (!m.representative) node.append(splitButton(m.sha256));
+        return node;
+      })))));
+  }
+  show((await api("/api/duplicates")).clusters);
 }
 
 async function browsePage() {
@@ -247,11 +261,30 @@ async function browsePage() {
 }
 
 async function agreementPage() {
-  const data = await api("/api/agreement");
-  main.append(el("p", { text: `Policy: ${data.policy}${data.adjudicator ? `, adjudicator ${data.adjudicator}` : ""}. ${data.images.length} image(s) where annotators disagree.` }));
-  main.append(el("div", { class: "grid" }, ...data.images.map((i) => tile(i.sha256, [
-    ...Object.entries(i.votes).map(([who, label]) => `${who}: ${name(label)}`),
-    `resolved: ${i.resolved === null ? "unresolved (tie)" : name(i.resolved)}`]))));
+  const summary = el("p");
+  const message = el("div", { class: "message", id: "message" });
+  const grid = el("div", { class: "grid" });
+  main.append(summary, message, grid);
+  const judge = (data) => data.adjudicator === config.annotator && !config.readOnly;
+  function show(data) {
+    summary.textContent = `Policy: ${data.policy}${data.adjudicator ? `, adjudicator ${data.adjudicator}` : ""}. ` +
+      `${data.images.length} image(s) where annotators disagree.` + (judge(data) ? " Your label decides." : "");
+    grid.replaceChildren(...data.images.map((i) => {
+      const node = tile(i.sha256, [
+        ...Object.entries(i.votes).map(([who, label]) => `${who}: ${name(label)}`),
+        `resolved: ${i.resolved === null ? "unresolved (tie)" : name(i.resolved)}`]);
+      if (judge(data)) {
+        for (const label of [...data.classes, "__excluded__"]) {
+          node.append(el("button", { type: "button", onclick: async () => {
+            try { show(await api("/api/agreement", { sha256: i.sha256, label })); }
+            catch (err) { message.textContent = `Not saved: ${err.message}`; }
+          } }, name(label)));
+        }
+      }
+      return node;
+    }));
+  }
+  show(await api("/api/agreement"));
 }
 
 function name(label) {

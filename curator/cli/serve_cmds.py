@@ -53,7 +53,7 @@ def serve(app: Any, host: str, port: int, add: tuple[str, ...], read_only: bool)
         app.out.result({"links": {link.annotator: link.url for link in links}, "read_only": read_only},
                        lambda console: _print_links(console, links, mode))
 
-    server.run(ws, sock, read_only=read_only, on_ready=ready)
+    server.run(ws, sock, read_only=read_only, links=links, on_ready=ready)
 
 
 def _print_links(console: Console, links: list[Any], mode: str) -> None:

@@ -77,6 +77,14 @@ class State:
     def csrf(self, token: str) -> str:
         return hmac.new(self.secret, token.encode(), hashlib.sha256).hexdigest()
 
+    def prepare(self, names: list[str]) -> None:
+        """Each annotator's queue and first images, made before the links are printed so the
+        first page load does not wait for them."""
+        for who in names:
+            cursor = self.label_cursor(who)
+            for item in cursor.items[: PREFETCH + 1]:
+                resized(self, item.sha256, "display")
+
     def label_cursor(self, who: str) -> prompt.Cursor:
         cursor = self.labels.get(who)
         if cursor is None or (cursor.done and not cursor.history):
@@ -242,9 +250,11 @@ ROUTES = [
 ]
 
 
-def create_app(ws: Workspace, *, read_only: bool = False) -> Starlette:
+def create_app(ws: Workspace, *, read_only: bool = False, prepare: tuple[str, ...] = ()) -> Starlette:
+    """The app; ``prepare``: annotators whose queues and first images to make now."""
     app = Starlette(routes=ROUTES)
     app.state.curator = State(ws, read_only)
+    app.state.curator.prepare(list(prepare))
     return app
 
 

@@ -114,7 +114,7 @@ function promptPage(endpoint, describe, keyPairs, commandKeys) {
     main.dataset.done = String(view.done);
     progress.textContent = view.done ? `[done ${view.total}/${view.total}]` : `[${view.pos + 1}/${view.total}]`;
     message.textContent = view.message || (view.done ? "Every item in this session has an answer; u undoes the last one." : "");
-    keys.replaceChildren(keyButtons(keyPairs(view), send));
+    keys.replaceChildren(keyButtons(keyPairs(view), onKey));
     for (const sha of view.next) prefetch(imgURL(sha));
     if (view.done) {
       info.replaceChildren();
@@ -137,7 +137,8 @@ function promptPage(endpoint, describe, keyPairs, commandKeys) {
       .catch((err) => { message.textContent = `Not saved: ${err.message}`; });
   }
 
-  keyHandler((key) => {
+  // One path for keys and for the buttons that stand for them.
+  function onKey(key) {
     if (key === "+" || key === "=") photo.zoom(1.25);
     else if (key === "-") photo.zoom(1 / 1.25);
     else if (key === "0") photo.reset();
@@ -146,7 +147,8 @@ function promptPage(endpoint, describe, keyPairs, commandKeys) {
     else if (commandKeys(view, key, send)) return true;
     else return false;
     return true;
-  });
+  }
+  keyHandler(onKey);
   api(endpoint).then((first) => render(first, 0));
 }
 
@@ -228,7 +230,7 @@ async function duplicatesPage() {
       el("h3", { text: `Cluster ${cluster.id}: ${cluster.members.length} images` }),
       el("div", { class: "grid" }, ...cluster.members.map((m) => {
         const node = tile(m.sha256, [
-          m.representative ? "representative" : `distance ${m.distance ?? "?"} bits, ${m.reason}`,
+          m.representative ? "representative" : `${m.distance === null ? "distance unknown" : `distance ${m.distance} bits`}, ${m.reason}`,
           `${m.width}x${m.height}  ${m.sha256.slice(0, 10)}`,
         ], m.representative ? "rep" : "");
         if (!m.representative) node.append(splitButton(m.sha256));

@@ -15,6 +15,8 @@ Modules, one per stage (data flows down this list):
     dedup       exact and near-duplicate clusters (hash match + keypoint confirmation); stable
                 cluster ids and the representative rule
     groups      patient/lesion group ids of images (input columns, [groups] pattern)
+    review/     `curator review`: quality, privacy, off-topic and label-issue checks, findings
+                and decisions in the catalog, the review prompt (see review/__init__.py)
     status      counts for `curator status`
     labeling    label events, derived labels, conflict policy, import/export, hints
     agreement   Cohen's and Fleiss' kappa, Krippendorff's alpha, Landis & Koch readings

@@ -6,7 +6,7 @@ SAVEPOINT when nested) and rolls back on any exception. The schema is built by
 the registered :data:`MIGRATIONS`; each is applied together with its record in
 ``schema_migrations`` in one transaction.
 
-Tables (see migrations 1 to 3 and 5 for columns):
+Tables (see the migrations for columns):
 
     sources          one row per input line (URL or local path): provenance + outcome
     images           one row per distinct image (distinct decoded pixels)
@@ -17,6 +17,8 @@ Tables (see migrations 1 to 3 and 5 for columns):
     releases         built releases
     publishes        where each release was pushed
     baselines        baseline scores per release
+    review_*         checks run, findings and reviewers' decisions (migration 6, curator.review)
+    annotators       people with a link to `curator serve`, their token's hash (migration 7)
 """
 
 from __future__ import annotations
@@ -320,12 +322,84 @@ def _input_order_and_groups(conn: sqlite3.Connection) -> None:
     )
 
 
+def _review(conn: sqlite3.Connection) -> None:
+    """Tables of `curator review` (curator.review.findings).
+
+    review_checks: which version and parameters of each check last looked at each image
+    (so a run computes only what is missing or changed). review_findings: one row per
+    (image, kind, verdict) ever found; ``active`` marks the rows the latest checks still
+    find. review_events: reviewers' decisions on findings, append-only like label_events.
+    review_features: the off-topic check's feature vector per image.
+    """
+    run_script(
+        conn,
+        """
+        CREATE TABLE review_checks (
+            sha256 TEXT NOT NULL REFERENCES images(sha256),
+            check_name TEXT NOT NULL,      -- 'quality', 'privacy', 'off-topic', 'label-issue'
+            version TEXT NOT NULL,
+            params_hash TEXT NOT NULL,     -- config.config_hash of the check's parameters
+            at TEXT NOT NULL,
+            PRIMARY KEY (sha256, check_name)
+        );
+        CREATE TABLE review_findings (
+            id INTEGER PRIMARY KEY,
+            sha256 TEXT NOT NULL REFERENCES images(sha256),
+            kind TEXT NOT NULL,            -- 'blur', ..., 'face', 'eye', 'off-topic', 'label-issue', 'error'
+            verdict TEXT NOT NULL DEFAULT '',  -- beyond the kind: label-issue's suggested label
+            score REAL NOT NULL,           -- higher: likelier a real problem
+            detail TEXT NOT NULL,          -- JSON
+            check_version TEXT NOT NULL,
+            params TEXT NOT NULL,          -- JSON: the check's parameters
+            active INTEGER NOT NULL DEFAULT 1,  -- 0: the latest run of its check no longer finds it
+            found_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE UNIQUE INDEX review_findings_active ON review_findings(sha256, kind, verdict) WHERE active = 1;
+        CREATE TABLE review_events (
+            id INTEGER PRIMARY KEY,
+            finding_id INTEGER NOT NULL REFERENCES review_findings(id),
+            reviewer TEXT NOT NULL,
+            decision TEXT,                 -- 'keep', 'relabel', 'exclude', 'not-a-problem', or NULL (open)
+            label TEXT,                    -- the class, for 'relabel'
+            previous TEXT,                 -- the decision before this event (NULL: open)
+            action TEXT NOT NULL,          -- 'decide' or 'undo'
+            at TEXT NOT NULL
+        );
+        CREATE INDEX review_events_finding ON review_events(finding_id, id);
+        CREATE TABLE review_features (
+            sha256 TEXT PRIMARY KEY REFERENCES images(sha256),
+            version TEXT NOT NULL,
+            vector BLOB NOT NULL           -- float32 values
+        );
+        """,
+    )
+
+
+def _annotators(conn: sqlite3.Connection) -> None:
+    """Annotators of `curator serve` (curator.annotators): the sha256 of each one's secret
+    token, never the token; ``revoked_at`` set ends their access at once."""
+    run_script(
+        conn,
+        """
+        CREATE TABLE annotators (
+            name TEXT PRIMARY KEY,
+            token_hash TEXT NOT NULL UNIQUE,   -- sha256 hex of the token
+            created_at TEXT NOT NULL,
+            revoked_at TEXT                    -- NULL: active
+        );
+        """,
+    )
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial schema", _initial_schema),
     Migration(2, "lazy pixel keys", _lazy_pixel_keys, rebuilds_tables=True),
     Migration(3, "hashed from luma or rgb", _hashed_from),
     Migration(4, "legacy hash views", _legacy_views),
     Migration(5, "input order and patient groups", _input_order_and_groups),
+    Migration(6, "review checks, findings and decisions", _review),
+    Migration(7, "annotators of curator serve", _annotators),
 ]
 
 

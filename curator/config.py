@@ -140,6 +140,23 @@ class BaselineConfig:
 
 
 @dataclass(frozen=True)
+class ReviewConfig:
+    """Thresholds of `curator review`'s image checks (curator.review; defaults measured by
+    benchmarks/review_quality.py, see README "Data review")."""
+
+    blur_max: float = 1.1  # sharpness (finest over fine detail, at 256 px) below: blur
+    dark_max: float = 90.0  # 99th-percentile luma (0-255) below: too dark
+    bright_min: float = 175.0  # 1st-percentile luma above: too bright / washed out
+    low_information_max: float = 2.0  # entropy of the grey histogram (bits) below: near-uniform
+    min_side: int = 224  # shorter side in pixels below: low resolution
+    max_aspect: float = 2.5  # longer / shorter side above: odd aspect ratio
+    greyscale_max: float = 3.0  # colourfulness (Hasler-Suesstrunk, per 100 of brightness) below: greyscale
+    face_min: float = 0.6  # face detector confidence at or above: face (or eye, if partial)
+    offtopic_min: float = 10.0  # distance to the 5th nearest image (robust z units) above: off-topic
+    label_ranking: str = "self-confidence"  # or "normalized-margin": the order of label issues
+
+
+@dataclass(frozen=True)
 class Config:
     dataset: DatasetConfig
     ingest: IngestConfig = field(default_factory=IngestConfig)
@@ -150,6 +167,7 @@ class Config:
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     balance: BalanceConfig = field(default_factory=BalanceConfig)
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
+    review: ReviewConfig = field(default_factory=ReviewConfig)
     sources: tuple[SourceRule, ...] = ()
 
 
@@ -341,6 +359,20 @@ def _check(config: Config) -> None:
         raise bad_value("baseline.learning_rate", "must be positive")
     if b.image_size < 16:  # the baseline CNN halves the input four times
         raise bad_value("baseline.image_size", "must be at least 16")
+    _check_review(config.review)
+
+
+def _check_review(r: ReviewConfig) -> None:
+    for key in ("blur_max", "dark_max", "bright_min", "low_information_max", "greyscale_max",
+                "face_min", "offtopic_min"):
+        if getattr(r, key) <= 0:
+            raise bad_value(f"review.{key}", "must be positive")
+    if r.min_side < 1:
+        raise bad_value("review.min_side", "must be at least 1")
+    if r.max_aspect < 1:
+        raise bad_value("review.max_aspect", "must be at least 1")
+    if r.label_ranking not in ("self-confidence", "normalized-margin"):
+        raise bad_value("review.label_ranking", "must be 'self-confidence' or 'normalized-margin'")
 
 
 def _valid_repo(repo: str) -> bool:

@@ -655,6 +655,23 @@ def settle_clusters(conn: sqlite3.Connection, cluster_ids: Iterable[int], object
                      [(rep.sha256, cid) for cid, rep in best.items()])
 
 
+def split_off(conn: sqlite3.Connection, sha256: str) -> int:
+    """Move one image out of its near-duplicate cluster into a cluster of its own (a person
+    saw it is another photo); both representatives are recomputed. Return the new cluster's
+    id. ``curator dups --threshold N`` rebuilds clusters from the hashes and may join them again."""
+    with catalog.atomic(conn):
+        row = conn.execute("SELECT cluster_id FROM images WHERE sha256 = ?", (sha256,)).fetchone()
+        if row is None:
+            raise InputError(f"no image with sha256 {sha256!r}")
+        old = int(row[0])
+        if conn.execute("SELECT COUNT(*) FROM images WHERE cluster_id = ?", (old,)).fetchone()[0] < 2:
+            raise InputError(f"image {sha256[:12]} is alone in its cluster; there is nothing to split")
+        new = int(conn.execute("INSERT INTO clusters (representative) VALUES (?)", (sha256,)).lastrowid or 0)
+        conn.execute("UPDATE images SET cluster_id = ? WHERE sha256 = ?", (new, sha256))
+        update_representative(conn, old)
+    return new
+
+
 def stored_hashes(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
     """sha256 -> {name: unsigned hash} for every image, in insertion order."""
     result: dict[str, dict[str, int]] = {}

@@ -28,6 +28,7 @@ import os
 import select
 import shutil
 import signal
+import sqlite3
 import struct
 import subprocess
 import sys
@@ -249,6 +250,59 @@ class _Answer:
     label: str | None  # None: skipped
 
 
+class Cursor:
+    """One annotator's walk through a queue, shared by this prompt and the label page of
+    ``curator serve``: an answer is a committed event before the position moves on, a skip
+    writes nothing, an undo goes back one image and restores its previous value."""
+
+    def __init__(self, conn: sqlite3.Connection, items: list[labeling.Item], annotator: str,
+                 result: SessionResult) -> None:
+        self.conn = conn
+        self.items = items
+        self.annotator = annotator
+        self.result = result
+        self.history: list[_Answer] = []
+        self.pos = 0
+
+    @property
+    def done(self) -> bool:
+        return self.pos >= len(self.items)
+
+    def answer(self, label: str, action: str) -> None:
+        item = self.items[self.pos]
+        # Committed before anything else happens: the next image appears only after this.
+        previous = labeling.record(self.conn, item.sha256, self.annotator, label, action)
+        self.history.append(_Answer(self.pos, previous, label))
+        if label == labeling.EXCLUDED:
+            self.result.excluded += 1
+        else:
+            self.result.labeled += 1
+        self.pos += 1
+
+    def skip(self) -> None:
+        self.history.append(_Answer(self.pos, None, None))
+        self.result.skipped += 1
+        self.pos += 1
+
+    def undo(self) -> str:
+        """Go back one answer; a message saying what happened."""
+        if not self.history:
+            return "Nothing to undo in this session"
+        last = self.history.pop()
+        self.pos = last.pos
+        if last.label is None:
+            self.result.skipped -= 1
+            return "Back to the skipped image"
+        item = self.items[last.pos]
+        labeling.record(self.conn, item.sha256, self.annotator, last.previous, "undo")
+        self.result.undone += 1
+        if last.label == labeling.EXCLUDED:
+            self.result.excluded -= 1
+        else:
+            self.result.labeled -= 1
+        return f"Undone: {_name(last.label)} -> {_name(last.previous)}"
+
+
 class Session:
     def __init__(self, ws: Workspace, items: list[labeling.Item], term: Terminal, mode: str,
                  annotator: str, result: SessionResult) -> None:
@@ -257,22 +311,24 @@ class Session:
         self.term = term
         self.mode = mode
         self.annotator = annotator
-        self.result = result
         self.keys = class_keys(ws.config)
         self.frames = Frames(ws.objects, mode)
-        self.history: list[_Answer] = []
-        self.pos = 0
+        self.cursor = Cursor(ws.conn, items, annotator, result)
         self.message = ""
+
+    @property
+    def pos(self) -> int:
+        return self.cursor.pos
 
     def loop(self) -> None:
         try:
             while True:
-                if self.pos >= len(self.items):
+                if self.cursor.done:
                     # The end: one last chance to undo before leaving.
                     self.draw_done()
                     if self.term.read_key() != "u":
                         return
-                    self.undo()
+                    self.message = self.cursor.undo()
                     continue
                 self.draw()
                 if not self.handle(self.term.read_key()):
@@ -289,18 +345,16 @@ class Session:
         """Act on one key; False to quit."""
         self.message = ""
         if key in ("q", "\x03", "\x04", "eof"):
-            self.result.interrupted = key == "\x03"
+            self.cursor.result.interrupted = key == "\x03"
             return False
         if key in self.keys:
-            self.answer(self.keys[key], "label")
+            self.cursor.answer(self.keys[key], "label")
         elif key == "x":
-            self.answer(labeling.EXCLUDED, "exclude")
+            self.cursor.answer(labeling.EXCLUDED, "exclude")
         elif key == "s":
-            self.history.append(_Answer(self.pos, None, None))
-            self.result.skipped += 1
-            self.pos += 1
+            self.cursor.skip()
         elif key == "u":
-            self.undo()
+            self.message = self.cursor.undo()
         elif key == "o":
             self.message = open_in_viewer(self.ws.objects, self.items[self.pos])
         elif key == "?":
@@ -308,36 +362,6 @@ class Session:
         elif key not in ("resize", "esc"):
             self.message = f"Key {key!r} does nothing here; press ? for help"
         return True
-
-    def answer(self, label: str, action: str) -> None:
-        item = self.items[self.pos]
-        # Committed before anything else happens: the next frame appears only after this.
-        previous = labeling.record(self.ws.conn, item.sha256, self.annotator, label, action)
-        self.history.append(_Answer(self.pos, previous, label))
-        if label == labeling.EXCLUDED:
-            self.result.excluded += 1
-        else:
-            self.result.labeled += 1
-        self.pos += 1
-
-    def undo(self) -> None:
-        if not self.history:
-            self.message = "Nothing to undo in this session"
-            return
-        last = self.history.pop()
-        self.pos = last.pos
-        if last.label is None:
-            self.result.skipped -= 1
-            self.message = "Back to the skipped image"
-            return
-        item = self.items[last.pos]
-        labeling.record(self.ws.conn, item.sha256, self.annotator, last.previous, "undo")
-        self.result.undone += 1
-        if last.label == labeling.EXCLUDED:
-            self.result.excluded -= 1
-        else:
-            self.result.labeled -= 1
-        self.message = f"Undone: {_name(last.label)} -> {_name(last.previous)}"
 
     def draw(self) -> None:
         cols, rows, cell = self.term.size()

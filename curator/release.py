@@ -175,7 +175,8 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
 
 
-def plan_release(ws: Workspace, version: str | None, include_restricted: bool) -> Plan:
+def plan_release(ws: Workspace, version: str | None, include_restricted: bool,
+                 allow_unreviewed: bool = False) -> Plan:
     """Everything about the next release that needs only the catalog (no image work)."""
     from curator import split as split_mod
 
@@ -184,6 +185,7 @@ def plan_release(ws: Workspace, version: str | None, include_restricted: bool) -
     classes = list(cfg.dataset.classes)
     warnings: list[str] = []
     originals, members = _select(conn, cfg, warnings)
+    warnings.extend(_review_gate(conn, originals, allow_unreviewed))
     if not originals:
         raise ReleaseError(
             "no labelled images to release",
@@ -223,12 +225,31 @@ def _choose_version(ws: Workspace, version: str | None, parent: str | None, bump
     return chosen
 
 
+def _review_gate(conn: sqlite3.Connection, originals: list[Original], allow_unreviewed: bool) -> list[str]:
+    """Privacy by default: undecided face/eye findings on released images stop the build."""
+    from curator.review import findings
+
+    found = findings.open_privacy(conn, [o.sha256 for o in originals])
+    if not found:
+        return []
+    names = ", ".join(f"{item['sha256'][:12]} ({item['kind']})" for item in found[:5])
+    more = f" and {len(found) - 5} more" if len(found) > 5 else ""
+    if not allow_unreviewed:
+        raise ReleaseError(f"{len(found)} undecided privacy finding(s) on images to release: {names}{more}",
+                           hint="decide them with `curator review --kind face` (and eye), "
+                           "or release anyway with --allow-unreviewed")
+    return [f"released with {len(found)} undecided privacy finding(s) (--allow-unreviewed): {names}{more}"]
+
+
 def _select(conn: sqlite3.Connection, cfg: Config, warnings: list[str]) -> tuple[list[Original], list[dict]]:
-    """Labelled, non-excluded cluster representatives; the other members of their clusters."""
+    """Labelled cluster representatives not excluded (by a label or a review decision); the
+    other members of their clusters."""
     from curator import groups, labeling
+    from curator.review import findings
 
     labels = labeling.current_labels(conn, cfg)
     group_ids = groups.of_images(conn, cfg.groups)
+    excluded = findings.excluded(conn)
     classes = set(cfg.dataset.classes)
     sources = licences.by_image(conn, cfg.sources)
     by_cluster: dict[int, list[str]] = defaultdict(list)
@@ -249,7 +270,7 @@ def _select(conn: sqlite3.Connection, cfg: Config, warnings: list[str]) -> tuple
             # The representative's (inherited) label decides; members that disagree leave it unlabeled.
             unlabeled_reps += any(labels.get(m) is not None for m in by_cluster[cluster_id])
             continue
-        if label == labeling.EXCLUDED:
+        if label == labeling.EXCLUDED or rep in excluded:
             continue
         if label not in classes:
             unknown_class += 1
@@ -389,6 +410,7 @@ def build(
     include_restricted: bool = False,
     on_progress: Progress | None = None,
     *,
+    allow_unreviewed: bool = False,
     created_at: str | None = None,
     max_shard_bytes: int = MAX_SHARD_BYTES,
     on_stage: Callable[[str], None] | None = None,
@@ -408,7 +430,7 @@ def build(
     stage("plan")
     if version is not None:
         parse_version(version)  # a bad version string fails before any work
-    plan = plan_release(ws, version, include_restricted)
+    plan = plan_release(ws, version, include_restricted, allow_unreviewed)
     if dry_run:
         counts = _split_counts(_planned_rows(plan), plan.classes)
         return BuildResult(plan.version, plan.parent, plan.bump, True, None, counts, plan.warnings)
@@ -728,6 +750,7 @@ def _card(ws: Workspace, plan: Plan, manifest: dict[str, Any], info: dict[str, S
         grouped_images=sum(1 for o in plan.originals if o.groups),
         groups=len(_splits_per_group(plan)),
         straddling_groups=sum(1 for splits in _splits_per_group(plan).values() if len(splits) > 1),
+        review=_review_facts(ws, plan),
     ))
 
 
@@ -738,6 +761,13 @@ def _splits_per_group(plan: Plan) -> dict[str, set[str]]:
         for group in o.groups:
             found[group].add(plan.assignment[o.sha256])
     return found
+
+
+def _review_facts(ws: Workspace, plan: Plan) -> dict[str, Any]:
+    from curator.review import findings, run
+
+    checks = list(run.default_checks(ws.config.review).values())
+    return findings.card_facts(ws.conn, checks, [o.sha256 for o in plan.originals])
 
 
 def _source_facts(originals: list[Original]) -> list[Any]:

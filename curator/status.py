@@ -28,7 +28,15 @@ def collect(ws: Workspace) -> dict[str, Any]:
         "hints": _hints(conn, ws.config.dataset.classes),
         "groups": groups.counts(conn, ws.config.groups),
         "labels": _labels(ws),
+        "open_findings": _open_findings(conn),
     }
+
+
+def _open_findings(conn: sqlite3.Connection) -> dict[str, int]:
+    """Undecided review findings per kind (curator review)."""
+    from curator.review import findings
+
+    return findings.open_counts(conn)
 
 
 def _scalar(conn: sqlite3.Connection, sql: str) -> int:

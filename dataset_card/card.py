@@ -97,6 +97,7 @@ class CardFacts:
     grouped_images: int = 0  # released originals with a patient/lesion group id
     groups: int = 0  # distinct group ids among them
     straddling_groups: int = 0  # of those groups, how many sit in more than one split (sticky history)
+    review: dict[str, Any] = field(default_factory=dict)  # curator.review.findings.card_facts
 
 
 def render(facts: CardFacts) -> str:
@@ -104,7 +105,7 @@ def render(facts: CardFacts) -> str:
     body = "\n\n".join(
         section(facts)
         for section in (
-            _title, _summary, _classes, _structure, _sources, _collection, _labeling, _splits,
+            _title, _summary, _classes, _structure, _sources, _collection, _labeling, _review, _splits,
             _preprocessing, _balancing, _uses, _limitations, _changelog, _loading, _baseline, _citation,
         )
     )
@@ -337,6 +338,33 @@ def _labeling(facts: CardFacts) -> str:
         "- Labeling a cluster's representative labels the whole cluster; every label event is kept."
         + hint_note
     )
+
+
+def _review(facts: CardFacts) -> str:
+    r = facts.review
+    runs = [c for c in r.get("checks", []) if c["images"]]
+    if not runs:
+        return "## Data review\n\nNo review checks were run on this dataset (`curator review --run`)."
+    lines = ["## Data review", "", "Checks run (version, thresholds, images checked):", ""]
+    for c in runs:
+        params = ", ".join(f"{k} {v}" for k, v in sorted(c["params"].items()))
+        lines.append(f"- {c['name']} `{c['version']}` ({params}): {c['images']} images")
+    rows = [[kind, n["found"], n["decided"], n["excluded"], n["open_released"]]
+            for kind, n in r.get("kinds", {}).items()]
+    if rows:
+        lines += ["", _table(["kind", "found", "decided", "excluded", "open in this release"], rows)]
+    privacy = ", ".join(f"{decision} {n}" for decision, n in r.get("privacy", {}).items()) or "none decided"
+    issues = r.get("label_issues", {})
+    lines += ["", f"- Privacy findings (face, eye) resolved: {privacy}",
+              f"- Label issues found: {issues.get('found', 0)}; confirmed as errors (relabelled or "
+              f"excluded): {issues.get('confirmed', 0)}"]
+    known = r.get("known_issues", [])
+    lines += ["", "### Known issues", ""]
+    if known:
+        lines += [f"- `{k['sha256']}`: {k['kind']} (score {k['score']}), not yet reviewed" for k in known]
+    else:
+        lines.append("None: every finding on a released image has a reviewer's decision.")
+    return "\n".join(lines)
 
 
 def _splits(facts: CardFacts) -> str:

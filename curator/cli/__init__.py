@@ -127,10 +127,13 @@ def _register() -> None:
         label_cmds,
         publish_cmds,
         release_cmds,
+        review_cmds,
+        serve_cmds,
         workspace_cmds,
     )
 
-    modules = (workspace_cmds, ingest_cmds, label_cmds, release_cmds, publish_cmds, baseline_cmds, demo_cmds)
+    modules = (workspace_cmds, ingest_cmds, label_cmds, review_cmds, serve_cmds, release_cmds,
+               publish_cmds, baseline_cmds, demo_cmds)
     for module in modules:
         for command in module.COMMANDS:
             _accept_output_flags(command)

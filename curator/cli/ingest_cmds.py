@@ -140,6 +140,8 @@ def status(app) -> None:
             from curator.cli.label_cmds import render_summary
 
             render_summary(console, value["labels"])
+        opened = ", ".join(f"{kind} {n}" for kind, n in value["open_findings"].items()) or "none"
+        console.print(f"Open review findings: {opened}", markup=False)
 
     app.out.result(value, render)
 

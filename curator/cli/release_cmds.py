@@ -54,8 +54,14 @@ def _render_splits(console: Console, splits: dict[str, Any]) -> None:
     is_flag=True,
     help="Also release images from sources marked redistributable = false (recorded in the manifest).",
 )
+@click.option(
+    "--allow-unreviewed",
+    is_flag=True,
+    help="Release even with undecided face/eye findings (named in the warnings); refused by default.",
+)
 @click.pass_obj
-def release(app: App, version: str | None, dry_run: bool, include_restricted: bool) -> None:
+def release(app: App, version: str | None, dry_run: bool, include_restricted: bool,
+            allow_unreviewed: bool) -> None:
     """Build the next release into releases/vX.Y.Z/: split, preprocess, balance, parquet, card.
 
     The version bump follows what changed since the last release: the class list
@@ -73,6 +79,7 @@ def release(app: App, version: str | None, dry_run: bool, include_restricted: bo
             version=version,
             dry_run=dry_run,
             include_restricted=include_restricted,
+            allow_unreviewed=allow_unreviewed,
             on_progress=advance,
             created_at=_pinned_time(),
         )

@@ -1,0 +1,327 @@
+"""Review quality and speed: per kind precision and recall at the default `[review]` thresholds.
+
+The planted set (nothing is downloaded): generated scalp photos (curator.synthetic, 640x480)
+as the clean dataset; other photos
+(generated, distinct) made blurred, dark, bright (washed out), tiny, near-uniform,
+greyscale or cut to a strip; what an image is by construction (small, a strip, grey) counts
+as true for its kind whether planted or not;
+faces: scikit-image's astronaut and its crops (whole face, half faces, eye band, one eye,
+upper half) and the astronaut's face pasted onto scalp photos, partly off the edge too;
+off-topic: scikit-image's other photos. Every image is stored in a temporary workspace and
+goes through the real `curator review --run` path (curator.review.run: decode, checks,
+catalog). Clean photos flagged for anything are counted.
+
+Label issues: out-of-fold probabilities from a small softmax regression on the off-topic
+features (5-fold), trained on labels flipped at 5%, 10% and 20%; recall of the flips within
+the top K (K = number of flips), beside a random ranking's expectation (K / n).
+
+Speed: per-check cost per 640x480 image on one thread, the whole run's images/s with its
+thread pool, ranking 10,000 images' label issues, and keypress to the next finding in the
+real `curator review` prompt (a pseudo-terminal, each keypress a committed decision).
+
+    python benchmarks/review_quality.py [--clean 120] [--label-images 600]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from curator import catalog, store, synthetic  # noqa: E402
+from curator.config import ReviewConfig  # noqa: E402
+from curator.review import findings, labelissues, offtopic, privacy, quality  # noqa: E402
+from curator.review import run as review_run  # noqa: E402
+from curator.workspace import init_workspace  # noqa: E402
+
+OFFTOPIC_PHOTOS = ("coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry", "colorwheel",
+                   "retina", "camera", "coins", "grass", "gravel", "brick", "text", "page", "moon")
+QUALITY = ("blur", "dark", "bright", "low-resolution", "low-information", "greyscale", "odd-aspect")
+SIZE = (640, 480)
+
+
+def skimage_photo(name: str) -> np.ndarray:
+    from skimage import data
+
+    img = getattr(data, name)()
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=2)
+    return np.ascontiguousarray(img[..., :3]).astype(np.uint8)
+
+
+def fit(img: np.ndarray, size: tuple[int, int] = SIZE) -> np.ndarray:
+    return np.asarray(Image.fromarray(img).resize(size, Image.Resampling.LANCZOS))
+
+
+def plant(kind: str, base: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    img = Image.fromarray(base)
+    if kind == "blur":
+        return np.asarray(img.filter(ImageFilter.GaussianBlur(radius=img.width / 160)))
+    if kind == "dark":
+        return (base * 0.2).astype(np.uint8)
+    if kind == "bright":
+        return (base * 0.3 + 0.7 * 255).astype(np.uint8)
+    if kind == "low-resolution":
+        return np.asarray(img.resize((160, 120), Image.Resampling.LANCZOS))
+    if kind == "low-information":
+        mean = base.reshape(-1, 3).mean(axis=0)
+        return np.clip(mean + rng.normal(0, 2, base.shape), 0, 255).astype(np.uint8)
+    if kind == "greyscale":
+        return np.repeat(np.asarray(img.convert("L"))[..., None], 3, axis=2)
+    if kind == "odd-aspect":
+        return base[base.shape[0] // 2 - 70 : base.shape[0] // 2 + 70]  # 640x140 strip
+    raise ValueError(kind)
+
+
+def faces(rng: np.random.Generator) -> dict[str, list[np.ndarray]]:
+    astro = skimage_photo("astronaut")
+    crops = {
+        "frontal": [astro, astro[40:230, 140:310]],
+        "half face": [astro[60:220, 150:225], astro[60:220, 225:300]],
+        "upper half": [astro[60:140, 160:300]],
+        "eye band": [astro[100:150, 170:290]],
+        "one eye": [astro[100:145, 180:235]],
+        "pasted": [],
+        "pasted at edge": [],
+    }
+    face = Image.fromarray(astro[40:230, 140:310])
+    for seed in range(6):
+        photo = synthetic.photo(9000 + seed, seed % 3, SIZE)
+        small = face.resize((114, 128))
+        photo.paste(small, (int(rng.integers(20, 500)), int(rng.integers(20, 330))))
+        crops["pasted"].append(np.asarray(photo))
+        edge = synthetic.photo(9100 + seed, seed % 3, SIZE)
+        big = face.resize((228, 256))
+        edge.paste(big, (SIZE[0] - 114, int(rng.integers(0, 200))))  # half of the face off the edge
+        crops["pasted at edge"].append(np.asarray(edge))
+    return crops
+
+
+def facts(img: np.ndarray) -> set[str]:
+    """What an image is by construction, planted or not: small, a strip, without colour."""
+    height, width = img.shape[:2]
+    found = set()
+    if min(height, width) < ReviewConfig().min_side:
+        found.add("low-resolution")
+    if max(height, width) / min(height, width) > ReviewConfig().max_aspect:
+        found.add("odd-aspect")
+    if np.ptp(img.astype(np.int16), axis=2).max() <= 2:
+        found.add("greyscale")
+    return found
+
+
+def add_image(ws, rgb: np.ndarray) -> str:
+    payload = synthetic.encode(Image.fromarray(rgb), "JPEG", quality=92)
+    sha = store.put(ws.objects, payload, durable=False)
+    with catalog.atomic(ws.conn):
+        cid = ws.conn.execute("INSERT OR IGNORE INTO clusters (representative) VALUES (?)", (sha,)).lastrowid
+        ws.conn.execute(
+            "INSERT OR IGNORE INTO images (sha256, fingerprint, width, height, format, bytes, cluster_id,"
+            " created_at) VALUES (?, ?, ?, ?, 'JPEG', ?, ?, ?)",
+            (sha, "fp" + sha, rgb.shape[1], rgb.shape[0], len(payload), cid, catalog.utcnow()),
+        )
+    return sha
+
+
+def quality_and_privacy(args: argparse.Namespace) -> None:
+    rng = np.random.default_rng(7)
+    truth: dict[str, set[str]] = defaultdict(set)  # sha -> planted kinds
+    group: dict[str, str] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        ws = init_workspace(Path(tmp) / "ws", "review-bench", ["alopecia", "psoriasis", "folliculitis"])
+        for seed in range(args.clean):
+            group[add_image(ws, np.asarray(synthetic.photo(seed, seed % 3, SIZE)))] = "clean"
+        # Distinct bases: copies of one photo would be each other's neighbours, hiding it from
+        # the off-topic check, so the off-topic photos are not among them.
+        bases = [np.asarray(synthetic.photo(5000 + i, i % 3, SIZE)) for i in range(args.bases)]
+        for kind in QUALITY:
+            for base in bases:
+                img = plant(kind, base, rng)
+                sha = add_image(ws, img)
+                truth[sha] |= {kind} | facts(img)
+                group[sha] = kind
+        for name, images in faces(rng).items():
+            for img in images:
+                sha = add_image(ws, img)
+                truth[sha] |= {"privacy"} | facts(img)
+                group[sha] = f"face: {name}"
+        for name in OFFTOPIC_PHOTOS:
+            img = fit(skimage_photo(name))
+            sha = add_image(ws, img)
+            truth[sha] |= {"off-topic"} | facts(img)
+            group[sha] = "off-topic"
+        images = len(group)
+        started = time.perf_counter()
+        summary = review_run.run(ws)
+        seconds = time.perf_counter() - started
+        found: dict[str, set[str]] = defaultdict(set)
+        for item in findings.listing(ws.conn):
+            kind = "privacy" if item["kind"] in ("face", "eye") else item["kind"]
+            found[item["sha256"]].add(kind)
+        ws.close()
+    print(f"planted set: {images} images ({args.clean} clean scalp photos), review --run {seconds:.1f} s "
+          f"= {images / seconds:.0f} images/s with {os.cpu_count()} threads; errors {summary.errors}")
+    print(f"{'kind':<16} {'planted':>7} {'flagged':>7} {'precision':>9} {'recall':>6}")
+    for kind in (*QUALITY, "privacy", "off-topic"):
+        planted = {sha for sha, kinds in truth.items() if kind in kinds}
+        flagged = {sha for sha, kinds in found.items() if kind in kinds}
+        hit = len(planted & flagged)
+        precision = hit / len(flagged) if flagged else float("nan")
+        wrong = defaultdict(int)
+        for sha in flagged - planted:
+            wrong[group[sha]] += 1
+        print(f"{kind:<16} {len(planted):>7} {len(flagged):>7} {precision:>9.2f} {hit / len(planted):>6.2f}"
+              f"  {'false: ' + str(dict(wrong)) if wrong else ''}")
+    print("privacy recall per crop kind:")
+    for name in sorted({g for g in group.values() if g.startswith("face: ")}):
+        shas = [sha for sha, g in group.items() if g == name]
+        hit = sum("privacy" in found[sha] for sha in shas)
+        print(f"  {name[6:]:<16} {hit}/{len(shas)}")
+    clean = [sha for sha, g in group.items() if g == "clean"]
+    flagged_clean = [sha for sha in clean if found[sha]]
+    why = defaultdict(int)
+    for sha in flagged_clean:
+        for kind in found[sha]:
+            why[kind] += 1
+    print(f"clean photos flagged for anything: {len(flagged_clean)}/{len(clean)} "
+          f"({len(flagged_clean) / len(clean):.1%}) {dict(why)}")
+
+
+def out_of_fold(features: np.ndarray, labels: np.ndarray, k: int, folds: int = 5) -> np.ndarray:
+    """Softmax regression (full-batch gradient descent), probabilities for each fold's held-out rows."""
+    rng = np.random.default_rng(0)
+    fold = rng.permutation(len(labels)) % folds
+    x = (features - features.mean(axis=0)) / (features.std(axis=0) + 1e-6)
+    x = np.hstack([x, np.ones((len(x), 1))])
+    probs = np.zeros((len(labels), k))
+    for f in range(folds):
+        train, test = fold != f, fold == f
+        weights = np.zeros((x.shape[1], k))
+        onehot = np.eye(k)[labels[train]]
+        for _ in range(300):
+            logits = x[train] @ weights
+            p = np.exp(logits - logits.max(axis=1, keepdims=True))
+            p /= p.sum(axis=1, keepdims=True)
+            weights -= 0.5 * (x[train].T @ (p - onehot) / train.sum() + 1e-3 * weights)
+        logits = x[test] @ weights
+        p = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probs[test] = p / p.sum(axis=1, keepdims=True)
+    return probs
+
+
+def label_issues(args: argparse.Namespace) -> None:
+    n, k = args.label_images, 3
+    truth = np.arange(n) % k
+    features = np.stack([offtopic.features(np.asarray(synthetic.photo(20000 + i, int(truth[i]), (320, 240))))
+                         for i in range(n)])
+    print(f"label issues: {n} generated photos, 3 classes, out-of-fold softmax regression on colour/texture "
+          "features; recall of flipped labels within the top K (K = flips)")
+    for rate in (0.05, 0.10, 0.20):
+        rng = np.random.default_rng(int(rate * 100))
+        flips = rng.random(n) < rate
+        given = truth.copy()
+        given[flips] = (given[flips] + rng.integers(1, k, flips.sum())) % k
+        probs = out_of_fold(features, given, k)
+        accuracy = float((probs.argmax(axis=1) == truth).mean())
+        line = [f"  flips {rate:.0%} (K={flips.sum()}, model accuracy vs truth {accuracy:.2f}):"]
+        for ranking in labelissues.RANKINGS:
+            issues = labelissues.find_issues(probs, given, ranking)
+            top = [issue.index for issue in issues[: flips.sum()]]
+            recall = flips[top].sum() / flips.sum()
+            line.append(f"{ranking} {recall:.2f} ({len(issues)} issues)")
+        line.append(f"random {flips.sum() / n:.2f}")
+        print(" ".join(line))
+
+
+def speed() -> None:
+    cfg = ReviewConfig()
+    photos = [np.asarray(synthetic.photo(seed, seed % 3, SIZE)) for seed in range(20)]
+    with tempfile.TemporaryDirectory() as tmp:
+        objects = Path(tmp)
+        shas = [store.put(objects, synthetic.encode(Image.fromarray(p)), durable=False) for p in photos]
+        decoded = [review_run.decode(objects, sha) for sha in shas]
+        costs = {
+            "decode (draft)": lambda i: review_run.decode(objects, shas[i]),
+            "quality": lambda i: quality.check(decoded[i], 640, 480, cfg),
+            "privacy": lambda i: privacy.check(decoded[i], cfg),
+            "off-topic features": lambda i: offtopic.features(decoded[i]),
+        }
+        print("per-check cost per 640x480 JPEG, one thread:")
+        total = 0.0
+        for name, work in costs.items():
+            work(0)
+            started = time.perf_counter()
+            for _ in range(3):
+                for i in range(len(photos)):
+                    work(i)
+            ms = (time.perf_counter() - started) / (3 * len(photos)) * 1000
+            total += ms
+            print(f"  {name:<20} {ms:6.2f} ms")
+        print(f"  {'all':<20} {total:6.2f} ms = {1000 / total:.0f} images/s on one core")
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(3), size=10_000)
+    labels = rng.integers(0, 3, 10_000)
+    started = time.perf_counter()
+    labelissues.find_issues(probs, labels)
+    print(f"label-issue ranking, 10,000 images x 3 classes: {(time.perf_counter() - started) * 1000:.1f} ms")
+
+
+def prompt_latency(count: int = 20, think: float = 0.3) -> None:
+    """Keypress to the next finding's frame in the real `curator review` prompt (pty, blocks)."""
+    import shutil as shell
+
+    import pexpect
+
+    exe = shell.which("curator")
+    if exe is None:
+        print("prompt latency: the curator console script is not installed; skipped")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        ws = init_workspace(Path(tmp) / "ws", "review-bench", ["alopecia", "psoriasis", "folliculitis"])
+        shas = [add_image(ws, np.asarray(synthetic.photo(seed, seed % 3, SIZE))) for seed in range(count)]
+        check = findings.Check("quality", ("blur",), quality.VERSION, {})
+        findings.save(ws.conn, check, {sha: [quality.Result("blur", 2.0, {})] for sha in shas})
+        ws.close()
+        child = pexpect.spawn(exe, ["--workspace", str(ws.root), "review", "--reviewer", "bench",
+                                    "--graphics", "blocks"], env=dict(os.environ, TERM="xterm-256color"),
+                              dimensions=(40, 120), timeout=60)
+        child.expect_exact(f"[1/{count}]")
+        latencies = []
+        for k in range(2, count + 1):
+            time.sleep(think)
+            started = time.perf_counter()
+            child.send("k")
+            child.expect_exact(f"[{k}/{count}]")
+            latencies.append((time.perf_counter() - started) * 1000)
+        child.send("q")
+        child.expect(pexpect.EOF)
+    latencies.sort()
+    median = latencies[len(latencies) // 2]
+    print(f"prompt: keypress to next finding (blocks, think {think}s): median {median:.0f} ms, "
+          f"worst {latencies[-1]:.0f} ms over {len(latencies)} decisions")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clean", type=int, default=120, help="clean generated scalp photos")
+    parser.add_argument("--bases", type=int, default=18, help="distinct photos planted with each problem")
+    parser.add_argument("--label-images", type=int, default=600, help="images for the label-issue part")
+    args = parser.parse_args()
+    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
+    quality_and_privacy(args)
+    label_issues(args)
+    speed()
+    prompt_latency()
+
+
+if __name__ == "__main__":
+    main()

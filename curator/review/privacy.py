@@ -9,14 +9,14 @@ three cascades run: frontal faces, profile faces (on the image and on its mirror
 knows one side only) and eyes. A ``face`` is a frontal or profile detection; an ``eye`` is an
 eye detection outside every flagged face: an identifying eye region without a whole face. The image
 is padded by mirroring its border (a face cut by the edge becomes nearly whole again) and
-scaled to each cascade's :data:`SIDE`.
+scaled to each cascade's working size (:data:`CASCADES`).
 """
 
 from __future__ import annotations
 
 import math
 import threading
-from typing import Any
+from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
@@ -28,23 +28,32 @@ VERSION = "privacy-2"
 FRONTAL = "haarcascade_frontalface_alt.xml"
 PROFILE = "haarcascade_profileface.xml"
 EYE = "haarcascade_eye_tree_eyeglasses.xml"
-# Working size (longer side, padding included) per cascade: the frontal one at 400 px finds faces
-# of ~25 px in the 320 px decoded copy; the others gain nothing from it and cost more.
-SIDE = {FRONTAL: 400, PROFILE: 320, EYE: 320}
 UPSCALE = 1.5  # at most: a tiny image enlarged further shows hair as eyes and faces
 PAD = 0.125
-SCALE_FACTOR = 1.1
-MIN_SIDE = {FRONTAL: 20, PROFILE: 20, EYE: 12}  # pixels at SIDE
-# Overlapping candidates (neighbours) a detection needs to reach confidence 0.6, the default
-# face_min: about what generated scalp photos (hair, skin-coloured patches) gather at most in
-# one place (benchmarks/review_quality.py; the profile cascade fires on them most), erring
-# towards flagging: a missed face leaks, a false one costs a reviewer one key.
-FLAGGED = {FRONTAL: 7, PROFILE: 15, EYE: 10}
+
+
+class Cascade(NamedTuple):
+    side: int  # working size, longer side with padding, pixels
+    scale_factor: float  # between the window sizes tried
+    min_side: int  # smallest window, pixels at ``side``
+    flagged: int  # neighbours (overlapping candidates) that give confidence 0.6, the default face_min
+
+
+# The frontal cascade at 400 px and a fine scale step finds faces of ~25 px in the 320 px decoded
+# copy; profile and eyes gain nothing from that and cost twice as much. ``flagged`` is just above
+# the most that generated scalp photos (hair, skin-coloured patches) gather in one place
+# (benchmarks/review_quality.py), erring towards flagging: a missed face leaks, a false one
+# costs a reviewer one key.
+CASCADES = {
+    FRONTAL: Cascade(side=400, scale_factor=1.1, min_side=20, flagged=7),
+    PROFILE: Cascade(side=320, scale_factor=1.2, min_side=20, flagged=8),
+    EYE: Cascade(side=320, scale_factor=1.2, min_side=12, flagged=8),
+}
 _local = threading.local()
 
 
 def params(cfg: ReviewConfig) -> dict[str, Any]:
-    return {"cascades": FLAGGED, "sides": SIDE, "upscale": UPSCALE, "pad": PAD, "scale_factor": SCALE_FACTOR,
+    return {"cascades": {name: c._asdict() for name, c in CASCADES.items()}, "upscale": UPSCALE, "pad": PAD,
             "face_min": cfg.face_min}
 
 
@@ -53,7 +62,7 @@ def _cascades() -> dict[str, Any]:
     cascades = getattr(_local, "cascades", None)
     if cascades is None:
         folder = cv2.data.haarcascades  # type: ignore[attr-defined]  # cv2.data is not in OpenCV's stubs
-        cascades = {name: cv2.CascadeClassifier(folder + name) for name in FLAGGED}
+        cascades = {name: cv2.CascadeClassifier(folder + name) for name in CASCADES}
         _local.cascades = cascades
     return cascades
 
@@ -61,18 +70,19 @@ def _cascades() -> dict[str, Any]:
 def _find(name: str, padded: np.ndarray, mirror: bool = False) -> list[tuple[np.ndarray, float]]:
     """Boxes (x, y, w, h in ``padded``) and confidences of one cascade's detections.
 
-    Haar cascades give no probability. The confidence is n / (n + 2/3 FLAGGED) for n
-    neighbours: 0.6 at FLAGGED neighbours, approaching 1 as more candidates agree, 0.2 or less
+    Haar cascades give no probability. The confidence is n / (n + 2/3 flagged) for n
+    neighbours: 0.6 at ``flagged`` neighbours, approaching 1 as more candidates agree, 0.2 or less
     for the weak groups of two kept so that a finding's score also says how near it came."""
-    scale = min(SIDE[name] / max(padded.shape[:2]), UPSCALE)
+    cascade = CASCADES[name]
+    scale = min(cascade.side / max(padded.shape[:2]), UPSCALE)
     size = (max(1, round(padded.shape[1] * scale)), max(1, round(padded.shape[0] * scale)))
     small = cv2.resize(padded, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
     # No histogram equalisation: it halved the neighbours of small faces on scalp photos.
     grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
     boxes, neighbours = _cascades()[name].detectMultiScale2(
-        cv2.flip(grey, 1) if mirror else grey, scaleFactor=SCALE_FACTOR, minNeighbors=2,
-        minSize=(MIN_SIDE[name], MIN_SIDE[name]))
-    half = FLAGGED[name] * 2 / 3
+        cv2.flip(grey, 1) if mirror else grey, scaleFactor=cascade.scale_factor, minNeighbors=2,
+        minSize=(cascade.min_side, cascade.min_side))
+    half = cascade.flagged * 2 / 3
     found = []
     for box, n in zip(boxes, neighbours, strict=True):
         x, y, w, h = (float(v) / scale for v in box)

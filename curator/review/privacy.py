@@ -40,8 +40,8 @@ class Cascade(NamedTuple):
 
 
 # The frontal cascade at 400 px and a fine scale step finds faces of ~25 px in the 320 px decoded
-# copy; profile and eyes gain nothing from that and cost twice as much. ``flagged`` is just above
-# the most that generated scalp photos (hair, skin-coloured patches) gather in one place
+# copy; profile and eyes gain nothing from that and cost twice as much. ``flagged`` is about the
+# most that generated scalp photos (hair, skin-coloured patches) gather in one place
 # (benchmarks/review_quality.py), erring towards flagging: a missed face leaks, a false one
 # costs a reviewer one key.
 CASCADES = {

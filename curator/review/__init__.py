@@ -1,7 +1,7 @@
 """`curator review`: findings about image content, and reviewers' decisions on them.
 
     quality       blur, dark, bright, low-information, low-resolution, odd-aspect, greyscale
-    privacy       face and eye (YuNet, shipped in models/ with its licence)
+    privacy       face and eye (OpenCV's Haar cascades from cv2.data)
     offtopic      colour and texture outliers among the dataset's images
     labelissues   confident learning over out-of-fold probabilities
     findings      findings and decision events in the catalog (migration 6)

@@ -1,24 +1,22 @@
-"""Privacy checks: faces and eyes, found by YuNet (OpenCV's ``FaceDetectorYN``).
+"""Privacy checks: faces and eyes, found by OpenCV's Haar cascades.
 
-The model ships in ``curator/review/models/`` (``yunet_s_dynamic.onnx`` from
-ShiqiYu/libfacedetection.train at 0047ac24, Apache-2.0, licence beside it): nothing
-is downloaded at run time. Why not OpenCV's Haar cascades: opencv-python(-headless)
-5.x wheels no longer ship them and have no ``CascadeClassifier`` to run them, while
-``FaceDetectorYN`` exists in every OpenCV from 4.5.4 to 5.x, so no version bound is needed.
-YuNet also finds profiles, half faces and eye regions that a frontal cascade misses
-(recall per crop kind: benchmarks/review_quality.py).
+The cascades ship inside opencv-python(-headless) 4.x wheels (``cv2.data.haarcascades``), so
+nothing is downloaded at run time and no model file is shipped here; 5.x wheels dropped them
+and ``CascadeClassifier`` with them, hence the ``<5`` bound in pyproject.toml.
 
-The image is padded by an eighth of its longer side (a face cut by the border still
-looks like a face) and reduced to :data:`SIDE` pixels. A detection whose box lies mostly
-inside the photo is a ``face``; one mostly outside it is an ``eye``: the photo shows part
-of a face (an eye region, half a face in profile), identifying but not a whole face.
+A scalp photo shows profiles, half faces and eye regions that a frontal cascade misses, so
+three cascades run: frontal faces, profile faces (on the image and on its mirror: the cascade
+knows one side only) and eyes. A ``face`` is a frontal or profile detection; an ``eye`` is an
+eye detection outside every flagged face: an identifying eye region without a whole face. The image
+is padded by mirroring its border (a face cut by the edge becomes nearly whole again) and
+scaled to each cascade's working size (:data:`CASCADES`).
 """
 
 from __future__ import annotations
 
+import math
 import threading
-from importlib import resources
-from typing import Any
+from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
@@ -26,61 +24,101 @@ import numpy as np
 from curator.config import ReviewConfig
 from curator.review.quality import Result
 
-VERSION = "privacy-1"
-MODEL = "yunet_s_dynamic.onnx"
-SIDE = 320  # a face a tenth of a 640x480 photo's height is ~40 px here; at 160 px YuNet misses it
+VERSION = "privacy-2"
+FRONTAL = "haarcascade_frontalface_alt.xml"
+PROFILE = "haarcascade_profileface.xml"
+EYE = "haarcascade_eye_tree_eyeglasses.xml"
+UPSCALE = 1.5  # at most: a tiny image enlarged further shows hair as eyes and faces
 PAD = 0.125
-INSIDE = 0.6  # share of the face box inside the photo, at or above: a face, not an eye region
+
+
+class Cascade(NamedTuple):
+    side: int  # working size, longer side with padding, pixels
+    scale_factor: float  # between the window sizes tried
+    min_side: int  # smallest window, pixels at ``side``
+    flagged: int  # neighbours (overlapping candidates) that give confidence 0.6, the default face_min
+
+
+# The frontal cascade at 400 px and a fine scale step finds faces of ~25 px in the 320 px decoded
+# copy; profile and eyes gain nothing from that and cost twice as much. ``flagged`` is about the
+# most that generated scalp photos (hair, skin-coloured patches) gather in one place
+# (benchmarks/review_quality.py), erring towards flagging: a missed face leaks, a false one
+# costs a reviewer one key.
+CASCADES = {
+    FRONTAL: Cascade(side=400, scale_factor=1.1, min_side=20, flagged=7),
+    PROFILE: Cascade(side=320, scale_factor=1.2, min_side=20, flagged=8),
+    EYE: Cascade(side=320, scale_factor=1.2, min_side=12, flagged=8),
+}
 _local = threading.local()
 
 
 def params(cfg: ReviewConfig) -> dict[str, Any]:
-    return {"model": MODEL, "side": SIDE, "pad": PAD, "inside": INSIDE, "face_min": cfg.face_min}
+    return {"cascades": {name: c._asdict() for name, c in CASCADES.items()}, "upscale": UPSCALE, "pad": PAD,
+            "face_min": cfg.face_min}
 
 
-def _detector() -> Any:
-    """One detector per thread (a FaceDetectorYN is not safe to share)."""
-    detector = getattr(_local, "detector", None)
-    if detector is None:
-        # OpenCV 5 warns on stderr, once per detector, that its new engine ignores targets.
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-        model = resources.files("curator.review") / "models" / MODEL
-        with resources.as_file(model) as path:
-            detector = cv2.FaceDetectorYN.create(str(path), "", (SIDE, SIDE), 0.3, 0.3, 50)
-        _local.detector = detector
-    return detector
+def _cascades() -> dict[str, Any]:
+    """One set of cascades per thread (a CascadeClassifier is not safe to share)."""
+    cascades = getattr(_local, "cascades", None)
+    if cascades is None:
+        folder = cv2.data.haarcascades  # type: ignore[attr-defined]  # cv2.data is not in OpenCV's stubs
+        cascades = {name: cv2.CascadeClassifier(folder + name) for name in CASCADES}
+        _local.cascades = cascades
+    return cascades
 
 
-def detect(rgb: np.ndarray) -> list[dict[str, float]]:
-    """Detections in ``rgb``: confidence and the share of the box inside the photo, strongest first."""
-    height, width = rgb.shape[:2]
-    pad = int(PAD * max(height, width))
-    padded = cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-    scale = SIDE / max(padded.shape[:2])
+def _find(name: str, padded: np.ndarray, mirror: bool = False) -> list[tuple[np.ndarray, float]]:
+    """Boxes (x, y, w, h in ``padded``) and confidences of one cascade's detections.
+
+    Haar cascades give no probability. The confidence is n / (n + 2/3 flagged) for n
+    neighbours: 0.6 at ``flagged`` neighbours, approaching 1 as more candidates agree, 0.2 or less
+    for the weak groups of two kept so that a finding's score also says how near it came."""
+    cascade = CASCADES[name]
+    scale = min(cascade.side / max(padded.shape[:2]), UPSCALE)
     size = (max(1, round(padded.shape[1] * scale)), max(1, round(padded.shape[0] * scale)))
-    small = cv2.cvtColor(cv2.resize(padded, size, interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2BGR)
-    detector = _detector()
-    detector.setInputSize(size)
-    _, faces = detector.detect(small)
+    small = cv2.resize(padded, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    # No histogram equalisation: it halved the neighbours of small faces on scalp photos.
+    grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
+    boxes, neighbours = _cascades()[name].detectMultiScale2(
+        cv2.flip(grey, 1) if mirror else grey, scaleFactor=cascade.scale_factor, minNeighbors=2,
+        minSize=(cascade.min_side, cascade.min_side))
+    half = cascade.flagged * 2 / 3
     found = []
-    for face in [] if faces is None else faces:
-        x, y = float(face[0]) / scale - pad, float(face[1]) / scale - pad
-        w, h = float(face[2]) / scale, float(face[3]) / scale
-        inside_w = max(0.0, min(x + w, width) - max(x, 0.0))
-        inside_h = max(0.0, min(y + h, height) - max(y, 0.0))
-        found.append({"confidence": float(face[14]), "inside": inside_w * inside_h / max(w * h, 1e-6)})
+    for box, n in zip(boxes, neighbours, strict=True):
+        x, y, w, h = (float(v) / scale for v in box)
+        x = padded.shape[1] - x - w if mirror else x
+        found.append((np.array([x, y, w, h]), int(n) / (int(n) + half)))
+    return found
+
+
+def detect(rgb: np.ndarray) -> list[dict[str, Any]]:
+    """Detections in ``rgb``: kind (``face`` or ``eye``), confidence and box (x, y, w, h in the
+    padded image), strongest first."""
+    pad = math.ceil(PAD * max(rgb.shape[:2]))
+    padded = cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_REFLECT)
+    # The profile cascade knows left-facing profiles only: the mirror shows it the right-facing.
+    faces = _find(FRONTAL, padded) + _find(PROFILE, padded) + _find(PROFILE, padded, mirror=True)
+    found = [{"kind": "face", "confidence": c, "box": b} for b, c in faces]
+    found += [{"kind": "eye", "confidence": c, "box": b} for b, c in _find(EYE, padded)]
     return sorted(found, key=lambda f: -f["confidence"])
 
 
+def _inside(box: np.ndarray, face: np.ndarray) -> bool:
+    """Whether ``box``'s centre lies in ``face``."""
+    cx, cy = box[0] + box[2] / 2, box[1] + box[3] / 2
+    return bool(face[0] <= cx <= face[0] + face[2] and face[1] <= cy <= face[1] + face[3])
+
+
 def check(rgb: np.ndarray, cfg: ReviewConfig) -> list[Result]:
-    """The ``face`` and ``eye`` results for one image."""
+    """The ``face`` and ``eye`` results for one image: eyes inside a found face are that face."""
     found = detect(rgb)
-    faces = [f for f in found if f["inside"] >= INSIDE]
-    eyes = [f for f in found if f["inside"] < INSIDE]
+    faces = [f for f in found if f["kind"] == "face"]
+    shown = [f["box"] for f in faces if f["confidence"] >= cfg.face_min]
+    eyes = [f for f in found if f["kind"] == "eye" and not any(_inside(f["box"], box) for box in shown)]
     return [_result("face", faces, cfg), _result("eye", eyes, cfg)]
 
 
-def _result(kind: str, found: list[dict[str, float]], cfg: ReviewConfig) -> Result:
+def _result(kind: str, found: list[dict[str, Any]], cfg: ReviewConfig) -> Result:
     best = found[0]["confidence"] if found else 0.0
     detail = {"confidence": round(best, 3), "count": sum(f["confidence"] >= cfg.face_min for f in found),
               "threshold": cfg.face_min}

@@ -109,7 +109,7 @@ def run(ws: Workspace, *, probabilities: Mapping[str, Sequence[float]] | None = 
     pending = sorted(set().union(*todo.values()))
     for name, shas in todo.items():
         summary.computed[name] = len(shas)
-    # One pool for the run: its threads keep their face detectors (privacy._detector) across batches.
+    # One pool for the run: its threads keep their face cascades (privacy._cascades) across batches.
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         for batch in _batches(pending, BATCH):
             outcomes = _compute(pool, ws.objects, batch, sizes, todo, cfg.review)

@@ -50,7 +50,7 @@ from curator.config import Config
 from curator.workspace import Workspace
 
 RESERVED = "suxo?q"
-INFO_LINES = 7  # text lines under the image
+INFO_LINES = 6  # text lines under the image (the last may be the screen's last row)
 PREFETCH = 2  # frames rendered ahead
 
 

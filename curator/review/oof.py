@@ -30,7 +30,7 @@ def probabilities(ws: Workspace, folds: int = FOLDS,
                   on_fold: Callable[[int], None] | None = None) -> dict[str, list[float]]:
     """sha256 -> class probabilities (``[dataset] classes`` order) for every image: out of
     fold for the labelled ones, the folds' mean for the rest."""
-    from baseline import cv, metrics, train
+    from baseline import metrics, train
 
     cfg, classes = ws.config, ws.config.dataset.classes
     labels = {sha: label for sha, label in labeling.current_labels(ws.conn, cfg).items() if label in classes}
@@ -38,14 +38,11 @@ def probabilities(ws: Workspace, folds: int = FOLDS,
         raise InputError("--with-cv needs labelled images of at least two classes; "
                          "label with `curator label`")
     shas = sorted(labels)
-    clusters = dict(ws.conn.execute("SELECT sha256, cluster_id FROM images").fetchall())
     y = np.array([classes.index(labels[sha]) for sha in shas], dtype=np.int64)
-    patient = groups.of_images(ws.conn, cfg.groups)
-    keys = cv.group_keys(np.array([clusters[sha] for sha in shas], dtype=np.int64),
-                         tuple(patient[sha][0] if sha in patient else None for sha in shas))
-    fold_of = metrics.grouped_stratified_folds(y, keys, folds, cfg.baseline.seed, classes)
+    fold_of = metrics.grouped_stratified_folds(y, fold_keys(ws, shas), folds, cfg.baseline.seed, classes)
     x = np.stack([_pixels(ws, sha, cfg.baseline.image_size) for sha in shas])
-    unlabelled = sorted(sha for sha in clusters if sha not in labels)
+    unlabelled = [sha for (sha,) in ws.conn.execute("SELECT sha256 FROM images ORDER BY sha256")
+                  if sha not in labels]
     x_new = (np.stack([_pixels(ws, sha, cfg.baseline.image_size) for sha in unlabelled])
              if unlabelled else None)
     n_classes = len(classes)
@@ -65,6 +62,17 @@ def probabilities(ws: Workspace, folds: int = FOLDS,
     both = np.concatenate([out, out_new])
     both /= both.sum(axis=1, keepdims=True)
     return {sha: both[i].tolist() for i, sha in enumerate([*shas, *unlabelled])}
+
+
+def fold_keys(ws: Workspace, shas: list[str]) -> np.ndarray:
+    """One key per image, shared by images of one near-duplicate cluster or one patient group
+    (its first, as a release reports it), the baseline's cross-validation rule."""
+    from baseline import cv
+
+    clusters = dict(ws.conn.execute("SELECT sha256, cluster_id FROM images").fetchall())
+    patient = groups.of_images(ws.conn, ws.config.groups)
+    return cv.group_keys(np.array([clusters[sha] for sha in shas], dtype=np.int64),
+                         tuple(patient[sha][0] if sha in patient else None for sha in shas))
 
 
 def _predict(model: Any, x: np.ndarray) -> np.ndarray:

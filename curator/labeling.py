@@ -464,10 +464,6 @@ def summary(conn: sqlite3.Connection, cfg: Config) -> dict[str, object]:
         for cid, label in annotator_cluster_labels(state, who).items():
             ratings.setdefault(str(cid), {})[who] = label
     measured = agreement.measure(ratings)
-    blind = {str(cid) for cid, rep in state.representative.items()
-             if suggest.is_blind(rep, cfg.labels.blind_fraction)}
-    blind_ratings = {cid: votes for cid, votes in ratings.items() if cid in blind}
-    blind_measured = agreement.measure(blind_ratings)
     shown, recorded = conn.execute(
         "SELECT COALESCE(SUM(suggested), 0), COUNT(suggested) FROM label_events "
         "WHERE action IN ('label', 'exclude') AND suggested IS NOT NULL"
@@ -484,14 +480,22 @@ def summary(conn: sqlite3.Connection, cfg: Config) -> dict[str, object]:
         "agreement": None if measured is None else measured.as_dict(),
         # Label decisions at the prompt or page (events that record it) and how many showed a suggestion.
         "suggested": {"shown": int(shown), "recorded": int(recorded)},
-        # The clusters that never showed a suggestion or hint, the people's labels given on
-        # them, and agreement there alone (None: no blind cluster has two annotators).
-        "blind": {
-            "fraction": cfg.labels.blind_fraction,
-            "clusters": len(blind),
-            "labels": sum(len(votes) for votes in blind_ratings.values()),
-            "agreement": None if blind_measured is None else blind_measured.as_dict(),
-        },
+        "blind": _blind_summary(state, cfg, ratings),
+    }
+
+
+def _blind_summary(state: State, cfg: Config, ratings: dict[str, dict[str, str]]) -> dict[str, object]:
+    """The clusters that never show a suggestion or hint, the people's labels given on them,
+    and agreement there alone (None: no blind cluster has two annotators)."""
+    blind = {str(cid) for cid, rep in state.representative.items()
+             if suggest.is_blind(rep, cfg.labels.blind_fraction)}
+    there = {cid: votes for cid, votes in ratings.items() if cid in blind}
+    measured = agreement.measure(there)
+    return {
+        "fraction": cfg.labels.blind_fraction,
+        "clusters": len(blind),
+        "labels": sum(len(votes) for votes in there.values()),
+        "agreement": None if measured is None else measured.as_dict(),
     }
 
 

@@ -89,6 +89,8 @@ class State:
     votes: dict[str, dict[str, str]] = field(default_factory=dict)  # sha -> annotator -> label
     last_vote_id: dict[tuple[str, str], int] = field(default_factory=dict)
     hints: dict[str, list[str]] = field(default_factory=dict)  # sha -> distinct raw hints
+    # (sha, annotator) whose latest label was given with a model suggestion on screen
+    suggested: set[tuple[str, str]] = field(default_factory=set)
 
 
 def load_state(conn: sqlite3.Connection) -> State:
@@ -101,11 +103,13 @@ def load_state(conn: sqlite3.Connection) -> State:
         if cid in state.members:
             state.representative[cid] = rep if rep in state.cluster_of else state.members[cid][0]
     rows = conn.execute(
-        "SELECT e.id, e.sha256, e.annotator, e.label FROM label_events e JOIN "
+        "SELECT e.id, e.sha256, e.annotator, e.label, e.suggested FROM label_events e JOIN "
         "(SELECT MAX(id) AS id FROM label_events GROUP BY sha256, annotator) last ON e.id = last.id"
     )
-    for event_id, sha, annotator, label in rows:
+    for event_id, sha, annotator, label, suggested in rows:
         state.last_vote_id[(sha, annotator)] = event_id
+        if suggested:
+            state.suggested.add((sha, annotator))
         if label is not None:
             state.votes.setdefault(sha, {})[annotator] = label
     for sha, hint in conn.execute(
@@ -486,15 +490,24 @@ def summary(conn: sqlite3.Connection, cfg: Config) -> dict[str, object]:
 
 def _blind_summary(state: State, cfg: Config, ratings: dict[str, dict[str, str]]) -> dict[str, object]:
     """The clusters that never show a suggestion or hint, the people's labels given on them,
-    and agreement there alone (None: no blind cluster has two annotators)."""
-    blind = {str(cid) for cid, rep in state.representative.items()
+    and agreement there alone (None: no blind cluster has two annotators). A label given with
+    a suggestion on screen after all (a review of a label issue) is left out."""
+    blind = {cid: state.members[cid] for cid, rep in state.representative.items()
              if suggest.is_blind(rep, cfg.labels.blind_fraction)}
-    there = {cid: votes for cid, votes in ratings.items() if cid in blind}
+    there: dict[str, dict[str, str]] = {}
+    anchored = 0
+    for cid, members in blind.items():
+        for who, label in ratings.get(str(cid), {}).items():
+            if any((sha, who) in state.suggested for sha in members):
+                anchored += 1
+            else:
+                there.setdefault(str(cid), {})[who] = label
     measured = agreement.measure(there)
     return {
         "fraction": cfg.labels.blind_fraction,
         "clusters": len(blind),
         "labels": sum(len(votes) for votes in there.values()),
+        "with_suggestion": anchored,  # left out of "labels" and "agreement"
         "agreement": None if measured is None else measured.as_dict(),
     }
 

@@ -360,10 +360,18 @@ def _blind(blind: dict[str, Any]) -> str:
     share = f"{blind['fraction'] * 100:g}%"
     return (
         f"\n- Blind subset: {blind.get('clusters', 0)} clusters (a fixed {share} of images, chosen by hash)"
-        " never show annotators a model suggestion, hint or source, so agreement there is free of "
-        f"anchoring; {blind.get('labels', 0)} labels were given in it; agreement there: "
+        " never show a model suggestion, hint or source at the label prompt or page, so agreement there is "
+        f"free of anchoring; {blind.get('labels', 0)} labels were given in it{_reviewed(blind)}; "
+        "agreement there: "
         + (there or "not measured (no blind image was labelled by two or more people)")
     )
+
+
+def _reviewed(blind: dict[str, Any]) -> str:
+    n = blind.get("with_suggestion") or 0
+    if not n:
+        return ""
+    return f" ({n} more, given in review of a label issue with the model's suggestion, are left out)"
 
 
 def _review(facts: CardFacts) -> str:

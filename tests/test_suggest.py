@@ -14,7 +14,7 @@ import pexpect
 import pytest
 
 from curator import catalog, config, labeling, suggest
-from curator.workspace import Workspace
+from curator.workspace import Workspace, open_workspace
 from dataset_card import render
 from tests.conftest import run_cli, snapshot
 from tests.serving import serving
@@ -241,9 +241,9 @@ def test_status_and_card_report_the_blind_subset(workspace: Workspace, three: li
     assert ("Blind subset (no suggestions or hints, [labels] blind_fraction 1.0): 3 clusters, "
             "6 labels given; agreement there: Cohen's kappa") in result.stdout
     card = render(facts(labeling={**summary}))
-    assert ("- Blind subset: 3 clusters (a fixed 100% of images, chosen by hash) never show annotators a "
-            "model suggestion, hint or source, so agreement there is free of anchoring; 6 labels were given "
-            "in it; agreement there: cohen = ") in card
+    assert ("- Blind subset: 3 clusters (a fixed 100% of images, chosen by hash) never show a model "
+            "suggestion, hint or source at the label prompt or page, so agreement there is free of "
+            "anchoring; 6 labels were given in it; agreement there: cohen = ") in card
     no_blind = render(facts(labeling={**summary, "blind": {**blind, "fraction": 0.0}}))
     assert "Blind subset" not in no_blind
 
@@ -324,3 +324,34 @@ def test_oof_folds_keep_a_patient_group_and_a_cluster_together(workspace: Worksp
     keys = oof.fold_keys(workspace, [a, b, c, copy])
     assert keys[0] == keys[1] and keys[2] == keys[3] and keys[0] != keys[2]
     assert isinstance(keys, np.ndarray)
+
+
+def test_a_label_issue_relabel_records_the_suggestion_and_stays_out_of_blind_agreement(
+        workspace: Workspace) -> None:
+    from curator.review import findings
+    from curator.review import run as review_run
+
+    set_blind_fraction(workspace, 1.0)
+    workspace.close()
+    ws = open_workspace(workspace.root)
+    try:
+        shas = [add_image(ws, seed) for seed in range(8)]
+        given = ["alopecia"] * 4 + ["psoriasis"] * 4
+        probs = {sha: ([0.9, 0.05, 0.05] if label == "alopecia" else [0.05, 0.9, 0.05])
+                 for sha, label in zip(shas, given, strict=True)}
+        probs[shas[0]] = [0.05, 0.9, 0.05]  # labelled alopecia, confidently psoriasis
+        for sha, label in zip(shas, given, strict=True):
+            labeling.record(ws.conn, sha, "alice", label, "label", suggested=False)
+        check = review_run.default_checks(ws.config.review)["label-issue"]
+        review_run.run(ws, probabilities=probs, checks={"label-issue": check})
+        (issue,) = findings.listing(ws.conn, kind="label-issue")
+        assert issue["sha256"] == shas[0]
+        findings.decide(ws.conn, issue["id"], "rev", "relabel", "psoriasis", CLASSES)
+        labeling.record(ws.conn, shas[1], "rev", "alopecia", "label", suggested=False)
+        assert suggested_flags(ws.catalog_path)[-2:] == [(shas[0], "review", 1), (shas[1], "label", 0)]
+        blind = labeling.summary(ws.conn, ws.config)["blind"]
+        assert isinstance(blind, dict)
+        assert (blind["clusters"], blind["labels"], blind["with_suggestion"]) == (8, 9, 1)
+        assert blind["agreement"]["items"] == 1  # only image 1 has two unanchored labels
+    finally:
+        ws.close()

@@ -140,9 +140,11 @@ def render_summary(console: Console, labels: dict[str, Any]) -> None:
     blind = labels.get("blind") or {}
     if blind.get("fraction"):
         there = f"; agreement there: {_agreement(blind['agreement'])}" if blind["agreement"] else ""
+        reviewed = (f" ({blind['with_suggestion']} more given in review with a suggestion, left out)"
+                    if blind.get("with_suggestion") else "")
         console.print(
             f"Blind subset (no suggestions or hints, [labels] blind_fraction {blind['fraction']}): "
-            f"{blind['clusters']} clusters, {blind['labels']} labels given{there}",
+            f"{blind['clusters']} clusters, {blind['labels']} labels given{reviewed}{there}",
             markup=False,
         )
 

@@ -19,6 +19,7 @@ Tables (see the migrations for columns):
     baselines        baseline scores per release
     review_*         checks run, findings and reviewers' decisions (migration 6, curator.review)
     annotators       people with a link to `curator serve`, their token's hash (migration 7)
+    label_suggestions  the latest model's class probabilities per image (migration 8, curator.suggest)
 """
 
 from __future__ import annotations
@@ -392,6 +393,25 @@ def _annotators(conn: sqlite3.Connection) -> None:
     )
 
 
+def _suggestions(conn: sqlite3.Connection) -> None:
+    """Model suggestions at the labeling prompt (curator.suggest): the latest model's class
+    probabilities per image, and on each label event whether a suggestion was on screen
+    (1 shown, 0 not shown; NULL for events recorded before this migration or outside the
+    label prompt and page, such as an import)."""
+    run_script(
+        conn,
+        """
+        ALTER TABLE label_events ADD COLUMN suggested INTEGER;
+        CREATE TABLE label_suggestions (
+            sha256 TEXT PRIMARY KEY REFERENCES images(sha256),
+            probabilities TEXT NOT NULL,   -- JSON: class -> probability
+            source TEXT NOT NULL,          -- 'cv' (review --with-cv) or the --probabilities file
+            at TEXT NOT NULL
+        );
+        """,
+    )
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial schema", _initial_schema),
     Migration(2, "lazy pixel keys", _lazy_pixel_keys, rebuilds_tables=True),
@@ -400,6 +420,7 @@ MIGRATIONS: list[Migration] = [
     Migration(5, "input order and patient groups", _input_order_and_groups),
     Migration(6, "review checks, findings and decisions", _review),
     Migration(7, "annotators of curator serve", _annotators),
+    Migration(8, "label suggestions and whether each label event showed one", _suggestions),
 ]
 
 

@@ -76,6 +76,9 @@ class LabelsConfig:
     policy: str = "majority"  # 'majority' or 'adjudicator'
     adjudicator: str = ""
     keys: dict[str, str] = field(default_factory=dict)  # class -> key; default 1..9 in class order
+    # Share of images (chosen by hash: the same for every run and annotator) that never show a
+    # model suggestion or hint, so agreement on them is measured without anchoring.
+    blind_fraction: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -327,6 +330,8 @@ def _check(config: Config) -> None:
         others = [other for other, k in config.labels.keys.items() if k == key and other != name]
         if others:
             raise bad_value(f"labels.keys.{name}", f"uses the same key as labels.keys.{others[0]}")
+    if not 0.0 <= config.labels.blind_fraction <= 1.0:
+        raise bad_value("labels.blind_fraction", "must be between 0 and 1")
     if "hint" in (config.labels.annotator, config.labels.adjudicator):
         raise bad_value("labels.annotator", "must not be 'hint' (reserved for accepted ingest hints)")
     ratios = (config.split.train, config.split.validation, config.split.test)
@@ -416,6 +421,7 @@ confirm = true               # keypoint confirmation; false: hashes at `threshol
 annotator = ""               # default: the OS user
 policy = "majority"          # or "adjudicator" (then set adjudicator = "name")
 # keys = {{ alopecia = "a" }}  # one key per class in `curator label` (default 1..9 in class order)
+blind_fraction = 0.0         # share of images never shown a suggestion or hint (agreement unanchored)
 
 # train/validation/test shares (sum to 1) and the seed; splits are sticky
 [split]

@@ -4,9 +4,10 @@ Events
     Every decision is one row in ``label_events``: image, annotator, label (a class,
     ``EXCLUDED``, or NULL for "no label"), the annotator's previous label for that
     image, the action (``label``, ``exclude``, ``undo``, ``import``, ``hint``) and the
-    time. Rows are never updated or deleted. An annotator's current label for an image
-    is the label of their latest event for it; an undo is an event that restores the
-    previous value (NULL when there was none).
+    time, and whether a model suggestion was on screen (``suggested``: 1, 0, or NULL where
+    not known: older events, imports). Rows are never updated or deleted. An annotator's
+    current label for an image is the label of their latest event for it; an undo is an
+    event that restores the previous value (NULL when there was none).
 
 Clusters
     The prompt shows one image per near-duplicate cluster, its representative; labeling
@@ -37,17 +38,17 @@ import random
 import sqlite3
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from curator import agreement, catalog
+from curator import agreement, catalog, suggest
 from curator.config import Config
 from curator.errors import InputError
 from curator.fsutil import write_atomic
 
 EXCLUDED = "__excluded__"
 HINT_ANNOTATOR = "hint"
-ORDERS = ("ingest", "random", "hint")
+ORDERS = ("ingest", "random", "hint", "uncertain")
 
 
 def default_annotator(cfg: Config) -> str:
@@ -88,6 +89,8 @@ class State:
     votes: dict[str, dict[str, str]] = field(default_factory=dict)  # sha -> annotator -> label
     last_vote_id: dict[tuple[str, str], int] = field(default_factory=dict)
     hints: dict[str, list[str]] = field(default_factory=dict)  # sha -> distinct raw hints
+    # (sha, annotator) whose latest label was given with a model suggestion on screen
+    suggested: set[tuple[str, str]] = field(default_factory=set)
 
 
 def load_state(conn: sqlite3.Connection) -> State:
@@ -100,11 +103,13 @@ def load_state(conn: sqlite3.Connection) -> State:
         if cid in state.members:
             state.representative[cid] = rep if rep in state.cluster_of else state.members[cid][0]
     rows = conn.execute(
-        "SELECT e.id, e.sha256, e.annotator, e.label FROM label_events e JOIN "
+        "SELECT e.id, e.sha256, e.annotator, e.label, e.suggested FROM label_events e JOIN "
         "(SELECT MAX(id) AS id FROM label_events GROUP BY sha256, annotator) last ON e.id = last.id"
     )
-    for event_id, sha, annotator, label in rows:
+    for event_id, sha, annotator, label, suggested in rows:
         state.last_vote_id[(sha, annotator)] = event_id
+        if suggested:
+            state.suggested.add((sha, annotator))
         if label is not None:
             state.votes.setdefault(sha, {})[annotator] = label
     for sha, hint in conn.execute(
@@ -202,20 +207,24 @@ def annotator_label(conn: sqlite3.Connection, sha256: str, annotator: str) -> st
 
 
 def _insert(conn: sqlite3.Connection, sha256: str, annotator: str, label: str | None,
-            previous: str | None, action: str) -> None:
+            previous: str | None, action: str, suggested: bool | None = None) -> None:
     conn.execute(
-        "INSERT INTO label_events (sha256, annotator, label, previous, action, at) VALUES (?, ?, ?, ?, ?, ?)",
-        (sha256, annotator, label, previous, action, catalog.utcnow()),
+        "INSERT INTO label_events (sha256, annotator, label, previous, action, at, suggested)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (sha256, annotator, label, previous, action, catalog.utcnow(),
+         None if suggested is None else int(suggested)),
     )
 
 
 def record(
-    conn: sqlite3.Connection, sha256: str, annotator: str, label: str | None, action: str
+    conn: sqlite3.Connection, sha256: str, annotator: str, label: str | None, action: str,
+    suggested: bool | None = None,
 ) -> str | None:
-    """Append one event in its own transaction (committed on return); return the previous label."""
+    """Append one event in its own transaction (committed on return); return the previous label.
+    ``suggested``: whether a model suggestion was on screen (None: not known)."""
     with catalog.atomic(conn):
         previous = annotator_label(conn, sha256, annotator)
-        _insert(conn, sha256, annotator, label, previous, action)
+        _insert(conn, sha256, annotator, label, previous, action, suggested)
     return previous
 
 
@@ -234,7 +243,7 @@ def accept_hints(conn: sqlite3.Connection, cfg: Config) -> int:
             current = state.votes.get(sha, {}).get(HINT_ANNOTATOR)
             if label is None or label == current:
                 continue
-            _insert(conn, sha, HINT_ANNOTATOR, label, current, "hint")
+            _insert(conn, sha, HINT_ANNOTATOR, label, current, "hint", suggested=False)
             added += 1
     return added
 
@@ -436,7 +445,8 @@ def export_csv(conn: sqlite3.Connection, cfg: Config, path: str | Path) -> int:
 
 def summary(conn: sqlite3.Connection, cfg: Config) -> dict[str, object]:
     """Counts per cluster (its representative): per class, excluded, unlabeled, unresolved
-    ties; events per annotator; agreement between people (annotator 'hint' left out)."""
+    ties; events per annotator; agreement between people (annotator 'hint' left out), over
+    all clusters and over the blind subset alone."""
     state = load_state(conn)
     own = _own_labels(state, cfg)
     per_class = {c: 0 for c in cfg.dataset.classes}
@@ -458,6 +468,10 @@ def summary(conn: sqlite3.Connection, cfg: Config) -> dict[str, object]:
         for cid, label in annotator_cluster_labels(state, who).items():
             ratings.setdefault(str(cid), {})[who] = label
     measured = agreement.measure(ratings)
+    shown, recorded = conn.execute(
+        "SELECT COALESCE(SUM(suggested), 0), COUNT(suggested) FROM label_events "
+        "WHERE action IN ('label', 'exclude') AND suggested IS NOT NULL"
+    ).fetchone()
     return {
         "images": len(state.created),
         "clusters": len(state.members),
@@ -467,6 +481,33 @@ def summary(conn: sqlite3.Connection, cfg: Config) -> dict[str, object]:
         "unlabeled": unlabeled,
         "unresolved": unresolved,
         "annotators": dict(sorted(annotators.items())),
+        "agreement": None if measured is None else measured.as_dict(),
+        # Label decisions at the prompt or page (events that record it) and how many showed a suggestion.
+        "suggested": {"shown": int(shown), "recorded": int(recorded)},
+        "blind": _blind_summary(state, cfg, ratings),
+    }
+
+
+def _blind_summary(state: State, cfg: Config, ratings: dict[str, dict[str, str]]) -> dict[str, object]:
+    """The clusters that never show a suggestion or hint, the people's labels given on them,
+    and agreement there alone (None: no blind cluster has two annotators). A label given with
+    a suggestion on screen after all (a review of a label issue) is left out."""
+    blind = {cid: state.members[cid] for cid, rep in state.representative.items()
+             if suggest.is_blind(rep, cfg.labels.blind_fraction)}
+    there: dict[str, dict[str, str]] = {}
+    anchored = 0
+    for cid, members in blind.items():
+        for who, label in ratings.get(str(cid), {}).items():
+            if any((sha, who) in state.suggested for sha in members):
+                anchored += 1
+            else:
+                there.setdefault(str(cid), {})[who] = label
+    measured = agreement.measure(there)
+    return {
+        "fraction": cfg.labels.blind_fraction,
+        "clusters": len(blind),
+        "labels": sum(len(votes) for votes in there.values()),
+        "with_suggestion": anchored,  # left out of "labels" and "agreement"
         "agreement": None if measured is None else measured.as_dict(),
     }
 
@@ -489,6 +530,8 @@ class Item:
     hint: str  # the raw hint text(s), '' if none
     label: str | None  # the effective current label
     mine: str | None  # this annotator's current label
+    blind: bool = False  # in the blind subset: show no suggestion, hint or other label
+    suggestion: suggest.Top | None = None  # the latest model's top two (None for blind images)
 
 
 def queue(conn: sqlite3.Connection, cfg: Config, annotator: str, *, review_class: str | None = None,
@@ -500,7 +543,9 @@ def queue(conn: sqlite3.Connection, cfg: Config, annotator: str, *, review_class
     ``conflicts``: representatives of clusters whose annotators disagree, whose label
     disagrees with a member's hint, or whose members carry different labels.
     ``order``: ingest (oldest first), random (a fixed shuffle per annotator, so a
-    resumed session keeps its order), or hint (grouped by hint, no hint last).
+    resumed session keeps its order), hint (grouped by hint, no hint and blind images
+    last), or uncertain (the latest model's smallest margin top1 - top2 first; clusters
+    without probabilities last; InputError when none are stored).
     """
     if order not in ORDERS:
         raise InputError(f"--order: {order!r} is not one of {', '.join(ORDERS)}")
@@ -516,13 +561,33 @@ def queue(conn: sqlite3.Connection, cfg: Config, annotator: str, *, review_class
         chosen = [cid for cid in state.members if effective.get(state.representative[cid]) == review_class]
     else:
         chosen = [cid for cid in state.members if cid not in mine]
+    tops = suggest.required(conn, cfg.dataset.classes, "--order uncertain") if order == "uncertain" \
+        else suggest.top_two(conn, cfg.dataset.classes)
     reps = [state.representative[cid] for cid in chosen]
     reps.sort(key=lambda sha: (state.created[sha], sha))
+    blind = {sha for sha in reps if suggest.is_blind(sha, cfg.labels.blind_fraction)}
+    cluster_top = {sha: _cluster_top(state, tops, sha) for sha in reps}
     if order == "random":
         random.Random(f"curator-label:{annotator}").shuffle(reps)
     elif order == "hint":
-        reps.sort(key=lambda sha: (not state.hints.get(sha), ", ".join(state.hints.get(sha, [])).lower()))
-    return _items(conn, state, effective, mine, reps)
+        shown = {sha: [] if sha in blind else state.hints.get(sha, []) for sha in reps}
+        reps.sort(key=lambda sha: (not shown[sha], ", ".join(shown[sha]).lower()))
+    elif order == "uncertain":
+        reps.sort(key=lambda sha: (cluster_top[sha] is None, suggest.margin(cluster_top[sha] or _NO_TOP)))
+    items = _items(conn, state, effective, mine, reps)
+    return [replace(item, blind=True) if item.sha256 in blind
+            else replace(item, suggestion=cluster_top[item.sha256]) for item in items]
+
+
+_NO_TOP: suggest.Top = (("", 0.0), ("", 0.0))
+
+
+def _cluster_top(state: State, tops: dict[str, suggest.Top], rep: str) -> suggest.Top | None:
+    """The representative's top two, else those of its first member (ingest order) that has some."""
+    for sha in (rep, *state.members[state.cluster_of[rep]]):
+        if sha in tops:
+            return tops[sha]
+    return None
 
 
 def _in_conflict(state: State, cfg: Config, effective: dict[str, str], cid: int) -> bool:

@@ -1,7 +1,9 @@
 """The interactive labeling prompt behind ``curator label``.
 
 One screen per image: the picture (see :mod:`curator.termimage`), then the
-progress marker ``[17/240]``, size, source, hint and current labels, and the keys.
+progress marker ``[17/240]``, size, source, hint and current labels, with ``--suggest``
+the latest model's top two classes (curator.suggest), and the keys. Images of the blind
+subset show no suggestion, hint, source or other annotator's label.
 One keypress per answer, read in non-canonical mode without echo or signals
 (so Ctrl-C arrives as a key and quits cleanly, never in the middle of a commit):
 
@@ -43,12 +45,12 @@ from typing import Any
 from PIL import Image
 from rich.console import Console
 
-from curator import labeling, store, termimage
+from curator import labeling, store, suggest, termimage
 from curator.config import Config
 from curator.workspace import Workspace
 
 RESERVED = "suxo?q"
-INFO_LINES = 6  # text lines under the image
+INFO_LINES = 6  # text lines under the image (the last may be the screen's last row)
 PREFETCH = 2  # frames rendered ahead
 
 
@@ -59,6 +61,7 @@ class Options:
     conflicts: bool = False
     order: str = "ingest"
     graphics: str = "auto"
+    suggest: bool = False  # show the latest model's top two classes
 
 
 @dataclass
@@ -106,6 +109,8 @@ def class_keys(cfg: Config) -> dict[str, str]:
 def run(ws: Workspace, options: Options) -> SessionResult:
     """Run the prompt on the current terminal (stdin/stdout) until done or quit."""
     cfg = ws.config
+    if options.suggest:
+        suggest.required(ws.conn, cfg.dataset.classes, "--suggest")
     items = labeling.queue(ws.conn, cfg, options.annotator, review_class=options.review_class,
                            conflicts=options.conflicts, order=options.order)
     result = SessionResult(options.annotator, shown=len(items))
@@ -115,7 +120,7 @@ def run(ws: Workspace, options: Options) -> SessionResult:
         with Terminal() as term:
             mode = options.graphics if options.graphics != "auto" else term.detect_graphics()
             result.graphics = mode
-            Session(ws, items, term, mode, options.annotator, result).loop()
+            Session(ws, items, term, mode, options, result).loop()
     result.remaining = len(labeling.queue(ws.conn, cfg, options.annotator))
     return result
 
@@ -253,14 +258,17 @@ class _Answer:
 class Cursor:
     """One annotator's walk through a queue, shared by this prompt and the label page of
     ``curator serve``: an answer is a committed event before the position moves on, a skip
-    writes nothing, an undo goes back one image and restores its previous value."""
+    writes nothing, an undo goes back one image and restores its previous value. Each event
+    records whether a suggestion was on screen (``suggest``: the prompt's --suggest; the
+    web page shows none)."""
 
     def __init__(self, conn: sqlite3.Connection, items: list[labeling.Item], annotator: str,
-                 result: SessionResult) -> None:
+                 result: SessionResult, *, suggest: bool = False) -> None:
         self.conn = conn
         self.items = items
         self.annotator = annotator
         self.result = result
+        self.suggest = suggest
         self.history: list[_Answer] = []
         self.pos = 0
 
@@ -268,10 +276,14 @@ class Cursor:
     def done(self) -> bool:
         return self.pos >= len(self.items)
 
+    def shows_suggestion(self, item: labeling.Item) -> bool:
+        return self.suggest and item.suggestion is not None  # blind images carry none
+
     def answer(self, label: str, action: str) -> None:
         item = self.items[self.pos]
         # Committed before anything else happens: the next image appears only after this.
-        previous = labeling.record(self.conn, item.sha256, self.annotator, label, action)
+        previous = labeling.record(self.conn, item.sha256, self.annotator, label, action,
+                                   self.shows_suggestion(item))
         self.history.append(_Answer(self.pos, previous, label))
         if label == labeling.EXCLUDED:
             self.result.excluded += 1
@@ -294,7 +306,8 @@ class Cursor:
             self.result.skipped -= 1
             return "Back to the skipped image"
         item = self.items[last.pos]
-        labeling.record(self.conn, item.sha256, self.annotator, last.previous, "undo")
+        labeling.record(self.conn, item.sha256, self.annotator, last.previous, "undo",
+                        self.shows_suggestion(item))
         self.result.undone += 1
         if last.label == labeling.EXCLUDED:
             self.result.excluded -= 1
@@ -305,15 +318,15 @@ class Cursor:
 
 class Session:
     def __init__(self, ws: Workspace, items: list[labeling.Item], term: Terminal, mode: str,
-                 annotator: str, result: SessionResult) -> None:
+                 options: Options, result: SessionResult) -> None:
         self.ws = ws
         self.items = items
         self.term = term
         self.mode = mode
-        self.annotator = annotator
+        self.annotator = options.annotator
         self.keys = class_keys(ws.config)
         self.frames = Frames(ws.objects, mode)
-        self.cursor = Cursor(ws.conn, items, annotator, result)
+        self.cursor = Cursor(ws.conn, items, options.annotator, result, suggest=options.suggest)
         self.message = ""
 
     @property
@@ -389,14 +402,19 @@ class Session:
 
     def info_lines(self, item: labeling.Item) -> list[str]:
         keys = "  ".join(f"{k} {c}" for k, c in self.keys.items())
-        return [
+        if item.blind:  # a source's folder names are hints too
+            known = [f"source: {BLIND}", f"hint: {BLIND}   label: {BLIND}   yours: {_name(item.mine)}"]
+        else:
+            known = [f"source: {item.source or '-'}",
+                     f"hint: {item.hint or '-'}   label: {_name(item.label)}   yours: {_name(item.mine)}"]
+        lines = [
             f"[{self.pos + 1}/{len(self.items)}]  {item.width}x{item.height} {item.format} "
             f"{_size(item.bytes)}  {item.sha256[:12]}  {self.annotator}",
-            f"source: {item.source or '-'}",
-            f"hint: {item.hint or '-'}   label: {_name(item.label)}   yours: {_name(item.mine)}",
-            f"{keys}  |  s skip  u undo  x exclude  o open  ? help  q quit",
-            self.message,
+            *known,
         ]
+        if self.cursor.suggest:
+            lines.append(_suggestion(item))
+        return [*lines, f"{keys}  |  s skip  u undo  x exclude  o open  ? help  q quit", self.message]
 
     def show_help(self) -> None:
         lines = ["curator label: one key per image", ""]
@@ -413,6 +431,15 @@ class Session:
         self.term.write(b"\x1b[0m\x1b[H\x1b[2J" + termimage.KITTY_CLEAR
                         + "\r\n".join(lines).encode() + b"\r\n")
         self.term.read_key()
+
+
+BLIND = "hidden (blind subset)"
+
+
+def _suggestion(item: labeling.Item) -> str:
+    if item.blind:
+        return f"model: {BLIND}"
+    return suggest.describe(item.suggestion) if item.suggestion else "model: no prediction for this image"
 
 
 def _name(label: str | None) -> str:

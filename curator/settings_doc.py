@@ -52,6 +52,8 @@ MEANINGS: dict[str, tuple[str, str]] = {
     "labels.adjudicator": ('The annotator who wins with policy = "adjudicator".', '"dr-x"'),
     "labels.keys": ("One key per class in `curator label` (default 1..9 in class order).",
                     '{alopecia = "a", psoriasis = "p"}'),
+    "labels.blind_fraction": ("Share (0..1) of images, chosen by hash, that never show a model suggestion "
+                              "or hint, so agreement on them is measured without anchoring.", "0.1"),
     "split.train": ("Share of the training split (the three sum to 1).", "0.70"),
     "split.validation": ("Share of the validation split.", "0.15"),
     "split.test": ("Share of the test split.", "0.15"),

@@ -317,14 +317,7 @@ def _labeling(facts: CardFacts) -> str:
     s = facts.labeling
     annotators: dict[str, int] = dict(s.get("annotators") or {})
     who = ", ".join(f"{name} ({n} label events)" for name, n in sorted(annotators.items())) or "none recorded"
-    agreement = s.get("agreement")
-    if isinstance(agreement, dict) and agreement.get("value") is not None:
-        method = agreement.get("method", "agreement")
-        reading = f" ({agreement['reading']})" if agreement.get("reading") else ""
-        agree = (f"{method} = {agreement['value']} over {agreement.get('items')} images labelled by two "
-                 f"or more people{reading}")
-    else:
-        agree = "not measured (no image was labelled by two or more people)"
+    agree = _agreement(s.get("agreement")) or "not measured (no image was labelled by two or more people)"
     hint_note = ""
     if "hint" in annotators:
         hint_note = ("\n\nLabels by the annotator `hint` were taken from the source (folder name or the hint "
@@ -336,8 +329,49 @@ def _labeling(facts: CardFacts) -> str:
         f"- Clusters labelled: {s.get('labeled', 0)}; excluded: {s.get('excluded', 0)}; "
         f"unlabeled: {s.get('unlabeled', 0)}; unresolved ties: {s.get('unresolved', 0)}\n"
         "- Labeling a cluster's representative labels the whole cluster; every label event is kept."
+        + _suggested(s.get("suggested") or {})
+        + _blind(s.get("blind") or {})
         + hint_note
     )
+
+
+def _agreement(agreement: Any) -> str:
+    """``cohen = 0.8 over 12 images labelled by two or more people (substantial)``; '' if unmeasured."""
+    if not isinstance(agreement, dict) or agreement.get("value") is None:
+        return ""
+    method = agreement.get("method", "agreement")
+    reading = f" ({agreement['reading']})" if agreement.get("reading") else ""
+    return (f"{method} = {agreement['value']} over {agreement.get('items')} images labelled by two "
+            f"or more people{reading}")
+
+
+def _suggested(counts: dict[str, int]) -> str:
+    if not counts.get("shown"):
+        return ""
+    return (f"\n- Model suggestions (`curator label --suggest`) were on screen for {counts['shown']} of "
+            f"{counts['recorded']} label decisions made at the label prompt or page")
+
+
+def _blind(blind: dict[str, Any]) -> str:
+    """The blind subset's line: its size, the labels given in it and agreement there alone."""
+    if not blind.get("fraction"):
+        return ""
+    there = _agreement(blind.get("agreement"))
+    share = f"{blind['fraction'] * 100:g}%"
+    return (
+        f"\n- Blind subset: {blind.get('clusters', 0)} clusters (a fixed {share} of images, chosen by hash)"
+        " never show a model suggestion, hint or source at the label prompt or page, so agreement there is "
+        f"free of anchoring; {blind.get('labels', 0)} labels were given in it{_reviewed(blind)}; "
+        "agreement there: "
+        + (there or "not measured (no blind image was labelled by two or more people)")
+    )
+
+
+def _reviewed(blind: dict[str, Any]) -> str:
+    n = blind.get("with_suggestion") or 0
+    if not n:
+        return ""
+    return f" ({n} more, given in review of a label issue with the model's suggestion, are left out)"
 
 
 def _review(facts: CardFacts) -> str:

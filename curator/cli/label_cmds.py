@@ -22,6 +22,13 @@ releases, o open in the system viewer, ? help, q or Ctrl-C quit.
 Every answer is committed before the next image; a new run resumes.
 
 \b
+--suggest shows the latest model's top two classes with probabilities (stored
+by `curator review --run --with-cv`); --order uncertain puts the images the
+model is least sure of (smallest margin top1 - top2) first. Each label event
+records whether a suggestion was shown. Images of the blind subset ([labels]
+blind_fraction) never show a suggestion, hint or source.
+
+\b
 Without a terminal use --import (CSV with a header: sha256 or url, label
 and/or group_id (patient or lesion), optional annotator; one transaction,
 the whole file or nothing), --export
@@ -46,7 +53,10 @@ Example: curator label --annotator alice --order random
               help="Review images whose annotators disagree, or whose label disagrees with a hint "
               "or its cluster.")
 @click.option("--order", type=click.Choice(labeling.ORDERS), default="ingest", show_default=True,
-              help="Order of the images: ingest (oldest first), random (fixed per annotator), hint.")
+              help="Order of the images: ingest (oldest first), random (fixed per annotator), hint, "
+              "uncertain (smallest model margin first).")
+@click.option("--suggest", is_flag=True,
+              help="Show the latest model's top two classes (run `curator review --run --with-cv` first).")
 @click.option("--graphics", type=click.Choice(("auto", "kitty", "iterm", "sixel", "blocks")), default="auto",
               show_default=True, help="How to draw images; auto detects kitty, iTerm2 and sixel terminals.")
 @click.option("--import", "import_path", metavar="FILE", help="Import labels from a CSV file.")
@@ -54,7 +64,7 @@ Example: curator label --annotator alice --order random
               help="Export every annotator's labels to a CSV file.")
 @click.option("--accept-hints", is_flag=True, help="Turn ingest label hints into labels by annotator 'hint'.")
 @click.pass_obj
-def label(app, annotator: str | None, review_class: str | None, conflicts: bool, order: str,
+def label(app, annotator: str | None, review_class: str | None, conflicts: bool, order: str, suggest: bool,
           graphics: str, import_path: str | None, export_path: str | None, accept_hints: bool) -> None:
     chosen = [flag for flag, on in (("--import", import_path), ("--export", export_path),
                                     ("--accept-hints", accept_hints)) if on]
@@ -75,6 +85,7 @@ def label(app, annotator: str | None, review_class: str | None, conflicts: bool,
         conflicts=conflicts,
         order=order,
         graphics=graphics,
+        suggest=suggest,
     )
     result = prompt.run(ws, options)
     app.out.result(result.as_dict(), result.render)
@@ -125,9 +136,20 @@ def render_summary(console: Console, labels: dict[str, Any]) -> None:
         console.print(f"Annotators (images labeled): {who}", markup=False)
     found = labels["agreement"]
     if found is not None:
-        value = "undefined" if found["value"] is None else f"{found['value']:.3f}"
+        console.print(f"Agreement: {_agreement(found)}", markup=False)
+    blind = labels.get("blind") or {}
+    if blind.get("fraction"):
+        there = f"; agreement there: {_agreement(blind['agreement'])}" if blind["agreement"] else ""
+        reviewed = (f" ({blind['with_suggestion']} more given in review with a suggestion, left out)"
+                    if blind.get("with_suggestion") else "")
         console.print(
-            f"Agreement: {METHOD_NAMES[found['method']]} {value} over {found['items']} overlapping clusters "
-            f"({', '.join(found['annotators'])}): {found['reading']}",
+            f"Blind subset (no suggestions or hints, [labels] blind_fraction {blind['fraction']}): "
+            f"{blind['clusters']} clusters, {blind['labels']} labels given{reviewed}{there}",
             markup=False,
         )
+
+
+def _agreement(found: dict[str, Any]) -> str:
+    value = "undefined" if found["value"] is None else f"{found['value']:.3f}"
+    return (f"{METHOD_NAMES[found['method']]} {value} over {found['items']} overlapping clusters "
+            f"({', '.join(found['annotators'])}): {found['reading']}")

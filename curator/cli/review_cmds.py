@@ -23,7 +23,9 @@ decision is committed before the next finding appears.
 low-resolution, odd-aspect, greyscale), privacy (face, eye), off-topic, and
 label issues from out-of-fold probabilities (--probabilities FILE: CSV with
 sha256 and one column per class; or --with-cv: the baseline CNN trained per
-fold, folds grouped by near-duplicate cluster). Only new images are checked, or all of them
+fold, folds grouped by near-duplicate cluster and patient group). The
+probabilities are kept as the latest model's, for `curator label --suggest`.
+Only new images are checked, or all of them
 when a check's version or a [review] threshold changed.
 --list prints the findings, worst first (--kind K, --open for undecided ones).
 --decide ID=DECISION records a decision (keep, exclude, not-a-problem, or
@@ -39,8 +41,8 @@ Example: curator review --run && curator review --list --open
 @click.option("--probabilities", metavar="FILE",
               help="With --run: out-of-fold class probabilities (CSV: sha256, one column per class).")
 @click.option("--with-cv", is_flag=True,
-              help="With --run: train the baseline CNN per fold (grouped by cluster) for out-of-fold "
-              "probabilities, then find label issues.")
+              help="With --run: train the baseline CNN per fold (grouped by cluster and patient) for "
+              "out-of-fold probabilities, then find label issues.")
 @click.option("--list", "list_findings", is_flag=True, help="Print the findings as a table (or JSON).")
 @click.option("--kind", metavar="K", help="Only findings of kind K (blur, face, ...), listed or reviewed.")
 @click.option("--open", "open_only", is_flag=True, help="With --list: only findings without a decision.")
@@ -86,7 +88,7 @@ def review(app: Any, run_checks: bool, probabilities: str | None, with_cv: bool,
 
             with app.out.progress("Training out-of-fold models", oof.FOLDS) as advance:
                 probs = oof.probabilities(ws, on_fold=advance)
-        _run(app, ws, probs)
+        _run(app, ws, probs, probabilities or "cv")
     elif list_findings:
         items = findings.listing(ws.conn, kind=kind, open_only=open_only)
         app.out.result({"findings": items}, lambda console: _table(console, items))
@@ -104,11 +106,11 @@ def review(app: Any, run_checks: bool, probabilities: str | None, with_cv: bool,
                        lambda console: console.print(f"Finding {undo_id}: back to {status}", markup=False))
 
 
-def _run(app: Any, ws: Any, probs: dict[str, list[float]] | None) -> None:
+def _run(app: Any, ws: Any, probs: dict[str, list[float]] | None, source: str) -> None:
     from curator.review import run
 
     with app.out.progress("Checking images", run.pending(ws)) as advance:
-        summary = run.run(ws, probabilities=probs, on_progress=advance)
+        summary = run.run(ws, probabilities=probs, probabilities_source=source, on_progress=advance)
     if summary.label_issues:
         app.out.info(f"Note: {summary.label_issues}")
 

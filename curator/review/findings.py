@@ -11,7 +11,8 @@ Decisions are events (:func:`decide`, :func:`undo`) like label events: reviewer,
 decision, previous decision; never updated or deleted. A finding's status is the
 decision of its latest event, or ``open``. A ``relabel`` decision also records the new
 label as a label event by the reviewer (action ``review``), and its undo restores the
-reviewer's label before it.
+reviewer's label before it; those events record a suggestion as shown (``suggested``)
+for label issues, whose finding is the model's suggestion, and as not shown otherwise.
 """
 
 from __future__ import annotations
@@ -160,7 +161,7 @@ def decide(conn: sqlite3.Connection, finding_id: int, reviewer: str, decision: s
             (finding_id, reviewer, decision, label, None if previous == OPEN else previous, catalog.utcnow()),
         )
         if label is not None:
-            labeling.record(conn, row["sha256"], reviewer, label, "review")
+            labeling.record(conn, row["sha256"], reviewer, label, "review", row["kind"] == "label-issue")
     return previous
 
 
@@ -192,7 +193,8 @@ def undo(conn: sqlite3.Connection, finding_id: int, reviewer: str) -> str:
                 (row["sha256"], last["reviewer"], last["at"]),
             ).fetchone()
             restored_label = None if before is None else before[0]
-            labeling.record(conn, row["sha256"], last["reviewer"], restored_label, "undo")
+            labeling.record(conn, row["sha256"], last["reviewer"], restored_label, "undo",
+                            row["kind"] == "label-issue")
     return OPEN if restored is None else str(restored)
 
 

@@ -25,7 +25,7 @@ from typing import Any, cast
 import numpy as np
 from PIL import Image
 
-from curator import catalog, hashing, labeling, store
+from curator import catalog, hashing, labeling, store, suggest
 from curator.config import Config, ReviewConfig
 from curator.errors import InputError
 from curator.output import ProgressCallback
@@ -98,9 +98,11 @@ def _todo(conn: sqlite3.Connection, chosen: Mapping[str, Check],
 
 
 def run(ws: Workspace, *, probabilities: Mapping[str, Sequence[float]] | None = None,
-        on_progress: ProgressCallback | None = None, checks: Mapping[str, Check] | None = None) -> RunSummary:
+        probabilities_source: str = "cv", on_progress: ProgressCallback | None = None,
+        checks: Mapping[str, Check] | None = None) -> RunSummary:
     """Compute the missing findings of every check; ``probabilities``: sha256 -> per class, in
-    ``[dataset] classes`` order, out of sample."""
+    ``[dataset] classes`` order, out of sample. They are also stored as the latest model's
+    (curator.suggest), ``probabilities_source`` saying where they came from."""
     conn, cfg = ws.conn, ws.config
     chosen = dict(checks or default_checks(cfg.review))
     sizes = _sizes(ws)
@@ -125,6 +127,8 @@ def run(ws: Workspace, *, probabilities: Mapping[str, Sequence[float]] | None = 
                 on_progress(len(batch))
     if "off-topic" in chosen:
         _offtopic(conn, chosen["off-topic"], cfg.review)
+    if probabilities:
+        suggest.save(conn, cfg.dataset.classes, probabilities, probabilities_source)
     if "label-issue" in chosen:
         summary.label_issues = _label_issues(conn, cfg, chosen["label-issue"], probabilities)
     summary.open = open_counts(conn)

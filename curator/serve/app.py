@@ -229,7 +229,7 @@ async def adjudicate(request: Request, state: State, who: str) -> Response:
     with state.lock:
         if ws.conn.execute("SELECT 1 FROM images WHERE sha256 = ?", (sha,)).fetchone() is None:
             return JSONResponse({"error": "no such image"}, status_code=404)
-        labeling.record(ws.conn, sha, who, str(label), "label")
+        labeling.record(ws.conn, sha, who, str(label), "label", suggested=False)
         return JSONResponse(views.disagreements(ws))
 
 
@@ -313,10 +313,14 @@ def label_view(state: State, who: str, message: str) -> dict[str, Any]:
     }
     if not cursor.done:
         item = cursor.items[cursor.pos]
+        # The page shows no model suggestion (its events record suggested = 0); a blind image
+        # shows no hint, source or other annotator's label either (curator.suggest).
+        hidden = item.blind
         view["item"] = {
             "sha256": item.sha256, "width": item.width, "height": item.height, "format": item.format,
-            "bytes": item.bytes, "source": item.source, "hint": item.hint, "label": item.label,
-            "mine": item.mine, "members": review_prompt.siblings(conn, item.sha256),
+            "bytes": item.bytes, "source": "" if hidden else item.source, "hint": "" if hidden else item.hint,
+            "label": None if hidden else item.label, "mine": item.mine, "blind": hidden,
+            "members": review_prompt.siblings(conn, item.sha256),
         }
     return view
 

@@ -153,12 +153,13 @@ function promptPage(endpoint, describe, keyPairs, commandKeys) {
 }
 
 function labelPage() {
+  const hidden = "hidden (blind subset)";
   const describe = (item) => [
     el("span", { text: `${item.width}x${item.height} ${item.format}` }),
     el("span", { class: "muted", text: item.sha256.slice(0, 12) }),
-    el("span", { text: `hint: ${item.hint || "-"}` }),
-    el("span", { text: `label: ${name(item.label)}  yours: ${name(item.mine)}` }),
-    el("span", { class: "muted", text: `source: ${item.source || "-"}` }),
+    el("span", { text: `hint: ${item.blind ? hidden : item.hint || "-"}` }),
+    el("span", { text: `label: ${item.blind ? hidden : name(item.label)}  yours: ${name(item.mine)}` }),
+    el("span", { class: "muted", text: `source: ${item.blind ? hidden : item.source || "-"}` }),
   ];
   const pairs = (view) => [...Object.entries(view ? view.keys : {}), ["x", "exclude"], ["s", "skip"], ["u", "undo"]];
   promptPage("/api/label", describe, pairs, (view, key, send) => {

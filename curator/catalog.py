@@ -392,6 +392,24 @@ def _annotators(conn: sqlite3.Connection) -> None:
     )
 
 
+def _provenance(conn: sqlite3.Connection) -> None:
+    """What a table or Hub row says about its image (curator.ingest.tables): licence and
+    attribution (winning over the [[sources]] rule), the diagnosis as the source words it
+    (mapped to the provenance vocabulary at release), body site, the row's other columns as
+    JSON, and the collection (table file or Hub repo) the source came from. NULL: not said."""
+    run_script(
+        conn,
+        """
+        ALTER TABLE sources ADD COLUMN licence TEXT;
+        ALTER TABLE sources ADD COLUMN attribution TEXT;
+        ALTER TABLE sources ADD COLUMN diagnosis TEXT;
+        ALTER TABLE sources ADD COLUMN body_site TEXT;
+        ALTER TABLE sources ADD COLUMN metadata TEXT;
+        ALTER TABLE sources ADD COLUMN collection TEXT;
+        """,
+    )
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial schema", _initial_schema),
     Migration(2, "lazy pixel keys", _lazy_pixel_keys, rebuilds_tables=True),
@@ -400,6 +418,7 @@ MIGRATIONS: list[Migration] = [
     Migration(5, "input order and patient groups", _input_order_and_groups),
     Migration(6, "review checks, findings and decisions", _review),
     Migration(7, "annotators of curator serve", _annotators),
+    Migration(9, "per-source provenance from tables and Hub datasets", _provenance),
 ]
 
 

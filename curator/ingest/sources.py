@@ -20,7 +20,7 @@ import os
 import re
 import sys
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -37,6 +37,19 @@ NAME_MAX = 255  # bytes in one file name, on every common filesystem
 
 
 @dataclass(frozen=True)
+class Provenance:
+    """What a table or Hub row says about its image (curator.ingest.tables, curator.ingest.hub);
+    None where the source does not say."""
+
+    collection: str  # the table's file name, or the Hub repo
+    licence: str | None = None
+    attribution: str | None = None
+    diagnosis: str | None = None  # the source's own value; mapped to the vocabulary at release
+    body_site: str | None = None
+    metadata: str | None = None  # JSON object of the row's other columns
+
+
+@dataclass(frozen=True)
 class Source:
     """One thing to ingest. ``problem`` is a rejection reason found while parsing, if any."""
 
@@ -45,6 +58,8 @@ class Source:
     hint: str | None = None
     problem: str | None = None
     group: str | None = None  # patient/lesion group id from the input line
+    provenance: Provenance | None = None
+    data: bytes | None = field(default=None, repr=False, compare=False)  # bytes at hand (a Hub row)
 
 
 def read_argument(arg: str, *, hint_from_folder: bool = False, root: Path | None = None) -> list[Source]:

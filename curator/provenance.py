@@ -9,9 +9,25 @@ map to it through ``[ingest.diagnosis_map]`` (:func:`diagnosis_provenance`).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, fields
 
 FIELDS = ("locator", "hint", "group", "licence", "attribution", "diagnosis", "body_site")
 DIAGNOSIS_PROVENANCE = ("histopathology", "clinical", "consensus", "atlas-caption", "unknown")
+
+
+@dataclass(frozen=True)
+class Released:
+    """The provenance columns of a release row (parquet and manifest); None: not known."""
+
+    licence: str | None = None
+    attribution: str | None = None
+    diagnosis_provenance: str | None = None
+    body_site: str | None = None
+    collection: str | None = None  # the table file or Hub repo the image came from
+    source_metadata: str | None = None  # JSON object: the source row's other columns
+
+
+COLUMNS = tuple(f.name for f in fields(Released))
 
 
 def diagnosis_provenance(value: str | None, mapping: Mapping[str, str]) -> str | None:

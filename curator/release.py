@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from curator import catalog, faultpoint, licences, store
+from curator import catalog, faultpoint, licences, provenance, store
 from curator import config as config_mod
 from curator.config import Config
 from curator.errors import BusyError, InputError, ReleaseError
@@ -149,6 +149,7 @@ class Original:
     cluster_id: int
     source: licences.Source
     groups: tuple[str, ...] = ()  # patient/lesion groups of the cluster, the representative's first
+    prov: provenance.Released = provenance.Released()
 
     @property
     def group_id(self) -> str | None:
@@ -192,6 +193,7 @@ def plan_release(ws: Workspace, version: str | None, include_restricted: bool,
             hint="label images first: `curator label` or `curator label --accept-hints`",
         )
     warnings.extend(licences.check([o.source for o in originals], include_restricted))
+    warnings.extend(_unmapped_diagnoses(originals))
     recorded = {r["sha256"]: r["split"] for r in conn.execute("SELECT sha256, split FROM image_splits")}
     existing = _sticky(conn, originals, recorded)
     items = [split_mod.Item(o.sha256, o.cluster_id, o.label, o.groups) for o in originals]
@@ -278,7 +280,8 @@ def _select(conn: sqlite3.Connection, cfg: Config, warnings: list[str]) -> tuple
         members_first = sorted(by_cluster[cluster_id], key=lambda m: m != rep)  # the representative first
         cluster_groups = tuple(dict.fromkeys(g for m in members_first for g in group_ids.get(m, ())))
         source = sources.get(rep) or licences.unknown_source()
-        originals.append(Original(rep, label, cluster_id, source, cluster_groups))
+        originals.append(Original(rep, label, cluster_id, source, cluster_groups,
+                                  _released_provenance(source, cfg)))
         members.extend(
             {"sha256": m, "cluster_id": cluster_id, "representative": rep}
             for m in by_cluster[cluster_id]
@@ -294,6 +297,30 @@ def _select(conn: sqlite3.Connection, cfg: Config, warnings: list[str]) -> tuple
     originals.sort(key=lambda o: o.sha256)
     members.sort(key=lambda m: m["sha256"])
     return originals, members
+
+
+def _released_provenance(source: licences.Source, cfg: Config) -> provenance.Released:
+    return provenance.Released(
+        licence=source.license or None,
+        attribution=source.attribution or None,
+        diagnosis_provenance=provenance.diagnosis_provenance(source.diagnosis, cfg.ingest.diagnosis_map),
+        body_site=source.body_site,
+        collection=source.collection,
+        source_metadata=source.metadata,
+    )
+
+
+def _unmapped_diagnoses(originals: list[Original]) -> list[str]:
+    """A warning naming the diagnosis values that [ingest.diagnosis_map] does not map."""
+    unmapped = Counter(
+        o.source.diagnosis for o in originals
+        if o.source.diagnosis and o.prov.diagnosis_provenance == "unknown"
+        and o.source.diagnosis.strip().lower() != "unknown"
+    )
+    if not unmapped:
+        return []
+    listed = ", ".join(f"{value!r} ({n})" for value, n in sorted(unmapped.items()))
+    return [f"diagnosis values not in [ingest.diagnosis_map], released as 'unknown': {listed}"]
 
 
 def _sticky(conn: sqlite3.Connection, originals: list[Original], recorded: dict[str, str]) -> dict[str, str]:
@@ -341,6 +368,10 @@ def decide_bump(
     regrouped = sum(1 for o in originals if rows[o.sha256].get("group_id") != o.group_id)
     if regrouped:
         return Bump("patch", f"{regrouped} image(s) changed patient/lesion group")
+    described = sum(1 for o in originals
+                    if any(rows[o.sha256].get(c) != getattr(o.prov, c) for c in provenance.COLUMNS))
+    if described:
+        return Bump("patch", f"{described} image(s) changed provenance (licence, diagnosis, ...)")
     changed = [k for k in _CONFIG_SECTIONS_FOR_PATCH if previous["config"].get(k) != effective_config.get(k)]
     if changed:
         return Bump("patch", "settings changed: " + ", ".join(changed))
@@ -377,6 +408,7 @@ class Row:
     preprocess_hash: str
     width: int
     height: int
+    prov: provenance.Released = provenance.Released()
 
 
 @dataclass
@@ -527,7 +559,7 @@ def _make_images(
         split = plan.assignment[o.sha256]
         by_split[split].append(
             Row(o.sha256, o.label, split, o.source.url, o.cluster_id, o.group_id, None, step_hash, width,
-                height)
+                height, o.prov)
         )
     train = [(r.sha256, r.label) for r in by_split["train"]]
     balance_plan = balance.plan(train, cfg.balance.method)
@@ -546,7 +578,7 @@ def _make_images(
         width, height = _size(data, sha)
         by_split["train"].append(
             Row(sha, src.label, "train", src.source_url, src.cluster_id, src.group_id, source_sha, step_hash,
-                width, height)
+                width, height, src.prov)
         )
     rows = [row for split in SPLITS for row in by_split[split]]
     return rows, images, balance_plan.class_weights
@@ -589,6 +621,7 @@ def features_of(classes: list[str]) -> Any:
             "augmented_from": Value("string"),
             "width": Value("int32"),
             "height": Value("int32"),
+            **{column: Value("string") for column in provenance.COLUMNS},
         }
     )
 
@@ -654,6 +687,7 @@ def _columns(rows: list[Row], images: dict[str, bytes], classes: list[str]) -> d
         "augmented_from": [r.augmented_from for r in rows],
         "width": [r.width for r in rows],
         "height": [r.height for r in rows],
+        **{column: [getattr(r.prov, column) for r in rows] for column in provenance.COLUMNS},
     }
 
 
@@ -686,6 +720,7 @@ def _manifest(
                 "group_id": r.group_id,
                 "augmented_from": r.augmented_from,
                 "preprocess_hash": r.preprocess_hash,
+                **dataclasses.asdict(r.prov),
             }
             for r in rows
         ],
@@ -751,6 +786,7 @@ def _card(ws: Workspace, plan: Plan, manifest: dict[str, Any], info: dict[str, S
         groups=len(_splits_per_group(plan)),
         straddling_groups=sum(1 for splits in _splits_per_group(plan).values() if len(splits) > 1),
         review=_review_facts(ws, plan),
+        provenance=_provenance_counts(plan.originals),
     ))
 
 
@@ -761,6 +797,13 @@ def _splits_per_group(plan: Plan) -> dict[str, set[str]]:
         for group in o.groups:
             found[group].add(plan.assignment[o.sha256])
     return found
+
+
+def _provenance_counts(originals: list[Original]) -> dict[str, dict[str, int]]:
+    """For the card: released originals per licence, diagnosis provenance, body site, collection
+    ('' counts those whose source did not say)."""
+    columns = ("licence", "diagnosis_provenance", "body_site", "collection")
+    return {c: dict(Counter(getattr(o.prov, c) or "" for o in originals)) for c in columns}
 
 
 def _review_facts(ws: Workspace, plan: Plan) -> dict[str, Any]:

@@ -10,8 +10,9 @@ Image bytes come with each source, so nothing is fetched again (curator.ingest.r
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,7 +96,7 @@ def _load(repo: str, sha: str, split: str | None, config: str | None, arg: str) 
     from curator.release import quiet_datasets
 
     try:
-        with quiet_datasets():
+        with quiet_datasets(), _quiet_hub_logger():
             loaded = datasets.load_dataset(repo, name=config, revision=sha)
     except Exception as err:  # noqa: BLE001 - datasets raises many kinds; each becomes one line
         raise InputError(f"{arg}: cannot load the dataset ({_first_line(err)})", path=arg) from err
@@ -106,6 +107,21 @@ def _load(repo: str, sha: str, split: str | None, config: str | None, arg: str) 
         asked = "choose one with --split" if split is None else f"no split {split!r}"
         raise InputError(f"{arg}: {asked} (splits: {', '.join(splits)})", path=arg)
     return loaded[split], split
+
+
+@contextlib.contextmanager
+def _quiet_hub_logger() -> Iterator[None]:
+    """huggingface_hub logs card notes ("Repo card metadata block was not found") to stderr:
+    errors only, while the dataset loads."""
+    import logging
+
+    logger = logging.getLogger("huggingface_hub")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _image_column(features: Any, arg: str) -> str:

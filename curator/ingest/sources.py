@@ -31,6 +31,7 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".
 # Magic numbers of the formats we accept, to tell an image argument from a URL list.
 _MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
+_CONTROLS = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 MAX_LINE = 8192
 MAX_LIST_BYTES = 64 * 1024 * 1024
 NAME_MAX = 255  # bytes in one file name, on every common filesystem
@@ -205,7 +206,7 @@ def _local_source(path: Path, locator: str, hint: str | None, root: Path, hint_f
 
 def _has_controls(text: str) -> bool:
     """C0 (but TAB, the column separator), DEL and C1 control characters."""
-    return any((ord(c) < 32 and c != "\t") or 127 <= ord(c) < 160 for c in text)
+    return _CONTROLS.search(text) is not None
 
 
 def _url_source(locator: str, scheme: str, hint: str | None) -> Source:

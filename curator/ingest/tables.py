@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from curator.ingest.sources import Provenance, Source, parse_line
 from curator.provenance import FIELDS
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".parquet")
+_JSON = json.JSONEncoder(default=str, ensure_ascii=False)
 
 
 def is_table(arg: str) -> bool:
@@ -84,7 +84,7 @@ def table_sources(rows: list[dict[str, Any]], mapping: Mapping[str, str], *, nam
                 if earlier[0] != group:
                     raise InputError(f"{name} row {number}: {src.locator} is in group {group!r} here but in "
                                      f"group {earlier[0]!r} on row {earlier[1]}", path=name)
-            yield replace(src, hint=hint or src.hint, group=group, provenance=provenance)
+            yield Source(src.locator, src.kind, hint or src.hint, src.problem, group, provenance)
 
 
 def provenance_of(values: Mapping[str, str | None], collection: str, extra: dict[str, Any]) -> Provenance:
@@ -95,7 +95,7 @@ def provenance_of(values: Mapping[str, str | None], collection: str, extra: dict
         attribution=values.get("attribution"),
         diagnosis=values.get("diagnosis"),
         body_site=values.get("body_site"),
-        metadata=json.dumps(extra, default=str, ensure_ascii=False) if extra else None,
+        metadata=_JSON.encode(extra) if extra else None,
     )
 
 

@@ -368,13 +368,13 @@ def decide_bump(
     regrouped = sum(1 for o in originals if rows[o.sha256].get("group_id") != o.group_id)
     if regrouped:
         return Bump("patch", f"{regrouped} image(s) changed patient/lesion group")
-    described = sum(1 for o in originals
-                    if any(rows[o.sha256].get(c) != getattr(o.prov, c) for c in provenance.COLUMNS))
-    if described:
-        return Bump("patch", f"{described} image(s) changed provenance (licence, diagnosis, ...)")
     changed = [k for k in _CONFIG_SECTIONS_FOR_PATCH if previous["config"].get(k) != effective_config.get(k)]
     if changed:
         return Bump("patch", "settings changed: " + ", ".join(changed))
+    described = sum(1 for o in originals
+                    if any(rows[o.sha256].get(c) != getattr(o.prov, c) for c in provenance.COLUMNS))
+    if described:  # re-ingested with a mapping, or [ingest.diagnosis_map] changed
+        return Bump("patch", f"{described} image(s) changed provenance (licence, diagnosis, ...)")
     if previous.get("cluster_members") != members:
         return Bump("patch", "near-duplicate cluster members changed")
     raise ReleaseError(f"nothing changed since v{previous['version']}; no release built")

@@ -278,3 +278,20 @@ def test_diagnosis_provenance_vocabulary() -> None:
     assert provenance.diagnosis_provenance(" Consensus ", mapping) == "consensus"
     assert provenance.diagnosis_provenance("confocal", mapping) == "unknown"
     assert provenance.diagnosis_provenance(None, mapping) is None
+
+
+def test_the_same_photo_in_two_collections_is_counted_per_pair(small: tuple[Path, Path, ImageServer]) -> None:
+    ws, table, server = small
+    assert run_cli("ingest", str(table), "--columns", "locator=url", workspace=ws).exit_code == 0
+    copy = server.route("/isic/a.jpg", Reply(body=data.jpeg(data.photo(100, CLASSES[0]))))  # t.csv's row 1
+    new = server.route("/isic/b.jpg", Reply(body=data.jpeg(data.photo(500, CLASSES[1]))))
+    other = table.parent / "isic.csv"
+    write_table(other, [{"image_url": copy}, {"image_url": new}])
+    assert run_cli("ingest", str(other), "--columns", "locator=image_url", workspace=ws).exit_code == 0
+    result = run_cli("--json", "status", workspace=ws)
+    collections = json.loads(result.stdout)["collections"]
+    assert collections == {"images": {"isic.csv": 2, "t.csv": 3},
+                           "shared_clusters": [{"collections": ["isic.csv", "t.csv"], "clusters": 1}]}
+    text = run_cli("status", workspace=ws).stdout
+    assert "Collections (images): isic.csv 2, t.csv 3" in text
+    assert "  the same photo in isic.csv and t.csv: 1 cluster" in text

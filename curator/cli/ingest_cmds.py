@@ -178,10 +178,25 @@ def status(app) -> None:
             from curator.cli.label_cmds import render_summary
 
             render_summary(console, value["labels"])
+        _render_collections(console, value["collections"])
         opened = ", ".join(f"{kind} {n}" for kind, n in value["open_findings"].items()) or "none"
         console.print(f"Open review findings: {opened}", markup=False)
 
     app.out.result(value, render)
+
+
+def _render_collections(console: Console, collections: dict[str, Any]) -> None:
+    """Only when a table or Hub dataset was ingested: images per collection, shared photos per pair."""
+    from curator.status import LISTS
+
+    if set(collections["images"]) <= {LISTS}:
+        return
+    listed = ", ".join(f"{name} {n}" for name, n in collections["images"].items())
+    console.print(f"Collections (images): {listed}", markup=False)
+    for shared in collections["shared_clusters"]:
+        first, second = shared["collections"]
+        console.print(f"  the same photo in {first} and {second}: {counted(shared['clusters'], 'cluster')}",
+                      markup=False)
 
 
 @click.command()

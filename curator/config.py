@@ -125,6 +125,8 @@ class SourceRule:
     license: str = ""
     attribution: str = ""
     redistributable: bool = True
+    diagnosis: str = ""  # how its diagnoses were confirmed, e.g. "atlas-caption" (a table column wins)
+    body_site: str = ""  # e.g. "scalp" (a table column wins)
 
 
 @dataclass(frozen=True)
@@ -471,4 +473,6 @@ method = "oversample"        # "none", "oversample" or "class-weights"
 # license = "cc-by-nc-4.0"
 # attribution = "Example Atlas, https://www.example-atlas.org"
 # redistributable = true
+# diagnosis = "atlas-caption"  # how its diagnoses were confirmed (histopathology, clinical, ...)
+# body_site = "scalp"
 """

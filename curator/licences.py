@@ -58,13 +58,13 @@ def by_image(conn: sqlite3.Connection, rules: tuple[SourceRule, ...]) -> dict[st
 
 
 def with_row_terms(src: Source, row: sqlite3.Row) -> Source:
-    """A source's own licence and attribution (a table column) win over its [[sources]] rule."""
+    """What a source's own row said (a table column) wins over its [[sources]] rule."""
     return replace(
         src,
         license=row["licence"] or src.license,
         attribution=row["attribution"] or src.attribution,
-        diagnosis=row["diagnosis"],
-        body_site=row["body_site"],
+        diagnosis=row["diagnosis"] or src.diagnosis,
+        body_site=row["body_site"] or src.body_site,
         collection=row["collection"],
         metadata=row["metadata"],
     )
@@ -86,7 +86,8 @@ def describe_source(locator: str, kind: str, rules: tuple[SourceRule, ...]) -> S
     rule = match_rule(rules, url, domain)
     if rule is None:
         return Source(url, domain, "", "", True)
-    return Source(url, domain, rule.license, rule.attribution, rule.redistributable)
+    return Source(url, domain, rule.license, rule.attribution, rule.redistributable,
+                  diagnosis=rule.diagnosis or None, body_site=rule.body_site or None)
 
 
 def match_rule(rules: tuple[SourceRule, ...], url: str, domain: str) -> SourceRule | None:

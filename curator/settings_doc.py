@@ -80,6 +80,10 @@ MEANINGS: dict[str, tuple[str, str]] = {
     "sources.attribution": ("[[sources]]: who to credit.", '"Example Atlas"'),
     "sources.redistributable": ("[[sources]]: false keeps them out of releases unless --include-restricted.",
                                 "true"),
+    "sources.diagnosis": ("[[sources]]: how their diagnoses were confirmed (histopathology, clinical, "
+                          "consensus, atlas-caption, unknown, or a value [ingest.diagnosis_map] maps); a "
+                          "table's column wins.", '"atlas-caption"'),
+    "sources.body_site": ("[[sources]]: the body site of their photos; a table's column wins.", '"scalp"'),
 }
 
 

@@ -213,18 +213,20 @@ def test_an_unknown_field_in_curator_toml_is_named(small: tuple[Path, Path, Imag
                                              "body_site)")
 
 
-def test_table_licence_wins_over_the_sources_rule(small: tuple[Path, Path, ImageServer]) -> None:
+def test_table_columns_win_over_the_sources_rule(small: tuple[Path, Path, ImageServer]) -> None:
     ws, table, server = small
     with (ws / "curator.toml").open("a", encoding="utf-8") as fh:
-        fh.write(CHEAP_PREPROCESS + '\n[[sources]]\nprefix = "127.0.0.1"\nlicense = "cc-by-nc-4.0"\n')
-    assert run_cli("ingest", str(table), "--columns", "locator=url,hint=label,licence=license",
+        fh.write(CHEAP_PREPROCESS + '\n[[sources]]\nprefix = "127.0.0.1"\nlicense = "cc-by-nc-4.0"\n'
+                 'diagnosis = "atlas-caption"\nbody_site = "head"\n')
+    assert run_cli("ingest", str(table), "--columns", "locator=url,hint=label,licence=license,body_site=site",
                    workspace=ws).exit_code == 0
     assert run_cli("label", "--accept-hints", workspace=ws).exit_code == 0
     build(ws)
-    rows = manifest(ws, "1.0.0")["rows"]
-    licences = {r["source_url"]: r["licence"] for r in rows if r["augmented_from"] is None}
-    assert licences == {server.url("/img/0.jpg"): "cc-by-4.0", server.url("/img/1.jpg"): "cc-by-nc-4.0",
-                        server.url("/img/2.jpg"): "cc-by-4.0"}
+    rows = {r["source_url"]: r for r in manifest(ws, "1.0.0")["rows"] if r["augmented_from"] is None}
+    urls = [server.url(f"/img/{i}.jpg") for i in range(3)]
+    assert [rows[u]["licence"] for u in urls] == ["cc-by-4.0", "cc-by-nc-4.0", "cc-by-4.0"]
+    assert [rows[u]["body_site"] for u in urls] == ["head", "scalp", "scalp"]  # row 0's site is empty
+    assert [rows[u]["diagnosis_provenance"] for u in urls] == ["atlas-caption"] * 3  # no diagnosis column
 
 
 def write_any(path: Path, rows: list[dict[str, object]]) -> None:

@@ -96,6 +96,8 @@ def _read_sources(source: str, columns: str | None, configured: dict[str, str], 
     if (hub_split or hub_config) and not is_hub:
         raise InputError(f"{source}: --split and --config apply to hf:// datasets only")
     mapping = tables.parse_columns(columns) if columns is not None else dict(configured)
+    if is_hub and columns is None:
+        mapping.pop("locator", None)  # [ingest.columns] serves tables too; a Hub row's locator is its image
     if is_hub:
         return hub.read_hub(source, mapping, split=hub_split, config=hub_config)
     if is_table:

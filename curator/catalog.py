@@ -8,7 +8,8 @@ the registered :data:`MIGRATIONS`; each is applied together with its record in
 
 Tables (see the migrations for columns):
 
-    sources          one row per input line (URL or local path): provenance + outcome
+    sources          one row per input (URL, local path, table or Hub row): provenance + outcome;
+                     licence, diagnosis, body site, metadata of tables and Hub rows (migration 9)
     images           one row per distinct image (distinct decoded pixels)
     image_hashes     perceptual hashes by name, of images hashed with other views than today's
     clusters         near-duplicate clusters; each image belongs to exactly one

@@ -34,7 +34,8 @@ def parquet_bytes(columns: dict[str, list[object]], features: object) -> bytes:
 
 
 def publish_image_dataset(server: HubServer, n: int = 9) -> str:
-    """An image dataset with a ClassLabel label and provenance columns on the server; its commit."""
+    """An image dataset with a ClassLabel label and provenance columns on the server, ``n`` photos
+    and one last row without an image; its commit."""
     from datasets import ClassLabel, Features, Image, Value
 
     features = Features({"image": Image(), "label": ClassLabel(names=CLASSES), "case_id": Value("string"),
@@ -42,12 +43,12 @@ def publish_image_dataset(server: HubServer, n: int = 9) -> str:
                          "fitzpatrick": Value("int32")})
     columns: dict[str, list[object]] = {
         "image": [{"bytes": synthetic.encode(synthetic.photo(300 + i, CLASSES[i % 3], (96, 96)), "JPEG"),
-                   "path": None} for i in range(n)],
-        "label": [i % 3 for i in range(n)],
-        "case_id": [f"p{i // 3}" for i in range(n)],
-        "license": ["cc-by-4.0" if i % 2 else None for i in range(n)],
-        "dx_type": ["histopathology"] * n,
-        "fitzpatrick": [1 + i % 6 for i in range(n)],
+                   "path": None} for i in range(n)] + [None],
+        "label": [i % 3 for i in range(n + 1)],
+        "case_id": [f"p{i // 3}" for i in range(n + 1)],
+        "license": ["cc-by-4.0" if i % 2 else None for i in range(n + 1)],
+        "dx_type": ["histopathology"] * (n + 1),
+        "fitzpatrick": [1 + i % 6 for i in range(n + 1)],
     }
     server.create_repo(REPO)
     return server.commit(REPO, add={"README.md": b"# scalp photos\n",
@@ -79,11 +80,13 @@ def test_a_hub_dataset_is_ingested_with_repo_sha_and_columns(hub_server: HubServ
     conn.row_factory = sqlite3.Row
     rows = list(conn.execute("SELECT * FROM sources ORDER BY position"))
     conn.close()
-    assert [r["locator"] for r in rows] == [f"hf://datasets/{REPO}@{sha}/default/train/{i}" for i in range(9)]
-    assert all(r["outcome"] == "stored" for r in rows)
-    assert [r["hint"] for r in rows] == [CLASSES[i % 3] for i in range(9)]  # class names, not indices
-    assert [r["group_id"] for r in rows] == [f"p{i // 3}" for i in range(9)]
-    assert [r["licence"] for r in rows] == ["cc-by-4.0" if i % 2 else None for i in range(9)]
+    where = f"hf://datasets/{REPO}@{sha}/default/train"
+    assert [r["locator"] for r in rows] == [f"{where}/{i}" for i in range(10)]
+    outcomes = [("stored", None)] * 9 + [("rejected", "no-image-bytes")]
+    assert [(r["outcome"], r["reason"]) for r in rows] == outcomes
+    assert [r["hint"] for r in rows] == [CLASSES[i % 3] for i in range(10)]  # class names, not indices
+    assert [r["group_id"] for r in rows] == [f"p{i // 3}" for i in range(10)]
+    assert [r["licence"] for r in rows] == ["cc-by-4.0" if i % 2 else None for i in range(10)]
     assert {r["collection"] for r in rows} == {REPO} and {r["robots"] for r in rows} == {None}
     first = json.loads(rows[1]["metadata"])
     assert first == {"fitzpatrick": 2, "hub": {"repo": REPO, "revision": sha, "split": "train", "row": 1}}

@@ -5,12 +5,14 @@ at that sha through ``datasets`` (which honours ``HF_ENDPOINT`` and the token), 
 source's locator, ``hf://datasets/NS/NAME@SHA/CONFIG/SPLIT/ROW``, names bytes that never
 change. The image column is the locator; the column mapping (curator.ingest.tables) names
 the label hint, group and provenance columns, and the other columns are kept as JSON.
-Image bytes come with each source, so nothing is fetched again (curator.ingest.run).
+Each source reads its image bytes from the loaded split when a worker takes it
+(curator.ingest.run); nothing is fetched again.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -53,24 +55,29 @@ def read_hub(arg: str, mapping: Mapping[str, str], *, split: str | None = None,
     check_columns(mapping, list(dataset.column_names), arg)
     from datasets import Image
 
-    dataset = dataset.cast_column(image_column, Image(decode=False))
+    images = dataset.select_columns([image_column]).cast_column(image_column, Image(decode=False))
     names = _class_names(dataset.features, mapping.get("hint"))
     where = f"hf://datasets/{spec.repo}@{sha}/{config or 'default'}/{chosen}"
     kept = {image_column, *mapping.values()}
     sources = []
-    for number, row in enumerate(dataset):
+    for number, row in enumerate(dataset.remove_columns(image_column)):  # no image bytes read here
         values = {f: cell_text(row[column]) for f, column in mapping.items()}
         if names is not None and isinstance(row[mapping["hint"]], int):  # a ClassLabel: its name
             values["hint"] = names[row[mapping["hint"]]]
         extra = {k: v for k, v in row.items() if k not in kept}
         extra["hub"] = {"repo": spec.repo, "revision": sha, "split": chosen, "row": number}
         provenance = provenance_of(values, spec.repo, extra)
-        image = row[image_column] or {}
-        data = image.get("bytes")
-        problem = None if data else "no-image-bytes"
-        sources.append(Source(f"{where}/{number}", "url", values.get("hint"), problem, values.get("group"),
-                              provenance, data=data))
+        sources.append(Source(f"{where}/{number}", "url", values.get("hint"), None, values.get("group"),
+                              provenance, read=functools.partial(_image_bytes, images, image_column, number)))
     return sources
+
+
+def _image_bytes(images: Any, column: str, number: int) -> bytes | None:
+    """One row's image bytes, read on a worker when the source's turn comes (datasets keeps the
+    split memory-mapped, so a big split is never all in memory)."""
+    image = images[number][column] or {}
+    data = image.get("bytes")
+    return bytes(data) if data else None
 
 
 def _resolve(spec: HubSpec, arg: str) -> str:

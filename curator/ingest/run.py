@@ -383,7 +383,7 @@ class _Run:
     async def _one(self, src: Source, fetcher: Fetcher, slots: asyncio.Semaphore) -> None:
         try:
             loop = asyncio.get_running_loop()
-            fetching = src.kind == "url" and not src.problem and src.data is None
+            fetching = src.kind == "url" and not src.problem and src.read is None
             fetched = await fetcher.fetch(src.locator) if fetching else None
             await self.loaded
             from curator.ingest import validate
@@ -435,8 +435,8 @@ class _Run:
         a small grey copy."""
         from curator.ingest import validate
 
-        if fetched is None and src.data is not None:
-            fetched = _at_hand(src.locator, src.data, self.cfg.max_bytes)
+        if fetched is None and src.read is not None:
+            fetched = _at_hand(src.locator, src.read(), self.cfg.max_bytes)
         elif fetched is None:
             fetched = read_local(src.locator, self.cfg.max_bytes)
         if fetched.reason is not None or fetched.data is None:
@@ -673,7 +673,7 @@ class _Run:
                 reason,
                 int(transient),
                 sha256,
-                self.robots if src.kind == "url" and src.data is None else None,
+                self.robots if src.kind == "url" and src.read is None else None,
                 catalog.utcnow(),
                 self.positions.get(src.locator),
                 src.group,
@@ -697,8 +697,11 @@ FROM ranked WHERE sources.id = ranked.id
 """
 
 
-def _at_hand(locator: str, data: bytes, max_bytes: int) -> Fetched:
-    """Bytes that came with the source (a Hub dataset row), under the same size cap as a download."""
+def _at_hand(locator: str, data: bytes | None, max_bytes: int) -> Fetched:
+    """Bytes read from where the source keeps them (a Hub dataset row), under the same size cap as
+    a download."""
+    if not data:
+        return Fetched(locator, reason="no-image-bytes", fetched_at=catalog.utcnow())
     if len(data) > max_bytes:
         return Fetched(locator, reason="too-large", fetched_at=catalog.utcnow())
     return Fetched(locator, data=data, fetched_at=catalog.utcnow())

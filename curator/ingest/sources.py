@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -60,7 +60,8 @@ class Source:
     problem: str | None = None
     group: str | None = None  # patient/lesion group id from the input line
     provenance: Provenance | None = None
-    data: bytes | None = field(default=None, repr=False, compare=False)  # bytes at hand (a Hub row)
+    # Where the bytes are at hand (a Hub dataset row): a reader instead of a fetch; None: no bytes
+    read: Callable[[], bytes | None] | None = field(default=None, repr=False, compare=False)
 
 
 def read_argument(arg: str, *, hint_from_folder: bool = False, root: Path | None = None) -> list[Source]:

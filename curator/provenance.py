@@ -8,8 +8,13 @@ map to it through ``[ingest.diagnosis_map]`` (:func:`diagnosis_provenance`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from curator.licences import Source
 
 FIELDS = ("locator", "hint", "group", "licence", "attribution", "diagnosis", "body_site")
 DIAGNOSIS_PROVENANCE = ("histopathology", "clinical", "consensus", "atlas-caption", "unknown")
@@ -41,3 +46,36 @@ def diagnosis_provenance(value: str | None, mapping: Mapping[str, str]) -> str |
         return word
     lowered = {k.lower(): v for k, v in mapping.items()}
     return lowered.get(word, "unknown")
+
+
+def released(source: Source, mapping: Mapping[str, str]) -> Released:
+    """The release's provenance columns of an image whose best source is ``source``."""
+    return Released(
+        licence=source.license or None,
+        attribution=source.attribution or None,
+        diagnosis_provenance=diagnosis_provenance(source.diagnosis, mapping),
+        body_site=source.body_site,
+        collection=source.collection,
+        source_metadata=source.metadata,
+    )
+
+
+def unmapped_warning(pairs: Iterable[tuple[str | None, Released]]) -> list[str]:
+    """A warning naming the diagnosis values (with the released provenance of each image) that
+    [ingest.diagnosis_map] does not map; none when all are mapped."""
+    unmapped = Counter(
+        value for value, prov in pairs
+        if value and prov.diagnosis_provenance == "unknown" and value.strip().lower() != "unknown"
+    )
+    if not unmapped:
+        return []
+    listed = ", ".join(f"{value!r} ({n})" for value, n in sorted(unmapped.items()))
+    return [f"diagnosis values not in [ingest.diagnosis_map], released as 'unknown': {listed}"]
+
+
+def counts(rows: Iterable[Released]) -> dict[str, dict[str, int]]:
+    """For the card: images per licence, diagnosis provenance, body site and collection ('' counts
+    those whose source did not say)."""
+    rows = list(rows)
+    columns = ("licence", "diagnosis_provenance", "body_site", "collection")
+    return {c: dict(Counter(getattr(r, c) or "" for r in rows)) for c in columns}

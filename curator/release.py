@@ -193,7 +193,7 @@ def plan_release(ws: Workspace, version: str | None, include_restricted: bool,
             hint="label images first: `curator label` or `curator label --accept-hints`",
         )
     warnings.extend(licences.check([o.source for o in originals], include_restricted))
-    warnings.extend(_unmapped_diagnoses(originals))
+    warnings.extend(provenance.unmapped_warning([(o.source.diagnosis, o.prov) for o in originals]))
     recorded = {r["sha256"]: r["split"] for r in conn.execute("SELECT sha256, split FROM image_splits")}
     existing = _sticky(conn, originals, recorded)
     items = [split_mod.Item(o.sha256, o.cluster_id, o.label, o.groups) for o in originals]
@@ -281,7 +281,7 @@ def _select(conn: sqlite3.Connection, cfg: Config, warnings: list[str]) -> tuple
         cluster_groups = tuple(dict.fromkeys(g for m in members_first for g in group_ids.get(m, ())))
         source = sources.get(rep) or licences.unknown_source()
         originals.append(Original(rep, label, cluster_id, source, cluster_groups,
-                                  _released_provenance(source, cfg)))
+                                  provenance.released(source, cfg.ingest.diagnosis_map)))
         members.extend(
             {"sha256": m, "cluster_id": cluster_id, "representative": rep}
             for m in by_cluster[cluster_id]
@@ -297,30 +297,6 @@ def _select(conn: sqlite3.Connection, cfg: Config, warnings: list[str]) -> tuple
     originals.sort(key=lambda o: o.sha256)
     members.sort(key=lambda m: m["sha256"])
     return originals, members
-
-
-def _released_provenance(source: licences.Source, cfg: Config) -> provenance.Released:
-    return provenance.Released(
-        licence=source.license or None,
-        attribution=source.attribution or None,
-        diagnosis_provenance=provenance.diagnosis_provenance(source.diagnosis, cfg.ingest.diagnosis_map),
-        body_site=source.body_site,
-        collection=source.collection,
-        source_metadata=source.metadata,
-    )
-
-
-def _unmapped_diagnoses(originals: list[Original]) -> list[str]:
-    """A warning naming the diagnosis values that [ingest.diagnosis_map] does not map."""
-    unmapped = Counter(
-        o.source.diagnosis for o in originals
-        if o.source.diagnosis and o.prov.diagnosis_provenance == "unknown"
-        and o.source.diagnosis.strip().lower() != "unknown"
-    )
-    if not unmapped:
-        return []
-    listed = ", ".join(f"{value!r} ({n})" for value, n in sorted(unmapped.items()))
-    return [f"diagnosis values not in [ingest.diagnosis_map], released as 'unknown': {listed}"]
 
 
 def _sticky(conn: sqlite3.Connection, originals: list[Original], recorded: dict[str, str]) -> dict[str, str]:
@@ -786,7 +762,7 @@ def _card(ws: Workspace, plan: Plan, manifest: dict[str, Any], info: dict[str, S
         groups=len(_splits_per_group(plan)),
         straddling_groups=sum(1 for splits in _splits_per_group(plan).values() if len(splits) > 1),
         review=_review_facts(ws, plan),
-        provenance=_provenance_counts(plan.originals),
+        provenance=provenance.counts([o.prov for o in plan.originals]),
     ))
 
 
@@ -797,13 +773,6 @@ def _splits_per_group(plan: Plan) -> dict[str, set[str]]:
         for group in o.groups:
             found[group].add(plan.assignment[o.sha256])
     return found
-
-
-def _provenance_counts(originals: list[Original]) -> dict[str, dict[str, int]]:
-    """For the card: released originals per licence, diagnosis provenance, body site, collection
-    ('' counts those whose source did not say)."""
-    columns = ("licence", "diagnosis_provenance", "body_site", "collection")
-    return {c: dict(Counter(getattr(o.prov, c) or "" for o in originals)) for c in columns}
 
 
 def _review_facts(ws: Workspace, plan: Plan) -> dict[str, Any]:

@@ -98,6 +98,17 @@ def test_a_hub_dataset_is_ingested_with_repo_sha_and_columns(hub_server: HubServ
     assert {r["collection"] for r in released} == {REPO}
     assert {r["diagnosis_provenance"] for r in released} == {"histopathology"}
     assert all(r["source_url"].startswith(f"hf://datasets/{REPO}@{sha}/") for r in released)
+    from datasets import load_dataset
+
+    loaded = load_dataset(str(ws / "releases" / "v1.0.0"), cache_dir=str(tmp_path / "cache"))
+    originals = [item for split in loaded for item in loaded[split].remove_columns("image")
+                 if item["augmented_from"] is None]
+    assert sorted((o["group_id"], o["licence"] or "") for o in originals) == sorted(
+        (f"p{i // 3}", "cc-by-4.0" if i % 2 else "") for i in range(9))
+    assert sum(o["licence"] is None for o in originals) == 5  # null, not "", where the row had none
+    assert {json.loads(o["source_metadata"])["hub"]["revision"] for o in originals} == {sha}
+    card = (ws / "releases" / "v1.0.0" / "README.md").read_text()
+    assert f"| `collection` | {REPO} | 9 |" in card and "| `licence` | cc-by-4.0 | 4 |" in card
 
 
 def test_a_hub_dataset_without_an_image_column_is_one_line(hub_server: HubServer, hub_env: dict[str, str],

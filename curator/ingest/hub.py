@@ -98,22 +98,24 @@ def _resolve(spec: HubSpec, arg: str) -> str:
 
 
 def _load(repo: str, sha: str, split: str | None, config: str | None, arg: str) -> tuple[Any, str]:
+    """The chosen split (the only one when there is one), downloading that split's files only."""
     import datasets
 
     from curator.release import quiet_datasets
 
     try:
         with quiet_datasets(), _quiet_hub_logger():
-            loaded = datasets.load_dataset(repo, name=config, revision=sha)
+            splits = sorted(datasets.get_dataset_split_names(repo, config, revision=sha))
+            if split is None and len(splits) == 1:
+                split = splits[0]
+            if split is None or split not in splits:
+                asked = "choose one with --split" if split is None else f"no split {split!r}"
+                raise InputError(f"{arg}: {asked} (splits: {', '.join(splits)})", path=arg)
+            return datasets.load_dataset(repo, name=config, revision=sha, split=split), split
+    except InputError:
+        raise
     except Exception as err:  # noqa: BLE001 - datasets raises many kinds; each becomes one line
         raise InputError(f"{arg}: cannot load the dataset ({_first_line(err)})", path=arg) from err
-    splits = sorted(loaded)
-    if split is None and len(splits) == 1:
-        split = splits[0]
-    if split is None or split not in loaded:
-        asked = "choose one with --split" if split is None else f"no split {split!r}"
-        raise InputError(f"{arg}: {asked} (splits: {', '.join(splits)})", path=arg)
-    return loaded[split], split
 
 
 @contextlib.contextmanager

@@ -8,7 +8,8 @@ the registered :data:`MIGRATIONS`; each is applied together with its record in
 
 Tables (see the migrations for columns):
 
-    sources          one row per input line (URL or local path): provenance + outcome
+    sources          one row per input (URL, local path, table or Hub row): provenance + outcome;
+                     licence, diagnosis, body site, metadata of tables and Hub rows (migration 9)
     images           one row per distinct image (distinct decoded pixels)
     image_hashes     perceptual hashes by name, of images hashed with other views than today's
     clusters         near-duplicate clusters; each image belongs to exactly one
@@ -412,6 +413,24 @@ def _suggestions(conn: sqlite3.Connection) -> None:
     )
 
 
+def _provenance(conn: sqlite3.Connection) -> None:
+    """What a table or Hub row says about its image (curator.ingest.tables): licence and
+    attribution (winning over the [[sources]] rule), the diagnosis as the source words it
+    (mapped to the provenance vocabulary at release), body site, the row's other columns as
+    JSON, and the collection (table file or Hub repo) the source came from. NULL: not said."""
+    run_script(
+        conn,
+        """
+        ALTER TABLE sources ADD COLUMN licence TEXT;
+        ALTER TABLE sources ADD COLUMN attribution TEXT;
+        ALTER TABLE sources ADD COLUMN diagnosis TEXT;
+        ALTER TABLE sources ADD COLUMN body_site TEXT;
+        ALTER TABLE sources ADD COLUMN metadata TEXT;
+        ALTER TABLE sources ADD COLUMN collection TEXT;
+        """,
+    )
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial schema", _initial_schema),
     Migration(2, "lazy pixel keys", _lazy_pixel_keys, rebuilds_tables=True),
@@ -421,6 +440,7 @@ MIGRATIONS: list[Migration] = [
     Migration(6, "review checks, findings and decisions", _review),
     Migration(7, "annotators of curator serve", _annotators),
     Migration(8, "label suggestions and whether each label event showed one", _suggestions),
+    Migration(9, "per-source provenance from tables and Hub datasets", _provenance),
 ]
 
 

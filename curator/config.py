@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from curator import match
+from curator import match, provenance
 from curator.errors import ConfigError
 
 CONFIG_FILE = "curator.toml"
@@ -61,6 +61,10 @@ class IngestConfig:
     respect_noai: bool = True
     min_side: int = 64
     max_pixels: int = 64_000_000  # decompression-bomb cap
+    # field -> column of a table or Hub dataset source (curator.ingest.tables); --columns wins
+    columns: dict[str, str] = field(default_factory=dict)
+    # a source's diagnosis value -> one of provenance.DIAGNOSIS_PROVENANCE
+    diagnosis_map: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -124,6 +128,8 @@ class SourceRule:
     license: str = ""
     attribution: str = ""
     redistributable: bool = True
+    diagnosis: str = ""  # how its diagnoses were confirmed, e.g. "atlas-caption" (a table column wins)
+    body_site: str = ""  # e.g. "scalp" (a table column wins)
 
 
 @dataclass(frozen=True)
@@ -301,6 +307,7 @@ def _check(config: Config) -> None:
         if name not in classes:
             raise bad_value(f"dataset.class_descriptions.{name}", "is not one of dataset.classes")
     ing = config.ingest
+    _check_provenance(ing)
     for key in ("concurrency", "per_host", "max_bytes", "min_side", "max_pixels"):
         if getattr(ing, key) < 1:
             raise bad_value(f"ingest.{key}", "must be at least 1")
@@ -367,6 +374,16 @@ def _check(config: Config) -> None:
     _check_review(config.review)
 
 
+def _check_provenance(ing: IngestConfig) -> None:
+    for name in ing.columns:
+        if name not in provenance.FIELDS:
+            raise bad_value(f"ingest.columns.{name}", f"is not a field ({', '.join(provenance.FIELDS)})")
+    for value, word in ing.diagnosis_map.items():
+        if word not in provenance.DIAGNOSIS_PROVENANCE:
+            raise bad_value(f"ingest.diagnosis_map.{value}",
+                            f"must be one of {', '.join(provenance.DIAGNOSIS_PROVENANCE)}")
+
+
 def _check_review(r: ReviewConfig) -> None:
     for key in ("blur_max", "dark_max", "bright_min", "low_information_max", "greyscale_max",
                 "face_min", "offtopic_min"):
@@ -409,6 +426,8 @@ max_bytes = 25000000         # size cap, enforced while streaming
 respect_robots = true        # robots.txt, checked before each image is fetched
 respect_noai = true          # X-Robots-Tag: noai / noimageai
 min_side = 64                # pixels; smaller images are rejected
+# columns = {{ locator = "url", hint = "label", group = "case_id", licence = "license" }}  # tables, hf://
+# diagnosis_map = {{ histo = "histopathology", follow_up = "clinical" }}  # to the provenance vocabulary
 
 # near-duplicate matching
 [dedup]
@@ -460,4 +479,6 @@ method = "oversample"        # "none", "oversample" or "class-weights"
 # license = "cc-by-nc-4.0"
 # attribution = "Example Atlas, https://www.example-atlas.org"
 # redistributable = true
+# diagnosis = "atlas-caption"  # how its diagnoses were confirmed (histopathology, clinical, ...)
+# body_site = "scalp"
 """

@@ -3,7 +3,8 @@
 A rule's ``prefix`` is a URL prefix (``https://atlas.example/derm/``) or a domain
 (``atlas.example``, matching its subdomains too); the longest matching rule wins.
 Local files have the domain ``local`` and are published as ``local:<file name>``,
-never with the user's absolute path. An image reached from several sources takes
+never with the user's absolute path. A licence or attribution given by the source's own
+table row (curator.ingest.tables) wins over the rule's. An image reached from several sources takes
 the best one: redistributable first, then one with a known licence, then the oldest.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -25,9 +26,14 @@ class Source:
 
     url: str
     domain: str
-    license: str  # "" when no [[sources]] rule matches
+    license: str  # "" when neither the source's table nor a [[sources]] rule says
     attribution: str
     redistributable: bool
+    # What a table or Hub row said (catalog migration 9); None: not said
+    diagnosis: str | None = None
+    body_site: str | None = None
+    collection: str | None = None
+    metadata: str | None = None
 
 
 def unknown_source() -> Source:
@@ -39,15 +45,29 @@ def by_image(conn: sqlite3.Connection, rules: tuple[SourceRule, ...]) -> dict[st
     the earliest in the inputs (the input position, not the order downloads finished in)."""
     best: dict[str, tuple[tuple[int, int, int], Source]] = {}
     for row in conn.execute(
-        "SELECT COALESCE(position, id) AS position, locator, kind, final_url, sha256 FROM sources "
+        "SELECT COALESCE(position, id) AS position, locator, kind, final_url, sha256, licence, attribution, "
+        "diagnosis, body_site, collection, metadata FROM sources "
         "WHERE sha256 IS NOT NULL AND outcome IN ('stored', 'duplicate') ORDER BY position"
     ):
-        src = describe_source(row["locator"], row["kind"], rules)
+        src = with_row_terms(describe_source(row["locator"], row["kind"], rules), row)
         rank = (0 if src.redistributable else 1, 0 if src.license else 1, row["position"])
         current = best.get(row["sha256"])
         if current is None or rank < current[0]:
             best[row["sha256"]] = (rank, src)
     return {sha: src for sha, (_, src) in best.items()}
+
+
+def with_row_terms(src: Source, row: sqlite3.Row) -> Source:
+    """What a source's own row said (a table column) wins over its [[sources]] rule."""
+    return replace(
+        src,
+        license=row["licence"] or src.license,
+        attribution=row["attribution"] or src.attribution,
+        diagnosis=row["diagnosis"] or src.diagnosis,
+        body_site=row["body_site"] or src.body_site,
+        collection=row["collection"],
+        metadata=row["metadata"],
+    )
 
 
 def describe_source(locator: str, kind: str, rules: tuple[SourceRule, ...]) -> Source:
@@ -59,12 +79,15 @@ def describe_source(locator: str, kind: str, rules: tuple[SourceRule, ...]) -> S
     """
     if kind == "file":
         url, domain = f"local:{Path(locator).name}", "local"
+    elif locator.startswith("hf://"):  # a Hub dataset row (curator.ingest.hub)
+        url, domain = locator, "huggingface.co"
     else:
         url, domain = locator, (urlsplit(locator).hostname or "unknown").lower()
     rule = match_rule(rules, url, domain)
     if rule is None:
         return Source(url, domain, "", "", True)
-    return Source(url, domain, rule.license, rule.attribution, rule.redistributable)
+    return Source(url, domain, rule.license, rule.attribution, rule.redistributable,
+                  diagnosis=rule.diagnosis or None, body_site=rule.body_site or None)
 
 
 def match_rule(rules: tuple[SourceRule, ...], url: str, domain: str) -> SourceRule | None:

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from curator import catalog, faultpoint, licences, store
+from curator import catalog, faultpoint, licences, provenance, store
 from curator import config as config_mod
 from curator.config import Config
 from curator.errors import BusyError, InputError, ReleaseError
@@ -149,6 +149,7 @@ class Original:
     cluster_id: int
     source: licences.Source
     groups: tuple[str, ...] = ()  # patient/lesion groups of the cluster, the representative's first
+    prov: provenance.Released = provenance.Released()
 
     @property
     def group_id(self) -> str | None:
@@ -192,6 +193,7 @@ def plan_release(ws: Workspace, version: str | None, include_restricted: bool,
             hint="label images first: `curator label` or `curator label --accept-hints`",
         )
     warnings.extend(licences.check([o.source for o in originals], include_restricted))
+    warnings.extend(provenance.unmapped_warning([(o.source.diagnosis, o.prov) for o in originals]))
     recorded = {r["sha256"]: r["split"] for r in conn.execute("SELECT sha256, split FROM image_splits")}
     existing = _sticky(conn, originals, recorded)
     items = [split_mod.Item(o.sha256, o.cluster_id, o.label, o.groups) for o in originals]
@@ -278,7 +280,8 @@ def _select(conn: sqlite3.Connection, cfg: Config, warnings: list[str]) -> tuple
         members_first = sorted(by_cluster[cluster_id], key=lambda m: m != rep)  # the representative first
         cluster_groups = tuple(dict.fromkeys(g for m in members_first for g in group_ids.get(m, ())))
         source = sources.get(rep) or licences.unknown_source()
-        originals.append(Original(rep, label, cluster_id, source, cluster_groups))
+        originals.append(Original(rep, label, cluster_id, source, cluster_groups,
+                                  provenance.released(source, cfg.ingest.diagnosis_map)))
         members.extend(
             {"sha256": m, "cluster_id": cluster_id, "representative": rep}
             for m in by_cluster[cluster_id]
@@ -344,6 +347,10 @@ def decide_bump(
     changed = [k for k in _CONFIG_SECTIONS_FOR_PATCH if previous["config"].get(k) != effective_config.get(k)]
     if changed:
         return Bump("patch", "settings changed: " + ", ".join(changed))
+    described = sum(1 for o in originals
+                    if any(rows[o.sha256].get(c) != getattr(o.prov, c) for c in provenance.COLUMNS))
+    if described:  # re-ingested with a mapping, or [ingest.diagnosis_map] changed
+        return Bump("patch", f"{described} image(s) changed provenance (licence, diagnosis, ...)")
     if previous.get("cluster_members") != members:
         return Bump("patch", "near-duplicate cluster members changed")
     raise ReleaseError(f"nothing changed since v{previous['version']}; no release built")
@@ -377,6 +384,7 @@ class Row:
     preprocess_hash: str
     width: int
     height: int
+    prov: provenance.Released = provenance.Released()
 
 
 @dataclass
@@ -527,7 +535,7 @@ def _make_images(
         split = plan.assignment[o.sha256]
         by_split[split].append(
             Row(o.sha256, o.label, split, o.source.url, o.cluster_id, o.group_id, None, step_hash, width,
-                height)
+                height, o.prov)
         )
     train = [(r.sha256, r.label) for r in by_split["train"]]
     balance_plan = balance.plan(train, cfg.balance.method)
@@ -546,7 +554,7 @@ def _make_images(
         width, height = _size(data, sha)
         by_split["train"].append(
             Row(sha, src.label, "train", src.source_url, src.cluster_id, src.group_id, source_sha, step_hash,
-                width, height)
+                width, height, src.prov)
         )
     rows = [row for split in SPLITS for row in by_split[split]]
     return rows, images, balance_plan.class_weights
@@ -589,6 +597,7 @@ def features_of(classes: list[str]) -> Any:
             "augmented_from": Value("string"),
             "width": Value("int32"),
             "height": Value("int32"),
+            **{column: Value("string") for column in provenance.COLUMNS},
         }
     )
 
@@ -654,6 +663,7 @@ def _columns(rows: list[Row], images: dict[str, bytes], classes: list[str]) -> d
         "augmented_from": [r.augmented_from for r in rows],
         "width": [r.width for r in rows],
         "height": [r.height for r in rows],
+        **{column: [getattr(r.prov, column) for r in rows] for column in provenance.COLUMNS},
     }
 
 
@@ -686,6 +696,7 @@ def _manifest(
                 "group_id": r.group_id,
                 "augmented_from": r.augmented_from,
                 "preprocess_hash": r.preprocess_hash,
+                **dataclasses.asdict(r.prov),
             }
             for r in rows
         ],
@@ -751,6 +762,7 @@ def _card(ws: Workspace, plan: Plan, manifest: dict[str, Any], info: dict[str, S
         groups=len(_splits_per_group(plan)),
         straddling_groups=sum(1 for splits in _splits_per_group(plan).values() if len(splits) > 1),
         review=_review_facts(ws, plan),
+        provenance=provenance.counts([o.prov for o in plan.originals]),
     ))
 
 

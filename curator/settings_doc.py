@@ -44,6 +44,12 @@ MEANINGS: dict[str, tuple[str, str]] = {
     "ingest.respect_noai": ("Obey X-Robots-Tag: noai / noimageai (recorded per source).", "true"),
     "ingest.min_side": ("Images with a shorter side (pixels) are rejected as too-small.", "64"),
     "ingest.max_pixels": ("Decompression-bomb cap, in pixels.", "64000000"),
+    "ingest.columns": ("Column mapping for table and Hub dataset sources, `field = COLUMN` (fields: "
+                       "locator, hint, group, licence, attribution, diagnosis, body_site); `--columns` wins.",
+                       '{locator = "url", hint = "label", group = "case_id"}'),
+    "ingest.diagnosis_map": ("A source's diagnosis values mapped to histopathology, clinical, consensus, "
+                             "atlas-caption or unknown (unmapped values: unknown).",
+                             '{histo = "histopathology", follow_up = "clinical"}'),
     "dedup.threshold": ("Hamming distance (of 64 bits) for a near duplicate on the hash alone.", "8"),
     "dedup.candidate_threshold": ("Looser distance for rotated/cropped views, confirmed by keypoints.", "12"),
     "dedup.confirm": ("Confirm candidates by keypoint matching; false: hashes at `threshold` only.", "true"),
@@ -76,6 +82,10 @@ MEANINGS: dict[str, tuple[str, str]] = {
     "sources.attribution": ("[[sources]]: who to credit.", '"Example Atlas"'),
     "sources.redistributable": ("[[sources]]: false keeps them out of releases unless --include-restricted.",
                                 "true"),
+    "sources.diagnosis": ("[[sources]]: how their diagnoses were confirmed (histopathology, clinical, "
+                          "consensus, atlas-caption, unknown, or a value [ingest.diagnosis_map] maps); a "
+                          "table's column wins.", '"atlas-caption"'),
+    "sources.body_site": ("[[sources]]: the body site of their photos; a table's column wins.", '"scalp"'),
 }
 
 

@@ -7,7 +7,9 @@ when that module is present (None until then).
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
+from collections import Counter
 from typing import Any
 
 from curator import groups
@@ -29,6 +31,29 @@ def collect(ws: Workspace) -> dict[str, Any]:
         "groups": groups.counts(conn, ws.config.groups),
         "labels": _labels(ws),
         "open_findings": _open_findings(conn),
+        "collections": _collections(conn),
+    }
+
+
+LISTS = "(lists and folders)"  # sources not from a table or Hub dataset
+
+
+def _collections(conn: sqlite3.Connection) -> dict[str, Any]:
+    """Images per collection (table file or Hub repo), and per pair of collections the
+    near-duplicate clusters (the same photo, or a copy of it) that both reached."""
+    found: dict[int, set[str]] = {}
+    for cluster_id, collection in conn.execute(
+        "SELECT DISTINCT i.cluster_id, COALESCE(s.collection, ?) FROM sources s "
+        "JOIN images i ON i.sha256 = s.sha256", (LISTS,)
+    ):
+        found.setdefault(cluster_id, set()).add(collection)
+    images = Counter(c for c, in conn.execute(
+        "SELECT COALESCE(s.collection, ?) FROM sources s WHERE s.sha256 IS NOT NULL "
+        "GROUP BY COALESCE(s.collection, ?), s.sha256", (LISTS, LISTS)))
+    pairs = Counter(pair for names in found.values() for pair in itertools.combinations(sorted(names), 2))
+    return {
+        "images": dict(sorted(images.items())),
+        "shared_clusters": [{"collections": list(pair), "clusters": n} for pair, n in sorted(pairs.items())],
     }
 
 

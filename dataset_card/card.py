@@ -49,6 +49,14 @@ FEATURES: list[tuple[str, str, str]] = [
     ("augmented_from", "string", "for a synthetic training row, the sha256 of its source image; else null"),
     ("width", "int32", "width of the stored image in pixels"),
     ("height", "int32", "height of the stored image in pixels"),
+    ("licence", "string", "licence of the original, from its source's table row or `[[sources]]` rule; null "
+     "when unknown"),
+    ("attribution", "string", "attribution the source asks for; null when none was given"),
+    ("diagnosis_provenance", "string", "how the diagnosis was confirmed: histopathology, clinical, "
+     "consensus, atlas-caption or unknown; null when the source did not say"),
+    ("body_site", "string", "body site, as the source words it; null when not given"),
+    ("collection", "string", "the table file or Hub dataset the original came from; null for lists"),
+    ("source_metadata", "string", "JSON object of the source row's other columns; null for lists"),
 ]
 
 
@@ -98,6 +106,8 @@ class CardFacts:
     groups: int = 0  # distinct group ids among them
     straddling_groups: int = 0  # of those groups, how many sit in more than one split (sticky history)
     review: dict[str, Any] = field(default_factory=dict)  # curator.review.findings.card_facts
+    # column (licence, diagnosis_provenance, body_site, collection) -> value -> released originals
+    provenance: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 def render(facts: CardFacts) -> str:
@@ -105,7 +115,8 @@ def render(facts: CardFacts) -> str:
     body = "\n\n".join(
         section(facts)
         for section in (
-            _title, _summary, _classes, _structure, _sources, _collection, _labeling, _review, _splits,
+            _title, _summary, _classes, _structure, _sources, _provenance, _collection, _labeling, _review,
+            _splits,
             _preprocessing, _balancing, _uses, _limitations, _changelog, _loading, _baseline, _citation,
         )
     )
@@ -287,6 +298,20 @@ def _sources(facts: CardFacts) -> str:
         "attribute as listed.\n\n"
         + _table(["domain", "images", "licence", "attribution", "redistributable"], rows)
         + note
+    )
+
+
+def _provenance(facts: CardFacts) -> str:
+    """Counts of released originals by licence, diagnosis provenance, body site and collection."""
+    rows = [
+        [f"`{column}`", value or "*not stated*", n]
+        for column, counts in facts.provenance.items()
+        for value, n in sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    ]
+    return (
+        "## Provenance per image\n\n"
+        "What the sources said about each released original (the parquet columns of the same names):\n\n"
+        + _table(["column", "value", "images"], rows)
     )
 
 

@@ -16,7 +16,12 @@ from curator.match import MAX_THRESHOLD
 
 
 @click.command()
-@click.argument("source", metavar="FILE|-|FOLDER|IMAGE")
+@click.argument("source", metavar="FILE|-|FOLDER|IMAGE|TABLE|hf://datasets/NS/NAME[@REV]")
+@click.option("--columns", metavar="FIELD=COLUMN,...",
+              help="Column mapping of a table (.csv, .tsv, .jsonl, .parquet) or Hub dataset: fields locator, "
+                   "hint, group, licence, attribution, diagnosis, body_site (default: [ingest.columns]).")
+@click.option("--split", "hub_split", metavar="NAME", help="The split of a Hub dataset to read.")
+@click.option("--config", "hub_config", metavar="NAME", help="The config (subset) of a Hub dataset to read.")
 @click.option("--hint-from-folder", is_flag=True, help="Use each file's parent folder name as its hint.")
 @click.option("--root", type=click.Path(file_okay=False, exists=True, path_type=Path), metavar="DIR",
               help="Local paths in the list may lie anywhere under DIR (default: the list's folder; "
@@ -40,14 +45,17 @@ from curator.match import MAX_THRESHOLD
 @click.option("--ignore-noai", is_flag=True, help="Do not obey X-Robots-Tag: noai / noimageai (recorded).")
 @click.option("--workers", type=click.IntRange(min=1), help="Threads that decode and hash (default: CPUs).")
 @click.pass_obj
-def ingest(app, source: str, hint_from_folder: bool, root: Path | None, retry_failed: bool,
-           report: Path | None, ignore_robots: bool, ignore_noai: bool, **settings: Any) -> None:
+def ingest(app, source: str, columns: str | None, hub_split: str | None, hub_config: str | None,
+           hint_from_folder: bool, root: Path | None, retry_failed: bool, report: Path | None,
+           ignore_robots: bool, ignore_noai: bool, **settings: Any) -> None:
     """Download, validate, store and deduplicate images.
 
     FILE holds one source per line: a URL (optionally a TAB and a label hint),
     a local image or a folder inside the list's folder (see --root); '#' starts
     a comment. '-' reads the lines from stdin; a FOLDER or an IMAGE can be given
-    directly. Rerunning the same list fetches only what is missing.
+    directly. A TABLE (.csv, .tsv, .jsonl, .parquet) or a Hub dataset has one image
+    per row; --columns says which column is what, other columns are kept as metadata.
+    Rerunning the same list fetches only what is missing.
 
     Example: curator ingest urls.txt --report report.jsonl
     """
@@ -56,7 +64,10 @@ def ingest(app, source: str, hint_from_folder: bool, root: Path | None, retry_fa
     ws = app.workspace()
     if settings.get("user_agent") is not None and has_control_characters(settings["user_agent"]):
         raise InputError("--user-agent: must not contain control characters (CR, LF, ...)")
-    sources = stage.read_argument(source, hint_from_folder=hint_from_folder, root=root)
+    sources = _read_sources(source, columns, ws.config.ingest.columns, hub_split, hub_config,
+                            hint_from_folder=hint_from_folder, root=root)
+    for line in _row_problems(sources):
+        app.out.warn(line)
     if ignore_robots:
         settings["respect_robots"] = False
     if ignore_noai:
@@ -72,6 +83,35 @@ def ingest(app, source: str, hint_from_folder: bool, root: Path | None, retry_fa
         summary = stage.run(ws, sources, options, on_progress=advance)
     value = summary.as_dict()
     app.out.result(value, _summary_renderer(value))
+
+
+def _read_sources(source: str, columns: str | None, configured: dict[str, str], hub_split: str | None,
+                  hub_config: str | None, *, hint_from_folder: bool, root: Path | None) -> list[Any]:
+    """The sources the argument names: a Hub dataset, a table, or a list / folder / image."""
+    from curator.ingest import hub, sources, tables
+
+    is_hub, is_table = hub.is_hub(source), tables.is_table(source)
+    if columns is not None and not (is_hub or is_table):
+        raise InputError(f"{source}: --columns applies to tables and hf:// datasets only")
+    if (hub_split or hub_config) and not is_hub:
+        raise InputError(f"{source}: --split and --config apply to hf:// datasets only")
+    mapping = tables.parse_columns(columns) if columns is not None else dict(configured)
+    if is_hub and columns is None:
+        mapping.pop("locator", None)  # [ingest.columns] serves tables too; a Hub row's locator is its image
+    if is_hub:
+        return hub.read_hub(source, mapping, split=hub_split, config=hub_config)
+    if is_table:
+        return tables.read_table(Path(source).expanduser(), mapping, root=root)
+    return sources.read_argument(source, hint_from_folder=hint_from_folder, root=root)
+
+
+def _row_problems(sources: list[Any], shown: int = 5) -> list[str]:
+    """One line per table row without a locator (the first few): each still gets its outcome."""
+    empty = [src.locator for src in sources if src.problem == "empty-locator"]
+    lines = [f"{locator}: empty locator; rejected as empty-locator" for locator in empty[:shown]]
+    if len(empty) > shown:
+        lines.append(f"... and {len(empty) - shown} more rows with an empty locator")
+    return lines
 
 
 def _summary_renderer(value: dict[str, Any]) -> Callable[[Console], None]:
@@ -140,10 +180,25 @@ def status(app) -> None:
             from curator.cli.label_cmds import render_summary
 
             render_summary(console, value["labels"])
+        _render_collections(console, value["collections"])
         opened = ", ".join(f"{kind} {n}" for kind, n in value["open_findings"].items()) or "none"
         console.print(f"Open review findings: {opened}", markup=False)
 
     app.out.result(value, render)
+
+
+def _render_collections(console: Console, collections: dict[str, Any]) -> None:
+    """Only when a table or Hub dataset was ingested: images per collection, shared photos per pair."""
+    from curator.status import LISTS
+
+    if set(collections["images"]) <= {LISTS}:
+        return
+    listed = ", ".join(f"{name} {n}" for name, n in collections["images"].items())
+    console.print(f"Collections (images): {listed}", markup=False)
+    for shared in collections["shared_clusters"]:
+        first, second = shared["collections"]
+        console.print(f"  the same photo in {first} and {second}: {counted(shared['clusters'], 'cluster')}",
+                      markup=False)
 
 
 @click.command()

@@ -61,7 +61,7 @@ from curator.config import IngestConfig
 from curator.errors import BusyError
 from curator.fsutil import write_atomic
 from curator.ingest.fetch import Fetched, Fetcher, loop_factory, robots_policy
-from curator.ingest.sources import Source, parse_lines
+from curator.ingest.sources import Provenance, Source, parse_lines
 from curator.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -164,14 +164,25 @@ def run(
         remove_temp_files(ws.objects)
         with asyncio.Runner(loop_factory=loop_factory()) as runner:
             summary = runner.run(_Run(ws, options, on_progress or (lambda n: None)).main(sources))
-        # Sources done in an earlier run may be given a group now (a list that gained the column).
+        # Sources done in an earlier run may be given a group or provenance now (a list that gained
+        # the column, a table mapped anew).
         grouped = [(src.group, src.locator) for src in sources if src.group is not None]
+        described = [(*_provenance_values(src.provenance), src.locator) for src in sources if src.provenance]
         with catalog.atomic(ws.conn):
             ws.conn.executemany("UPDATE sources SET group_id = ? WHERE locator = ?", grouped)
+            ws.conn.executemany(
+                "UPDATE sources SET collection = ?, licence = ?, attribution = ?, diagnosis = ?, "
+                "body_site = ?, metadata = ? WHERE locator = ?",
+                described,
+            )
     summary.seconds = time.monotonic() - started
     if options.report is not None:
         write_report(options.report, summary.items)
     return summary
+
+
+def _provenance_values(p: Provenance) -> tuple[str | None, ...]:
+    return (p.collection, p.licence, p.attribution, p.diagnosis, p.body_site, p.metadata)
 
 
 def _as_sources(lines: Iterable[str | Source], hint_from_folder: bool) -> Iterator[Source]:
@@ -372,7 +383,8 @@ class _Run:
     async def _one(self, src: Source, fetcher: Fetcher, slots: asyncio.Semaphore) -> None:
         try:
             loop = asyncio.get_running_loop()
-            fetched = await fetcher.fetch(src.locator) if src.kind == "url" and not src.problem else None
+            fetching = src.kind == "url" and not src.problem and src.read is None
+            fetched = await fetcher.fetch(src.locator) if fetching else None
             await self.loaded
             from curator.ingest import validate
 
@@ -423,7 +435,9 @@ class _Run:
         a small grey copy."""
         from curator.ingest import validate
 
-        if fetched is None:
+        if fetched is None and src.read is not None:
+            fetched = _at_hand(src.locator, src.read(), self.cfg.max_bytes)
+        elif fetched is None:
             fetched = read_local(src.locator, self.cfg.max_bytes)
         if fetched.reason is not None or fetched.data is None:
             return fetched, validate.Refused(fetched.reason or "empty"), False
@@ -659,7 +673,7 @@ class _Run:
                 reason,
                 int(transient),
                 sha256,
-                self.robots if src.kind == "url" else None,
+                self.robots if src.kind == "url" and src.read is None else None,
                 catalog.utcnow(),
                 self.positions.get(src.locator),
                 src.group,
@@ -681,6 +695,16 @@ UPDATE sources SET
     reason = CASE WHEN ranked.in_cluster = 1 THEN NULL WHEN ranked.in_image = 1 THEN 'near' ELSE 'exact' END
 FROM ranked WHERE sources.id = ranked.id
 """
+
+
+def _at_hand(locator: str, data: bytes | None, max_bytes: int) -> Fetched:
+    """Bytes read from where the source keeps them (a Hub dataset row), under the same size cap as
+    a download."""
+    if not data:
+        return Fetched(locator, reason="no-image-bytes", fetched_at=catalog.utcnow())
+    if len(data) > max_bytes:
+        return Fetched(locator, reason="too-large", fetched_at=catalog.utcnow())
+    return Fetched(locator, data=data, fetched_at=catalog.utcnow())
 
 
 def read_local(path: str, max_bytes: int) -> Fetched:

@@ -19,8 +19,8 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -31,9 +31,23 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".
 # Magic numbers of the formats we accept, to tell an image argument from a URL list.
 _MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
+_CONTROLS = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 MAX_LINE = 8192
 MAX_LIST_BYTES = 64 * 1024 * 1024
 NAME_MAX = 255  # bytes in one file name, on every common filesystem
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """What a table or Hub row says about its image (curator.ingest.tables, curator.ingest.hub);
+    None where the source does not say."""
+
+    collection: str  # the table's file name, or the Hub repo
+    licence: str | None = None
+    attribution: str | None = None
+    diagnosis: str | None = None  # the source's own value; mapped to the vocabulary at release
+    body_site: str | None = None
+    metadata: str | None = None  # JSON object of the row's other columns
 
 
 @dataclass(frozen=True)
@@ -45,6 +59,9 @@ class Source:
     hint: str | None = None
     problem: str | None = None
     group: str | None = None  # patient/lesion group id from the input line
+    provenance: Provenance | None = None
+    # Where the bytes are at hand (a Hub dataset row): a reader instead of a fetch; None: no bytes
+    read: Callable[[], bytes | None] | None = field(default=None, repr=False, compare=False)
 
 
 def read_argument(arg: str, *, hint_from_folder: bool = False, root: Path | None = None) -> list[Source]:
@@ -190,7 +207,7 @@ def _local_source(path: Path, locator: str, hint: str | None, root: Path, hint_f
 
 def _has_controls(text: str) -> bool:
     """C0 (but TAB, the column separator), DEL and C1 control characters."""
-    return any((ord(c) < 32 and c != "\t") or 127 <= ord(c) < 160 for c in text)
+    return _CONTROLS.search(text) is not None
 
 
 def _url_source(locator: str, scheme: str, hint: str | None) -> Source:

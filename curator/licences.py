@@ -28,10 +28,11 @@ class Source:
     license: str  # "" when no [[sources]] rule matches
     attribution: str
     redistributable: bool
+    kind: str = "url"  # sources.kind: how the image was obtained
 
 
 def unknown_source() -> Source:
-    return Source(url="", domain="unknown", license="", attribution="", redistributable=True)
+    return Source(url="", domain="unknown", license="", attribution="", redistributable=True, kind="unknown")
 
 
 def by_image(conn: sqlite3.Connection, rules: tuple[SourceRule, ...]) -> dict[str, Source]:
@@ -63,8 +64,8 @@ def describe_source(locator: str, kind: str, rules: tuple[SourceRule, ...]) -> S
         url, domain = locator, (urlsplit(locator).hostname or "unknown").lower()
     rule = match_rule(rules, url, domain)
     if rule is None:
-        return Source(url, domain, "", "", True)
-    return Source(url, domain, rule.license, rule.attribution, rule.redistributable)
+        return Source(url, domain, "", "", True, kind)
+    return Source(url, domain, rule.license, rule.attribution, rule.redistributable, kind)
 
 
 def match_rule(rules: tuple[SourceRule, ...], url: str, domain: str) -> SourceRule | None:

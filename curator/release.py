@@ -49,7 +49,9 @@ from curator.workspace import Workspace
 
 SPLITS = ("train", "validation", "test")
 MAX_SHARD_BYTES = 500_000_000  # encoded image bytes per parquet shard
-_CONFIG_SECTIONS_FOR_PATCH = ("dataset", "preprocess", "balance", "split", "groups", "dedup", "sources")
+_CONFIG_SECTIONS_FOR_PATCH = (
+    "dataset", "preprocess", "balance", "split", "groups", "dedup", "sources", "card",
+)
 
 Progress = Callable[[int], None]
 
@@ -192,6 +194,7 @@ def plan_release(ws: Workspace, version: str | None, include_restricted: bool,
             hint="label images first: `curator label` or `curator label --accept-hints`",
         )
     warnings.extend(licences.check([o.source for o in originals], include_restricted))
+    warnings.extend(_card_warnings(cfg))
     recorded = {r["sha256"]: r["split"] for r in conn.execute("SELECT sha256, split FROM image_splits")}
     existing = _sticky(conn, originals, recorded)
     items = [split_mod.Item(o.sha256, o.cluster_id, o.label, o.groups) for o in originals]
@@ -472,7 +475,7 @@ def _build_folder(
             manifest = _manifest(ws, plan, rows, files, class_weights, include_restricted, stamp)
             manifest_bytes = _json_bytes(manifest)
             write_atomic(tmp / "manifest.json", manifest_bytes)
-            write_atomic(tmp / "README.md", _card(ws, plan, manifest, info))
+            write_atomic(tmp / "README.md", _card(ws, plan, manifest, info, tmp))
             stage("verify")
             verify_folder(tmp, manifest, Policy.of(ws.config.dedup))
             stage("rename")
@@ -713,11 +716,19 @@ def _json_bytes(value: Any) -> bytes:
     return (json.dumps(value, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def _card(ws: Workspace, plan: Plan, manifest: dict[str, Any], info: dict[str, SplitInfo]) -> str:
-    from curator import diff, labeling, preprocess
+def _card(
+    ws: Workspace, plan: Plan, manifest: dict[str, Any], info: dict[str, SplitInfo], folder: Path
+) -> str:
+    """The card's text; its composition plot is written into ``folder`` as it goes."""
+    from curator import composition, diff, labeling, preprocess
     from dataset_card import card
 
     cfg = ws.config
+    images = _composition_facts(ws.conn, plan)
+    if images["images"]:
+        (folder / composition.PLOT_PATH).parent.mkdir(exist_ok=True)
+        write_atomic(folder / composition.PLOT_PATH, composition.plot_png(images))
+        images["plot"] = composition.PLOT_PATH
     return card.render(card.CardFacts(
         name=cfg.dataset.name,
         pretty_name=cfg.dataset.pretty_name,
@@ -732,7 +743,7 @@ def _card(ws: Workspace, plan: Plan, manifest: dict[str, Any], info: dict[str, S
         hub_repo=cfg.dataset.hub_repo,
         tags=list(cfg.dataset.tags),
         classes=plan.classes,
-        class_descriptions=dict(cfg.dataset.class_descriptions),
+        class_descriptions=_class_descriptions(cfg),
         splits=manifest["splits"],
         split_bytes={s: (i.num_examples, i.num_bytes) for s, i in info.items()},
         download_size=sum(f["bytes"] for f in manifest["files"].values()),
@@ -751,7 +762,47 @@ def _card(ws: Workspace, plan: Plan, manifest: dict[str, Any], info: dict[str, S
         groups=len(_splits_per_group(plan)),
         straddling_groups=sum(1 for splits in _splits_per_group(plan).values() if len(splits) > 1),
         review=_review_facts(ws, plan),
+        answers=_card_answers(cfg),
+        composition=images,
+        skin_tone=_skin_tone_facts(ws, plan),
     ))
+
+
+def _card_answers(cfg: Config) -> dict[str, str]:
+    """[card] key -> a person's answer (empty when not given)."""
+    return {k: v for k, v in config_mod.as_dict(cfg)["card"].items() if k != "classes"}
+
+
+def _class_descriptions(cfg: Config) -> dict[str, str]:
+    """[card.classes], over the older dataset.class_descriptions."""
+    return {**cfg.dataset.class_descriptions, **cfg.card.classes}
+
+
+def _card_warnings(cfg: Config) -> list[str]:
+    """One warning per datasheet question curator.toml leaves unanswered."""
+    from dataset_card import datasheet
+
+    return datasheet.missing_answers(_card_answers(cfg), list(cfg.dataset.classes), _class_descriptions(cfg))
+
+
+def _composition_facts(conn: sqlite3.Connection, plan: Plan) -> dict[str, Any]:
+    """Sizes, aspects and formats of the released originals, from the catalog."""
+    from curator import composition
+
+    shas = {o.sha256 for o in plan.originals}
+    found = [(r["width"], r["height"], r["format"])
+             for r in conn.execute("SELECT sha256, width, height, format FROM images ORDER BY sha256")
+             if r["sha256"] in shas]
+    return composition.image_facts(found)
+
+
+def _skin_tone_facts(ws: Workspace, plan: Plan) -> dict[str, Any]:
+    """The estimated skin tone (ITA) of each original, from its stored bytes, per class and split."""
+    from curator import composition, skintone
+
+    rows = [(o.label, plan.assignment[o.sha256], skintone.ita_of_bytes(store.read(ws.objects, o.sha256)))
+            for o in plan.originals]
+    return composition.skin_tone_facts(rows, plan.classes, SPLITS)
 
 
 def _splits_per_group(plan: Plan) -> dict[str, set[str]]:
@@ -774,9 +825,10 @@ def _source_facts(originals: list[Original]) -> list[Any]:
     from dataset_card.card import SourceFacts
 
     groups = Counter(
-        (o.source.domain, o.source.license, o.source.attribution, o.source.redistributable) for o in originals
+        (o.source.domain, o.source.license, o.source.attribution, o.source.redistributable, o.source.kind)
+        for o in originals
     )
-    return [SourceFacts(d, n, lic, attr, red) for (d, lic, attr, red), n in sorted(groups.items())]
+    return [SourceFacts(key[0], n, *key[1:]) for key, n in sorted(groups.items())]
 
 
 def _collection_facts(conn: sqlite3.Connection, members: int) -> dict[str, Any]:

@@ -104,7 +104,7 @@ def test_body_has_every_section() -> None:
         "## Labeling", "alice (12 label events)", "## Splits", "seed 1",
         "## Preprocessing", "1. `resize` (size=224, mode=longest)", "## Balancing", "3 synthetic rows",
         "## Intended use", "## Limitations and known biases", "The test split holds 0 originals",
-        "Skin tone", "## Changelog", "Changes since v1.0.0:", "- Images added: 2", "- Images relabelled: 1",
+        "Estimated skin tone", "## Changelog", "Changes since v1.0.0:", "- Images added: 2", "- Images relabelled: 1",
         "alopecia → psoriasis", "- Images moved between splits: 0",
         'load_dataset("lab/scalp", revision="v1.1.0")', "## Citation",
         "Roy, Mrinmoy and Protity, Anica Tasnim",

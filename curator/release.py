@@ -800,8 +800,8 @@ def _skin_tone_facts(ws: Workspace, plan: Plan) -> dict[str, Any]:
     """The estimated skin tone (ITA) of each original, from its stored bytes, per class and split."""
     from curator import composition, skintone
 
-    rows = [(o.label, plan.assignment[o.sha256], skintone.ita_of_bytes(store.read(ws.objects, o.sha256)))
-            for o in plan.originals]
+    itas = skintone.ita_many([(o.sha256, store.read(ws.objects, o.sha256)) for o in plan.originals])
+    rows = [(o.label, plan.assignment[o.sha256], itas[o.sha256]) for o in plan.originals]
     return composition.skin_tone_facts(rows, plan.classes, SPLITS)
 
 

@@ -404,7 +404,7 @@ def _valid_repo(repo: str) -> bool:
 def default_toml(name: str, classes: list[str]) -> str:
     """The text ``curator init`` writes: every section with its defaults, commented."""
     class_list = ", ".join(json.dumps(c) for c in classes)
-    class_lines = "\n".join(f"{json.dumps(c)} = \"\"" for c in classes)
+    class_lines = "\n".join(f"# {json.dumps(c)} = \"what it looks like\"" for c in classes)
     return f"""# curator workspace settings. Unknown keys are an error; docs/settings.md describes every key.
 
 # what the dataset is, for the card and the Hub
@@ -486,7 +486,7 @@ annotator_expertise = ""     # e.g. "two dermatology residents"
 annotation_guidelines = ""   # the instructions annotators followed, or a link
 maintenance = ""             # who maintains it; how errata and new versions are announced
 
-[card.classes]               # one line per class for the card
+[card.classes]               # one line per class for the card; a class without one shows "not provided"
 {class_lines}
 
 # Licence per source: one [[sources]] table per domain or URL prefix.

@@ -3,6 +3,7 @@
     releases/v1.2.0/
     ├── README.md                                the card (dataset_card)
     ├── manifest.json                            every row, the config, versions, bump
+    ├── card/composition.png                     the card's plot of image sizes, aspects, formats
     └── data/<split>-NNNNN-of-NNNNN.parquet      written with `datasets`
 
 A build runs in this order, and only the last step touches the catalog:

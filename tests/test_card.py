@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -104,7 +105,8 @@ def test_body_has_every_section() -> None:
         "## Labeling", "alice (12 label events)", "## Splits", "seed 1",
         "## Preprocessing", "1. `resize` (size=224, mode=longest)", "## Balancing", "3 synthetic rows",
         "## Intended use", "## Limitations and known biases", "The test split holds 0 originals",
-        "Estimated skin tone", "## Changelog", "Changes since v1.0.0:", "- Images added: 2", "- Images relabelled: 1",
+        "Estimated skin tone", "## Changelog", "Changes since v1.0.0:", "- Images added: 2",
+        "- Images relabelled: 1",
         "alopecia → psoriasis", "- Images moved between splits: 0",
         'load_dataset("lab/scalp", revision="v1.1.0")', "## Citation",
         "Roy, Mrinmoy and Protity, Anica Tasnim",
@@ -211,7 +213,8 @@ def test_missing_answers_warn_once_each() -> None:
         assert sum(f"card.{key} " in w for w in warnings) == 1, key
     assert "psoriasis, folliculitis" in warnings[-1] and "alopecia" not in warnings[-1]
     assert missing_answers({**ANSWERS, "contact": "  "}, list(CLASSES), DESCRIBED) == [
-        'card: no answer for whom to contact (set card.contact in curator.toml); the card says "not provided"']
+        'card: no answer for whom to contact (set card.contact in curator.toml); '
+        'the card says "not provided"']
     assert missing_answers(ANSWERS, list(CLASSES), DESCRIBED) == []
 
 
@@ -256,6 +259,73 @@ def test_composition_and_skin_tone_tables() -> None:
     text = card.text
     assert "| < 256 | 2 |" in text and "| JPEG | 11 |" in text and "Median size 320 x 300 pixels." in text
     assert "![Image sizes, aspects and formats](card/composition.png)" in text
-    assert "| alopecia | 0 | 1 | 2 | 0 | 0 | 0 | 1 |" in text and "| train | 0 | 1 | 2 | 0 | 0 | 0 | 1 |" in text
+    assert "| alopecia | 0 | 1 | 2 | 0 | 0 | 0 | 1 |" in text
+    assert "| train | 0 | 1 | 2 | 0 | 0 | 0 | 1 |" in text
     assert "not a Fitzpatrick type" in text and "uncalibrated" in text
     assert card.data.license == "cc-by-nc-4.0"  # the YAML still parses
+
+
+def card_table(text: str, first_header: str) -> list[list[str]]:
+    """The rows of the Markdown table whose header starts with ``| first_header |``."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"| {first_header} |"))
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip("|").split("|")])
+    return rows
+
+
+def test_a_realistic_release_card_matches_the_catalog(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path, {"alopecia": 5, "psoriasis": 4, "folliculitis": 3})
+    toml = (ws / "curator.toml").read_text()
+    for old, new in [('curated_by = ""', 'curated_by = "The scalp lab"'),
+                     ('consent = ""', 'consent = "none: public web photos"'),
+                     ('# "alopecia" = "what it looks like"', 'alopecia = "patchy hair loss"')]:
+        assert old in toml
+        toml = toml.replace(old, new)
+    (ws / "curator.toml").write_text(toml)
+    result = build(ws)
+    card = DatasetCard.load(ws / "releases" / "v1.0.0" / "README.md")
+    text = card.text
+    manifest = json.loads((ws / "releases" / "v1.0.0" / "manifest.json").read_text())
+    originals = [r for r in manifest["rows"] if r["augmented_from"] is None]
+    conn = sqlite3.connect(ws / "catalog.sqlite")
+    try:
+        query = "SELECT sha256, width, height, format FROM images"
+        catalog = {sha: (w, h, f) for sha, w, h, f in conn.execute(query)}
+        kinds = dict(conn.execute("SELECT sha256, kind FROM sources WHERE outcome = 'stored'").fetchall())
+    finally:
+        conn.close()
+    released = [catalog[r["sha256"]] for r in originals]
+    # warnings: one per unanswered question, none for the answered ones; classes named once
+    card_warnings = [w for w in result.warnings if w.startswith("card: ")]
+    assert len(card_warnings) == len(QUESTIONS) - 2 + 1
+    assert not any("card.curated_by" in w or "card.consent" in w for w in card_warnings)
+    assert "- Curated by: The scalp lab" in text
+    assert "- Consent of the people shown: none: public web photos" in text
+    assert "| 0 | alopecia | patchy hair loss | 5 | " in text
+    assert "| 1 | psoriasis | *not provided* | 4 |" in text
+    # composition against the catalog
+    formats = {f: sum(1 for _, _, g in released if g == f) for f in {f for _, _, f in released}}
+    assert {row[0]: int(row[1]) for row in card_table(text, "format")} == formats
+    sizes = card_table(text, "shorter side (pixels)")
+    assert sum(int(n) for _, n in sizes) == len(originals) == 12
+    assert [label for label, _ in sizes] == ["< 256"]  # the fixture's photos are 80 px
+    assert sum(int(n) for _, n in card_table(text, "aspect (width / height)")) == 12
+    assert (ws / "releases" / "v1.0.0" / "card" / "composition.png").is_file()
+    assert "![Image sizes, aspects and formats](card/composition.png)" in text
+    # per-source counts: all local files, worded as such
+    assert set(kinds.values()) == {"file"}
+    assert card_table(text, "how the images were obtained") == [["read from local image files", "12"]]
+    assert "public web pages" not in text and "public web pages" not in card.data.extra_gated_prompt
+    assert "| local | 12 | **unknown** |  | unknown |" in text
+    # skin tone: every original in one band (or unknown), per class and per split
+    tones = {row[0]: [int(n) for n in row[1:]] for row in card_table(text, "")}
+    for name in CLASSES:
+        assert sum(tones[name]) == sum(1 for r in originals if r["label"] == name), name
+    for split, info in manifest["splits"].items():
+        if info["originals"]:
+            assert sum(tones[split]) == info["originals"], split
+    assert "<namespace>" not in text and "set `dataset.hub_repo" in text

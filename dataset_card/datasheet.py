@@ -143,7 +143,7 @@ def personal_information(facts: CardFacts) -> str:
     return (
         "### Personal and sensitive information\n\n"
         f"{answer(facts, 'personal_information')}\n\n"
-        "- Health information: every image shows a scalp condition.\n"
+        "- Health information: each image is labelled with a scalp condition.\n"
         "- Metadata: every released image is re-encoded from its pixels, so no EXIF, GPS or ICC data "
         "is carried.\n"
         f"- Faces and eyes found by the review checks, resolved: {decided} (see Data review)."
@@ -172,8 +172,9 @@ def distribution(facts: CardFacts) -> str:
         "## Distribution\n\n"
         f"- Where: {where}; `curator publish --to DIR` copies a release to a folder.\n"
         f"- Licence: `{facts.license}`, with each image's source terms (see Sources and licences).\n"
-        "- Access is gated on the Hub: a user agrees to research and education use only, no diagnosis "
-        "and no attempt to identify anyone."
+        "- Access terms: the card's metadata carries an access prompt (`extra_gated_prompt`) that the Hub "
+        "shows once the repo is gated: research and education use only, no diagnosis, no attempt to "
+        "identify anyone."
     )
 
 

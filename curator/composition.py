@@ -61,6 +61,8 @@ def skin_tone_facts(rows: Iterable[tuple[str, str, float | None]], classes: Sequ
 
 def plot_png(facts: dict[str, Any]) -> bytes:
     """One figure, three bar charts (shorter side, aspect, format), as PNG bytes with no metadata."""
+    from matplotlib.ticker import MaxNLocator
+
     from baseline.report import figure_of, png_of
 
     figure = figure_of(10, 3.2)
@@ -73,5 +75,6 @@ def plot_png(facts: dict[str, Any]) -> bytes:
         axes.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=7)
         axes.set_title(title, fontsize=9)
         axes.set_ylabel("originals", fontsize=8)
+        axes.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts of images
     figure.tight_layout()
     return png_of(figure)

@@ -120,7 +120,7 @@ def skin_tone(facts: CardFacts) -> str:
     head = "### Estimated skin tone"
     if not s:
         return f"{head}\n\nNot estimated for this release."
-    header = ["", *BAND_NAMES, UNKNOWN]
+    header = ["class or split", *BAND_NAMES, UNKNOWN]
     rows = [[name, *[counts.get(b, 0) for b in (*BAND_NAMES, UNKNOWN)]]
             for name, counts in (*s["per_class"].items(), *s["per_split"].items())]
     return (

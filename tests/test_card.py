@@ -322,7 +322,7 @@ def test_a_realistic_release_card_matches_the_catalog(tmp_path: Path) -> None:
     assert "public web pages" not in text and "public web pages" not in card.data.extra_gated_prompt
     assert "| local | 12 | **unknown** |  | unknown |" in text
     # skin tone: every original in one band (or unknown), per class and per split
-    tones = {row[0]: [int(n) for n in row[1:]] for row in card_table(text, "")}
+    tones = {row[0]: [int(n) for n in row[1:]] for row in card_table(text, "class or split")}
     for name in CLASSES:
         assert sum(tones[name]) == sum(1 for r in originals if r["label"] == name), name
     for split, info in manifest["splits"].items():

@@ -848,6 +848,9 @@ def _collection_facts(conn: sqlite3.Connection, members: int) -> dict[str, Any]:
     sizes = [r[0] for r in conn.execute("SELECT COUNT(*) FROM images GROUP BY cluster_id")]
     multi = sum(1 for n in sizes if n > 1)
     facts.update(images=sum(sizes), clusters=len(sizes), multi=multi, members=members)
+    facts["robots"] = {row["robots"] or "not recorded": row["n"] for row in conn.execute(
+        "SELECT robots, COUNT(*) AS n FROM sources WHERE kind = 'url' AND outcome IS NOT NULL "
+        "GROUP BY robots ORDER BY robots")}
     return facts
 
 

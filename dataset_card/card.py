@@ -335,6 +335,10 @@ def _collection(facts: CardFacts) -> str:
         f"- In this release: one representative per labelled cluster (largest, then earliest); "
         f"{c.get('members', 0)} other cluster members are left out and listed in `manifest.json`",
     ]
+    robots: dict[str, int] = c.get("robots", {})
+    if robots:
+        lines.append("- Web sources by their opt-out policy (robots.txt, X-Robots-Tag noai): "
+                     + ", ".join(f"{policy} {n}" for policy, n in robots.items()))
     return (
         "## Collection process\n\n### Collection and deduplication\n\n"
         f"Images were {datasheet.origin(facts)}, validated, stripped of metadata (EXIF, GPS, ICC text) "

@@ -334,5 +334,5 @@ def test_a_realistic_release_card_matches_the_catalog(tmp_path: Path) -> None:
 def test_web_sources_name_their_opt_out_policy() -> None:
     base = facts().collection
     text = render(facts(collection={**base, "robots": {"ignored": 2, "respected": 13}}))
-    assert "- Web sources by their opt-out policy (robots.txt, X-Robots-Tag noai): ignored 2, respected 13" in text
+    assert "(robots.txt, X-Robots-Tag noai): ignored 2, respected 13" in text
     assert "opt-out policy" not in render(facts())

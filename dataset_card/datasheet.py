@@ -151,10 +151,16 @@ def personal_information(facts: CardFacts) -> str:
 
 
 def consent(facts: CardFacts) -> str:
+    scraped = sum(s.images for s in facts.sources if s.kind == "url")
+    recorded = (
+        f"\n- What curator recorded: no consent for any image; the {scraped} collected from public web pages "
+        "were fetched without contacting the people shown or asking for their consent."
+        if scraped else ""
+    )
     return (
         "### Consent and ethics review\n\n"
         f"- Consent of the people shown: {answer(facts, 'consent')}\n"
-        f"- Ethics review: {answer(facts, 'ethics_review')}"
+        f"- Ethics review: {answer(facts, 'ethics_review')}" + recorded
     )
 
 

@@ -336,3 +336,10 @@ def test_web_sources_name_their_opt_out_policy() -> None:
     text = render(facts(collection={**base, "robots": {"ignored": 2, "respected": 13}}))
     assert "(robots.txt, X-Robots-Tag noai): ignored 2, respected 13" in text
     assert "opt-out policy" not in render(facts())
+
+
+def test_scraped_images_say_plainly_that_no_consent_was_recorded() -> None:
+    text = render(facts())
+    assert "- What curator recorded: no consent for any image; the 10 collected from public web pages" in text
+    local = render(facts(sources=[SourceFacts("local", 2, "", "", True, "file")]))
+    assert "What curator recorded" not in local

@@ -447,6 +447,7 @@ validation = 0.15
 test = 0.15
 seed = 20230601
 
+# patient/lesion groups: kept whole in one split
 [groups]
 pattern = ""                 # regex over each source URL/path; its first (...) is the patient/lesion id
 
@@ -470,6 +471,11 @@ method = "oversample"        # "none", "oversample" or "class-weights"
 # learning_rate = 0.001
 # patience = 5               # epochs without improvement before stopping
 # seed = 1337
+
+# [review]                   # thresholds of `curator review`'s checks (these are the defaults)
+# blur_max = 1.1             # sharpness below: blurred
+# min_side = 224             # shorter side in pixels below: low resolution
+# face_min = 0.6             # face detector confidence at or above: face
 
 # Answers for the dataset card's datasheet; an empty answer shows as "not provided" and
 # `curator release` warns about it. docs/settings.md says what each question asks.

@@ -27,13 +27,13 @@ def json_bytes(result: dict[str, Any]) -> bytes:
     return (json.dumps(result, indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
 
 
-def _figure(width: float, height: float) -> Any:
+def figure_of(width: float, height: float) -> Any:
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height), dpi=100)
 
 
-def _png(fig: Any) -> bytes:
+def png_of(fig: Any) -> bytes:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     FigureCanvasAgg(fig)
@@ -50,7 +50,7 @@ def confusion_png(result: dict[str, Any]) -> bytes:
     rows = cm.sum(axis=1, keepdims=True)
     shade = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
     size = 1.2 + 0.9 * len(classes)
-    fig = _figure(size + 1.2, size)
+    fig = figure_of(size + 1.2, size)
     ax = fig.add_subplot()
     ax.imshow(shade, cmap="Blues", vmin=0, vmax=1)
     for (i, j), count in np.ndenumerate(cm):
@@ -63,14 +63,14 @@ def confusion_png(result: dict[str, Any]) -> bytes:
     acc = result["metrics"]["test"]["accuracy"]["value"]
     ax.set_title(f"{result['version_label']} test: accuracy {acc:.3f}")
     fig.tight_layout()
-    return _png(fig)
+    return png_of(fig)
 
 
 def curves_png(result: dict[str, Any]) -> bytes:
     history = result["training"]["history"]
     epochs = [e["epoch"] for e in history]
     best = result["training"]["best_epoch"]
-    fig = _figure(9, 3.6)
+    fig = figure_of(9, 3.6)
     for position, (key, title) in enumerate((("loss", "loss"), ("accuracy", "accuracy")), start=1):
         ax = fig.add_subplot(1, 2, position)
         ax.plot(epochs, [e[key] for e in history], marker="o", markersize=3, label="train")
@@ -85,7 +85,7 @@ def curves_png(result: dict[str, Any]) -> bytes:
         ax.legend(fontsize=8)
     fig.suptitle(f"{result['version_label']} baseline training")
     fig.tight_layout()
-    return _png(fig)
+    return png_of(fig)
 
 
 def ci_text(metric: dict[str, Any]) -> str:

@@ -26,6 +26,8 @@ Modules, one per stage (data flows down this list):
     preprocess  resize, denoise, equalize, enhance; the shared lossless encoder
     balance     oversampling by deterministic augmentation, or class weights
     licences    [[sources]] licence rules per URL prefix or domain
+    skintone    estimated skin tone of an image: ITA over its skin pixels, in bands
+    composition the card's composition facts: sizes, aspects, formats (and their plot), skin tone
     versions    semantic versions of releases
     release     build releases/vX.Y.Z (parquet + manifest + card)
     diff        what changed between two releases (also the card's changelog)

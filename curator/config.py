@@ -166,6 +166,24 @@ class ReviewConfig:
 
 
 @dataclass(frozen=True)
+class CardConfig:
+    """A person's answers to the datasheet questions the tool cannot answer from its records
+    (dataset_card.datasheet.QUESTIONS); an empty answer shows as "not provided" on the card."""
+
+    motivation: str = ""  # why the dataset was made, and for which task
+    curated_by: str = ""  # people or group who curated it
+    funded_by: str = ""  # who paid for it; "none" is an answer
+    contact: str = ""  # where to send questions and corrections
+    consent: str = ""  # did the people shown consent? for scraped images: "none"
+    ethics_review: str = ""  # an ethics/IRB review, or "none"
+    personal_information: str = ""  # personal and sensitive information the images may reveal
+    annotator_expertise: str = ""  # who the annotators are and their training
+    annotation_guidelines: str = ""  # the instructions annotators followed
+    maintenance: str = ""  # who maintains it, how errata and new versions are announced
+    classes: dict[str, str] = field(default_factory=dict)  # class name -> one-line description
+
+
+@dataclass(frozen=True)
 class Config:
     dataset: DatasetConfig
     ingest: IngestConfig = field(default_factory=IngestConfig)
@@ -177,6 +195,7 @@ class Config:
     balance: BalanceConfig = field(default_factory=BalanceConfig)
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
     review: ReviewConfig = field(default_factory=ReviewConfig)
+    card: CardConfig = field(default_factory=CardConfig)
     sources: tuple[SourceRule, ...] = ()
 
 
@@ -306,6 +325,9 @@ def _check(config: Config) -> None:
     for name in config.dataset.class_descriptions:
         if name not in classes:
             raise bad_value(f"dataset.class_descriptions.{name}", "is not one of dataset.classes")
+    for name in config.card.classes:
+        if name not in classes:
+            raise bad_value(f"card.classes.{name}", "is not one of dataset.classes")
     ing = config.ingest
     _check_provenance(ing)
     for key in ("concurrency", "per_host", "max_bytes", "min_side", "max_pixels"):
@@ -404,6 +426,7 @@ def _valid_repo(repo: str) -> bool:
 def default_toml(name: str, classes: list[str]) -> str:
     """The text ``curator init`` writes: every section with its defaults, commented."""
     class_list = ", ".join(json.dumps(c) for c in classes)
+    class_lines = "\n".join(f"# {json.dumps(c)} = \"what it looks like\"" for c in classes)
     return f"""# curator workspace settings. Unknown keys are an error; docs/settings.md describes every key.
 
 # what the dataset is, for the card and the Hub
@@ -449,6 +472,7 @@ validation = 0.15
 test = 0.15
 seed = 20230601
 
+# patient/lesion groups: kept whole in one split
 [groups]
 pattern = ""                 # regex over each source URL/path; its first (...) is the patient/lesion id
 
@@ -472,6 +496,29 @@ method = "oversample"        # "none", "oversample" or "class-weights"
 # learning_rate = 0.001
 # patience = 5               # epochs without improvement before stopping
 # seed = 1337
+
+# [review]                   # thresholds of `curator review`'s checks (these are the defaults)
+# blur_max = 1.1             # sharpness below: blurred
+# min_side = 224             # shorter side in pixels below: low resolution
+# face_min = 0.6             # face detector confidence at or above: face
+
+# Answers for the dataset card's datasheet; an empty answer shows as "not provided" and
+# `curator release` warns about it. docs/settings.md says what each question asks.
+[card]
+motivation = ""              # why the dataset exists, for which task
+curated_by = ""              # people or group
+funded_by = ""               # "none" is an answer
+contact = ""                 # an e-mail address or an issue tracker
+# for scraped images say it plainly: "none: collected from public web pages without asking the people shown"
+consent = ""                 # whether the people shown consented
+ethics_review = ""           # an ethics/IRB review, or "none"
+personal_information = ""    # what the photos may reveal (faces, tattoos, identifiable scalp features)
+annotator_expertise = ""     # e.g. "two dermatology residents"
+annotation_guidelines = ""   # the instructions annotators followed, or a link
+maintenance = ""             # who maintains it; how errata and new versions are announced
+
+[card.classes]               # one line per class for the card; a class without one shows "not provided"
+{class_lines}
 
 # Licence per source: one [[sources]] table per domain or URL prefix.
 # [[sources]]

@@ -29,6 +29,7 @@ class Source:
     license: str  # "" when neither the source's table nor a [[sources]] rule says
     attribution: str
     redistributable: bool
+    kind: str = "url"  # sources.kind: how the image was obtained
     # What a table or Hub row said (catalog migration 9); None: not said
     diagnosis: str | None = None
     body_site: str | None = None
@@ -37,7 +38,7 @@ class Source:
 
 
 def unknown_source() -> Source:
-    return Source(url="", domain="unknown", license="", attribution="", redistributable=True)
+    return Source(url="", domain="unknown", license="", attribution="", redistributable=True, kind="unknown")
 
 
 def by_image(conn: sqlite3.Connection, rules: tuple[SourceRule, ...]) -> dict[str, Source]:
@@ -85,8 +86,8 @@ def describe_source(locator: str, kind: str, rules: tuple[SourceRule, ...]) -> S
         url, domain = locator, (urlsplit(locator).hostname or "unknown").lower()
     rule = match_rule(rules, url, domain)
     if rule is None:
-        return Source(url, domain, "", "", True)
-    return Source(url, domain, rule.license, rule.attribution, rule.redistributable,
+        return Source(url, domain, "", "", True, kind)
+    return Source(url, domain, rule.license, rule.attribution, rule.redistributable, kind,
                   diagnosis=rule.diagnosis or None, body_site=rule.body_site or None)
 
 

@@ -3,6 +3,7 @@
     releases/v1.2.0/
     ├── README.md                                the card (dataset_card)
     ├── manifest.json                            every row, the config, versions, bump
+    ├── card/composition.png                     the card's plot of image sizes, aspects, formats
     └── data/<split>-NNNNN-of-NNNNN.parquet      written with `datasets`
 
 A build runs in this order, and only the last step touches the catalog:
@@ -49,7 +50,9 @@ from curator.workspace import Workspace
 
 SPLITS = ("train", "validation", "test")
 MAX_SHARD_BYTES = 500_000_000  # encoded image bytes per parquet shard
-_CONFIG_SECTIONS_FOR_PATCH = ("dataset", "preprocess", "balance", "split", "groups", "dedup", "sources")
+_CONFIG_SECTIONS_FOR_PATCH = (
+    "dataset", "preprocess", "balance", "split", "groups", "dedup", "sources", "card",
+)
 
 Progress = Callable[[int], None]
 
@@ -194,6 +197,7 @@ def plan_release(ws: Workspace, version: str | None, include_restricted: bool,
         )
     warnings.extend(licences.check([o.source for o in originals], include_restricted))
     warnings.extend(provenance.unmapped_warning([(o.source.diagnosis, o.prov) for o in originals]))
+    warnings.extend(_card_warnings(cfg))
     recorded = {r["sha256"]: r["split"] for r in conn.execute("SELECT sha256, split FROM image_splits")}
     existing = _sticky(conn, originals, recorded)
     items = [split_mod.Item(o.sha256, o.cluster_id, o.label, o.groups) for o in originals]
@@ -480,7 +484,7 @@ def _build_folder(
             manifest = _manifest(ws, plan, rows, files, class_weights, include_restricted, stamp)
             manifest_bytes = _json_bytes(manifest)
             write_atomic(tmp / "manifest.json", manifest_bytes)
-            write_atomic(tmp / "README.md", _card(ws, plan, manifest, info))
+            write_atomic(tmp / "README.md", _card(ws, plan, manifest, info, tmp))
             stage("verify")
             verify_folder(tmp, manifest, Policy.of(ws.config.dedup))
             stage("rename")
@@ -724,11 +728,19 @@ def _json_bytes(value: Any) -> bytes:
     return (json.dumps(value, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def _card(ws: Workspace, plan: Plan, manifest: dict[str, Any], info: dict[str, SplitInfo]) -> str:
-    from curator import diff, labeling, preprocess
+def _card(
+    ws: Workspace, plan: Plan, manifest: dict[str, Any], info: dict[str, SplitInfo], folder: Path
+) -> str:
+    """The card's text; its composition plot is written into ``folder`` as it goes."""
+    from curator import composition, diff, labeling, preprocess
     from dataset_card import card
 
     cfg = ws.config
+    images = _composition_facts(ws.conn, plan)
+    if images["images"]:
+        (folder / composition.PLOT_PATH).parent.mkdir(exist_ok=True)
+        write_atomic(folder / composition.PLOT_PATH, composition.plot_png(images))
+        images["plot"] = composition.PLOT_PATH
     return card.render(card.CardFacts(
         name=cfg.dataset.name,
         pretty_name=cfg.dataset.pretty_name,
@@ -743,7 +755,7 @@ def _card(ws: Workspace, plan: Plan, manifest: dict[str, Any], info: dict[str, S
         hub_repo=cfg.dataset.hub_repo,
         tags=list(cfg.dataset.tags),
         classes=plan.classes,
-        class_descriptions=dict(cfg.dataset.class_descriptions),
+        class_descriptions=_class_descriptions(cfg),
         splits=manifest["splits"],
         split_bytes={s: (i.num_examples, i.num_bytes) for s, i in info.items()},
         download_size=sum(f["bytes"] for f in manifest["files"].values()),
@@ -763,7 +775,47 @@ def _card(ws: Workspace, plan: Plan, manifest: dict[str, Any], info: dict[str, S
         straddling_groups=sum(1 for splits in _splits_per_group(plan).values() if len(splits) > 1),
         review=_review_facts(ws, plan),
         provenance=provenance.counts([o.prov for o in plan.originals]),
+        answers=_card_answers(cfg),
+        composition=images,
+        skin_tone=_skin_tone_facts(ws, plan),
     ))
+
+
+def _card_answers(cfg: Config) -> dict[str, str]:
+    """[card] key -> a person's answer (empty when not given)."""
+    return {k: v for k, v in config_mod.as_dict(cfg)["card"].items() if k != "classes"}
+
+
+def _class_descriptions(cfg: Config) -> dict[str, str]:
+    """[card.classes], over the older dataset.class_descriptions."""
+    return {**cfg.dataset.class_descriptions, **cfg.card.classes}
+
+
+def _card_warnings(cfg: Config) -> list[str]:
+    """One warning per datasheet question curator.toml leaves unanswered."""
+    from dataset_card import datasheet
+
+    return datasheet.missing_answers(_card_answers(cfg), list(cfg.dataset.classes), _class_descriptions(cfg))
+
+
+def _composition_facts(conn: sqlite3.Connection, plan: Plan) -> dict[str, Any]:
+    """Sizes, aspects and formats of the released originals, from the catalog."""
+    from curator import composition
+
+    shas = {o.sha256 for o in plan.originals}
+    found = [(r["width"], r["height"], r["format"])
+             for r in conn.execute("SELECT sha256, width, height, format FROM images ORDER BY sha256")
+             if r["sha256"] in shas]
+    return composition.image_facts(found)
+
+
+def _skin_tone_facts(ws: Workspace, plan: Plan) -> dict[str, Any]:
+    """The estimated skin tone (ITA) of each original, from its stored bytes, per class and split."""
+    from curator import composition, skintone
+
+    itas = skintone.ita_many([(o.sha256, store.read(ws.objects, o.sha256)) for o in plan.originals])
+    rows = [(o.label, plan.assignment[o.sha256], itas[o.sha256]) for o in plan.originals]
+    return composition.skin_tone_facts(rows, plan.classes, SPLITS)
 
 
 def _splits_per_group(plan: Plan) -> dict[str, set[str]]:
@@ -786,9 +838,10 @@ def _source_facts(originals: list[Original]) -> list[Any]:
     from dataset_card.card import SourceFacts
 
     groups = Counter(
-        (o.source.domain, o.source.license, o.source.attribution, o.source.redistributable) for o in originals
+        (o.source.domain, o.source.license, o.source.attribution, o.source.redistributable, o.source.kind)
+        for o in originals
     )
-    return [SourceFacts(d, n, lic, attr, red) for (d, lic, attr, red), n in sorted(groups.items())]
+    return [SourceFacts(key[0], n, *key[1:]) for key, n in sorted(groups.items())]
 
 
 def _collection_facts(conn: sqlite3.Connection, members: int) -> dict[str, Any]:
@@ -807,6 +860,9 @@ def _collection_facts(conn: sqlite3.Connection, members: int) -> dict[str, Any]:
     sizes = [r[0] for r in conn.execute("SELECT COUNT(*) FROM images GROUP BY cluster_id")]
     multi = sum(1 for n in sizes if n > 1)
     facts.update(images=sum(sizes), clusters=len(sizes), multi=multi, members=members)
+    facts["robots"] = {row["robots"] or "not recorded": row["n"] for row in conn.execute(
+        "SELECT robots, COUNT(*) AS n FROM sources WHERE kind = 'url' AND outcome IS NOT NULL "
+        "GROUP BY robots ORDER BY robots")}
     return facts
 
 

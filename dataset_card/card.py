@@ -16,6 +16,7 @@ from typing import Any
 from curator.diff import Diff
 from curator.errors import ReleaseError
 from curator.match import MEASURED_RECALL
+from dataset_card import datasheet
 
 SPLITS = ("train", "validation", "test")
 BASELINE_START = "<!-- baseline:start -->"
@@ -33,7 +34,7 @@ STUDY_CITATION = """@article{roy2023hair,
 }"""
 
 GATED_PROMPT = (
-    "This dataset holds medical photographs collected from public web pages. "
+    "This dataset holds medical photographs {origin}. "
     "By requesting access you agree to use it for research and education only, never for the diagnosis "
     "or treatment of any person, and not to try to identify anyone shown."
 )
@@ -67,6 +68,7 @@ class SourceFacts:
     license: str  # "" when unknown
     attribution: str
     redistributable: bool
+    kind: str = "url"  # how the images were obtained: datasheet.SOURCE_WORDS
 
 
 @dataclass(frozen=True)
@@ -108,17 +110,24 @@ class CardFacts:
     review: dict[str, Any] = field(default_factory=dict)  # curator.review.findings.card_facts
     # column (licence, diagnosis_provenance, body_site, collection) -> value -> released originals
     provenance: dict[str, dict[str, int]] = field(default_factory=dict)
+    answers: dict[str, str] = field(default_factory=dict)  # [card] key -> a person's answer
+    composition: dict[str, Any] = field(default_factory=dict)  # curator.composition.image_facts
+    skin_tone: dict[str, Any] = field(default_factory=dict)  # per_class / per_split -> band -> originals
 
 
 def render(facts: CardFacts) -> str:
     """The whole README.md."""
     body = "\n\n".join(
-        section(facts)
+        part
         for section in (
-            _title, _summary, _classes, _structure, _sources, _provenance, _collection, _labeling, _review,
-            _splits,
-            _preprocessing, _balancing, _uses, _limitations, _changelog, _loading, _baseline, _citation,
+            _title, _summary, datasheet.motivation, _composition_intro, _classes, _structure, _sources,
+            _provenance,
+            datasheet.image_formats, datasheet.skin_tone, datasheet.personal_information, _splits,
+            _collection, datasheet.consent, _cleaning_intro, _preprocessing, _balancing, _labeling, _review,
+            _uses, _limitations, datasheet.distribution, _loading, datasheet.maintenance, _changelog,
+            _baseline, _citation,
         )
+        if (part := section(facts))
     )
     return f"---\n{metadata_yaml(facts)}\n---\n\n{body}\n"
 
@@ -167,7 +176,7 @@ def metadata(facts: CardFacts) -> dict[str, Any]:
             "download_size": facts.download_size,
             "dataset_size": sum(b for _, b in facts.split_bytes.values()),
         },
-        extra_gated_prompt=GATED_PROMPT,
+        extra_gated_prompt=GATED_PROMPT.format(origin=datasheet.origin(facts)),
     )
     return meta
 
@@ -193,7 +202,7 @@ def _annotation_creators(facts: CardFacts) -> list[str]:
 # ---------------------------------------------------------------- body sections
 
 
-def _table(header: list[str], rows: list[list[Any]]) -> str:
+def table(header: list[str], rows: list[list[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
     lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
@@ -223,7 +232,7 @@ def _summary(facts: CardFacts) -> str:
     counts = ", ".join(f"{s} {facts.splits[s]['rows']}" for s in SPLITS if s in facts.splits)
     caught = "; ".join(f"{what} (recall {recall:.2f})" for what, recall in MEASURED_RECALL)
     text = facts.description.strip() or (
-        "Photos of the scalp for classifying hair and scalp diseases, collected from public web pages, "
+        f"Photos of the scalp for classifying hair and scalp diseases, {datasheet.origin(facts)}, "
         "deduplicated, labelled and split by near-duplicate cluster, so that exact copies and the "
         f"near-copies the check is measured to catch stay in one split. It catches copies made by {caught}, "
         "measured by curator's benchmarks/dedup_quality.py; other edits can escape it."
@@ -239,6 +248,20 @@ def _summary(facts: CardFacts) -> str:
     )
 
 
+def _composition_intro(facts: CardFacts) -> str:
+    return (
+        "## Composition\n\n"
+        f"Each instance is one photo (an original) with one class label; {_originals(facts)} originals and "
+        f"{_augmented(facts)} synthetic training rows made from them."
+    )
+
+
+def _cleaning_intro(facts: CardFacts) -> str:
+    return ("## Preprocessing, cleaning and labelling\n\n"
+            "What was done to the images and labels between collection and release; the originals are "
+            "kept unchanged in the curator workspace.")
+
+
 def _classes(facts: CardFacts) -> str:
     """Photos (distinct originals) and rows (with the synthetic training copies) in separate columns,
     so an oversampled class cannot be read as having more photos than it has."""
@@ -247,18 +270,19 @@ def _classes(facts: CardFacts) -> str:
         total = sum(int(s["per_class"].get(name, 0)) for s in facts.splits.values())
         photos = sum(int(s.get("originals_per_class", s["per_class"]).get(name, 0))
                      for s in facts.splits.values())
-        rows.append([index, name, facts.class_descriptions.get(name, ""), photos, total])
+        description = facts.class_descriptions.get(name, "").strip() or "*not provided*"
+        rows.append([index, name, description, photos, total])
     train = facts.splits.get("train", {})
     share = int(train.get("augmented", 0)) / int(train["rows"]) if train.get("rows") else 0.0
     return (
-        "## Classes\n\n" + _table(["id", "class", "description", "photos", "rows (with synthetic)"], rows)
+        "### Classes\n\n" + table(["id", "class", "description", "photos", "rows (with synthetic)"], rows)
         + f"\n\nSynthetic rows make up {share:.0%} of the training split "
         f"({train.get('augmented', 0)} of {train.get('rows', 0)} rows); validation and test hold photos only."
     )
 
 
 def _structure(facts: CardFacts) -> str:
-    fields = _table(["field", "type", "meaning"], [[f"`{n}`", t, m] for n, t, m in FEATURES])
+    fields = table(["field", "type", "meaning"], [[f"`{n}`", t, m] for n, t, m in FEATURES])
     header = ["class", *[s for s in SPLITS], "total"]
     rows = []
     for name in facts.classes:
@@ -269,35 +293,33 @@ def _structure(facts: CardFacts) -> str:
     aug = [int(facts.splits.get(s, {}).get("augmented", 0)) for s in SPLITS]
     rows.append(["of which augmented", *aug, sum(aug)])
     return (
-        "## Dataset structure\n\n"
+        "### Dataset structure\n\n"
         f"{fields}\n\n"
         "Files: `data/<split>-NNNNN-of-NNNNN.parquet`. `manifest.json` lists every row with its label, "
         "split, source, cluster and preprocessing hash, plus the settings and library versions used to "
         "build it.\n\n"
         "Rows per class and split:\n\n"
-        + _table(header, rows)
+        + table(header, rows)
     )
 
 
 def _sources(facts: CardFacts) -> str:
-    rows = [
-        [s.domain, s.images, s.license or "**unknown**", s.attribution or "",
-         "yes" if s.redistributable else "**no**"]
-        for s in facts.sources
-    ]
+    rows = [[s.domain, s.images, s.license or "**unknown**", s.attribution or "", _redistributable(s)]
+            for s in facts.sources]
     note = ""
     if any(not s.license for s in facts.sources):
-        note += ("\n\nImages marked **unknown** come from sources whose licence terms were not recorded; "
-                 "check them before any use beyond research.")
+        note += ("\n\nImages marked **unknown** come from sources whose licence terms were not recorded, "
+                 "so whether they may be redistributed is unknown too; check them before any use beyond "
+                 "research.")
     if facts.include_restricted and any(not s.redistributable for s in facts.sources):
         note += ("\n\nThis release was built with `--include-restricted`: it contains images from sources "
                  "marked as not redistributable. Do not publish it.")
     return (
-        "## Sources and licences\n\n"
+        "### Sources and licences\n\n"
         f"Dataset licence: `{facts.license}`. Each image keeps the terms of its source; "
         "attribute as listed.\n\n"
-        + _table(["domain", "images", "licence", "attribution", "redistributable"], rows)
-        + note
+        + table(["domain", "images", "licence", "attribution", "redistributable"], rows)
+        + note + "\n\nImages per kind of source:\n\n" + datasheet.sources_by_kind(facts)
     )
 
 
@@ -309,10 +331,17 @@ def _provenance(facts: CardFacts) -> str:
         for value, n in sorted(counts.items(), key=lambda item: (-item[1], item[0]))
     ]
     return (
-        "## Provenance per image\n\n"
+        "### Provenance per image\n\n"
         "What the sources said about each released original (the parquet columns of the same names):\n\n"
-        + _table(["column", "value", "images"], rows)
+        + table(["column", "value", "images"], rows)
     )
+
+
+def _redistributable(source: SourceFacts) -> str:
+    """'unknown' without licence terms: a source nobody described is never claimed to be free to share."""
+    if not source.redistributable:
+        return "**no**"
+    return "yes" if source.license else "unknown"
 
 
 def _collection(facts: CardFacts) -> str:
@@ -331,9 +360,13 @@ def _collection(facts: CardFacts) -> str:
         f"- In this release: one representative per labelled cluster (largest, then earliest); "
         f"{c.get('members', 0)} other cluster members are left out and listed in `manifest.json`",
     ]
+    robots: dict[str, int] = c.get("robots", {})
+    if robots:
+        lines.append("- Web sources by their opt-out policy (robots.txt, X-Robots-Tag noai): "
+                     + ", ".join(f"{policy} {n}" for policy, n in robots.items()))
     return (
-        "## Collection and deduplication\n\n"
-        "Images were fetched from the listed sources, validated, stripped of metadata (EXIF, GPS, ICC text) "
+        "## Collection process\n\n### Collection and deduplication\n\n"
+        f"Images were {datasheet.origin(facts)}, validated, stripped of metadata (EXIF, GPS, ICC text) "
         "and stored by content hash.\n\n" + "\n".join(lines)
     )
 
@@ -348,7 +381,7 @@ def _labeling(facts: CardFacts) -> str:
         hint_note = ("\n\nLabels by the annotator `hint` were taken from the source (folder name or the hint "
                      "given with the URL), not from a person looking at the image.")
     return (
-        "## Labeling\n\n"
+        "### Labeling\n\n"
         f"- Annotators: {who}\n"
         f"- Agreement: {agree}\n"
         f"- Clusters labelled: {s.get('labeled', 0)}; excluded: {s.get('excluded', 0)}; "
@@ -356,7 +389,7 @@ def _labeling(facts: CardFacts) -> str:
         "- Labeling a cluster's representative labels the whole cluster; every label event is kept."
         + _suggested(s.get("suggested") or {})
         + _blind(s.get("blind") or {})
-        + hint_note
+        + "\n" + datasheet.annotators(facts) + hint_note
     )
 
 
@@ -403,22 +436,22 @@ def _review(facts: CardFacts) -> str:
     r = facts.review
     runs = [c for c in r.get("checks", []) if c["images"]]
     if not runs:
-        return "## Data review\n\nNo review checks were run on this dataset (`curator review --run`)."
-    lines = ["## Data review", "", "Checks run (version, thresholds, images checked):", ""]
+        return "### Data review\n\nNo review checks were run on this dataset (`curator review --run`)."
+    lines = ["### Data review", "", "Checks run (version, thresholds, images checked):", ""]
     for c in runs:
         params = ", ".join(f"{k} {v}" for k, v in sorted(c["params"].items()))
         lines.append(f"- {c['name']} `{c['version']}` ({params}): {c['images']} images")
     rows = [[kind, n["found"], n["decided"], n["excluded"], n["open_released"]]
             for kind, n in r.get("kinds", {}).items()]
     if rows:
-        lines += ["", _table(["kind", "found", "decided", "excluded", "open in this release"], rows)]
+        lines += ["", table(["kind", "found", "decided", "excluded", "open in this release"], rows)]
     privacy = ", ".join(f"{decision} {n}" for decision, n in r.get("privacy", {}).items()) or "none decided"
     issues = r.get("label_issues", {})
     lines += ["", f"- Privacy findings (face, eye) resolved: {privacy}",
               f"- Label issues found: {issues.get('found', 0)}; confirmed as errors (relabelled or "
               f"excluded): {issues.get('confirmed', 0)}"]
     known = r.get("known_issues", [])
-    lines += ["", "### Known issues", ""]
+    lines += ["", "#### Known issues", ""]
     if known:
         lines += [f"- `{k['sha256']}`: {k['kind']} (score {k['score']}), not yet reviewed" for k in known]
     else:
@@ -449,7 +482,7 @@ def _splits(facts: CardFacts) -> str:
             "splits."
         )
     return (
-        "## Splits\n\n"
+        "### Splits\n\n"
         f"Split by {by} (never by image), stratified by label, target ratios "
         f"train/validation/test {ratios}, seed {sc.get('seed')}.{groups} Splits are sticky: an image keeps "
         "its split in every later release. The build re-checks the written files and refuses to release if "
@@ -465,7 +498,7 @@ def _describe_step(step: dict[str, Any]) -> str:
 def _preprocessing(facts: CardFacts) -> str:
     steps = "\n".join(f"{i}. {_describe_step(s)}" for i, s in enumerate(facts.preprocess_steps, 1))
     return (
-        "## Preprocessing\n\n"
+        "### Preprocessing\n\n"
         "Applied in this order to every image when the release was built (originals are kept unchanged):\n\n"
         f"{steps or '(none)'}\n\n"
         f"Images are stored as {facts.preprocess_format.upper()} without metadata. The preprocessing hash of "
@@ -486,15 +519,15 @@ def _balancing(facts: CardFacts) -> str:
         text = f"No synthetic rows; class weights for training are recorded in `manifest.json`: {weights}."
     else:
         text = "None: the classes keep their natural frequencies."
-    return "## Balancing\n\n" + text
+    return "### Balancing\n\n" + text
 
 
 def _uses(facts: CardFacts) -> str:
     return (
-        "## Intended use\n\n"
+        "## Uses\n\n### Intended use\n\n"
         "- Research and teaching on image classification of scalp conditions; benchmarking data curation.\n"
         "- Reproducing and stress-testing the study it starts from (see Citation).\n\n"
-        "### Out of scope\n\n"
+        "#### Out of scope\n\n"
         "- **Medical diagnosis, screening, triage or treatment decisions of any kind.** The labels are not "
         "clinically confirmed and the images are not a representative sample of patients.\n"
         "- Identifying or profiling the people shown."
@@ -504,11 +537,11 @@ def _uses(facts: CardFacts) -> str:
 def _limitations(facts: CardFacts) -> str:
     test_rows = int(facts.splits.get("test", {}).get("originals", 0))
     return (
-        "## Limitations and known biases\n\n"
-        "- Images were scraped from the web: atlas and forum photos over-represent severe, textbook cases, "
-        "and lighting, resolution and framing vary by source.\n"
+        "### Limitations and known biases\n\n"
+        + _provenance_bias(facts) +
         f"- The test split holds {test_rows} originals: accuracy on it has a wide confidence interval.\n"
-        "- Skin tone, age, sex and hair type of the people shown are unknown and were not balanced.\n"
+        "- Age, sex and hair type of the people shown are unknown, and skin tone is only estimated from the "
+        "pixels (see Estimated skin tone); none of them was balanced.\n"
         "- Labels come from annotators and source hints, not from biopsy or clinical records.\n"
         "- Near-duplicate detection uses perceptual hashes: heavily edited copies of a photo can escape "
         "it.\n"
@@ -516,9 +549,17 @@ def _limitations(facts: CardFacts) -> str:
     )
 
 
+def _provenance_bias(facts: CardFacts) -> str:
+    if any(s.kind == "url" for s in facts.sources):
+        return ("- Many images were scraped from the web: atlas and forum photos over-represent severe, "
+                "textbook cases, and lighting, resolution and framing vary by source.\n")
+    return (f"- The images were {datasheet.origin(facts)}; they represent those collections, not patients "
+            "in general, and lighting, resolution and framing vary by source.\n")
+
+
 def _changelog(facts: CardFacts) -> str:
     if facts.changes is None or facts.parent is None:
-        return "## Changelog\n\n- v" + facts.version + ": first release."
+        return "### Changelog\n\n- v" + facts.version + ": first release."
     d = facts.changes
     c = d.counts()
     lines = [f"Changes since v{facts.parent}:", ""]
@@ -532,18 +573,25 @@ def _changelog(facts: CardFacts) -> str:
         + ("".join(f"\n  - `{r['sha256'][:12]}` {r['old']} → {r['new']}" for r in d.relabelled[:20])),
         f"- Images moved between splits: {c['moved']}" + (" (**should never happen**)" if c["moved"] else ""),
     ]
-    return "## Changelog\n\n" + "\n".join(lines)
+    return "### Changelog\n\n" + "\n".join(lines)
 
 
 def _loading(facts: CardFacts) -> str:
-    repo = facts.hub_repo or f"<namespace>/{facts.name}"
+    if facts.hub_repo:
+        example = (
+            "```python\n"
+            "from datasets import load_dataset\n\n"
+            f'ds = load_dataset("{facts.hub_repo}", revision="v{facts.version}")  # this exact release\n'
+            'print(ds["train"].features["label"].names)\n'
+            "```\n\n"
+        )
+    else:
+        example = ("No Hub repo was configured when this release was built: set `dataset.hub_repo = "
+                   "\"namespace/name\"` in curator.toml and `curator publish`, then load it with "
+                   "`datasets.load_dataset(\"namespace/name\", revision=\"v" + facts.version + "\")`.\n\n")
     return (
-        "## How to load\n\n"
-        "```python\n"
-        "from datasets import load_dataset\n\n"
-        f'ds = load_dataset("{repo}", revision="v{facts.version}")  # this exact release\n'
-        'print(ds["train"].features["label"].names)\n'
-        "```\n\n"
+        "### How to load\n\n"
+        + example +
         "Every release is tagged `vX.Y.Z`; pass another tag as `revision` to load any earlier version, "
         "or a commit SHA for bit-exact reproducibility. A local copy of the release folder loads with "
         "`load_dataset(\"path/to/folder\")`."

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from dataset_card import (
     replace_baseline_section,
 )
 from dataset_card.card import size_category
+from dataset_card.datasheet import NOT_PROVIDED, QUESTIONS, missing_answers
 from tests.conftest import CLASSES
 from tests.test_release import build, make_workspace
 
@@ -43,7 +45,7 @@ def facts(**changes: object) -> CardFacts:
         class_descriptions={"alopecia": "patchy hair loss"},
         splits=splits, split_bytes={"train": (12, 5000), "validation": (3, 1200)}, download_size=6000,
         sources=[SourceFacts("atlas.example", 10, "cc-by-nc-4.0", "Example Atlas", True),
-                 SourceFacts("local", 2, "", "", True)],
+                 SourceFacts("local", 2, "", "", True, "file")],
         collection={"sources": 15, "pending": 0, "stored": 12, "exact": 2, "near": 1,
                     "rejected": {"http-404": 1}, "images": 13, "clusters": 12, "multi": 1, "members": 1},
         labeling={"annotators": {"alice": 12, "hint": 12}, "labeled": 12, "excluded": 0, "unlabeled": 0,
@@ -99,12 +101,13 @@ def test_body_has_every_section() -> None:
     for needle in [
         "## Summary", "**Not for diagnosis.**", "## Classes", "| 0 | alopecia | patchy hair loss | 3 | 5 |",
         "## Sources and licences", "| atlas.example | 10 | cc-by-nc-4.0 | Example Atlas | yes |",
-        "| local | 2 | **unknown** |  | yes |",
+        "| local | 2 | **unknown** |  | unknown |",
         "## Collection and deduplication", "Exact duplicates (same decoded pixels): 2", "http-404: 1",
         "## Labeling", "alice (12 label events)", "## Splits", "seed 1",
         "## Preprocessing", "1. `resize` (size=224, mode=longest)", "## Balancing", "3 synthetic rows",
         "## Intended use", "## Limitations and known biases", "The test split holds 0 originals",
-        "Skin tone", "## Changelog", "Changes since v1.0.0:", "- Images added: 2", "- Images relabelled: 1",
+        "Estimated skin tone", "## Changelog", "Changes since v1.0.0:", "- Images added: 2",
+        "- Images relabelled: 1",
         "alopecia → psoriasis", "- Images moved between splits: 0",
         'load_dataset("lab/scalp", revision="v1.1.0")', "## Citation",
         "Roy, Mrinmoy and Protity, Anica Tasnim",
@@ -118,7 +121,8 @@ def test_classes_table_separates_photos_from_rows() -> None:
     """An oversampled class must not read as having more photos than it has (issue 16)."""
     text = render(facts())
     assert "| id | class | description | photos | rows (with synthetic) |" in text
-    assert "| 1 | psoriasis |  | 4 | 5 |" in text and "| 2 | folliculitis |  | 5 | 5 |" in text
+    assert "| 1 | psoriasis | *not provided* | 4 | 5 |" in text
+    assert "| 2 | folliculitis | *not provided* | 5 | 5 |" in text
     assert "Synthetic rows make up 25% of the training split (3 of 12 rows)" in text
 
 
@@ -158,3 +162,185 @@ def test_a_built_release_card_parses(tmp_path: Path) -> None:
     assert splits == {s: c["rows"] for s, c in manifest["splits"].items() if c["rows"]}
     assert card.data.license == "other"
     assert "local:img" not in card.text  # file names stay in the parquet, not in the card
+
+
+DATASHEET_SECTIONS = [
+    "## Motivation", "## Composition", "## Collection process", "## Preprocessing, cleaning and labelling",
+    "## Uses", "## Distribution", "## Maintenance",
+]
+HUB_TEMPLATE_LINES = [
+    "- Curated by: ", "- Funded by: ", "- Annotators' expertise: ", "- Annotation guidelines: ",
+    "- Consent of the people shown: ", "- Ethics review: ", "### Personal and sensitive information",
+    "- Contact: ", "- Maintained by: ", "- Purpose: ",
+]
+ANSWERS = {key: f"the answer to {key.replace('_', ' ')}" for key in QUESTIONS}
+DESCRIBED = {c: f"what {c} looks like" for c in CLASSES}
+
+
+def test_each_datasheet_section_is_present_in_order() -> None:
+    text = DatasetCard(render(facts())).text
+    where = [text.index(heading) for heading in DATASHEET_SECTIONS]
+    assert where == sorted(where)
+    for line in HUB_TEMPLATE_LINES:
+        assert line in text, line
+
+
+def test_every_unanswered_question_shows_not_provided() -> None:
+    text = render(facts())
+    assert text.count(NOT_PROVIDED) == len(QUESTIONS)
+    for key in QUESTIONS:
+        assert f"{NOT_PROVIDED} (`card.{key}` in curator.toml)" in text, key
+    assert text.count("*not provided*") == 2  # the two classes without a description
+
+
+@pytest.mark.parametrize("key", sorted(QUESTIONS))
+def test_an_answer_replaces_its_not_provided_line(key: str) -> None:
+    text = render(facts(answers={key: ANSWERS[key]}))
+    assert ANSWERS[key] in text
+    assert f"`card.{key}`" not in text and text.count(NOT_PROVIDED) == len(QUESTIONS) - 1
+
+
+def test_a_fully_answered_card_has_no_not_provided_line() -> None:
+    text = render(facts(answers=ANSWERS, class_descriptions=DESCRIBED))
+    assert "not provided" not in text.lower()
+    for answer in [*ANSWERS.values(), *DESCRIBED.values()]:
+        assert answer in text, answer
+
+
+def test_missing_answers_warn_once_each() -> None:
+    warnings = missing_answers({}, list(CLASSES), {"alopecia": "patchy hair loss"})
+    assert len(warnings) == len(QUESTIONS) + 1
+    for key in QUESTIONS:
+        assert sum(f"card.{key} " in w for w in warnings) == 1, key
+    assert "psoriasis, folliculitis" in warnings[-1] and "alopecia" not in warnings[-1]
+    assert missing_answers({**ANSWERS, "contact": "  "}, list(CLASSES), DESCRIBED) == [
+        'card: no answer for whom to contact (set card.contact in curator.toml); '
+        'the card says "not provided"']
+    assert missing_answers(ANSWERS, list(CLASSES), DESCRIBED) == []
+
+
+def test_unknown_licence_is_never_redistributable_yes() -> None:
+    text = render(facts(sources=[SourceFacts("forum.example", 5, "", "", True),
+                                 SourceFacts("atlas.example", 3, "", "", False)]))
+    assert "| forum.example | 5 | **unknown** |  | unknown |" in text
+    assert "| atlas.example | 3 | **unknown** |  | **no** |" in text
+    assert "| yes |" not in text
+
+
+@pytest.mark.parametrize(("kinds", "phrase"), [
+    (["url"], "collected from public web pages"),
+    (["file"], "read from local image files"),
+    (["url", "file"], "collected from public web pages and read from local image files"),
+    (["table", "hub"], "listed in source tables and taken from datasets on the Hugging Face Hub"),
+])
+def test_wording_fits_the_sources(kinds: list[str], phrase: str) -> None:
+    sources = [SourceFacts(f"d{i}", 1, "cc-by-4.0", "", True, kind) for i, kind in enumerate(kinds)]
+    card = DatasetCard(render(facts(sources=sources)))
+    assert f"Photos of the scalp for classifying hair and scalp diseases, {phrase}, " in card.text
+    assert f"Images were {phrase}, validated" in card.text
+    assert phrase in card.data.extra_gated_prompt
+    if "url" not in kinds:
+        assert "web" not in card.text.lower() and "web" not in card.data.extra_gated_prompt
+
+
+def test_load_example_uses_the_configured_repo_or_says_how_to_set_it() -> None:
+    assert 'load_dataset("lab/scalp", revision="v1.1.0")' in render(facts())
+    text = render(facts(hub_repo=""))
+    assert "<namespace>" not in text and "load_dataset(\"lab" not in text
+    assert 'set `dataset.hub_repo = "namespace/name"` in curator.toml and `curator publish`' in text
+
+
+def test_composition_and_skin_tone_tables() -> None:
+    composition = {"images": 12, "sizes": {"< 256": 2, "256-511": 10}, "aspects": {"square, 0.95-1.05": 12},
+                   "formats": {"JPEG": 11, "PNG": 1}, "median_width": 320, "median_height": 300,
+                   "plot": "card/composition.png"}
+    bands = {"very light": 0, "light": 1, "intermediate": 2, "tan": 0, "brown": 0, "dark": 0, "unknown": 1}
+    skin = {"per_class": {c: bands for c in CLASSES}, "per_split": {"train": bands}}
+    card = DatasetCard(render(facts(composition=composition, skin_tone=skin)))
+    text = card.text
+    assert "| < 256 | 2 |" in text and "| JPEG | 11 |" in text and "Median size 320 x 300 pixels." in text
+    assert "![Image sizes, aspects and formats](card/composition.png)" in text
+    assert "| alopecia | 0 | 1 | 2 | 0 | 0 | 0 | 1 |" in text
+    assert "| train | 0 | 1 | 2 | 0 | 0 | 0 | 1 |" in text
+    assert "not a Fitzpatrick type" in text and "uncalibrated" in text
+    assert card.data.license == "cc-by-nc-4.0"  # the YAML still parses
+
+
+def card_table(text: str, first_header: str) -> list[list[str]]:
+    """The rows of the Markdown table whose header starts with ``| first_header |``."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"| {first_header} |"))
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip("|").split("|")])
+    return rows
+
+
+def test_a_realistic_release_card_matches_the_catalog(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path, {"alopecia": 5, "psoriasis": 4, "folliculitis": 3})
+    toml = (ws / "curator.toml").read_text()
+    for old, new in [('curated_by = ""', 'curated_by = "The scalp lab"'),
+                     ('consent = ""', 'consent = "none: public web photos"'),
+                     ('# "alopecia" = "what it looks like"', 'alopecia = "patchy hair loss"')]:
+        assert old in toml
+        toml = toml.replace(old, new)
+    (ws / "curator.toml").write_text(toml)
+    result = build(ws)
+    card = DatasetCard.load(ws / "releases" / "v1.0.0" / "README.md")
+    text = card.text
+    manifest = json.loads((ws / "releases" / "v1.0.0" / "manifest.json").read_text())
+    originals = [r for r in manifest["rows"] if r["augmented_from"] is None]
+    conn = sqlite3.connect(ws / "catalog.sqlite")
+    try:
+        query = "SELECT sha256, width, height, format FROM images"
+        catalog = {sha: (w, h, f) for sha, w, h, f in conn.execute(query)}
+        kinds = dict(conn.execute("SELECT sha256, kind FROM sources WHERE outcome = 'stored'").fetchall())
+    finally:
+        conn.close()
+    released = [catalog[r["sha256"]] for r in originals]
+    # warnings: one per unanswered question, none for the answered ones; classes named once
+    card_warnings = [w for w in result.warnings if w.startswith("card: ")]
+    assert len(card_warnings) == len(QUESTIONS) - 2 + 1
+    assert not any("card.curated_by" in w or "card.consent" in w for w in card_warnings)
+    assert "- Curated by: The scalp lab" in text
+    assert "- Consent of the people shown: none: public web photos" in text
+    assert "| 0 | alopecia | patchy hair loss | 5 | " in text
+    assert "| 1 | psoriasis | *not provided* | 4 |" in text
+    # composition against the catalog
+    formats = {f: sum(1 for _, _, g in released if g == f) for f in {f for _, _, f in released}}
+    assert {row[0]: int(row[1]) for row in card_table(text, "format")} == formats
+    sizes = card_table(text, "shorter side (pixels)")
+    assert sum(int(n) for _, n in sizes) == len(originals) == 12
+    assert [label for label, _ in sizes] == ["< 256"]  # the fixture's photos are 80 px
+    assert sum(int(n) for _, n in card_table(text, "aspect (width / height)")) == 12
+    assert (ws / "releases" / "v1.0.0" / "card" / "composition.png").is_file()
+    assert "![Image sizes, aspects and formats](card/composition.png)" in text
+    # per-source counts: all local files, worded as such
+    assert set(kinds.values()) == {"file"}
+    assert card_table(text, "how the images were obtained") == [["read from local image files", "12"]]
+    assert "public web pages" not in text and "public web pages" not in card.data.extra_gated_prompt
+    assert "| local | 12 | **unknown** |  | unknown |" in text
+    # skin tone: every original in one band (or unknown), per class and per split
+    tones = {row[0]: [int(n) for n in row[1:]] for row in card_table(text, "class or split")}
+    for name in CLASSES:
+        assert sum(tones[name]) == sum(1 for r in originals if r["label"] == name), name
+    for split, info in manifest["splits"].items():
+        if info["originals"]:
+            assert sum(tones[split]) == info["originals"], split
+    assert "<namespace>" not in text and "set `dataset.hub_repo" in text
+
+
+def test_web_sources_name_their_opt_out_policy() -> None:
+    base = facts().collection
+    text = render(facts(collection={**base, "robots": {"ignored": 2, "respected": 13}}))
+    assert "(robots.txt, X-Robots-Tag noai): ignored 2, respected 13" in text
+    assert "opt-out policy" not in render(facts())
+
+
+def test_scraped_images_say_plainly_that_no_consent_was_recorded() -> None:
+    text = render(facts())
+    assert "- What curator recorded: no consent for any image; the 10 collected from public web pages" in text
+    local = render(facts(sources=[SourceFacts("local", 2, "", "", True, "file")]))
+    assert "What curator recorded" not in local

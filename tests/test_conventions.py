@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import stat
 import subprocess
 import sys
@@ -124,7 +125,8 @@ def test_every_help_ends_with_an_example() -> None:
         assert "Example: " + " ".join(argv) in help_text.replace("\n  ", " ")
 
 
-TINY_BASELINE = "\n[baseline]\nimage_size = 32\nepochs = 2\nbatch_size = 8\npatience = 1\nbootstrap = 20\n"
+TINY_BASELINE = ("\n[baseline]\nimage_size = 32\nepochs = 2\nbatch_size = 8\npatience = 1\nbootstrap = 20\n"
+                 "cv_folds = 3\ncv_repeats = 1\n")
 
 
 @pytest.mark.slow
@@ -158,6 +160,20 @@ def test_every_example_runs_in_a_real_workspace(tmp_path: Path, monkeypatch: pyt
                 child.expect(pexpect.EOF)
                 child.close()
                 assert child.exitstatus == 0, child.before
+                ran.add(name)
+                continue
+            elif name == "serve":  # runs until stopped: wait for its links, then Ctrl-C it
+                server_proc = subprocess.Popen([*CLI, "--workspace", str(ws), *args], stdout=subprocess.PIPE,
+                                               stderr=subprocess.PIPE, text=True, cwd=ws)
+                try:
+                    assert server_proc.stdout is not None
+                    lines = [server_proc.stdout.readline() for _ in range(2)]  # the heading, a link
+                    assert "http://127.0.0.1:" in lines[1], lines
+                finally:
+                    server_proc.send_signal(signal.SIGINT)
+                    _, err = server_proc.communicate(timeout=60)
+                assert "Traceback" not in err
+                assert server_proc.returncode in (0, 130), err
                 ran.add(name)
                 continue
             elif name in ("publish", "baseline", "demo"):  # the Hub client reads HF_ENDPOINT at

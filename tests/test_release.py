@@ -122,7 +122,8 @@ def test_release_end_to_end_loads_and_matches_manifest(ws: Path, tmp_path: Path)
     m = manifest(ws, "1.0.0")
     assert list(m) == MANIFEST_KEYS
     assert m["classes"] == CLASSES and m["parent"] is None and m["include_restricted"] is False
-    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "data", "manifest.json"]
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "card", "data", "manifest.json"]
+    assert (folder / "card" / "composition.png").read_bytes().startswith(b"\x89PNG")
     assert set(m["files"]) == {f"data/{p.name}" for p in (folder / "data").iterdir()}
     for rel, info in m["files"].items():
         assert (folder / rel).stat().st_size == info["bytes"]

@@ -32,7 +32,7 @@ when a check's version or a [review] threshold changed.
 relabel:CLASS); --undo ID takes back the latest one. Every decision is an event
 (who, when, what, previous), never lost.
 
-Example: curator review --run && curator review --list --open
+Example: curator review --run
 """
 
 

@@ -26,7 +26,7 @@ Each annotator has a secret token, stored only as a hash in the catalog.
 `add NAME` prints the link path with the new token (shown once); `revoke NAME`
 stops the token at once, even on a running server.
 
-Example: curator annotators add alice
+Example: curator annotators add carol
 """
 
 

@@ -111,6 +111,9 @@ def write_release(
                 if split == "train" and i == 0:
                     _add_copies(columns, rows, augmented, sha, data, label, classes, next_cluster, size)
         relative = f"data/{split}-00000-of-00001.parquet"
+        rows_here = len(columns["sha256"])
+        for name in columns:  # the provenance columns and any other optional one: null
+            columns[name] += [None] * (rows_here - len(columns[name]))
         datasets.Dataset.from_dict(columns, features=features).to_parquet(str(folder / relative))
         payload = (folder / relative).read_bytes()
         files[relative] = {"sha256": hashlib.sha256(payload).hexdigest(), "bytes": len(payload)}

@@ -75,7 +75,8 @@ def make_release(
         for k in range(shards):
             part = mine[k::shards]
             ds = datasets.Dataset.from_dict(
-                {
+                {name: [None] * len(part) for name in features}  # optional columns (provenance): null
+                | {
                     "image": [{"bytes": r["bytes"], "path": None} for r in part],
                     "label": [CLASSES.index(r["label"]) for r in part],
                     "sha256": [r["sha256"] for r in part],

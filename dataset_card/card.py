@@ -351,13 +351,15 @@ def _collection(facts: CardFacts) -> str:
         f"- Sources listed: {c.get('sources', 0)} (pending: {c.get('pending', 0)})",
         f"- Stored as distinct images: {c.get('stored', 0)}",
         f"- Exact duplicates (same decoded pixels): {c.get('exact', 0)}",
-        f"- Near duplicates (perceptual hash within {facts.dedup_threshold} of 64 bits, mirror included): "
+        f"- Near duplicates (a flip or quarter turn within {facts.dedup_threshold} of 64 perceptual-hash "
+        "bits, or a turned or cropped view confirmed by keypoints; see the summary for what is measured): "
         f"{c.get('near', 0)}",
         f"- Rejected: {sum(rejected.values())}"
         + (" (" + ", ".join(f"{k}: {v}" for k, v in sorted(rejected.items())) + ")" if rejected else ""),
         f"- Images in the catalog: {c.get('images', 0)} in {c.get('clusters', 0)} near-duplicate clusters; "
         f"{c.get('multi', 0)} clusters have more than one member",
-        f"- In this release: one representative per labelled cluster (largest, then earliest); "
+        f"- In this release: one representative per labelled cluster (the most pixels, then the least lossy "
+        "encoding, then the earliest input); "
         f"{c.get('members', 0)} other cluster members are left out and listed in `manifest.json`",
     ]
     robots: dict[str, int] = c.get("robots", {})

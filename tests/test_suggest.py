@@ -309,10 +309,41 @@ def test_serve_label_page_shows_no_suggestion_hides_hints_on_blind_and_records_f
         assert view["item"]["sha256"] == three[0]
         item = view["item"]
         assert (item["blind"], item["hint"], item["source"], item["label"]) == (True, "", "", None)
-        assert "suggestion" not in item
+        assert item["suggestion"] is None
         client.post("/api/label", json={"key": "1"}, headers={"X-CSRF-Token": csrf})
         client.close()
     assert suggested_flags(workspace.catalog_path) == [(three[0], "label", 0)]
+
+
+def test_serve_suggest_shows_the_model_except_on_blind_images_and_records_it(
+        workspace: Workspace, three: list[str]) -> None:
+    blind, fraction = only_first_blind(three)
+    set_blind_fraction(workspace, fraction)
+    workspace.close()
+    with serving(workspace.root, "--annotator", "alice", "--suggest") as served:
+        client, csrf = login(served, "alice")
+        shown = []
+        for _ in three:
+            item = client.get("/api/label").json()["item"]
+            shown.append((item["sha256"], item["suggestion"]))
+            client.post("/api/label", json={"key": "1"}, headers={"X-CSRF-Token": csrf})
+        client.close()
+    assert shown == [(three[0], None if three[0] == blind else "model: psoriasis 0.70, alopecia 0.20"),
+                     (three[1], None if three[1] == blind else "model: alopecia 0.50, psoriasis 0.30"),
+                     (three[2], None if three[2] == blind else "model: folliculitis 0.80, alopecia 0.10")]
+    assert suggested_flags(workspace.catalog_path) == [
+        (sha, "label", 0 if sha == blind else 1) for sha in three]
+
+
+def test_serve_suggest_without_probabilities_is_one_line(workspace: Workspace) -> None:
+    add_image(workspace, 1)
+    workspace.close()
+    before = snapshot(workspace.root)
+    result = run_cli("serve", "--suggest", workspace=workspace.root)
+    assert (result.exit_code, result.stderr.splitlines()[0]) == (5, (
+        "Error: --suggest: no model probabilities are stored in this workspace; "
+        "run `curator review --run --with-cv` first"))
+    assert snapshot(workspace.root) == before
 
 
 def test_oof_folds_keep_a_patient_group_and_a_cluster_together(workspace: Workspace) -> None:

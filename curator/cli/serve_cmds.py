@@ -38,11 +38,16 @@ Example: curator annotators add carol
 @click.option("--annotator", "add", metavar="NAME", multiple=True,
               help="Add this annotator first if missing (repeatable).")
 @click.option("--read-only", is_flag=True, help="Serve the pages without accepting answers or decisions.")
+@click.option("--suggest", is_flag=True,
+              help="Show the latest model's top two classes on the label page (not on blind images).")
 @click.pass_obj
-def serve(app: Any, host: str, port: int, add: tuple[str, ...], read_only: bool) -> None:
+def serve(app: Any, host: str, port: int, add: tuple[str, ...], read_only: bool, suggest: bool) -> None:
+    from curator import suggest as suggestions
     from curator.serve import server
 
     ws = app.workspace()
+    if suggest:
+        suggestions.required(ws.conn, ws.config.dataset.classes, "--suggest")
     if host not in server.LOOPBACK:
         app.out.warn(f"listening on {host}: traffic (tokens and images) is plain HTTP unless you put "
                      "the server behind TLS")
@@ -53,7 +58,7 @@ def serve(app: Any, host: str, port: int, add: tuple[str, ...], read_only: bool)
         app.out.result({"links": {link.annotator: link.url for link in links}, "read_only": read_only},
                        lambda console: _print_links(console, links, mode))
 
-    server.run(ws, sock, read_only=read_only, links=links, on_ready=ready)
+    server.run(ws, sock, read_only=read_only, suggest=suggest, links=links, on_ready=ready)
 
 
 def _print_links(console: Console, links: list[Any], mode: str) -> None:

@@ -37,7 +37,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from curator import annotators, dedup, labeling, prompt, store
+from curator import annotators, dedup, labeling, prompt, store, suggest
 from curator.errors import InputError
 from curator.review import findings
 from curator.review import prompt as review_prompt
@@ -63,9 +63,10 @@ class State:
     """What the server keeps between requests: one cursor per annotator (so a reload resumes
     where they were), resized images, and the lock around the catalog connection."""
 
-    def __init__(self, ws: Workspace, read_only: bool) -> None:
+    def __init__(self, ws: Workspace, read_only: bool, suggest: bool = False) -> None:
         self.ws = ws
         self.read_only = read_only
+        self.suggest = suggest  # the label page shows the model's top two (curator serve --suggest)
         self.lock = threading.Lock()
         self.secret = secrets.token_bytes(32)
         self.labels: dict[str, prompt.Cursor] = {}
@@ -89,7 +90,8 @@ class State:
         cursor = self.labels.get(who)
         if cursor is None or (cursor.done and not cursor.history):
             items = labeling.queue(self.ws.conn, self.ws.config, who)
-            cursor = prompt.Cursor(self.ws.conn, items, who, prompt.SessionResult(who, shown=len(items)))
+            cursor = prompt.Cursor(self.ws.conn, items, who, prompt.SessionResult(who, shown=len(items)),
+                                   suggest=self.suggest)
             self.labels[who] = cursor
         return cursor
 
@@ -250,10 +252,11 @@ ROUTES = [
 ]
 
 
-def create_app(ws: Workspace, *, read_only: bool = False, prepare: tuple[str, ...] = ()) -> Starlette:
+def create_app(ws: Workspace, *, read_only: bool = False, suggest: bool = False,
+               prepare: tuple[str, ...] = ()) -> Starlette:
     """The app; ``prepare``: annotators whose queues and first images to make now."""
     app = Starlette(routes=ROUTES)
-    app.state.curator = State(ws, read_only)
+    app.state.curator = State(ws, read_only, suggest)
     app.state.curator.prepare(list(prepare))
     return app
 
@@ -313,13 +316,15 @@ def label_view(state: State, who: str, message: str) -> dict[str, Any]:
     }
     if not cursor.done:
         item = cursor.items[cursor.pos]
-        # The page shows no model suggestion (its events record suggested = 0); a blind image
-        # shows no hint, source or other annotator's label either (curator.suggest).
+        # A blind image shows no suggestion, hint, source or other annotator's label (curator.suggest);
+        # each answer records whether a suggestion was on screen (prompt.Cursor).
         hidden = item.blind
+        shown = cursor.shows_suggestion(item)
         view["item"] = {
             "sha256": item.sha256, "width": item.width, "height": item.height, "format": item.format,
             "bytes": item.bytes, "source": "" if hidden else item.source, "hint": "" if hidden else item.hint,
             "label": None if hidden else item.label, "mine": item.mine, "blind": hidden,
+            "suggestion": suggest.describe(item.suggestion) if shown and item.suggestion else None,
             "members": review_prompt.siblings(conn, item.sha256),
         }
     return view

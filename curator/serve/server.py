@@ -51,13 +51,14 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def run(ws: Workspace, sock: socket.socket, *, read_only: bool, links: list[Link],
+def run(ws: Workspace, sock: socket.socket, *, read_only: bool, links: list[Link], suggest: bool = False,
         on_ready: Callable[[], None] | None = None) -> None:
     import uvicorn
 
     from curator.serve.app import create_app
 
-    app = create_app(ws, read_only=read_only, prepare=tuple(link.annotator for link in links))
+    app = create_app(ws, read_only=read_only, suggest=suggest,
+                     prepare=tuple(link.annotator for link in links))
     # access_log off: a first visit's URL carries the annotator's token.
     server = uvicorn.Server(uvicorn.Config(app, access_log=False, log_level="warning", lifespan="off"))
     if on_ready is not None:

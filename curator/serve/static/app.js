@@ -160,6 +160,7 @@ function labelPage() {
     el("span", { text: `hint: ${item.blind ? hidden : item.hint || "-"}` }),
     el("span", { text: `label: ${item.blind ? hidden : name(item.label)}  yours: ${name(item.mine)}` }),
     el("span", { class: "muted", text: `source: ${item.blind ? hidden : item.source || "-"}` }),
+    ...(item.suggestion ? [el("span", { class: "suggestion", text: item.suggestion })] : []),
   ];
   const pairs = (view) => [...Object.entries(view ? view.keys : {}), ["x", "exclude"], ["s", "skip"], ["u", "undo"]];
   promptPage("/api/label", describe, pairs, (view, key, send) => {

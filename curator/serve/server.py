@@ -60,7 +60,14 @@ def run(ws: Workspace, sock: socket.socket, *, read_only: bool, links: list[Link
     app = create_app(ws, read_only=read_only, suggest=suggest,
                      prepare=tuple(link.annotator for link in links))
     # access_log off: a first visit's URL carries the annotator's token.
-    server = uvicorn.Server(uvicorn.Config(app, access_log=False, log_level="warning", lifespan="off"))
-    if on_ready is not None:
-        on_ready()
-    server.run(sockets=[sock])
+    config = uvicorn.Config(app, access_log=False, log_level="warning", lifespan="off")
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets=sockets)
+            # The links are printed once uvicorn handles Ctrl-C: one pressed during its start-up
+            # (before its signal handlers) could be lost and leave the server running.
+            if on_ready is not None and not self.should_exit:
+                on_ready()
+
+    Server(config).run(sockets=[sock])

@@ -132,14 +132,22 @@ def run_release_parquet(ws: Path) -> list[tuple[str, str | None]]:
     return rows
 
 
-def test_a_card_without_groups_says_so(tmp_path: Path) -> None:
+def _released_folder(tmp_path: Path, photos: int, first_seed: int) -> Path:
+    """A workspace that ingested ``photos`` generated photos from class folders (no groups),
+    accepted the folder hints and built v1.0.0."""
     ws = _workspace(tmp_path)
     folder = tmp_path / "in"
-    for i in range(9):
-        (folder / CLASSES[i % 3]).mkdir(parents=True, exist_ok=True)
-        (folder / CLASSES[i % 3] / f"{i}.jpg").write_bytes(data.jpeg(data.photo(300 + i, CLASSES[i % 3])))
+    for i in range(photos):
+        name = CLASSES[i % 3]
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        (folder / name / f"{i}.jpg").write_bytes(data.jpeg(data.photo(first_seed + i, name)))
     for args in (["ingest", str(folder), "--hint-from-folder"], ["label", "--accept-hints"], ["release"]):
         assert run_cli(*args, workspace=ws).exit_code == 0
+    return ws
+
+
+def test_a_card_without_groups_says_so(tmp_path: Path) -> None:
+    ws = _released_folder(tmp_path, photos=9, first_seed=300)
     card = (ws / "releases" / "v1.0.0" / "README.md").read_text()
     assert ("No image had a patient or lesion group id: photos of the same patient may sit in different "
             "splits.") in card
@@ -194,13 +202,7 @@ def test_migration_5_gives_existing_sources_their_order(tmp_path: Path) -> None:
 
 
 def test_a_group_given_after_its_photos_were_released_apart_is_said_plainly(tmp_path: Path) -> None:
-    ws = _workspace(tmp_path)
-    folder = tmp_path / "in"
-    for i in range(12):
-        (folder / CLASSES[i % 3]).mkdir(parents=True, exist_ok=True)
-        (folder / CLASSES[i % 3] / f"{i}.jpg").write_bytes(data.jpeg(data.photo(500 + i, CLASSES[i % 3])))
-    for args in (["ingest", str(folder), "--hint-from-folder"], ["label", "--accept-hints"], ["release"]):
-        assert run_cli(*args, workspace=ws).exit_code == 0
+    ws = _released_folder(tmp_path, photos=12, first_seed=500)
     rows = json.loads((ws / "releases" / "v1.0.0" / "manifest.json").read_text())["rows"]
     train = next(r["sha256"] for r in rows if r["split"] == "train")
     test = next(r["sha256"] for r in rows if r["split"] == "test")

@@ -319,12 +319,12 @@ def label_view(state: State, who: str, message: str) -> dict[str, Any]:
         # A blind image shows no suggestion, hint, source or other annotator's label (curator.suggest);
         # each answer records whether a suggestion was on screen (prompt.Cursor).
         hidden = item.blind
-        shown = cursor.shows_suggestion(item)
         view["item"] = {
             "sha256": item.sha256, "width": item.width, "height": item.height, "format": item.format,
             "bytes": item.bytes, "source": "" if hidden else item.source, "hint": "" if hidden else item.hint,
             "label": None if hidden else item.label, "mine": item.mine, "blind": hidden,
-            "suggestion": suggest.describe(item.suggestion) if shown and item.suggestion else None,
+            "suggestion": (suggest.describe(item.suggestion)
+                           if cursor.shows_suggestion(item) and item.suggestion else None),
             "members": review_prompt.siblings(conn, item.sha256),
         }
     return view

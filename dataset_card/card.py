@@ -56,6 +56,8 @@ FEATURES: list[tuple[str, str, str]] = [
     ("diagnosis_provenance", "string", "how the diagnosis was confirmed: histopathology, clinical, "
      "consensus, atlas-caption or unknown; null when the source did not say"),
     ("body_site", "string", "body site, as the source words it; null when not given"),
+    ("fitzpatrick", "int8", "Fitzpatrick skin type 1-6 as the source supplied it; null when not supplied"),
+    ("monk", "int8", "Monk skin tone 1-10 as the source supplied it; null when not supplied"),
     ("collection", "string", "the table file or Hub dataset the original came from; null for lists"),
     ("source_metadata", "string", "JSON object of the source row's other columns; null for lists"),
 ]
@@ -122,7 +124,8 @@ def render(facts: CardFacts) -> str:
         for section in (
             _title, _summary, datasheet.motivation, _composition_intro, _classes, _structure, _sources,
             _provenance,
-            datasheet.image_formats, datasheet.skin_tone, datasheet.personal_information, _splits,
+            datasheet.image_formats, datasheet.supplied_skin_type, datasheet.skin_tone,
+            datasheet.skin_type_comparison, datasheet.personal_information, _splits,
             _collection, datasheet.consent, _cleaning_intro, _preprocessing, _balancing, _labeling, _review,
             _uses, _limitations, datasheet.distribution, _loading, datasheet.maintenance, _changelog,
             _baseline, _citation,

@@ -80,8 +80,9 @@ def test_yaml_parses_back_with_every_field() -> None:
     assert label["dtype"] == {"class_label": {"names": names}}
     assert [f["name"] for f in info["features"]] == [
         "image", "label", "sha256", "source_url", "cluster_id", "group_id", "augmented_from", "width",
-        "height", "licence", "attribution", "diagnosis_provenance", "body_site", "collection",
-        "source_metadata"]
+        "height", "licence", "attribution", "diagnosis_provenance", "body_site", "fitzpatrick", "monk",
+        "collection", "source_metadata"]
+    assert next(f for f in info["features"] if f["name"] == "fitzpatrick")["dtype"] == "int8"
     assert info["splits"] == [{"name": "train", "num_bytes": 5000, "num_examples": 12},
                               {"name": "validation", "num_bytes": 1200, "num_examples": 3}]
     assert (info["download_size"], info["dataset_size"]) == (6000, 6200)

@@ -48,6 +48,8 @@ class Provenance:
     diagnosis: str | None = None  # the source's own value; mapped to the vocabulary at release
     body_site: str | None = None
     metadata: str | None = None  # JSON object of the row's other columns
+    fitzpatrick: str | None = None  # a supplied skin type, as the source writes it
+    monk: str | None = None
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,8 @@ from tests.conftest import CLASSES, run_cli, snapshot
 from tests.imageserver import ImageServer, Reply
 from tests.test_release import CHEAP_PREPROCESS, build, manifest
 
-COLUMNS = "locator=url,hint=label,group=case_id,licence=license,diagnosis=dx_type,body_site=site"
+COLUMNS = ("locator=url,hint=label,group=case_id,licence=license,diagnosis=dx_type,body_site=site,"
+           "fitzpatrick=fitzpatrick_scale")
 DX = ["histo", "follow_up", "consensus", "confocal"]
 DIAGNOSIS_MAP = ('\n[ingest.diagnosis_map]\nhisto = "histopathology"\nfollow_up = "clinical"\n'
                  'consensus = "consensus"\n')
@@ -50,13 +51,14 @@ def write_table(path: Path, rows: list[dict[str, str]], delimiter: str = ",") ->
 
 def fitzpatrick_rows(server: ImageServer, n: int) -> list[dict[str, str]]:
     """``n`` rows of distinct generated photos, classes in turn, every second row licensed;
-    two photos per case (a patient group), and one row with an empty url."""
+    two photos per case (a patient group), Fitzpatrick types 1-6 and one -1 (Fitzpatrick17k's
+    "not known"), and one row with an empty url."""
     rows = []
     for i in range(n):
         label = CLASSES[i % len(CLASSES)]
         url = server.route(f"/img/{i}.jpg", Reply(body=data.jpeg(data.photo(100 + i, label))))
         rows.append({
-            "url": url, "label": label, "fitzpatrick_scale": str(1 + i % 6), "md5hash": f"{i:032x}",
+            "url": url, "label": label, "fitzpatrick_scale": "-1" if i == 5 else str(1 + i % 6), "md5hash": f"{i:032x}",
             "license": "cc-by-4.0" if i % 2 == 0 else "", "case_id": f"case-{i // 2:03d}",
             "dx_type": DX[i % len(DX)], "site": "scalp" if i % 3 else "",
         })
@@ -105,8 +107,8 @@ def test_catalog_keeps_each_rows_provenance(released: Released) -> None:
         assert src["licence"] == (row["license"] or None)
         assert src["diagnosis"] == row["dx_type"] and src["body_site"] == (row["site"] or None)
         assert src["collection"] == "fitzpatrick17k.csv"
-        assert json.loads(src["metadata"]) == {"fitzpatrick_scale": int(row["fitzpatrick_scale"]),
-                                               "md5hash": row["md5hash"]}
+        assert src["fitzpatrick"] == row["fitzpatrick_scale"] and src["monk"] is None
+        assert json.loads(src["metadata"]) == {"md5hash": row["md5hash"]}
 
 
 def test_every_column_arrives_in_the_release_parquet_with_its_type(released: Released,
@@ -119,7 +121,8 @@ def test_every_column_arrives_in_the_release_parquet_with_its_type(released: Rel
     for split in loaded:
         ds = loaded[split]
         for column in provenance.COLUMNS:
-            assert ds.features[column] == Value("string"), column
+            assert ds.features[column] == Value(provenance.feature_type(column)), column
+        assert ds.features["fitzpatrick"] == Value("int8")
         for item in ds.remove_columns("image"):
             if item["augmented_from"] is not None:
                 continue
@@ -132,9 +135,10 @@ def test_every_column_arrives_in_the_release_parquet_with_its_type(released: Rel
                         "confocal": "unknown"}[row["dx_type"]]
             assert item["diagnosis_provenance"] == expected
             assert item["collection"] == "fitzpatrick17k.csv"
-            metadata = json.loads(item["source_metadata"])
-            assert metadata["fitzpatrick_scale"] == int(row["fitzpatrick_scale"])
-            assert metadata["md5hash"] == row["md5hash"]
+            assert item["fitzpatrick"] == (None if row["fitzpatrick_scale"] == "-1"
+                                           else int(row["fitzpatrick_scale"]))
+            assert item["monk"] is None
+            assert json.loads(item["source_metadata"]) == {"md5hash": row["md5hash"]}
     assert seen == len(by_url)
 
 
@@ -153,6 +157,10 @@ def test_manifest_rows_and_card_counts_carry_the_provenance(released: Released) 
     assert f"| `diagnosis_provenance` | clinical | {clinical} |" in card
     counts = Counter(r["body_site"] for r in originals)
     assert f"| `body_site` | *not stated* | {counts[None]} |" in card
+
+
+def test_skin_types_off_the_scale_are_a_release_warning(released: Released) -> None:
+    assert "fitzpatrick values that are not a type 1-6, released as null: '-1' (1)" in released.warnings
 
 
 def test_unmapped_diagnosis_values_are_a_release_warning(released: Released) -> None:
@@ -175,7 +183,7 @@ def small(tmp_path: Path) -> Iterator[tuple[Path, Path, ImageServer]]:
     ("locator=url,hint=diagnosis_label", "Error: {table}: no column 'diagnosis_label' (mapped to hint); "
      "columns: url, label, fitzpatrick_scale, md5hash, license, case_id, dx_type, site"),
     ("locator=url,colour=label", "Error: --columns: unknown field 'colour' (fields: locator, hint, group, "
-     "licence, attribution, diagnosis, body_site)"),
+     "licence, attribution, diagnosis, body_site, fitzpatrick, monk)"),
     ("locator=url,hint", "Error: --columns: 'hint' is not a field=COLUMN pair"),
     ("hint=label", "Error: {table}: the column mapping needs locator=COLUMN (the URL or path column)"),
 ])
@@ -210,7 +218,7 @@ def test_an_unknown_field_in_curator_toml_is_named(small: tuple[Path, Path, Imag
     assert result.exit_code == 4
     assert result.stderr.splitlines()[0] == ("Error: curator.toml: 'ingest.columns.locatr' is not a field "
                                              "(locator, hint, group, licence, attribution, diagnosis, "
-                                             "body_site)")
+                                             "body_site, fitzpatrick, monk)")
 
 
 def test_table_columns_win_over_the_sources_rule(small: tuple[Path, Path, ImageServer]) -> None:

@@ -545,13 +545,22 @@ def _limitations(facts: CardFacts) -> str:
         "### Limitations and known biases\n\n"
         + _provenance_bias(facts) +
         f"- The test split holds {test_rows} originals: accuracy on it has a wide confidence interval.\n"
-        "- Age, sex and hair type of the people shown are unknown, and skin tone is only estimated from the "
-        "pixels (see Estimated skin tone); none of them was balanced.\n"
+        f"- Age, sex and hair type of the people shown are unknown, and skin tone is {_skin_basis(facts)}; "
+        "none of them was balanced.\n"
         "- Labels come from annotators and source hints, not from biopsy or clinical records.\n"
         "- Near-duplicate detection uses perceptual hashes: heavily edited copies of a photo can escape "
         "it.\n"
         "- Augmented rows are transformations of training originals, not new information."
     )
+
+
+def _skin_basis(facts: CardFacts) -> str:
+    supplied = facts.skin_tone.get("comparison", {})
+    if not supplied:
+        return "only estimated from the pixels (see Estimated skin tone)"
+    typed = max(c["images"] for c in supplied.values())
+    return (f"supplied by the sources for {typed} originals and only estimated from the pixels for the rest "
+            "(see Skin type supplied by the sources)")
 
 
 def _provenance_bias(facts: CardFacts) -> str:

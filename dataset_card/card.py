@@ -555,10 +555,10 @@ def _limitations(facts: CardFacts) -> str:
 
 
 def _skin_basis(facts: CardFacts) -> str:
-    supplied = facts.skin_tone.get("comparison", {})
-    if not supplied:
+    if not facts.skin_tone.get("supplied"):
         return "only estimated from the pixels (see Estimated skin tone)"
-    typed = max(c["images"] for c in supplied.values())
+    estimated = sum(sum(bands.values()) for bands in facts.skin_tone["per_class"].values())
+    typed = _originals(facts) - estimated
     return (f"supplied by the sources for {typed} originals and only estimated from the pixels for the rest "
             "(see Skin type supplied by the sources)")
 

@@ -418,3 +418,4 @@ def test_supplied_fitzpatrick_types_replace_and_are_compared_with_the_estimate(t
             f"estimate") in text
     assert f"is at most one band off for {within} (" in text
     assert "uncalibrated" in text and "the supplied type is the one this card reports" in text
+    assert "skin tone is supplied by the sources for 12 originals and only estimated from the pixels" in text

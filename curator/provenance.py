@@ -12,7 +12,7 @@ image-based ITA estimate (curator.skintone).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING
 
@@ -118,8 +118,18 @@ def unread_skin_types_warning(sources: Iterable[Source]) -> list[str]:
 
 
 def counts(rows: Iterable[Released]) -> dict[str, dict[str, int]]:
-    """For the card: images per licence, diagnosis provenance, body site and collection ('' counts
-    those whose source did not say)."""
+    """For the card: images per licence, diagnosis provenance and body site ('' counts those whose
+    source did not say); collections have a table of their own (:func:`per_collection`)."""
     rows = list(rows)
-    columns = ("licence", "diagnosis_provenance", "body_site", "collection")
+    columns = ("licence", "diagnosis_provenance", "body_site")
     return {c: dict(Counter(getattr(r, c) or "" for r in rows)) for c in columns}
+
+
+def per_collection(rows: Iterable[tuple[Released, str]], classes: Sequence[str]) -> dict[str, dict[str, int]]:
+    """For the card: (provenance, label) of each original -> collection -> class -> images, most
+    images first; '' for originals from lists and folders ingested without ``--collection``."""
+    found: dict[str, Counter[str]] = {}
+    for prov, label in rows:
+        found.setdefault(prov.collection or "", Counter())[label] += 1
+    ordered = sorted(found.items(), key=lambda item: (-item[1].total(), item[0]))
+    return {name: {c: counts[c] for c in classes} for name, counts in ordered}

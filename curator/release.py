@@ -779,6 +779,7 @@ def _card(
         straddling_groups=sum(1 for splits in _splits_per_group(plan).values() if len(splits) > 1),
         review=_review_facts(ws, plan),
         provenance=provenance.counts([o.prov for o in plan.originals]),
+        collections=provenance.per_collection([(o.prov, o.label) for o in plan.originals], plan.classes),
         answers=_card_answers(cfg),
         composition=images,
         skin_tone=_skin_tone_facts(plan, itas),

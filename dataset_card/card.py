@@ -110,8 +110,10 @@ class CardFacts:
     groups: int = 0  # distinct group ids among them
     straddling_groups: int = 0  # of those groups, how many sit in more than one split (sticky history)
     review: dict[str, Any] = field(default_factory=dict)  # curator.review.findings.card_facts
-    # column (licence, diagnosis_provenance, body_site, collection) -> value -> released originals
+    # column (licence, diagnosis_provenance, body_site) -> value -> released originals
     provenance: dict[str, dict[str, int]] = field(default_factory=dict)
+    # collection ('' for lists and folders without one) -> class -> released originals
+    collections: dict[str, dict[str, int]] = field(default_factory=dict)
     answers: dict[str, str] = field(default_factory=dict)  # [card] key -> a person's answer
     composition: dict[str, Any] = field(default_factory=dict)  # curator.composition.image_facts
     skin_tone: dict[str, Any] = field(default_factory=dict)  # per_class / per_split -> band -> originals
@@ -323,11 +325,23 @@ def _sources(facts: CardFacts) -> str:
         "attribute as listed.\n\n"
         + table(["domain", "images", "licence", "attribution", "redistributable"], rows)
         + note + "\n\nImages per kind of source:\n\n" + datasheet.sources_by_kind(facts)
+        + _per_collection(facts)
     )
 
 
+def _per_collection(facts: CardFacts) -> str:
+    """Released originals per collection and class; nothing when no source named a collection."""
+    if set(facts.collections) <= {""}:
+        return ""
+    rows = [[name or "*none* (lists and folders)", sum(counts.values()), *counts.values()]
+            for name, counts in facts.collections.items()]
+    return ("\n\nImages per collection (the table file or Hub dataset each original was listed in, or the "
+            "name given with `curator ingest --collection`):\n\n"
+            + table(["collection", "images", *facts.classes], rows))
+
+
 def _provenance(facts: CardFacts) -> str:
-    """Counts of released originals by licence, diagnosis provenance, body site and collection."""
+    """Counts of released originals by licence, diagnosis provenance and body site."""
     rows = [
         [f"`{column}`", value or "*not stated*", n]
         for column, counts in facts.provenance.items()

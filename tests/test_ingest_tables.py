@@ -23,6 +23,7 @@ from curator.ingest import tables
 from tests import ingest_data as data
 from tests.conftest import CLASSES, run_cli, snapshot
 from tests.imageserver import ImageServer, Reply
+from tests.test_card import card_table
 from tests.test_release import CHEAP_PREPROCESS, build, manifest
 
 COLUMNS = ("locator=url,hint=label,group=case_id,licence=license,diagnosis=dx_type,body_site=site,"
@@ -58,7 +59,8 @@ def fitzpatrick_rows(server: ImageServer, n: int) -> list[dict[str, str]]:
         label = CLASSES[i % len(CLASSES)]
         url = server.route(f"/img/{i}.jpg", Reply(body=data.jpeg(data.photo(100 + i, label))))
         rows.append({
-            "url": url, "label": label, "fitzpatrick_scale": "-1" if i == 5 else str(1 + i % 6), "md5hash": f"{i:032x}",
+            "url": url, "label": label, "fitzpatrick_scale": "-1" if i == 5 else str(1 + i % 6),
+            "md5hash": f"{i:032x}",
             "license": "cc-by-4.0" if i % 2 == 0 else "", "case_id": f"case-{i // 2:03d}",
             "dx_type": DX[i % len(DX)], "site": "scalp" if i % 3 else "",
         })
@@ -305,3 +307,41 @@ def test_the_same_photo_in_two_collections_is_counted_per_pair(small: tuple[Path
     text = run_cli("status", workspace=ws).stdout
     assert "Collections (images): isic.csv 2, t.csv 3" in text
     assert "  the same photo in isic.csv and t.csv: 1 cluster" in text
+
+
+def test_collection_names_what_each_input_belongs_to(small: tuple[Path, Path, ImageServer]) -> None:
+    """--collection names a table's and a URL list's collection; status and the card count per collection."""
+    ws, table, server = small
+    with (ws / "curator.toml").open("a", encoding="utf-8") as fh:
+        fh.write(CHEAP_PREPROCESS)
+    before = snapshot(ws)
+    result = run_cli("ingest", str(table), "--collection", " ", workspace=ws)
+    assert (result.exit_code, result.stderr.strip()) == (5, "Error: --collection: must be a name, without "
+                                                             "control characters")
+    assert snapshot(ws) == before
+    run = ["ingest", str(table), "--columns", "locator=url,hint=label", "--collection", "Fitzpatrick17k"]
+    assert run_cli(*run, workspace=ws).exit_code == 0
+    urls = [server.route(f"/atlas/{i}.jpg", Reply(body=data.jpeg(data.photo(600 + i, CLASSES[i % 2]))))
+            for i in range(3)]
+    (table.parent / "atlas.txt").write_text(f"{urls[0]}\t{CLASSES[0]}\n{urls[1]}\t{CLASSES[1]}\n")
+    (table.parent / "more.txt").write_text(f"{urls[2]}\t{CLASSES[0]}\n")
+    atlas = ["ingest", str(table.parent / "atlas.txt"), "--collection", "atlas"]
+    assert run_cli(*atlas, workspace=ws).exit_code == 0
+    assert run_cli("ingest", str(table.parent / "more.txt"), workspace=ws).exit_code == 0
+    status = json.loads(run_cli("--json", "status", workspace=ws).stdout)["collections"]
+    assert status["images"] == {"Fitzpatrick17k": 3, "atlas": 2, "(lists and folders)": 1}
+    assert run_cli("label", "--accept-hints", workspace=ws).exit_code == 0
+    build(ws)
+    conn = sqlite3.connect(ws / "catalog.sqlite")
+    try:
+        hints = conn.execute("SELECT COALESCE(collection, ''), hint FROM sources WHERE outcome = 'stored'")
+        expected = Counter(hints.fetchall())
+    finally:
+        conn.close()
+    card = (ws / "releases" / "v1.0.0" / "README.md").read_text()
+    rows = {row[0]: row[1:] for row in card_table(card, "collection")}
+    assert set(rows) == {"Fitzpatrick17k", "atlas", "*none* (lists and folders)"}
+    for name, cells in rows.items():
+        key = "" if name.startswith("*none*") else name
+        per_class = [expected[(key, c)] for c in CLASSES]
+        assert cells == [str(sum(per_class)), *map(str, per_class)], name

@@ -66,6 +66,14 @@ class Source:
     read: Callable[[], bytes | None] | None = field(default=None, repr=False, compare=False)
 
 
+def in_collection(sources: Iterable[Source], name: str) -> list[Source]:
+    """The sources, each named a member of collection ``name`` (``curator ingest --collection``),
+    over what its table or Hub dataset would have named; for a list or folder, the collection is
+    all the source's provenance says."""
+    return [replace(src, provenance=replace(src.provenance or Provenance(name), collection=name))
+            for src in sources]
+
+
 def read_argument(arg: str, *, hint_from_folder: bool = False, root: Path | None = None) -> list[Source]:
     """The sources named by the ``curator ingest`` argument: a list file, ``-``, a folder or an image.
 

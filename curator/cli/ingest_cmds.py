@@ -19,7 +19,8 @@ from curator.match import MAX_THRESHOLD
 @click.argument("source", metavar="FILE|-|FOLDER|IMAGE|TABLE|hf://datasets/NS/NAME[@REV]")
 @click.option("--columns", metavar="FIELD=COLUMN,...",
               help="Column mapping of a table (.csv, .tsv, .jsonl, .parquet) or Hub dataset: fields locator, "
-                   "hint, group, licence, attribution, diagnosis, body_site (default: [ingest.columns]).")
+                   "hint, group, licence, attribution, diagnosis, body_site, fitzpatrick, monk (default: "
+                   "[ingest.columns]).")
 @click.option("--split", "hub_split", metavar="NAME", help="The split of a Hub dataset to read.")
 @click.option("--config", "hub_config", metavar="NAME", help="The config (subset) of a Hub dataset to read.")
 @click.option("--collection", metavar="NAME",

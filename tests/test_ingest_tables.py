@@ -345,3 +345,35 @@ def test_collection_names_what_each_input_belongs_to(small: tuple[Path, Path, Im
         key = "" if name.startswith("*none*") else name
         per_class = [expected[(key, c)] for c in CLASSES]
         assert cells == [str(sum(per_class)), *map(str, per_class)], name
+
+
+def test_migration_11_adds_unsupplied_skin_types_to_older_sources(tmp_path: Path) -> None:
+    from curator import catalog, licences
+
+    conn = catalog.connect(tmp_path / "catalog.sqlite", migrate_schema=False)
+    catalog.migrate(conn, [m for m in catalog.MIGRATIONS if m.version <= 9])
+    with catalog.atomic(conn):
+        cid = conn.execute("INSERT INTO clusters (representative) VALUES ('a')").lastrowid
+        conn.execute("INSERT INTO images (sha256, fingerprint, width, height, format, bytes, cluster_id,"
+                     " created_at) VALUES ('a', 'fp', 1, 1, 'PNG', 1, ?, 'now')", (cid,))
+        conn.execute("INSERT INTO sources (locator, kind, outcome, sha256, collection, licence, added_at) "
+                     "VALUES ('https://a.example/1.jpg', 'url', 'stored', 'a', 't.csv', 'cc-by-4.0', 'now')")
+    assert catalog.migrate(conn) == [11]
+    assert conn.execute("SELECT name FROM schema_migrations WHERE version = 11").fetchone()[0] == (
+        "supplied Fitzpatrick and Monk skin types per source")
+    source = licences.by_image(conn, ())["a"]
+    assert (source.collection, source.license, source.fitzpatrick, source.monk) == ("t.csv", "cc-by-4.0",
+                                                                                    None, None)
+    assert provenance.released(source, {}).fitzpatrick is None
+    conn.close()
+
+
+@pytest.mark.parametrize(("value", "scale", "read"), [
+    ("3", "fitzpatrick", 3), ("III", "fitzpatrick", 3), ("type iv", "fitzpatrick", 4),
+    ("6.0", "fitzpatrick", 6), ("-1", "fitzpatrick", None), ("7", "fitzpatrick", None),
+    ("VII", "fitzpatrick", None), ("light", "fitzpatrick", None), ("10", "monk", 10), ("X", "monk", 10),
+    ("11", "monk", None), (None, "monk", None),
+])
+def test_supplied_skin_types_read_as_a_type_on_their_scale(value: str | None, scale: str,
+                                                           read: int | None) -> None:
+    assert provenance.skin_type(value, scale) == read

@@ -419,3 +419,19 @@ def test_supplied_fitzpatrick_types_replace_and_are_compared_with_the_estimate(t
     assert f"is at most one band off for {within} (" in text
     assert "uncalibrated" in text and "the supplied type is the one this card reports" in text
     assert "skin tone is supplied by the sources for 12 originals and only estimated from the pixels" in text
+
+
+def test_supplied_monk_tones_get_a_cross_table_and_a_rank_correlation() -> None:
+    from curator.composition import Tone, skin_tone_facts
+
+    # Monk 2 and 3 on light photos, 9 on dark ones, one without skin; one photo with no type at all
+    tones = [Tone("alopecia", "train", 60.0, monk=2), Tone("alopecia", "train", 45.0, monk=3),
+             Tone("psoriasis", "train", -40.0, monk=9), Tone("psoriasis", "test", -35.0, monk=9),
+             Tone("folliculitis", "test", None, monk=5), Tone("folliculitis", "train", 20.0)]
+    text = render(facts(skin_tone=skin_tone_facts(tones, CLASSES, ("train", "validation", "test"))))
+    assert counts_table(text, "Monk skin tone: class or split")["psoriasis"] == [0] * 8 + [2, 0]
+    assert counts_table(text, "Monk skin tone") == {"2": [1, 0, 0, 0, 0, 0, 0], "3": [0, 1, 0, 0, 0, 0, 0],
+                                                    "5": [0, 0, 0, 0, 0, 0, 1], "9": [0, 0, 0, 0, 0, 2, 0]}
+    assert "Of the 4 with an estimate: Spearman's rank correlation" in text and "is 0.95 (1:" in text
+    assert counts_table(text, "class or split")["folliculitis"] == [0, 0, 0, 1, 0, 0, 0]  # estimated alone
+    assert "agrees with the supplied type" not in text  # no band reading for Monk

@@ -573,8 +573,8 @@ def _skin_basis(facts: CardFacts) -> str:
         return "only estimated from the pixels (see Estimated skin tone)"
     estimated = sum(sum(bands.values()) for bands in facts.skin_tone["per_class"].values())
     typed = _originals(facts) - estimated
-    return (f"supplied by the sources for {typed} originals and only estimated from the pixels for the rest "
-            "(see Skin type supplied by the sources)")
+    return (f"supplied by the sources for {datasheet.originals(typed)} and only estimated from the pixels "
+            "for the rest (see Skin type supplied by the sources)")
 
 
 def _provenance_bias(facts: CardFacts) -> str:

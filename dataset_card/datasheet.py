@@ -150,8 +150,8 @@ def skin_tone(facts: CardFacts) -> str:
     rows = [[name, *[counts.get(b, 0) for b in (*BAND_NAMES, UNKNOWN)]]
             for name, counts in (*s["per_class"].items(), *s["per_split"].items())]
     estimated = sum(sum(counts.values()) for counts in s["per_class"].values())
-    which = (f"The {estimated} originals whose source supplied no skin type, per band, by class and by split:"
-             if s.get("supplied") else "Originals per band, by class and by split:")
+    which = (f"The {originals(estimated)} whose source supplied no skin type, per band, by class and by "
+             "split:" if s.get("supplied") else "Originals per band, by class and by split:")
     return (
         f"{head}\n\n"
         "**An uncalibrated, image-based estimate, not a Fitzpatrick type.** For each original the "
@@ -175,7 +175,7 @@ def skin_type_comparison(facts: CardFacts) -> str:
     for scale, c in comparison.items():
         name, label = SCALE_WORDS[scale]
         rows = [[label(int(t)), *bands.values()] for t, bands in c["table"].items() if sum(bands.values())]
-        parts += ["", f"The {c['images']} originals with a supplied {name}, by the ITA band estimated from "
+        parts += ["", f"The {originals(c['images'])} with a supplied {name}, by the ITA band estimated from "
                   "the same image:", "", _table([name, *BAND_NAMES, UNKNOWN], rows), "", _agreement(c)]
     parts += ["", "ITA is an uncalibrated estimate from the photo, moved by lighting, white balance and "
               "camera processing, and a Fitzpatrick type describes how skin reacts to the sun rather than "
@@ -194,10 +194,15 @@ def _agreement(c: dict[str, Any]) -> str:
              "Too few images, or too little spread, for a rank correlation.")
     if "same_band" not in c:
         return f"Of the {known} with an estimate: {order}"
+    same, within = c["same_band"], c["within_one"]
     return (f"Reading the bands as types I to VI (very light I, light II, intermediate III, tan IV, brown V, "
-            f"dark VI), the estimate agrees with the supplied type for {c['same_band']} of the {known} "
-            f"originals with an estimate ({_percent(c['same_band'], known)}) and is at most one band off for "
-            f"{c['within_one']} ({_percent(c['within_one'], known)}). {order}")
+            f"dark VI), the estimate agrees with the supplied type for {same} of the {originals(known)} with "
+            f"an estimate ({_percent(same, known)}) and is at most one band off for {within} "
+            f"({_percent(within, known)}). {order}")
+
+
+def originals(n: int) -> str:
+    return f"{n} original" if n == 1 else f"{n} originals"
 
 
 def _percent(part: int, whole: int) -> str:

@@ -358,7 +358,7 @@ def test_migration_11_adds_unsupplied_skin_types_to_older_sources(tmp_path: Path
     assert catalog.migrate(conn) == [11]
     assert conn.execute("SELECT name FROM schema_migrations WHERE version = 11").fetchone()[0] == (
         "supplied Fitzpatrick and Monk skin types per source")
-    assert conn.execute("SELECT collection, licence, fitzpatrick, monk FROM sources").fetchall() == [
+    assert [tuple(r) for r in conn.execute("SELECT collection, licence, fitzpatrick, monk FROM sources")] == [
         ("t.csv", "cc-by-4.0", None, None)]
     conn.close()
 

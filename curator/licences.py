@@ -84,8 +84,8 @@ def describe_source(locator: str, kind: str, rules: tuple[SourceRule, ...]) -> S
     """
     if kind == "file":
         url, domain = f"local:{Path(locator).name}", "local"
-    elif locator.startswith("hf://"):  # a Hub dataset row (curator.ingest.hub)
-        url, domain = locator, "huggingface.co"
+    elif locator.startswith("hf://"):  # a Hub dataset row (curator.ingest.hub), fetched as kind 'url'
+        url, domain, kind = locator, "huggingface.co", "hub"
     else:
         url, domain = locator, (urlsplit(locator).hostname or "unknown").lower()
     rule = match_rule(rules, url, domain)

@@ -111,6 +111,7 @@ def test_a_hub_dataset_is_ingested_with_repo_sha_and_columns(hub_server: HubServ
     assert {json.loads(o["source_metadata"])["hub"]["revision"] for o in originals} == {sha}
     card = (ws / "releases" / "v1.0.0" / "README.md").read_text()
     assert f"| {REPO} | 9 | " in card and "| `licence` | cc-by-4.0 | 4 |" in card  # images per collection
+    assert "taken from datasets on the Hugging Face Hub" in card and "public web pages" not in card
 
 
 def test_a_hub_dataset_without_an_image_column_is_one_line(hub_server: HubServer, hub_env: dict[str, str],

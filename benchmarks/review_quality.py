@@ -82,27 +82,59 @@ def plant(kind: str, base: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     raise ValueError(kind)
 
 
+def turned(img: np.ndarray, left: bool) -> np.ndarray:
+    """``img`` with one side shrunk to 60% of its height: a crude head turn (not a true profile)."""
+    import cv2
+
+    height, width = img.shape[:2]
+    inset = height * 0.2
+    corners = np.float32([[0, 0], [width, 0], [width, height], [0, height]])
+    moved = corners.copy()
+    moved[[0, 3] if left else [1, 2], 1] += [inset, -inset]
+    warp = cv2.getPerspectiveTransform(corners, moved)
+    return cv2.warpPerspective(img, warp, (width, height), borderMode=cv2.BORDER_REFLECT)
+
+
+def paste(photo_seed: int, face: Image.Image, size: tuple[int, int], where: tuple[int, int]) -> np.ndarray:
+    photo = synthetic.photo(photo_seed, photo_seed % 3, SIZE)
+    photo.paste(face.resize(size), where)
+    return np.asarray(photo)
+
+
 def faces(rng: np.random.Generator) -> dict[str, list[np.ndarray]]:
+    """Privacy positives by crop kind: scikit-image's astronaut (one frontal face) cut, mirrored
+    and warped, and 20 of the 100 faces of its LFW subset (25x25 grey, many people and poses)
+    enlarged into scalp photos."""
+    from skimage import data
+
     astro = skimage_photo("astronaut")
+    face = astro[40:230, 140:310]
+    head = astro[0:300, 80:380]
     crops = {
-        "frontal": [astro, astro[40:230, 140:310]],
+        "frontal": [astro, face],
+        "mirrored": [np.ascontiguousarray(astro[:, ::-1]), np.ascontiguousarray(face[:, ::-1])],
+        "turned (warped)": [turned(face, True), turned(face, False), turned(head, True), turned(head, False)],
         "half face": [astro[60:220, 150:225], astro[60:220, 225:300]],
         "upper half": [astro[60:140, 160:300]],
         "eye band": [astro[100:150, 170:290]],
-        "one eye": [astro[100:145, 180:235]],
+        "one eye": [astro[100:145, 180:235], astro[100:145, 230:285]],
         "pasted": [],
         "pasted at edge": [],
+        "LFW face pasted": [],
     }
-    face = Image.fromarray(astro[40:230, 140:310])
+    whole = Image.fromarray(face)
     for seed in range(6):
-        photo = synthetic.photo(9000 + seed, seed % 3, SIZE)
-        small = face.resize((114, 128))
-        photo.paste(small, (int(rng.integers(20, 500)), int(rng.integers(20, 330))))
-        crops["pasted"].append(np.asarray(photo))
-        edge = synthetic.photo(9100 + seed, seed % 3, SIZE)
-        big = face.resize((228, 256))
-        edge.paste(big, (SIZE[0] - 114, int(rng.integers(0, 200))))  # half of the face off the edge
-        crops["pasted at edge"].append(np.asarray(edge))
+        where = (int(rng.integers(20, 500)), int(rng.integers(20, 330)))
+        crops["pasted"].append(paste(9000 + seed, whole, (114, 128), where))
+        # Half of the face off the right edge.
+        edge = (SIZE[0] - 114, int(rng.integers(0, 200)))
+        crops["pasted at edge"].append(paste(9100 + seed, whole, (228, 256), edge))
+    lfw = data.lfw_subset()[:100]  # the first 100 are faces, the rest are not
+    for index in range(0, 100, 5):
+        grey = Image.fromarray((lfw[index] * 255).astype(np.uint8)).convert("RGB")
+        side = int(rng.integers(100, 200))
+        where = (int(rng.integers(0, SIZE[0] - side)), int(rng.integers(0, SIZE[1] - side)))
+        crops["LFW face pasted"].append(paste(9200 + index, grey, (side, side), where))
     return crops
 
 

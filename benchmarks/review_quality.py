@@ -25,6 +25,8 @@ real `curator review` prompt (a pseudo-terminal, each keypress a committed decis
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 import sys
 import tempfile
@@ -341,8 +343,9 @@ def end_to_end(count: int) -> None:
         kinds = {kind: {} for kind in ("dark", "light", "blurry", "low_information", "grayscale",
                                        "odd_aspect_ratio")}
         cpu, started = cpu_seconds(), time.perf_counter()
-        lab = Imagelab(data_path=str(folder))
-        lab.find_issues(issue_types=kinds, n_jobs=2, verbose=False)
+        quiet = io.StringIO()  # its progress bars and messages
+        with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
+            Imagelab(data_path=str(folder)).find_issues(issue_types=kinds, n_jobs=2, verbose=False)
         wall, cpu = time.perf_counter() - started, cpu_seconds() - cpu
         print(f"cleanvision find_issues (quality kinds only, no faces), same {count} files, n_jobs=2: "
               f"{count / wall:.0f} images/s wall, {cpu / count * 1000:.1f} CPU ms per image "

@@ -5,8 +5,10 @@ as the clean dataset; other photos
 (generated, distinct) made blurred, dark, bright (washed out), tiny, near-uniform,
 greyscale or cut to a strip; what an image is by construction (small, a strip, grey) counts
 as true for its kind whether planted or not;
-faces: scikit-image's astronaut and its crops (whole face, half faces, eye band, one eye,
-upper half) and the astronaut's face pasted onto scalp photos, partly off the edge too;
+faces: scikit-image's astronaut and its crops (whole face, mirrored, perspective-warped, half
+faces, eye band, one eye, upper half), the astronaut's face pasted onto scalp photos, partly off
+the edge too, and faces of scikit-image's LFW subset enlarged into scalp photos; recall is
+printed per crop kind;
 off-topic: scikit-image's other photos. Every image is stored in a temporary workspace and
 goes through the real `curator review --run` path (curator.review.run: decode, checks,
 catalog). Clean photos flagged for anything are counted.
@@ -15,11 +17,13 @@ Label issues: out-of-fold probabilities from a small softmax regression on the o
 features (5-fold), trained on labels flipped at 5%, 10% and 20%; recall of the flips within
 the top K (K = number of flips), beside a random ranking's expectation (K / n).
 
-Speed: per-check cost per 640x480 image on one thread, the whole run's images/s with its
-thread pool, ranking 10,000 images' label issues, and keypress to the next finding in the
+Speed: per-check CPU cost per 640x480 JPEG on one thread; the whole `review --run` on
+generated photos (wall images/s, and CPU ms per image, which a loaded machine inflates less),
+beside cleanvision's quality checks on the same files where cleanvision is installed (it is not
+a dependency); ranking 10,000 images' label issues; and keypress to the next finding in the
 real `curator review` prompt (a pseudo-terminal, each keypress a committed decision).
 
-    python benchmarks/review_quality.py [--clean 120] [--label-images 600]
+    python benchmarks/review_quality.py [--clean 120] [--label-images 600] [--speed-images 300]
 """
 
 from __future__ import annotations

@@ -45,8 +45,8 @@ class Cascade(NamedTuple):
 # longer side (20 px windows at 224 px; padding would shrink them for the same cost), profiles
 # and eye regions from about a fifth (112 and 128 px, padded: a profile, half a face at the
 # edge or an eye close-up that identifies someone fills much of a scalp photo). At these sizes
-# generated scalp photos and scikit-image's other photos gather at most 2 frontal and 3
-# profile or eye neighbours in one place (benchmarks/review_quality.py).
+# generated scalp photos and scikit-image's other photos gathered no group of 2 frontal
+# neighbours and at most 3 profile or eye neighbours in one place (benchmarks/review_quality.py).
 CASCADES = {
     FRONTAL: Cascade(side=224, scale_factor=1.2, min_side=20, flagged=3, padded=False),
     PROFILE: Cascade(side=112, scale_factor=1.3, min_side=20, flagged=4, padded=True),

@@ -42,14 +42,15 @@ class Cascade(NamedTuple):
 
 # A cascade's cost grows with the working image's area, so each runs on the smallest image
 # that still shows what it must find: whole frontal faces from about a tenth of the image's
-# longer side (20 px windows at 224 px; padding would shrink them for the same cost), profiles
-# and eye regions from about a fifth (112 and 128 px, padded: a profile, half a face at the
-# edge or an eye close-up that identifies someone fills much of a scalp photo). At these sizes
-# generated scalp photos and scikit-image's other photos gathered no group of 2 frontal
-# neighbours and at most 3 profile or eye neighbours in one place (benchmarks/review_quality.py).
+# longer side (20 px windows at 208 px; padding would shrink them for the same cost), profiles
+# from about a quarter and eye regions from about a fifth (96 and 128 px, padded: a profile,
+# half a face at the edge or an eye close-up that identifies someone fills much of a scalp
+# photo). With these steps a face gathers fewer neighbours than at finer ones; at these
+# ``flagged`` counts no generated scalp photo nor any other photo scikit-image ships was flagged
+# (benchmarks/review_quality.py), and one more would lose faces there.
 CASCADES = {
-    FRONTAL: Cascade(side=224, scale_factor=1.2, min_side=20, flagged=3, padded=False),
-    PROFILE: Cascade(side=112, scale_factor=1.3, min_side=20, flagged=4, padded=True),
+    FRONTAL: Cascade(side=208, scale_factor=1.2, min_side=20, flagged=3, padded=False),
+    PROFILE: Cascade(side=96, scale_factor=1.3, min_side=20, flagged=4, padded=True),
     EYE: Cascade(side=128, scale_factor=1.3, min_side=20, flagged=4, padded=True),
 }
 _local = threading.local()

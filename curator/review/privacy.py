@@ -47,7 +47,7 @@ class Cascade(NamedTuple):
 # half a face at the edge or an eye close-up that identifies someone fills much of a scalp
 # photo). With these steps a face gathers fewer neighbours than at finer ones; at these
 # ``flagged`` counts no generated scalp photo nor any other photo scikit-image ships was flagged
-# (benchmarks/review_quality.py), and one more would lose faces there.
+# (benchmarks/review_quality.py).
 CASCADES = {
     FRONTAL: Cascade(side=208, scale_factor=1.2, min_side=20, flagged=3, padded=False),
     PROFILE: Cascade(side=96, scale_factor=1.3, min_side=20, flagged=4, padded=True),

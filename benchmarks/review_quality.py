@@ -5,8 +5,10 @@ as the clean dataset; other photos
 (generated, distinct) made blurred, dark, bright (washed out), tiny, near-uniform,
 greyscale or cut to a strip; what an image is by construction (small, a strip, grey) counts
 as true for its kind whether planted or not;
-faces: scikit-image's astronaut and its crops (whole face, half faces, eye band, one eye,
-upper half) and the astronaut's face pasted onto scalp photos, partly off the edge too;
+faces: scikit-image's astronaut and its crops (whole face, mirrored, perspective-warped, half
+faces, eye band, one eye, upper half), the astronaut's face pasted onto scalp photos, partly off
+the edge too, and faces of scikit-image's LFW subset enlarged into scalp photos; recall is
+printed per crop kind;
 off-topic: scikit-image's other photos. Every image is stored in a temporary workspace and
 goes through the real `curator review --run` path (curator.review.run: decode, checks,
 catalog). Clean photos flagged for anything are counted.
@@ -15,16 +17,20 @@ Label issues: out-of-fold probabilities from a small softmax regression on the o
 features (5-fold), trained on labels flipped at 5%, 10% and 20%; recall of the flips within
 the top K (K = number of flips), beside a random ranking's expectation (K / n).
 
-Speed: per-check cost per 640x480 image on one thread, the whole run's images/s with its
-thread pool, ranking 10,000 images' label issues, and keypress to the next finding in the
+Speed: per-check CPU cost per 640x480 JPEG on one thread; the whole `review --run` on
+generated photos (wall images/s, and CPU ms per image, which a loaded machine inflates less),
+beside cleanvision's quality checks on the same files where cleanvision is installed (it is not
+a dependency); ranking 10,000 images' label issues; and keypress to the next finding in the
 real `curator review` prompt (a pseudo-terminal, each keypress a committed decision).
 
-    python benchmarks/review_quality.py [--clean 120] [--label-images 600]
+    python benchmarks/review_quality.py [--clean 120] [--label-images 600] [--speed-images 300]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 import sys
 import tempfile
@@ -82,27 +88,59 @@ def plant(kind: str, base: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     raise ValueError(kind)
 
 
+def turned(img: np.ndarray, left: bool) -> np.ndarray:
+    """``img`` with one side shrunk to 60% of its height: a crude head turn (not a true profile)."""
+    import cv2
+
+    height, width = img.shape[:2]
+    inset = height * 0.2
+    corners = np.float32([[0, 0], [width, 0], [width, height], [0, height]])
+    moved = corners.copy()
+    moved[[0, 3] if left else [1, 2], 1] += [inset, -inset]
+    warp = cv2.getPerspectiveTransform(corners, moved)
+    return cv2.warpPerspective(img, warp, (width, height), borderMode=cv2.BORDER_REFLECT)
+
+
+def paste(photo_seed: int, face: Image.Image, size: tuple[int, int], where: tuple[int, int]) -> np.ndarray:
+    photo = synthetic.photo(photo_seed, photo_seed % 3, SIZE)
+    photo.paste(face.resize(size), where)
+    return np.asarray(photo)
+
+
 def faces(rng: np.random.Generator) -> dict[str, list[np.ndarray]]:
+    """Privacy positives by crop kind: scikit-image's astronaut (one frontal face) cut, mirrored
+    and warped, and 20 of the 100 faces of its LFW subset (25x25 grey, many people and poses)
+    enlarged into scalp photos."""
+    from skimage import data
+
     astro = skimage_photo("astronaut")
+    face = astro[40:230, 140:310]
+    head = astro[0:300, 80:380]
     crops = {
-        "frontal": [astro, astro[40:230, 140:310]],
+        "frontal": [astro, face],
+        "mirrored": [np.ascontiguousarray(astro[:, ::-1]), np.ascontiguousarray(face[:, ::-1])],
+        "turned (warped)": [turned(face, True), turned(face, False), turned(head, True), turned(head, False)],
         "half face": [astro[60:220, 150:225], astro[60:220, 225:300]],
         "upper half": [astro[60:140, 160:300]],
         "eye band": [astro[100:150, 170:290]],
-        "one eye": [astro[100:145, 180:235]],
+        "one eye": [astro[100:145, 180:235], astro[100:145, 230:285]],
         "pasted": [],
         "pasted at edge": [],
+        "LFW face pasted": [],
     }
-    face = Image.fromarray(astro[40:230, 140:310])
+    whole = Image.fromarray(face)
     for seed in range(6):
-        photo = synthetic.photo(9000 + seed, seed % 3, SIZE)
-        small = face.resize((114, 128))
-        photo.paste(small, (int(rng.integers(20, 500)), int(rng.integers(20, 330))))
-        crops["pasted"].append(np.asarray(photo))
-        edge = synthetic.photo(9100 + seed, seed % 3, SIZE)
-        big = face.resize((228, 256))
-        edge.paste(big, (SIZE[0] - 114, int(rng.integers(0, 200))))  # half of the face off the edge
-        crops["pasted at edge"].append(np.asarray(edge))
+        where = (int(rng.integers(20, 500)), int(rng.integers(20, 330)))
+        crops["pasted"].append(paste(9000 + seed, whole, (114, 128), where))
+        # Half of the face off the right edge.
+        edge = (SIZE[0] - 114, int(rng.integers(0, 200)))
+        crops["pasted at edge"].append(paste(9100 + seed, whole, (228, 256), edge))
+    lfw = data.lfw_subset()[:100]  # the first 100 are faces, the rest are not
+    for index in range(0, 100, 5):
+        grey = Image.fromarray((lfw[index] * 255).astype(np.uint8)).convert("RGB")
+        side = int(rng.integers(100, 200))
+        where = (int(rng.integers(0, SIZE[0] - side)), int(rng.integers(0, SIZE[1] - side)))
+        crops["LFW face pasted"].append(paste(9200 + index, grey, (side, side), where))
     return crops
 
 
@@ -242,9 +280,20 @@ def label_issues(args: argparse.Namespace) -> None:
         print(" ".join(line))
 
 
-def speed() -> None:
+def cpu_seconds() -> float:
+    """CPU time of this process and its finished children (all threads): what a run costs
+    whatever else the machine is doing."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
+def per_check_cost(photos: list[np.ndarray]) -> None:
+    """CPU ms per 640x480 JPEG for each per-image check, on one thread (OpenCV's too)."""
+    import cv2
+
     cfg = ReviewConfig()
-    photos = [np.asarray(synthetic.photo(seed, seed % 3, SIZE)) for seed in range(20)]
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
     with tempfile.TemporaryDirectory() as tmp:
         objects = Path(tmp)
         shas = [store.put(objects, synthetic.encode(Image.fromarray(p)), durable=False) for p in photos]
@@ -255,18 +304,61 @@ def speed() -> None:
             "privacy": lambda i: privacy.check(decoded[i], cfg),
             "off-topic features": lambda i: offtopic.features(decoded[i]),
         }
-        print("per-check cost per 640x480 JPEG, one thread:")
+        print(f"per-check cost, CPU ms per 640x480 JPEG on one thread ({len(photos)} photos x 3):")
         total = 0.0
         for name, work in costs.items():
             work(0)
-            started = time.perf_counter()
+            started = time.process_time()
             for _ in range(3):
                 for i in range(len(photos)):
                     work(i)
-            ms = (time.perf_counter() - started) / (3 * len(photos)) * 1000
+            ms = (time.process_time() - started) / (3 * len(photos)) * 1000
             total += ms
             print(f"  {name:<20} {ms:6.2f} ms")
-        print(f"  {'all':<20} {total:6.2f} ms = {1000 / total:.0f} images/s on one core")
+        print(f"  {'all':<20} {total:6.2f} ms = {1000 / total:.0f} images/s per core, "
+              f"{2000 / total:.0f} on 2 cores")
+    cv2.setNumThreads(threads)
+
+
+def end_to_end(count: int) -> None:
+    """`review --run` (decode, every check, catalog writes) on ``count`` generated 640x480 photos,
+    and cleanvision's quality checks on the same files where it is installed."""
+    photos = [synthetic.photo(30000 + seed, seed % 3, SIZE) for seed in range(count)]
+    with tempfile.TemporaryDirectory() as tmp:
+        ws = init_workspace(Path(tmp) / "ws", "review-bench", ["alopecia", "psoriasis", "folliculitis"])
+        for photo in photos:
+            add_image(ws, np.asarray(photo))
+        cpu, started = cpu_seconds(), time.perf_counter()
+        review_run.run(ws)
+        wall, cpu = time.perf_counter() - started, cpu_seconds() - cpu
+        ws.close()
+        print(f"review --run end to end, {count} photos: {count / wall:.0f} images/s wall "
+              f"(load average {os.getloadavg()[0]:.1f}), {cpu / count * 1000:.1f} CPU ms per image "
+              f"= {2 * count / cpu:.0f} images/s on 2 idle cores")
+        try:
+            from cleanvision import Imagelab
+        except ImportError:
+            print("cleanvision: not installed (pip install cleanvision), not compared")
+            return
+        folder = Path(tmp) / "files"
+        folder.mkdir()
+        for index, photo in enumerate(photos):
+            photo.save(folder / f"{index}.jpg", quality=92)
+        kinds = {kind: {} for kind in ("dark", "light", "blurry", "low_information", "grayscale",
+                                       "odd_aspect_ratio")}
+        cpu, started = cpu_seconds(), time.perf_counter()
+        quiet = io.StringIO()  # its progress bars and messages
+        with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
+            Imagelab(data_path=str(folder)).find_issues(issue_types=kinds, n_jobs=2, verbose=False)
+        wall, cpu = time.perf_counter() - started, cpu_seconds() - cpu
+        print(f"cleanvision find_issues (quality kinds only, no faces), same {count} files, n_jobs=2: "
+              f"{count / wall:.0f} images/s wall, {cpu / count * 1000:.1f} CPU ms per image "
+              f"= {2 * count / cpu:.0f} images/s on 2 idle cores")
+
+
+def speed(args: argparse.Namespace) -> None:
+    per_check_cost([np.asarray(synthetic.photo(seed, seed % 3, SIZE)) for seed in range(20)])
+    end_to_end(args.speed_images)
     rng = np.random.default_rng(0)
     probs = rng.dirichlet(np.ones(3), size=10_000)
     labels = rng.integers(0, 3, 10_000)
@@ -315,11 +407,12 @@ def main() -> None:
     parser.add_argument("--clean", type=int, default=120, help="clean generated scalp photos")
     parser.add_argument("--bases", type=int, default=18, help="distinct photos planted with each problem")
     parser.add_argument("--label-images", type=int, default=600, help="images for the label-issue part")
+    parser.add_argument("--speed-images", type=int, default=300, help="photos for the end-to-end speed run")
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
     quality_and_privacy(args)
     label_issues(args)
-    speed()
+    speed(args)
     prompt_latency()
 
 

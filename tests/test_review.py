@@ -92,6 +92,18 @@ def test_faces_and_partial_faces_are_found_and_scalp_photos_are_not() -> None:
         assert not any(r.flagged for r in privacy.check(scalp(seed), CFG))
 
 
+@pytest.mark.parametrize("index", [10, 15, 40, 55])
+def test_other_peoples_small_faces_in_a_scalp_photo_are_found(index: int) -> None:
+    """Faces of scikit-image's LFW subset (25x25 grey, other people and poses), enlarged to
+    under a sixth of the width of a scalp photo at the size the run decodes (320 px)."""
+    face = Image.fromarray((skdata.lfw_subset()[index] * 255).astype(np.uint8)).convert("RGB")
+    photo = synthetic.photo(index, index % 3, (320, 240))
+    photo.paste(face.resize((48, 48)), (150, 90))
+    kinds = {r.kind: r for r in privacy.check(np.asarray(photo), CFG)}
+    assert kinds["face"].flagged
+    assert not any(r.flagged for r in privacy.check(scalp(index, (320, 240)), CFG))
+
+
 # ---------------------------------------------------------------------------------------------
 # Off-topic
 

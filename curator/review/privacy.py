@@ -7,9 +7,9 @@ and ``CascadeClassifier`` with them, hence the ``<5`` bound in pyproject.toml.
 A scalp photo shows profiles, half faces and eye regions that a frontal cascade misses, so
 three cascades run: frontal faces, profile faces (on the image and on its mirror: the cascade
 knows one side only) and eyes. A ``face`` is a frontal or profile detection; an ``eye`` is an
-eye detection outside every flagged face: an identifying eye region without a whole face. The image
-is padded by mirroring its border (a face cut by the edge becomes nearly whole again) and
-scaled to each cascade's working size (:data:`CASCADES`).
+eye detection outside every flagged face: an identifying eye region without a whole face. Each
+cascade runs on one grey copy scaled to its working size (:data:`CASCADES`); the profile and eye
+cascades see it padded by mirroring its border (half a face cut by the edge becomes nearly whole).
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ import numpy as np
 from curator.config import ReviewConfig
 from curator.review.quality import Result
 
-VERSION = "privacy-2"
+VERSION = "privacy-3"
 FRONTAL = "haarcascade_frontalface_alt.xml"
 PROFILE = "haarcascade_profileface.xml"
-EYE = "haarcascade_eye_tree_eyeglasses.xml"
+EYE = "haarcascade_eye.xml"
 UPSCALE = 1.5  # at most: a tiny image enlarged further shows hair as eyes and faces
 PAD = 0.125
 
@@ -37,17 +37,21 @@ class Cascade(NamedTuple):
     scale_factor: float  # between the window sizes tried
     min_side: int  # smallest window, pixels at ``side``
     flagged: int  # neighbours (overlapping candidates) that give confidence 0.6, the default face_min
+    padded: bool  # on the image padded by mirroring its border (PAD), so that a face cut by the edge is whole
 
 
-# The frontal cascade at 400 px and a fine scale step finds faces of ~25 px in the 320 px decoded
-# copy; profile and eyes gain nothing from that and cost twice as much. ``flagged`` is about the
-# most that generated scalp photos (hair, skin-coloured patches) gather in one place
-# (benchmarks/review_quality.py), erring towards flagging: a missed face leaks, a false one
-# costs a reviewer one key.
+# A cascade's cost grows with the working image's area, so each runs on the smallest image
+# that still shows what it must find: whole frontal faces from about a tenth of the image's
+# longer side (20 px windows at 208 px; padding would shrink them for the same cost), profiles
+# from about a quarter and eye regions from about a fifth (96 and 128 px, padded: a profile,
+# half a face at the edge or an eye close-up that identifies someone fills much of a scalp
+# photo). With these steps a face gathers fewer neighbours than at finer ones; at these
+# ``flagged`` counts no generated scalp photo nor any other photo scikit-image ships was flagged
+# (benchmarks/review_quality.py).
 CASCADES = {
-    FRONTAL: Cascade(side=400, scale_factor=1.1, min_side=20, flagged=7),
-    PROFILE: Cascade(side=320, scale_factor=1.2, min_side=20, flagged=8),
-    EYE: Cascade(side=320, scale_factor=1.2, min_side=12, flagged=8),
+    FRONTAL: Cascade(side=208, scale_factor=1.2, min_side=20, flagged=3, padded=False),
+    PROFILE: Cascade(side=96, scale_factor=1.3, min_side=20, flagged=4, padded=True),
+    EYE: Cascade(side=128, scale_factor=1.3, min_side=20, flagged=4, padded=True),
 }
 _local = threading.local()
 
@@ -67,39 +71,45 @@ def _cascades() -> dict[str, Any]:
     return cascades
 
 
-def _find(name: str, padded: np.ndarray, mirror: bool = False) -> list[tuple[np.ndarray, float]]:
-    """Boxes (x, y, w, h in ``padded``) and confidences of one cascade's detections.
+def _find(name: str, grey: np.ndarray, mirror: bool = False) -> list[tuple[np.ndarray, float]]:
+    """Boxes (x, y, w, h in ``grey``) and confidences of one cascade's detections.
 
     Haar cascades give no probability. The confidence is n / (n + 2/3 flagged) for n
-    neighbours: 0.6 at ``flagged`` neighbours, approaching 1 as more candidates agree, 0.2 or less
+    neighbours: 0.6 at ``flagged`` neighbours, approaching 1 as more candidates agree, lower
     for the weak groups of two kept so that a finding's score also says how near it came."""
     cascade = CASCADES[name]
-    scale = min(cascade.side / max(padded.shape[:2]), UPSCALE)
-    size = (max(1, round(padded.shape[1] * scale)), max(1, round(padded.shape[0] * scale)))
-    small = cv2.resize(padded, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    scale = min(cascade.side / max(grey.shape[:2]), UPSCALE)
+    size = (max(1, round(grey.shape[1] * scale)), max(1, round(grey.shape[0] * scale)))
+    small = cv2.resize(grey, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
     # No histogram equalisation: it halved the neighbours of small faces on scalp photos.
-    grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
     boxes, neighbours = _cascades()[name].detectMultiScale2(
-        cv2.flip(grey, 1) if mirror else grey, scaleFactor=cascade.scale_factor, minNeighbors=2,
+        cv2.flip(small, 1) if mirror else small, scaleFactor=cascade.scale_factor, minNeighbors=2,
         minSize=(cascade.min_side, cascade.min_side))
     half = cascade.flagged * 2 / 3
     found = []
     for box, n in zip(boxes, neighbours, strict=True):
         x, y, w, h = (float(v) / scale for v in box)
-        x = padded.shape[1] - x - w if mirror else x
+        x = grey.shape[1] - x - w if mirror else x
         found.append((np.array([x, y, w, h]), int(n) / (int(n) + half)))
     return found
 
 
 def detect(rgb: np.ndarray) -> list[dict[str, Any]]:
-    """Detections in ``rgb``: kind (``face`` or ``eye``), confidence and box (x, y, w, h in the
-    padded image), strongest first."""
+    """Detections in ``rgb``: kind (``face`` or ``eye``), confidence and box (x, y, w, h in
+    ``rgb``; partly outside it for a face cut by the edge), strongest first."""
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     pad = math.ceil(PAD * max(rgb.shape[:2]))
-    padded = cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_REFLECT)
+    padded = cv2.copyMakeBorder(grey, pad, pad, pad, pad, cv2.BORDER_REFLECT)
+
+    def find(name: str, mirror: bool = False) -> list[tuple[np.ndarray, float]]:
+        if not CASCADES[name].padded:
+            return _find(name, grey, mirror)
+        return [(box - [pad, pad, 0, 0], c) for box, c in _find(name, padded, mirror)]
+
     # The profile cascade knows left-facing profiles only: the mirror shows it the right-facing.
-    faces = _find(FRONTAL, padded) + _find(PROFILE, padded) + _find(PROFILE, padded, mirror=True)
+    faces = find(FRONTAL) + find(PROFILE) + find(PROFILE, mirror=True)
     found = [{"kind": "face", "confidence": c, "box": b} for b, c in faces]
-    found += [{"kind": "eye", "confidence": c, "box": b} for b, c in _find(EYE, padded)]
+    found += [{"kind": "eye", "confidence": c, "box": b} for b, c in find(EYE)]
     return sorted(found, key=lambda f: -f["confidence"])
 
 

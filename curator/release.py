@@ -531,7 +531,7 @@ def _make_images(
             path = store.object_path(ws.objects, o.sha256)
             raise ReleaseError(f"{path}: original bytes are missing or unreadable ({err.strerror})",
                                path=str(path), sha256=o.sha256) from err
-    images = preprocess.run_many(originals, cfg.preprocess, on_progress=on_progress)
+    images = preprocess.run_many(originals, cfg.preprocess, on_progress=on_progress, engine=cfg.engine)
     step_hash = preprocess_hash(cfg)
     by_split: dict[str, list[Row]] = {s: [] for s in SPLITS}
     for o in plan.originals:

@@ -71,7 +71,10 @@ def _rows(ws: Path, sql: str, port: int | None = None) -> list[tuple[object, ...
         conn.close()
     if port is None:
         return rows
-    return [tuple(str(v).replace(f":{port}/", ":PORT/") if isinstance(v, str) else v for v in r) for r in rows]
+    def plain(v: object) -> object:
+        return v.replace(f":{port}/", ":PORT/") if isinstance(v, str) else v
+
+    return [tuple(plain(v) for v in r) for r in rows]
 
 
 SOURCES = ("SELECT locator, kind, hint, final_url, http_status, content_type, bytes, outcome, reason, "
@@ -133,7 +136,9 @@ def test_every_outcome_on_ray_matches_local(tmp_path: Path) -> None:
     assert found["local"][1] == 1 and 1 <= found["ray"][1] <= 2  # fetched once per worker process
 
 
-def _ingest_thread(root: Path, urls: list[str], engine: EngineConfig) -> tuple[threading.Thread, list[object]]:
+def _ingest_thread(
+    root: Path, urls: list[str], engine: EngineConfig
+) -> tuple[threading.Thread, list[object]]:
     """The ingest stage on a thread of its own, with its own workspace handle."""
     out: list[object] = []
 
@@ -222,7 +227,8 @@ def test_retry_after_pauses_the_host_for_every_worker(tmp_path: Path) -> None:
     bodies = {f"/r/{i}.jpg": data.jpeg(data.photo(500 + i)) for i in range(32)}
     with ImageServer(latency=0.05) as server:
         server.route("/robots.txt", Reply(404, b"", "text/plain"))
-        server.route("/busy.jpg", Reply(429, b"", None, {"Retry-After": "1"}), Reply(body=data.jpeg(data.photo(599))))
+        busy = data.jpeg(data.photo(599))
+        server.route("/busy.jpg", Reply(429, b"", None, {"Retry-After": "1"}), Reply(body=busy))
         for path, body in bodies.items():
             server.route(path, Reply(body=body))
         lines = [server.url("/busy.jpg")] + [server.url(p) for p in bodies]
@@ -241,8 +247,10 @@ def test_retry_after_pauses_the_host_for_every_worker(tmp_path: Path) -> None:
 def test_engine_ray_without_ray_is_one_line(tmp_path: Path) -> None:
     ws = _new_workspace(tmp_path / "ws", "local")
     before = snapshot(ws)
+    without_ray = "import sys; sys.modules['ray'] = None; " + MAIN  # `import ray` raises ImportError
     result = subprocess.run(
-        [sys.executable, "-c", "import sys; sys.modules['ray'] = None; " + MAIN, "--workspace", str(ws), "ingest", str(tmp_path), "--engine", "ray"],
+        [sys.executable, "-c", without_ray, "--workspace", str(ws), "ingest", str(tmp_path),
+         "--engine", "ray"],
         capture_output=True, text=True, timeout=60, env={**os.environ, "CURATOR_DEBUG": ""},
     )
     assert result.returncode == 1

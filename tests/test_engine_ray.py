@@ -204,6 +204,59 @@ def test_a_worker_killed_mid_batch_changes_nothing(tmp_path: Path) -> None:
     assert catalogs[1] == catalogs[0]
 
 
+def _sources_count(ws: Path) -> int:
+    try:
+        conn = sqlite3.connect(f"file:{ws / 'catalog.sqlite'}?mode=ro", uri=True, timeout=5)
+        try:
+            return int(conn.execute("SELECT COUNT(*) FROM sources").fetchone()[0])
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return 0
+
+
+def test_a_killed_driver_resumes_on_rerun(tmp_path: Path) -> None:
+    """kill -9 the `curator ingest --engine ray` process mid-run (it joined this module's Ray), then
+    rerun: what was committed is not fetched again, and every source and image ends as with the
+    local engine (input positions, and so cluster ids, continue after the killed run's, as locally)."""
+    bodies = {f"/d/{i}.jpg": data.jpeg(data.photo(600 + i, CLASSES[i % 3], (128, 96))) for i in range(30)}
+    address = ray.get_runtime_context().gcs_address
+    unordered = (SOURCES.replace("position, ", ""), IMAGES.replace(", cluster_id", ""),
+                 "SELECT COUNT(*) FROM clusters")
+    catalogs = []
+    for engine in ("local", "ray"):
+        ws = _new_workspace(tmp_path / engine, "local")
+        with ImageServer() as server:
+            server.route("/robots.txt", Reply(404, b"", "text/plain"))
+            for path, body in bodies.items():
+                server.route(path, Reply(body=body, delay=0.15))
+            urls = tmp_path / f"urls-{engine}.txt"
+            urls.write_text("".join(server.url(p) + "\n" for p in bodies))
+            args = ["ingest", str(urls), "--engine", engine]
+            if engine == "ray":
+                with (ws / "curator.toml").open("a", encoding="utf-8") as fh:
+                    fh.write(f'address = "{address}"\n')  # appended to [engine]
+                proc = subprocess.Popen([sys.executable, "-c", MAIN, "--workspace", str(ws), *args],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                deadline = time.monotonic() + 60
+                while _sources_count(ws) < 6 and time.monotonic() < deadline and proc.poll() is None:
+                    time.sleep(0.05)
+                assert proc.poll() is None, "ingest finished before it could be killed"
+                proc.kill()
+                proc.communicate(timeout=30)
+                committed = [str(row[0]).split(str(server.port))[1] for row in _rows(ws, SOURCES)]
+                assert 6 <= len(committed) < len(bodies)
+                hits = {path: server.count(path) for path in committed}
+            result = run_cli("--json", *args, workspace=ws)
+            assert result.exit_code == 0, result.output
+            if engine == "ray":
+                assert json.loads(result.stdout)["skipped"] == len(committed)
+                assert {path: server.count(path) for path in committed} == hits  # not fetched again
+            catalogs.append([_rows(ws, sql, server.port) for sql in unordered])
+    assert catalogs[1] == catalogs[0]
+    assert len(catalogs[0][0]) == len(bodies)
+
+
 def test_per_host_limit_holds_across_workers(tmp_path: Path) -> None:
     """Two workers, each fetching a batch at once: together never more than per_host requests
     in flight to the host (each alone would take per_host)."""

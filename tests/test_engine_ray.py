@@ -88,6 +88,7 @@ FINDINGS = ("SELECT sha256, kind, verdict, score, detail, check_version, params,
 FEATURES = "SELECT sha256, version, vector FROM review_features ORDER BY sha256"
 
 
+@pytest.mark.slow
 def test_ingest_review_release_on_ray_match_local(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Copies listed before their originals, near copies, a PNG with a JPEG's pixels: the same URL
     list through ingest, review and release on either engine gives the same catalog and bytes."""
@@ -118,6 +119,7 @@ def test_ingest_review_release_on_ray_match_local(tmp_path: Path, monkeypatch: p
     assert any(p.suffix == ".parquet" for p in (local / "releases").rglob("*"))
 
 
+@pytest.mark.slow
 def test_every_outcome_on_ray_matches_local(tmp_path: Path) -> None:
     """test_ingest_http's routes (retries, Retry-After, redirects, robots, caps, bad lines): each
     source's outcome, reason and recorded HTTP facts are the same on either engine."""
@@ -171,6 +173,7 @@ def _running(task: str) -> list[int]:
     return pids
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_batch_changes_nothing(tmp_path: Path) -> None:
     """SIGKILL a worker while it fetches a batch: Ray runs the batch again and the catalog ends as
     the local engine's does, each source once."""
@@ -215,6 +218,7 @@ def _sources_count(ws: Path) -> int:
         return 0
 
 
+@pytest.mark.slow
 def test_a_killed_driver_resumes_on_rerun(tmp_path: Path) -> None:
     """kill -9 the `curator ingest --engine ray` process mid-run (it joined this module's Ray), then
     rerun: what was committed is not fetched again, and every source and image ends as with the

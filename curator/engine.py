@@ -49,7 +49,8 @@ def is_ray(cfg: EngineConfig) -> bool:
 
 @contextlib.contextmanager
 def session(cfg: EngineConfig) -> Iterator[None]:
-    """Ray connected for the duration (started here when ``address`` is empty, and stopped after).
+    """Ray connected for the duration: to ``address``, or when it is empty to the cluster that
+    ``ray start`` left on this machine, else to a Ray started here and stopped after.
 
     Nothing happens for the local engine, or when this process is connected already.
     Raises :class:`EngineError` with the fix when Ray is missing or the cluster is unreachable,

@@ -32,6 +32,7 @@ from curator.workspace import Workspace, init_workspace, open_workspace
 from tests import ingest_data as data
 from tests.conftest import CLASSES, run_cli, snapshot
 from tests.imageserver import ImageServer, Reply
+from tests.test_ingest_crash import _count
 from tests.test_ingest_http import FLAGS, _routes
 from tests.test_reproducible import _inputs
 
@@ -207,17 +208,6 @@ def test_a_worker_killed_mid_batch_changes_nothing(tmp_path: Path) -> None:
     assert catalogs[1] == catalogs[0]
 
 
-def _sources_count(ws: Path) -> int:
-    try:
-        conn = sqlite3.connect(f"file:{ws / 'catalog.sqlite'}?mode=ro", uri=True, timeout=5)
-        try:
-            return int(conn.execute("SELECT COUNT(*) FROM sources").fetchone()[0])
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return 0
-
-
 @pytest.mark.slow
 def test_a_killed_driver_resumes_on_rerun(tmp_path: Path) -> None:
     """kill -9 the `curator ingest --engine ray` process mid-run (it joined this module's Ray), then
@@ -243,7 +233,8 @@ def test_a_killed_driver_resumes_on_rerun(tmp_path: Path) -> None:
                 proc = subprocess.Popen([sys.executable, "-c", MAIN, "--workspace", str(ws), *args],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
                 deadline = time.monotonic() + 60
-                while _sources_count(ws) < 6 and time.monotonic() < deadline and proc.poll() is None:
+                db = ws / "catalog.sqlite"
+                while _count(db) < 6 and time.monotonic() < deadline and proc.poll() is None:
                     time.sleep(0.05)
                 assert proc.poll() is None, "ingest finished before it could be killed"
                 proc.kill()

@@ -9,8 +9,10 @@ Modules, one per stage (data flows down this list):
     fsutil      atomic file writes and folders
     errors      the exception tree and exit codes
     output      results to stdout, messages and progress to stderr
+    engine      where per-image work runs: this machine's pools, or Ray tasks (--engine ray)
     ingest/     sources.py parses input lines, fetch.py downloads, validate.py decodes and
-                checks, run.py stores and records one outcome per source
+                checks, run.py stores and records one outcome per source, remote.py the same
+                work as Ray tasks with cluster-wide per-host limits
     hashing     pixel and perceptual hashes of a decoded image; the multi-index Hamming search
     dedup       exact and near-duplicate clusters (hash match + keypoint confirmation); stable
                 cluster ids and the representative rule

@@ -184,6 +184,15 @@ class CardConfig:
 
 
 @dataclass(frozen=True)
+class EngineConfig:
+    """Where ingest's, review's and release's per-image work runs (curator.engine)."""
+
+    kind: str = "local"  # "local": this machine's threads and processes; "ray": Ray tasks
+    address: str = ""  # with kind = "ray": "auto", "ray://head:10001", ...; empty: start Ray for the run
+    batch_size: int = 64  # images per Ray task
+
+
+@dataclass(frozen=True)
 class Config:
     dataset: DatasetConfig
     ingest: IngestConfig = field(default_factory=IngestConfig)
@@ -196,6 +205,7 @@ class Config:
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
     review: ReviewConfig = field(default_factory=ReviewConfig)
     card: CardConfig = field(default_factory=CardConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
     sources: tuple[SourceRule, ...] = ()
 
 
@@ -219,7 +229,10 @@ def from_dict(raw: dict[str, Any]) -> Config:
 
 
 def as_dict(config: Config) -> dict[str, Any]:
-    return _plain(dataclasses.asdict(config))
+    """The effective config, without ``[engine]``: where the work ran changes no output."""
+    plain = _plain(dataclasses.asdict(config))
+    del plain["engine"]
+    return plain
 
 
 def config_hash(value: Any) -> str:
@@ -394,6 +407,7 @@ def _check(config: Config) -> None:
     if b.image_size < 16:  # the baseline CNN halves the input four times
         raise bad_value("baseline.image_size", "must be at least 16")
     _check_review(config.review)
+    check_engine(config.engine)
 
 
 def _check_provenance(ing: IngestConfig) -> None:
@@ -417,6 +431,18 @@ def _check_review(r: ReviewConfig) -> None:
         raise bad_value("review.max_aspect", "must be at least 1")
     if r.label_ranking not in ("self-confidence", "normalized-margin"):
         raise bad_value("review.label_ranking", "must be 'self-confidence' or 'normalized-margin'")
+
+
+ENGINES = ("local", "ray")
+
+
+def check_engine(e: EngineConfig) -> None:
+    if e.kind not in ENGINES:
+        raise bad_value("engine.kind", "must be 'local' or 'ray'")
+    if e.batch_size < 1:
+        raise bad_value("engine.batch_size", "must be at least 1")
+    if has_control_characters(e.address):
+        raise bad_value("engine.address", "must not contain control characters")
 
 
 def _valid_repo(repo: str) -> bool:
@@ -501,6 +527,11 @@ method = "oversample"        # "none", "oversample" or "class-weights"
 # blur_max = 1.1             # sharpness below: blurred
 # min_side = 224             # shorter side in pixels below: low resolution
 # face_min = 0.6             # face detector confidence at or above: face
+
+# [engine]                   # where ingest, review and release run their per-image work
+# kind = "local"             # or "ray" (pip install 'curator[ray]'); --engine wins
+# address = ""               # with "ray": "auto" or "ray://head:10001"; empty: a local Ray for the run
+# batch_size = 64            # images per Ray task
 
 # Answers for the dataset card's datasheet; an empty answer shows as "not provided" and
 # `curator release` warns about it. docs/settings.md says what each question asks.

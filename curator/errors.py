@@ -6,6 +6,7 @@
     ├── InputError               a file or argument given on the command line is unusable
     ├── CatalogError             the catalog refused a change (schema too new, constraint)
     │   └── BusyError            another curator command holds the write lock too long
+    ├── EngineError              --engine ray: Ray missing, or its cluster unreachable
     ├── ReleaseError             a release cannot be built, found or read
     ├── PublishError             the Hub or target folder refused a publish
     │   └── AuthError            missing or rejected token
@@ -58,6 +59,10 @@ class CatalogError(CuratorError):
 
 
 class BusyError(CatalogError):
+    pass
+
+
+class EngineError(CuratorError):
     pass
 
 

@@ -80,7 +80,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from curator import faultpoint
-from curator.config import PreprocessConfig, bad_value, config_hash, missing_key
+from curator.config import EngineConfig, PreprocessConfig, bad_value, config_hash, missing_key
 from curator.errors import ConfigError, ReleaseError
 
 if TYPE_CHECKING:  # numpy, PIL and cv2 load lazily: config checks must stay fast
@@ -385,6 +385,7 @@ def run_many(
     cfg: PreprocessConfig,
     workers: int | None = None,
     on_progress: Callable[[int], None] | None = None,
+    engine: EngineConfig | None = None,
 ) -> dict[str, bytes]:
     """Preprocess ``(sha256, original bytes)`` pairs; returns sha256 -> output bytes, in input order.
 
@@ -394,7 +395,8 @@ def run_many(
     ``on_progress(1)`` is called per finished image. An image that cannot be
     decoded raises :class:`~curator.errors.ReleaseError` naming it.
     """
-    return {sha: out.image for sha, out in run_with_tone(items, cfg, workers, on_progress).items()}
+    outputs = run_with_tone(items, cfg, workers, on_progress, engine)
+    return {sha: out.image for sha, out in outputs.items()}
 
 
 def run_with_tone(
@@ -402,10 +404,11 @@ def run_with_tone(
     cfg: PreprocessConfig,
     workers: int | None = None,
     on_progress: Callable[[int], None] | None = None,
+    engine: EngineConfig | None = None,
 ) -> dict[str, Output]:
     """:func:`run_many` with each original's skin-tone estimate (:func:`process_with_tone`)."""
     job = (normalize_steps(cfg.steps), cfg.format, cfg.jpeg_quality)
-    results = map_parallel(_work, job, items, workers, on_progress)
+    results = map_parallel(_work, job, items, workers, on_progress, engine)
     out: dict[str, Output] = {}
     for sha, value in results.items():
         if isinstance(value, str):
@@ -420,14 +423,18 @@ def map_parallel(
     items: list[tuple[str, P]],
     workers: int | None = None,
     on_progress: Callable[[int], None] | None = None,
+    engine: EngineConfig | None = None,
 ) -> dict[str, R]:
-    """``{key: fn(job, payload)}`` for ``(key, payload)`` items, in input order, over a process pool.
+    """``{key: fn(job, payload)}`` for ``(key, payload)`` items, in input order, over a process pool
+    (or as Ray tasks of ``engine.batch_size`` items with the Ray engine: curator.engine).
 
     ``fn`` must be a module-level function (it is pickled) that reports bad input
     in its return value rather than raising. OpenCV runs single-threaded in every
     worker and, for ``workers=1``, in this process for the duration of the call.
     ``workers=None``: every core from :data:`POOL_MIN_ITEMS` items on, else 1.
     """
+    if engine is not None and engine.kind == "ray":
+        return _run_ray(fn, job, items, engine.batch_size, on_progress)
     if workers is None:
         workers = (os.cpu_count() or 1) if len(items) >= POOL_MIN_ITEMS else 1
     workers = max(1, min(workers, len(items)))
@@ -478,6 +485,34 @@ def _run_pool(
                 if nxt is not None:
                     pending[pool.submit(fn, job, nxt[1])] = nxt[0]
     return results
+
+
+def _run_ray(
+    fn: Callable[[J, P], R],
+    job: J,
+    items: list[tuple[str, P]],
+    batch_size: int,
+    on_progress: Callable[[int], None] | None,
+) -> dict[str, R]:
+    from curator import engine
+
+    batches = [items[start : start + batch_size] for start in range(0, len(items), batch_size)]
+    out: dict[str, R] = {}
+    payloads = ([payload for _, payload in batch] for batch in batches)
+    done = engine.map_batches(_single_threaded, (fn, job), payloads)
+    for batch, results in zip(batches, done, strict=True):
+        for (key, _), result in zip(batch, results, strict=True):
+            out[key] = result
+        if on_progress:
+            on_progress(len(batch))
+    return out
+
+
+def _single_threaded(job: tuple[Callable[[J, P], R], J], payload: P) -> R:
+    """``fn(job, payload)`` with OpenCV on one thread, as in every local worker (on a Ray worker)."""
+    fn, inner = job
+    _single_thread()
+    return fn(inner, payload)
 
 
 def _work(job: tuple[list[dict[str, Any]], str, int], data: bytes) -> Output | str:

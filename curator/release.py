@@ -533,7 +533,8 @@ def _make_images(
             path = store.object_path(ws.objects, o.sha256)
             raise ReleaseError(f"{path}: original bytes are missing or unreadable ({err.strerror})",
                                path=str(path), sha256=o.sha256) from err
-    outputs = preprocess.run_with_tone(originals, cfg.preprocess, on_progress=on_progress)
+    outputs = preprocess.run_with_tone(originals, cfg.preprocess, on_progress=on_progress,
+                                       engine=cfg.engine)
     images = {sha: out.image for sha, out in outputs.items()}
     step_hash = preprocess_hash(cfg)
     by_split: dict[str, list[Row]] = {s: [] for s in SPLITS}

@@ -113,6 +113,11 @@ MEANINGS: dict[str, tuple[str, str]] = {
     "card.maintenance": ("Datasheet: who maintains the dataset and how errata and versions are announced.",
                          '"The lab; errata as patch releases, announced in the changelog."'),
     "card.classes": ("One line per class for the card's classes table.", '{alopecia = "patchy hair loss"}'),
+    "engine.kind": ('Where per-image work runs: "local" (threads and processes) or "ray" (a Ray cluster); '
+                    "`--engine` wins.", '"ray"'),
+    "engine.address": ('With kind = "ray": the cluster (`auto`, `ray://head:10001`); empty: start Ray '
+                       "for the run.", '"auto"'),
+    "engine.batch_size": ("Images per Ray task.", "64"),
     "sources.prefix": ("[[sources]]: a URL prefix or a domain the rule applies to.", '"https://atlas.example/"'),
     "sources.license": ("[[sources]]: the licence of those images.", '"cc-by-4.0"'),
     "sources.attribution": ("[[sources]]: who to credit.", '"Example Atlas"'),

@@ -9,6 +9,7 @@ from typing import Any
 import click
 from rich.console import Console
 
+from curator.cli.engine_option import engine_for, engine_option
 from curator.cli_support import counted
 from curator.config import has_control_characters
 from curator.errors import InputError
@@ -48,10 +49,12 @@ from curator.match import MAX_THRESHOLD
 @click.option("--ignore-robots", is_flag=True, help="Do not fetch or obey robots.txt (recorded per source).")
 @click.option("--ignore-noai", is_flag=True, help="Do not obey X-Robots-Tag: noai / noimageai (recorded).")
 @click.option("--workers", type=click.IntRange(min=1), help="Threads that decode and hash (default: CPUs).")
+@engine_option
 @click.pass_obj
 def ingest(app, source: str, columns: str | None, hub_split: str | None, hub_config: str | None,
            collection: str | None, hint_from_folder: bool, root: Path | None, retry_failed: bool,
-           report: Path | None, ignore_robots: bool, ignore_noai: bool, **settings: Any) -> None:
+           report: Path | None, ignore_robots: bool, ignore_noai: bool, engine: str | None,
+           **settings: Any) -> None:
     """Download, validate, store and deduplicate images.
 
     FILE holds one source per line: a URL (optionally a TAB and a label hint),
@@ -87,7 +90,7 @@ def ingest(app, source: str, columns: str | None, hub_split: str | None, hub_con
         report=report,
         **settings,
     )
-    with app.out.progress("Ingesting", total=len(sources)) as advance:
+    with engine_for(ws, engine), app.out.progress("Ingesting", total=len(sources)) as advance:
         summary = stage.run(ws, sources, options, on_progress=advance)
     value = summary.as_dict()
     app.out.result(value, _summary_renderer(value))

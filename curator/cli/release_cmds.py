@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 from rich.console import Console
 
+from curator.cli.engine_option import engine_for, engine_option
 from curator.errors import EXIT_ERROR, InputError, WorkspaceError
 from curator.match import MAX_THRESHOLD, Policy
 
@@ -59,9 +60,10 @@ def _render_splits(console: Console, splits: dict[str, Any]) -> None:
     is_flag=True,
     help="Release even with undecided face/eye findings (named in the warnings); refused by default.",
 )
+@engine_option
 @click.pass_obj
 def release(app: App, version: str | None, dry_run: bool, include_restricted: bool,
-            allow_unreviewed: bool) -> None:
+            allow_unreviewed: bool, engine: str | None) -> None:
     """Build the next release into releases/vX.Y.Z/: split, preprocess, balance, parquet, card.
 
     The version bump follows what changed since the last release: the class list
@@ -73,7 +75,7 @@ def release(app: App, version: str | None, dry_run: bool, include_restricted: bo
     from curator import release as release_mod
 
     ws = app.workspace()
-    with app.out.progress("preprocessing", None) as advance:
+    with engine_for(ws, engine), app.out.progress("preprocessing", None) as advance:
         result = release_mod.build(
             ws,
             version=version,

@@ -9,6 +9,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from curator.cli.engine_option import engine_for, engine_option
 from curator.errors import InputError
 
 HELP = """Find unusable, identifying, off-topic and mislabelled images, and decide on them.
@@ -52,11 +53,12 @@ Example: curator review --run
 @click.option("--graphics", type=click.Choice(("auto", "kitty", "iterm", "sixel", "blocks")), default="auto",
               show_default=True, help="How the prompt draws images; auto detects kitty, iTerm2 and sixel.")
 @click.option("--reviewer", metavar="NAME", help="Who decides (default: [labels] annotator, or the OS user).")
+@engine_option
 @click.pass_obj
 def review(app: Any, run_checks: bool, probabilities: str | None, with_cv: bool, list_findings: bool,
            kind: str | None,
            open_only: bool, decide: str | None, undo_id: int | None, graphics: str,
-           reviewer: str | None) -> None:
+           reviewer: str | None, engine: str | None) -> None:
     from curator import labeling
     from curator.review import findings, run
 
@@ -68,6 +70,8 @@ def review(app: Any, run_checks: bool, probabilities: str | None, with_cv: bool,
         raise InputError("--open goes with --list")
     if (probabilities or with_cv) and not run_checks:
         raise InputError("--probabilities and --with-cv go with --run")
+    if engine is not None and not run_checks:
+        raise InputError("--engine goes with --run")
     if probabilities and with_cv:
         raise InputError("--probabilities and --with-cv cannot be combined; give one")
     if kind is not None and kind not in run.KINDS:
@@ -88,7 +92,8 @@ def review(app: Any, run_checks: bool, probabilities: str | None, with_cv: bool,
 
             with app.out.progress("Training out-of-fold models", oof.FOLDS) as advance:
                 probs = oof.probabilities(ws, on_fold=advance)
-        _run(app, ws, probs, probabilities or "cv")
+        with engine_for(ws, engine):
+            _run(app, ws, probs, probabilities or "cv")
     elif list_findings:
         items = findings.listing(ws.conn, kind=kind, open_only=open_only)
         app.out.result({"findings": items}, lambda console: _table(console, items))

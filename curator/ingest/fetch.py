@@ -31,6 +31,7 @@ import urllib.robotparser
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Protocol
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
@@ -80,16 +81,34 @@ def robots_policy(cfg: IngestConfig) -> str:
     return "robots-ignored" if not cfg.respect_robots else "noai-ignored"
 
 
-class Fetcher:
-    """Use as ``async with Fetcher(cfg) as f: await f.fetch(url)``."""
+class SharedHosts(Protocol):
+    """Per-host slots and pauses that several fetchers share (a cluster's: curator.ingest.remote)."""
 
-    def __init__(self, cfg: IngestConfig) -> None:
+    def slot(self, host: str) -> contextlib.AbstractAsyncContextManager[None]: ...
+
+    async def pause(self, host: str, seconds: float) -> None: ...
+
+
+Robots = dict[str, urllib.robotparser.RobotFileParser | None]  # origin -> its rules (None: unavailable)
+
+
+class Fetcher:
+    """Use as ``async with Fetcher(cfg) as f: await f.fetch(url)``.
+
+    ``hosts``: per-host slots shared with other fetchers instead of this one's own, and a
+    Retry-After then pauses the host for all of them; ``robots``: a cache kept beyond this fetcher.
+    """
+
+    def __init__(
+        self, cfg: IngestConfig, hosts: SharedHosts | None = None, robots: Robots | None = None
+    ) -> None:
         self.cfg = cfg
         self._hosts: defaultdict[str, asyncio.Semaphore] = defaultdict(
             lambda: asyncio.Semaphore(cfg.per_host)
         )
+        self._shared = hosts
         self._global = asyncio.Semaphore(cfg.concurrency)
-        self._robots: dict[str, urllib.robotparser.RobotFileParser | None] = {}
+        self._robots: Robots = {} if robots is None else robots
         self._robots_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._session: aiohttp.ClientSession | None = None
 
@@ -131,6 +150,9 @@ class Fetcher:
             delay = self.cfg.backoff * 2**attempt
             if result.retry_after is not None:
                 delay = result.retry_after
+                if self._shared is not None:  # every fetcher of the cluster waits, not this URL only
+                    host = urlsplit(result.final_url or url).netloc.lower()
+                    await self._shared.pause(host, min(delay, self.cfg.max_retry_after))
             await asyncio.sleep(min(delay, self.cfg.max_retry_after))
             attempt += 1
 
@@ -196,7 +218,8 @@ class Fetcher:
     @contextlib.asynccontextmanager
     async def _slot(self, url: str) -> AsyncIterator[None]:
         """A per-host slot, then a global one (so a busy host never holds global slots while waiting)."""
-        async with self._hosts[urlsplit(url).netloc.lower()], self._global:
+        host = urlsplit(url).netloc.lower()
+        async with self._shared.slot(host) if self._shared else self._hosts[host], self._global:
             yield
 
     async def _robots_refusal(self, url: str, current: str) -> Fetched | None:

@@ -60,6 +60,7 @@ from curator import catalog, fsutil, store
 from curator.config import IngestConfig
 from curator.errors import BusyError
 from curator.fsutil import write_atomic
+from curator.ingest import remote
 from curator.ingest.fetch import Fetched, Fetcher, loop_factory, robots_policy
 from curator.ingest.sources import Provenance, Source, parse_lines
 from curator.workspace import Workspace
@@ -289,6 +290,7 @@ class _Run:
         self._replaced_now: set[str] = set()  # images of this group that replaced one (to settle)
         self._ready: list[_Ready] = []  # prepared sources waiting for the catalog thread
         self._placing = False  # whether a group is on the catalog thread now
+        self.batcher: remote.Batcher | None = None  # with the Ray engine: URLs go to its workers
         self._opencv = contextlib.ExitStack()  # single_threaded_opencv, from _load to the end
         self.loaded: asyncio.Future[None]  # _load, on the catalog thread (set in main)
 
@@ -298,12 +300,16 @@ class _Run:
         self.positions = self._input_positions(sources)
         # The image side loads while the first requests are in flight; _one waits for it.
         self.loaded = asyncio.get_running_loop().run_in_executor(self.writer, self._load)
-        # Bounds memory: a source holds its bytes and pixels only while one of these slots is held.
-        slots = asyncio.Semaphore(self.cfg.concurrency + 2 * (self.options.workers or os.cpu_count() or 2))
         seen: set[str] = set()
         try:
-            async with Fetcher(self.cfg) as fetcher, asyncio.TaskGroup() as group:
+            async with (Fetcher(self.cfg) as fetcher,
+                        remote.batcher(self.ws.config.engine, self.cfg) as batcher,
+                        asyncio.TaskGroup() as group):
                 self.tasks = group
+                self.batcher = batcher
+                # Bounds memory: a source holds its bytes and pixels only while one of these slots is held.
+                local = self.cfg.concurrency + 2 * (self.options.workers or os.cpu_count() or 2)
+                slots = asyncio.Semaphore(max(local, batcher.in_flight if batcher else 0))
                 for src in sources:
                     if src.locator in seen or not self._wanted(src, done):
                         self._finish(self._skipped(src, done))
@@ -385,11 +391,17 @@ class _Run:
         try:
             loop = asyncio.get_running_loop()
             fetching = src.kind == "url" and not src.problem and src.read is None
+            checked: validate.Checked | validate.Refused
+            if fetching and self.batcher is not None:  # fetched and checked by a Ray worker
+                got, checked = await self.batcher.prepare(src.locator)
+                await self.loaded
+                wrote = await loop.run_in_executor(self.pool, self._store, got, checked)
+                await self._hand_over(_Ready(src, got, checked, wrote, loop.create_future()))
+                return
             fetched = await fetcher.fetch(src.locator) if fetching else None
             await self.loaded
             from curator.ingest import validate
 
-            checked: validate.Checked | validate.Refused
             wrote = False
             if src.problem:
                 checked = validate.Refused(src.problem)
@@ -397,14 +409,17 @@ class _Run:
                 checked = validate.Refused(fetched.reason)
             else:
                 fetched, checked, wrote = await loop.run_in_executor(self.pool, self._prepare, src, fetched)
-            ready = _Ready(src, fetched, checked, wrote, loop.create_future())
-            self._ready.append(ready)
-            if not self._placing:
-                self._placing = True
-                self.tasks.create_task(self._place_ready())
-            self._finish(await ready.placed)
+            await self._hand_over(_Ready(src, fetched, checked, wrote, loop.create_future()))
         finally:
             slots.release()
+
+    async def _hand_over(self, ready: _Ready) -> None:
+        """Queue a prepared source for the catalog thread and wait for its outcome."""
+        self._ready.append(ready)
+        if not self._placing:
+            self._placing = True
+            self.tasks.create_task(self._place_ready())
+        self._finish(await ready.placed)
 
     async def _place_ready(self) -> None:
         """Hand the catalog thread every ready source, a group at a time, until none is left."""
@@ -443,14 +458,22 @@ class _Run:
         if fetched.reason is not None or fetched.data is None:
             return fetched, validate.Refused(fetched.reason or "empty"), False
         checked = validate.check(fetched.data, self.cfg)
-        if isinstance(checked, validate.Checked) and checked.format == "JPEG":
+        return fetched, checked, self._store(fetched, checked)
+
+    def _store(self, fetched: Fetched, checked: validate.Checked | validate.Refused) -> bool:
+        """Put a checked image's bytes in objects/ unless the catalog has them; whether it did."""
+        from curator.ingest import validate
+
+        if not isinstance(checked, validate.Checked) or fetched.data is None:
+            return False
+        if checked.format == "JPEG":
             from curator import dedup
 
             dedup.jpeg_quality(self.ws.objects, checked.sha256, fetched.data)  # for the representative rule
-        if isinstance(checked, validate.Checked) and checked.sha256 not in self.known_bytes:
+        if checked.sha256 not in self.known_bytes:
             store.put(self.ws.objects, fetched.data, durable=not self.group_sync)
-            return fetched, checked, True
-        return fetched, checked, False
+            return True
+        return False
 
     # The methods below run on the catalog thread, one group at a time, inside its transaction.
 

@@ -3,7 +3,8 @@
 Per-image checks (quality, privacy, and the off-topic check's features) run only on images
 that the check has not seen at its current version and parameters; each image is decoded
 once, at a reduced scale (JPEG draft mode), by a pool of threads (OpenCV and Pillow
-release the GIL), and the driver stores each batch in one transaction. A failure on one
+release the GIL) or, with the Ray engine, by Ray tasks sent the objects' bytes
+(curator.engine), and the driver stores each batch in one transaction. A failure on one
 image (a corrupt object, a detector error) becomes an ``error`` finding for it and the
 run goes on. The dataset-level checks (off-topic scores, label issues) are recomputed
 from the stored features and the given probabilities each run; only their changes are
@@ -12,11 +13,14 @@ written (curator.review.findings.save).
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import functools
+import io
 import math
 import os
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +29,7 @@ from typing import Any, cast
 import numpy as np
 from PIL import Image
 
-from curator import catalog, hashing, labeling, store, suggest
+from curator import catalog, engine, hashing, labeling, store, suggest
 from curator.config import Config, ReviewConfig
 from curator.errors import InputError
 from curator.output import ProgressCallback
@@ -113,8 +117,7 @@ def run(ws: Workspace, *, probabilities: Mapping[str, Sequence[float]] | None = 
         summary.computed[name] = len(shas)
     # One pool for the run: its threads keep their face cascades (privacy._cascades) across batches.
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        for batch in _batches(pending, BATCH):
-            outcomes = _compute(pool, ws.objects, batch, sizes, todo, cfg.review)
+        for batch, outcomes in _computed(pool, ws, pending, sizes, todo):
             with_errors = set()
             for name, per_image in outcomes.items():
                 with_errors |= {sha for sha, outcome in per_image.items() if isinstance(outcome, str)}
@@ -140,9 +143,10 @@ def _batches(items: list[str], size: int) -> Iterator[list[str]]:
         yield items[start : start + size]
 
 
-def decode(objects: Path, sha256: str) -> np.ndarray:
-    """An image's pixels, upright RGB, reduced (in the JPEG decoder where it can) to about DECODE_SIDE."""
-    with Image.open(store.object_path(objects, sha256)) as img:
+def decode(source: Path | bytes) -> np.ndarray:
+    """An image's pixels (a stored object's path, or its bytes), upright RGB, reduced (in the JPEG
+    decoder where it can) to about DECODE_SIDE."""
+    with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:
         width, height = img.size
         scale = DECODE_SIDE / max(width, height)
         if scale < 1:
@@ -151,30 +155,62 @@ def decode(objects: Path, sha256: str) -> np.ndarray:
     return quality.small_copy(rgb, DECODE_SIDE)
 
 
-def _compute(pool: ThreadPoolExecutor, objects: Path, batch: list[str], sizes: dict[str, tuple[int, int]],
-             todo: dict[str, set[str]], cfg: ReviewConfig) -> dict[str, dict[str, Outcome | np.ndarray]]:
-    def one(sha: str) -> dict[str, Outcome | np.ndarray]:
-        names = [name for name, shas in todo.items() if sha in shas]
-        try:
-            rgb = decode(objects, sha)
-        except Exception as err:  # any decoder failure is this image's outcome, not the run's
-            return {name: f"cannot decode the stored object: {err}" for name in names}
-        result: dict[str, Outcome | np.ndarray] = {}
-        for name in names:
-            try:
-                if name == FEATURES:
-                    result[name] = offtopic.features(rgb)
-                else:
-                    result[name] = IMAGE_CHECKS[name](rgb, *sizes[sha], cfg)
-            except Exception as err:  # one check failing on one image must not stop the others
-                result[name] = f"{name} check failed: {err}"
-        return result
+# What check_image is given: sha256, the checks it is due for, its size, its object's path or bytes.
+Item = tuple[str, list[str], tuple[int, int], Path | bytes]
+PerImage = dict[str, Outcome | np.ndarray]
 
-    merged: dict[str, dict[str, Outcome | np.ndarray]] = {name: {} for name in todo}
-    for sha, result in zip(batch, pool.map(one, batch), strict=True):
-        for name, outcome in result.items():
-            merged[name][sha] = outcome
-    return merged
+
+def _computed(pool: ThreadPoolExecutor, ws: Workspace, pending: list[str], sizes: dict[str, tuple[int, int]],
+              todo: dict[str, set[str]]) -> Iterator[tuple[list[str], dict[str, PerImage]]]:
+    """Each batch of ``pending`` with its outcomes (check -> sha256 -> outcome), in input order: on
+    this machine's threads, or as Ray tasks (engine.map_batches) sent the objects' bytes."""
+    cfg = ws.config
+
+    def items(batch: list[str], with_bytes: bool) -> list[Item]:
+        return [(sha, [name for name, shas in todo.items() if sha in shas], sizes[sha],
+                 _object(ws.objects, sha, with_bytes)) for sha in batch]
+
+    on_ray = engine.is_ray(cfg.engine)
+    batches = list(_batches(pending, cfg.engine.batch_size if on_ray else BATCH))
+    results: Iterable[list[dict[str, Outcome | np.ndarray]]]
+    if on_ray:
+        results = engine.map_batches(check_image, cfg.review, (items(b, True) for b in batches))
+    else:
+        check = functools.partial(check_image, cfg.review)
+        results = (list(pool.map(check, items(b, False))) for b in batches)
+    for batch, per_sha in zip(batches, results, strict=True):
+        merged: dict[str, PerImage] = {name: {} for name in todo}
+        for sha, result in zip(batch, per_sha, strict=True):
+            for name, outcome in result.items():
+                merged[name][sha] = outcome
+        yield batch, merged
+
+
+def _object(objects: Path, sha: str, with_bytes: bool) -> Path | bytes:
+    path = store.object_path(objects, sha)
+    if with_bytes:
+        with contextlib.suppress(OSError):  # unreadable: the worker's decode names the failure
+            return path.read_bytes()
+    return path
+
+
+def check_image(cfg: ReviewConfig, item: Item) -> dict[str, Outcome | np.ndarray]:
+    """One image's outcome for each check it is due for (a string where the check failed)."""
+    sha, names, (width, height), source = item
+    try:
+        rgb = decode(source)
+    except Exception as err:  # any decoder failure is this image's outcome, not the run's
+        return {name: f"cannot decode the stored object: {err}" for name in names}
+    result: dict[str, Outcome | np.ndarray] = {}
+    for name in names:
+        try:
+            if name == FEATURES:
+                result[name] = offtopic.features(rgb)
+            else:
+                result[name] = IMAGE_CHECKS[name](rgb, width, height, cfg)
+        except Exception as err:  # one check failing on one image must not stop the others
+            result[name] = f"{name} check failed: {err}"
+    return result
 
 
 def _missing_features(conn: sqlite3.Connection, images: Mapping[str, Any]) -> list[str]:

@@ -101,7 +101,13 @@ def test_other_peoples_small_faces_in_a_scalp_photo_are_found(index: int) -> Non
     photo.paste(face.resize((48, 48)), (150, 90))
     kinds = {r.kind: r for r in privacy.check(np.asarray(photo), CFG)}
     assert kinds["face"].flagged
-    assert not any(r.flagged for r in privacy.check(scalp(index, (320, 240)), CFG))
+
+
+def test_few_scalp_photos_at_the_decoded_size_are_flagged() -> None:
+    """A cascade flags the odd clean photo (2% of 300 unseen generated ones in privacy-4), so
+    the bound is on a rate, well inside the issue's 10% for anything."""
+    flagged = sum(any(r.flagged for r in privacy.check(scalp(seed, (320, 240)), CFG)) for seed in range(40))
+    assert flagged <= 2
 
 
 # ---------------------------------------------------------------------------------------------

@@ -5,10 +5,11 @@ as the clean dataset; other photos
 (generated, distinct) made blurred, dark, bright (washed out), tiny, near-uniform,
 greyscale or cut to a strip; what an image is by construction (small, a strip, grey) counts
 as true for its kind whether planted or not;
-faces: scikit-image's astronaut and its crops (whole face, mirrored, perspective-warped, half
-faces, eye band, one eye, upper half), the astronaut's face pasted onto scalp photos, partly off
-the edge too, and faces of scikit-image's LFW subset enlarged into scalp photos; recall is
-printed per crop kind;
+faces: scikit-image's astronaut and its crops (whole face, mirrored, perspective-warped as a
+crude head turn, half faces, eye band, one eye, upper half), the astronaut's face pasted onto
+scalp photos, partly off the edge too, and faces of scikit-image's LFW subset enlarged into
+scalp photos; recall is printed per crop kind. No true profile is among them: no photo shipped
+offline shows one, so recall on profiles is not measured;
 off-topic: scikit-image's other photos. Every image is stored in a temporary workspace and
 goes through the real `curator review --run` path (curator.review.run: decode, checks,
 catalog). Clean photos flagged for anything are counted.

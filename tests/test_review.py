@@ -86,8 +86,8 @@ def test_faces_and_partial_faces_are_found_and_scalp_photos_are_not() -> None:
     assert kinds["face"].flagged and not kinds["eye"].flagged
     eyes = {r.kind: r for r in privacy.check(face[100:150, 170:290], CFG)}  # an eye band, no whole face
     assert eyes["eye"].flagged and not eyes["face"].flagged
-    profile = privacy.check(face[60:220, 150:225], CFG)  # the left half of the face
-    assert any(r.flagged for r in profile)
+    half = privacy.check(face[60:220, 150:225], CFG)  # the left half of the face
+    assert any(r.flagged for r in half)
     for seed in range(3):
         assert not any(r.flagged for r in privacy.check(scalp(seed), CFG))
 
@@ -101,7 +101,13 @@ def test_other_peoples_small_faces_in_a_scalp_photo_are_found(index: int) -> Non
     photo.paste(face.resize((48, 48)), (150, 90))
     kinds = {r.kind: r for r in privacy.check(np.asarray(photo), CFG)}
     assert kinds["face"].flagged
-    assert not any(r.flagged for r in privacy.check(scalp(index, (320, 240)), CFG))
+
+
+def test_few_scalp_photos_at_the_decoded_size_are_flagged() -> None:
+    """A cascade flags the odd clean photo, so the bound is on a rate (5%), well inside the
+    issue's 10% for anything."""
+    flagged = sum(any(r.flagged for r in privacy.check(scalp(seed, (320, 240)), CFG)) for seed in range(40))
+    assert flagged <= 2
 
 
 # ---------------------------------------------------------------------------------------------

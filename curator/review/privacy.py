@@ -4,12 +4,13 @@ The cascades ship inside opencv-python(-headless) 4.x wheels (``cv2.data.haarcas
 nothing is downloaded at run time and no model file is shipped here; 5.x wheels dropped them
 and ``CascadeClassifier`` with them, hence the ``<5`` bound in pyproject.toml.
 
-A scalp photo shows profiles, half faces and eye regions that a frontal cascade misses, so
-three cascades run: frontal faces, profile faces (on the image and on its mirror: the cascade
-knows one side only) and eyes. A ``face`` is a frontal or profile detection; an ``eye`` is an
-eye detection outside every flagged face: an identifying eye region without a whole face. Each
-cascade runs on one grey copy scaled to its working size (:data:`CASCADES`); the profile and eye
-cascades see it padded by mirroring its border (half a face cut by the edge becomes nearly whole).
+A scalp photo shows half faces, turned faces and eye regions, so two cascades run: frontal
+faces and eyes. A ``face`` is a frontal detection; an ``eye`` is an eye detection outside every
+flagged face: an identifying eye region without a whole face. Both run on one grey copy padded
+by mirroring its border (half a face cut by the edge becomes nearly whole), each scaled to its
+working size (:data:`CASCADES`). The frontal cascade also finds the turned faces of the planted
+set; OpenCV's profile cascade found none that it missed and was dropped (privacy-4), so true
+profiles, which no photo shipped offline shows, are not looked for separately.
 """
 
 from __future__ import annotations
@@ -24,9 +25,8 @@ import numpy as np
 from curator.config import ReviewConfig
 from curator.review.quality import Result
 
-VERSION = "privacy-3"
+VERSION = "privacy-4"
 FRONTAL = "haarcascade_frontalface_alt.xml"
-PROFILE = "haarcascade_profileface.xml"
 EYE = "haarcascade_eye.xml"
 UPSCALE = 1.5  # at most: a tiny image enlarged further shows hair as eyes and faces
 PAD = 0.125
@@ -37,21 +37,18 @@ class Cascade(NamedTuple):
     scale_factor: float  # between the window sizes tried
     min_side: int  # smallest window, pixels at ``side``
     flagged: int  # neighbours (overlapping candidates) that give confidence 0.6, the default face_min
-    padded: bool  # on the image padded by mirroring its border (PAD), so that a face cut by the edge is whole
 
 
 # A cascade's cost grows with the working image's area, so each runs on the smallest image
-# that still shows what it must find: whole frontal faces from about a tenth of the image's
-# longer side (20 px windows at 208 px; padding would shrink them for the same cost), profiles
-# from about a quarter and eye regions from about a fifth (96 and 128 px, padded: a profile,
-# half a face at the edge or an eye close-up that identifies someone fills much of a scalp
-# photo). With these steps a face gathers fewer neighbours than at finer ones; at these
-# ``flagged`` counts no generated scalp photo nor any other photo scikit-image ships was flagged
-# (benchmarks/review_quality.py).
+# that still shows what it must find: frontal faces from about a tenth of the image's longer
+# side (20 px windows at 260 px, which is 208 px for the image inside its padding) and eye
+# regions from about a fifth (128 px: an eye close-up that identifies someone fills much of a
+# scalp photo). The padding costs the frontal pass half again its area; the coarser steps
+# (1.25) pay for it. At these ``flagged`` counts no generated scalp photo nor any other photo
+# scikit-image ships was flagged (benchmarks/review_quality.py).
 CASCADES = {
-    FRONTAL: Cascade(side=208, scale_factor=1.2, min_side=20, flagged=3, padded=False),
-    PROFILE: Cascade(side=96, scale_factor=1.3, min_side=20, flagged=4, padded=True),
-    EYE: Cascade(side=128, scale_factor=1.3, min_side=20, flagged=4, padded=True),
+    FRONTAL: Cascade(side=260, scale_factor=1.25, min_side=20, flagged=3),
+    EYE: Cascade(side=128, scale_factor=1.3, min_side=20, flagged=4),
 }
 _local = threading.local()
 
@@ -71,25 +68,25 @@ def _cascades() -> dict[str, Any]:
     return cascades
 
 
-def _find(name: str, grey: np.ndarray, mirror: bool = False) -> list[tuple[np.ndarray, float]]:
+def _find(name: str, grey: np.ndarray) -> list[tuple[np.ndarray, float]]:
     """Boxes (x, y, w, h in ``grey``) and confidences of one cascade's detections.
 
     Haar cascades give no probability. The confidence is n / (n + 2/3 flagged) for n
     neighbours: 0.6 at ``flagged`` neighbours, approaching 1 as more candidates agree, lower
-    for the weak groups of two kept so that a finding's score also says how near it came."""
+    for the weaker groups kept (three or more: OpenCV drops smaller ones at minNeighbors=2) so
+    that a finding's score also says how near it came."""
     cascade = CASCADES[name]
     scale = min(cascade.side / max(grey.shape[:2]), UPSCALE)
     size = (max(1, round(grey.shape[1] * scale)), max(1, round(grey.shape[0] * scale)))
     small = cv2.resize(grey, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
     # No histogram equalisation: it halved the neighbours of small faces on scalp photos.
     boxes, neighbours = _cascades()[name].detectMultiScale2(
-        cv2.flip(small, 1) if mirror else small, scaleFactor=cascade.scale_factor, minNeighbors=2,
+        small, scaleFactor=cascade.scale_factor, minNeighbors=2,
         minSize=(cascade.min_side, cascade.min_side))
     half = cascade.flagged * 2 / 3
     found = []
     for box, n in zip(boxes, neighbours, strict=True):
         x, y, w, h = (float(v) / scale for v in box)
-        x = grey.shape[1] - x - w if mirror else x
         found.append((np.array([x, y, w, h]), int(n) / (int(n) + half)))
     return found
 
@@ -100,16 +97,8 @@ def detect(rgb: np.ndarray) -> list[dict[str, Any]]:
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     pad = math.ceil(PAD * max(rgb.shape[:2]))
     padded = cv2.copyMakeBorder(grey, pad, pad, pad, pad, cv2.BORDER_REFLECT)
-
-    def find(name: str, mirror: bool = False) -> list[tuple[np.ndarray, float]]:
-        if not CASCADES[name].padded:
-            return _find(name, grey, mirror)
-        return [(box - [pad, pad, 0, 0], c) for box, c in _find(name, padded, mirror)]
-
-    # The profile cascade knows left-facing profiles only: the mirror shows it the right-facing.
-    faces = find(FRONTAL) + find(PROFILE) + find(PROFILE, mirror=True)
-    found = [{"kind": "face", "confidence": c, "box": b} for b, c in faces]
-    found += [{"kind": "eye", "confidence": c, "box": b} for b, c in find(EYE)]
+    found = [{"kind": kind, "confidence": c, "box": box - [pad, pad, 0, 0]}
+             for kind, name in (("face", FRONTAL), ("eye", EYE)) for box, c in _find(name, padded)]
     return sorted(found, key=lambda f: -f["confidence"])
 
 

@@ -713,22 +713,40 @@ def _probe(queries: np.ndarray, values: np.ndarray, tables: list[_ChunkTable], r
             hit = np.flatnonzero(counts)  # most probed chunk values hold no entry
             if not len(hit):
                 continue
-            counts = counts[hit]
-            lo = table.starts[keys[hit]]
-            # Expand each probed range lo..lo+count into the entry indices it holds.
-            ends = np.cumsum(counts)
-            pos = np.arange(int(ends[-1]), dtype=np.int64) - np.repeat(ends - counts - lo, counts)
-            entries = table.order[pos].astype(np.int64)
-            qids = np.repeat(hit // len(masks) + start, counts)
-            dist = np.bitwise_count(values[entries] ^ queries[qids])
-            keep = dist <= radius
-            out_q.append(qids[keep])
-            out_e.append(entries[keep])
+            # Expanded a few million entries at a time: crowded chunk values (the low DCT
+            # frequencies of photos are far from uniform) once made this step take gigabytes.
+            total = np.cumsum(counts[hit])
+            cuts = np.searchsorted(total, np.arange(_EXPAND, int(total[-1]), _EXPAND), side="right")
+            for part in np.split(hit, cuts):
+                if len(part):
+                    found = _expand(part, keys[part], table, queries, values, radius, len(masks), start)
+                    out_q.append(found[0])
+                    out_e.append(found[1])
     q, e = _cat(out_q), _cat(out_e)
     # A pair close on several chunks was found once per chunk.
     key = np.unique(q * len(values) + e)
     q, e = key // len(values), key % len(values)
     return q, e, np.bitwise_count(values[e] ^ queries[q]).astype(np.int64)
+
+
+_EXPAND = 4_000_000  # entries compared per step of _probe
+
+
+def _expand(
+    hit: np.ndarray, keys: np.ndarray, table: _ChunkTable, queries: np.ndarray, values: np.ndarray,
+    radius: int, probes: int, start: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(query, entry) of every entry held by the probed chunk values ``keys`` within ``radius``
+    of its query (``hit``: the probes' positions, ``probes`` per query from query ``start``)."""
+    counts = table.counts[keys]
+    lo = table.starts[keys]
+    # Expand each probed range lo..lo+count into the entry indices it holds.
+    ends = np.cumsum(counts)
+    pos = np.arange(int(ends[-1]), dtype=np.int64) - np.repeat(ends - counts - lo, counts)
+    entries = table.order[pos].astype(np.int64)
+    qids = np.repeat(hit // probes + start, counts)
+    keep = np.bitwise_count(values[entries] ^ queries[qids]) <= radius
+    return qids[keep], entries[keep]
 
 
 def _cat(parts: list[np.ndarray]) -> np.ndarray:

@@ -50,7 +50,8 @@ def textured(seed: int):  # noqa: ANN201 (PIL imported in the worker)
 
     rng = np.random.default_rng(seed)
     w, h = SIZE
-    light = cv2.resize(rng.uniform(0, 255, (6, 8, 3)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
+    light = cv2.resize(rng.uniform(0, 255, (6, 8, 3)).astype(np.float32), (w, h),
+                       interpolation=cv2.INTER_CUBIC)
     blobs = cv2.resize(rng.uniform(-60, 60, (24, 32, 3)).astype(np.float32), (w, h),
                        interpolation=cv2.INTER_CUBIC)
     fy, fx = np.fft.fftfreq(h)[:, None], np.fft.rfftfreq(w)[None, :]
@@ -106,8 +107,10 @@ def child(ws_path: str, urls_path: str, out_path: str) -> None:
     options = IngestOptions.from_config(ws.config.ingest, concurrency=64, per_host=64)
     start = time.monotonic()
     summary = run(ws, lines, options, on_progress=lambda n: times.append(time.monotonic() - start))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    Path(out_path).write_text(json.dumps({"times": times, "peak": peak, "summary": summary.as_dict()}))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    report = {"times": times, "peak": usage.ru_maxrss * 1024, "cpu": usage.ru_utime + usage.ru_stime,
+              "summary": summary.as_dict()}
+    Path(out_path).write_text(json.dumps(report))
 
 
 def tenths(times: list[float]) -> list[float]:
@@ -174,7 +177,8 @@ def main() -> None:
                        check=True, stdout=subprocess.DEVNULL)
         out = work / "times.json"
         t0 = time.perf_counter()
-        spy = ["py-spy", "record", "--nonblocking", "--threads", "-o", str(args.profile), "--"] if args.profile else []
+        spy = ["py-spy", "record", "--nonblocking", "--threads", "-o", str(args.profile), "--"]
+        spy = spy if args.profile else []
         subprocess.run([*spy, sys.executable, __file__, "--child", str(ws), str(urls), str(out)], check=True)
         wall = time.perf_counter() - t0
         report = json.loads(out.read_text())
@@ -184,8 +188,8 @@ def main() -> None:
         found = sum(r[0] for r in recall.values())
         print(f"{args.images} distinct photos + {planted} planted copies ({len(files)} URLs), loopback, "
               f"cpu={os.cpu_count()}, load average {Path('/proc/loadavg').read_text().split()[:3]}")
-        print(f"ingest: {wall:.1f} s wall, {report['summary']['per_second']} sources/s, "
-              f"peak RSS {report['peak'] / 2**20:.0f} MB")
+        print(f"ingest: {wall:.1f} s wall, {report.get('cpu', 0):.1f} s CPU, "
+              f"{report['summary']['per_second']} sources/s, peak RSS {report['peak'] / 2**20:.0f} MB")
         print("throughput per tenth (images/s): " + " ".join(f"{r:.0f}" for r in rates)
               + f"; last/first {rates[-1] / rates[0]:.2f} (target >= 0.80)")
         print(f"distinct photos merged: {merged} (target 0); planted copies found: {found}/{planted}")
@@ -199,7 +203,8 @@ def main() -> None:
               "(targets < 120 s, < 1024 MB)")
         merged10, recall10 = score(ws / "catalog.sqlite", origin)
         found10 = sum(r[0] for r in recall10.values())
-        print(f"after dups --threshold 10: distinct photos merged {merged10}, planted found {found10}/{planted}")
+        print(f"after dups --threshold 10: distinct photos merged {merged10}, "
+              f"planted found {found10}/{planted}")
         print(f"load average after: {Path('/proc/loadavg').read_text().split()[:3]}")
 
 

@@ -42,34 +42,12 @@ from tests.imageserver import ImageServer, Reply  # noqa: E402
 SIZE = (480, 360)
 
 
-def textured(seed: int):  # noqa: ANN201 (PIL imported in the worker)
-    """A distinct photo-like image: lighting, blobs, a 1/f texture (as natural images have), grain."""
-    import cv2
-    import numpy as np
-    from PIL import Image
-
-    rng = np.random.default_rng(seed)
-    w, h = SIZE
-    light = cv2.resize(rng.uniform(0, 255, (6, 8, 3)).astype(np.float32), (w, h),
-                       interpolation=cv2.INTER_CUBIC)
-    blobs = cv2.resize(rng.uniform(-60, 60, (24, 32, 3)).astype(np.float32), (w, h),
-                       interpolation=cv2.INTER_CUBIC)
-    fy, fx = np.fft.fftfreq(h)[:, None], np.fft.rfftfreq(w)[None, :]
-    falloff = 1.0 / np.maximum(np.hypot(fx, fy), 1.0 / max(w, h)) ** rng.uniform(0.8, 1.2)
-    spectrum = falloff * np.exp(2j * np.pi * rng.random(falloff.shape))
-    texture = np.fft.irfft2(spectrum, s=(h, w)).astype(np.float32)
-    texture *= rng.uniform(15, 35) / (texture.std() + 1e-6)
-    tint = rng.uniform(0.6, 1.0, 3).astype(np.float32)
-    grain = rng.normal(0, 6, (h, w, 1)).astype(np.float32)
-    pixels = light + blobs + texture[..., None] * tint + grain
-    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
-
-
 def make_one(job: tuple[Path, int, int, str | None]) -> None:
     from benchmarks.dedup_quality import encode, transformed
+    from curator import synthetic
 
     cache, k, seed, transform = job
-    img = textured(seed * 1_000_003 + k)
+    img = synthetic.textured(seed * 1_000_003 + k, SIZE)
     original = encode(img, quality=90)
     (cache / f"o{k:05d}.jpg").write_bytes(original)
     if transform is not None:

@@ -47,16 +47,21 @@ def planted(n: int, pairs: int, threshold: int, seed: int) -> tuple[np.ndarray, 
 _shared: dict[str, object] = {}
 
 
-def index_pairs(values: np.ndarray, threshold: int, workers: int = 1) -> set[tuple[int, int]]:
+def index_pairs(
+    values: np.ndarray, threshold: int, workers: int = 1, part: tuple[int, int] = (0, 1)
+) -> set[tuple[int, int]]:
     """Every pair within ``threshold``: one HashIndex of all values, its queries in slices
     searched by ``workers`` forked processes sharing the index (the way the search shards:
-    the index is small and copied to every worker, the queries are split between them)."""
+    the index is small and copied to every worker, the queries are split between them).
+    ``part`` (i, k): only the i-th of k equal parts of the queries, so only the pairs whose
+    smaller index lies in it (one machine's share of a k-way sharded run)."""
     index = HashIndex()
     index.extend(values, np.arange(len(values)), np.zeros(len(values)))
     chunks = index.prepare(len(values), threshold)
     _shared.update(index=index, values=values, threshold=threshold, chunks=chunks)
-    step = -(-len(values) // (workers * 8))
-    slices = [(start, min(start + step, len(values))) for start in range(0, len(values), step)]
+    first, last = (len(values) * p // part[1] for p in (part[0], part[0] + 1))
+    step = -(-(last - first) // (workers * 8))
+    slices = [(start, min(start + step, last)) for start in range(first, last, step)]
     if workers == 1:
         found = [_search_slice(s) for s in slices]
     else:
@@ -120,18 +125,22 @@ def main() -> None:
     parser.add_argument("--no-brute", action="store_true", help="skip the brute-force peer")
     parser.add_argument("--views", action="store_true", help="time the view search instead")
     parser.add_argument("--workers", type=int, default=1, help="search processes sharing one index")
+    parser.add_argument("--part", default="0/1", help="i/k: search only the i-th of k parts of the queries")
     args = parser.parse_args()
     if args.views:
         return views(args)
     print(f"threshold={args.threshold} planted pairs={args.pairs} cpu={os.cpu_count()} "
-          f"workers={args.workers} load average {open('/proc/loadavg').read().split()[:3]}")
+          f"workers={args.workers} queries part {args.part} "
+          f"load average {open('/proc/loadavg').read().split()[:3]}")
     header = ("hashes", "method", "seconds", "cpu s", "pairs", "planted found", "clusters", "peak MB")
     print("{:>9s} {:>12s} {:>8s} {:>7s} {:>7s} {:>14s} {:>9s} {:>13s}".format(*header))
     for n in (int(s) for s in args.sizes.split(",")):
         values, picks = planted(n, args.pairs, args.threshold, seed=n)
         want = {(min(int(a), int(b)), max(int(a), int(b))) for a, b in picks}
-        runs = [("multi-index", partial(index_pairs, workers=args.workers))]
-        if n <= 200_000 and not args.no_brute:
+        i, k = (int(x) for x in args.part.split("/"))
+        want = {pair for pair in want if n * i // k <= pair[0] < n * (i + 1) // k}
+        runs = [("multi-index", partial(index_pairs, workers=args.workers, part=(i, k)))]
+        if n <= 200_000 and not args.no_brute and args.part == "0/1":
             runs.append(("brute force", brute_pairs))
         results = {}
         for name, method in runs:

@@ -9,6 +9,13 @@ a numpy brute-force all-pairs join (blocks of XOR + popcount), side by side.
 
     python benchmarks/cluster_scale.py [--sizes 100000,1000000] [--threshold 8] [--no-brute]
 
+The search shards by queries: ``--workers N`` forks N processes that share the one index
+(built first) and each search a slice of the hashes; ``--part i/k`` searches only the
+i-th of k parts, one machine's share when k machines each hold a copy of the index, so
+``--sizes 10000000 --part 0/20`` times a twentieth of a 10M run (its planted pairs whose
+smaller index lies in that part are checked). Seconds, CPU seconds (on a shared machine
+the steadier figure) and peak RSS (this process + the largest search process) are printed.
+
 ``--views`` times the search recluster and audit run (dedup.near_pairs): each image's 8
 flips and quarter turns (hashing.DIHEDRAL) against every searched view of every image
 (hashing.NAMES less the centres) at ``dedup.candidate_threshold``; the candidates it

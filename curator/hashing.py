@@ -568,7 +568,10 @@ class HashIndex:
         self._owners[self._size : end] = owners
         self._kinds[self._size : end] = kinds
         self._size = end
-        if end - self._folded > max(4096, self._folded // 4):
+        # Every search scans the whole tail: let it grow to a sixteenth of the tables, not a
+        # quarter. Ingesting 20,000 photos, scanning the tail took a fifth of the catalog
+        # thread; building the tables again costs ~16 times one build over a whole run.
+        if end - self._folded > max(4096, self._folded // 16):
             self._fold()
 
     def _fold(self) -> None:

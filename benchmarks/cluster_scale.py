@@ -9,6 +9,13 @@ a numpy brute-force all-pairs join (blocks of XOR + popcount), side by side.
 
     python benchmarks/cluster_scale.py [--sizes 100000,1000000] [--threshold 8] [--no-brute]
 
+The search shards by queries: ``--workers N`` forks N processes that share the one index
+(built first) and each search a slice of the hashes; ``--part i/k`` searches only the
+i-th of k parts, one machine's share when k machines each hold a copy of the index, so
+``--sizes 10000000 --part 0/20`` times a twentieth of a 10M run (its planted pairs whose
+smaller index lies in that part are checked). Seconds, CPU seconds (on a shared machine
+the steadier figure) and peak RSS (this process + the largest search process) are printed.
+
 ``--views`` times the search recluster and audit run (dedup.near_pairs): each image's 8
 flips and quarter turns (hashing.DIHEDRAL) against every searched view of every image
 (hashing.NAMES less the centres) at ``dedup.candidate_threshold``; the candidates it
@@ -20,8 +27,11 @@ yields then go to the keypoint check, which is not timed here.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
+import resource
 import time
+from functools import partial
 
 import numpy as np
 
@@ -40,12 +50,56 @@ def planted(n: int, pairs: int, threshold: int, seed: int) -> tuple[np.ndarray, 
     return values, picks
 
 
-def index_pairs(values: np.ndarray, threshold: int) -> set[tuple[int, int]]:
+# What the forked search processes read (set before they fork, shared copy-on-write).
+_shared: dict[str, object] = {}
+
+
+def index_pairs(
+    values: np.ndarray, threshold: int, workers: int = 1, part: tuple[int, int] = (0, 1)
+) -> set[tuple[int, int]]:
+    """Every pair within ``threshold``: one HashIndex of all values, its queries in slices
+    searched by ``workers`` forked processes sharing the index (the way the search shards:
+    the index is small and copied to every worker, the queries are split between them).
+    ``part`` (i, k): only the i-th of k equal parts of the queries, so only the pairs whose
+    smaller index lies in it (one machine's share of a k-way sharded run)."""
     index = HashIndex()
     index.extend(values, np.arange(len(values)), np.zeros(len(values)))
-    qi, ei, _ = index.search(values, threshold)
+    chunks = index.prepare(len(values), threshold)
+    _shared.update(index=index, values=values, threshold=threshold, chunks=chunks)
+    first, last = (len(values) * p // part[1] for p in (part[0], part[0] + 1))
+    step = -(-(last - first) // (workers * 8))
+    slices = [(start, min(start + step, last)) for start in range(first, last, step)]
+    if workers == 1:
+        found = [_search_slice(s) for s in slices]
+    else:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            found = pool.map(_search_slice, slices)
+    qi = np.concatenate([q for q, _ in found])
+    ei = np.concatenate([e for _, e in found])
+    return set(zip(qi.tolist(), ei.tolist(), strict=True))
+
+
+def _search_slice(bounds: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    start, stop = bounds
+    index, values = _shared["index"], _shared["values"]
+    assert isinstance(index, HashIndex) and isinstance(values, np.ndarray)
+    qi, ei, _ = index.search(values[start:stop], int(_shared["threshold"]), chunks=int(_shared["chunks"]))
+    qi = qi + start
     keep = qi < ei
-    return set(zip(qi[keep].tolist(), ei[keep].tolist(), strict=True))
+    return qi[keep], ei[keep]
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and its finished children: on a shared machine, the figure
+    that does not depend on what else runs."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def peak_mb() -> tuple[float, float]:
+    """Peak RSS (MB) of this process and of the largest of its finished children (Linux: KB)."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return own, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
 
 def brute_pairs(values: np.ndarray, threshold: int) -> set[tuple[int, int]]:
@@ -62,10 +116,12 @@ def brute_pairs(values: np.ndarray, threshold: int) -> set[tuple[int, int]]:
 
 
 def clusters(n: int, pairs: set[tuple[int, int]]) -> int:
-    sets = dedup.DisjointSets(n)
+    sets, merged = dedup.DisjointSets(n), 0
     for a, b in pairs:
-        sets.union(a, b)
-    return sum(1 for i in range(n) if sets.find(i) == i)
+        if sets.find(a) != sets.find(b):
+            sets.union(a, b)
+            merged += 1
+    return n - merged
 
 
 def main() -> None:
@@ -75,27 +131,36 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=1000, help="planted near pairs per size")
     parser.add_argument("--no-brute", action="store_true", help="skip the brute-force peer")
     parser.add_argument("--views", action="store_true", help="time the view search instead")
+    parser.add_argument("--workers", type=int, default=1, help="search processes sharing one index")
+    parser.add_argument("--part", default="0/1", help="i/k: search only the i-th of k parts of the queries")
     args = parser.parse_args()
     if args.views:
         return views(args)
-    print(f"threshold={args.threshold} planted pairs={args.pairs} cpu={os.cpu_count()}")
-    header = ("hashes", "method", "seconds", "pairs", "planted found", "clusters")
-    print("{:>9s} {:>12s} {:>8s} {:>7s} {:>14s} {:>9s}".format(*header))
+    print(f"threshold={args.threshold} planted pairs={args.pairs} cpu={os.cpu_count()} "
+          f"workers={args.workers} queries part {args.part} "
+          f"load average {open('/proc/loadavg').read().split()[:3]}")
+    header = ("hashes", "method", "seconds", "cpu s", "pairs", "planted found", "clusters", "peak MB")
+    print("{:>9s} {:>12s} {:>8s} {:>7s} {:>7s} {:>14s} {:>9s} {:>13s}".format(*header))
     for n in (int(s) for s in args.sizes.split(",")):
         values, picks = planted(n, args.pairs, args.threshold, seed=n)
         want = {(min(int(a), int(b)), max(int(a), int(b))) for a, b in picks}
-        runs = [("multi-index", index_pairs)]
-        if n <= 200_000 and not args.no_brute:
+        i, k = (int(x) for x in args.part.split("/"))
+        want = {pair for pair in want if n * i // k <= pair[0] < n * (i + 1) // k}
+        runs = [("multi-index", partial(index_pairs, workers=args.workers, part=(i, k)))]
+        if n <= 200_000 and not args.no_brute and args.part == "0/1":
             runs.append(("brute force", brute_pairs))
         results = {}
         for name, method in runs:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), cpu_seconds()
             found = method(values, args.threshold)
             k = clusters(n, found)
-            seconds = time.perf_counter() - t0
+            seconds, cpu = time.perf_counter() - t0, cpu_seconds() - c0
             results[name] = found
             hit = f"{len(want & found)}/{len(want)}"
-            print(f"{n:9d} {name:>12s} {seconds:8.1f} {len(found):7d} {hit:>14s} {k:9d}")
+            own, child = peak_mb()
+            peak = f"{own:.0f}" + (f"+{child:.0f}" if args.workers > 1 else "")
+            print(f"{n:9d} {name:>12s} {seconds:8.1f} {cpu:7.1f} {len(found):7d} {hit:>14s} {k:9d} "
+                  f"{peak:>13s}")
         if len(results) == 2 and results["multi-index"] != results["brute force"]:
             raise SystemExit("multi-index and brute force disagree")
         if not want <= results["multi-index"]:

@@ -823,10 +823,12 @@ def recluster(
     for (a, b), found in pairs.items():
         if found.direct:
             sets.union(a, b)
-    # Loose pairs exist only when the policy confirms; nearest first: the likeliest to link.
-    loose = sorted((m.distance, a, b, m.reflected) for (a, b), m in pairs.items() if not m.direct)
+    # Loose pairs exist only when the policy confirms. Which pairs link does not depend on the
+    # order they are checked in; by first image, so that its grey copy and keypoints are
+    # decoded and computed once for all its pairs, not once per pair (the cache holds 512).
+    loose = sorted((a, b, m.reflected) for (a, b), m in pairs.items() if not m.direct)
     confirmer = Confirmer(Path(objects))
-    for _, a, b, reflected in loose:
+    for a, b, reflected in loose:
         if sets.find(a) == sets.find(b):
             continue  # already linked: a keypoint check would add nothing
         grey = confirmer.stored_grey(shas[a])

@@ -50,6 +50,33 @@ def photo(seed: int, label: str | int = 0, size: tuple[int, int] = (640, 480)) -
     return Image.fromarray(np.clip(np.asarray(img, dtype=np.float32) + noise, 0, 255).astype(np.uint8))
 
 
+def textured(seed: int, size: tuple[int, int] = (480, 360)) -> Image.Image:
+    """A distinct photo-like image for ``seed``, of no class: smooth lighting, blobs, a random
+    1/f texture (the spectrum natural photos have) and grain. Unlike :func:`photo`, whose
+    images share a skin tone and a pattern per class, any two seeds differ at every scale:
+    for checking that distinct photos stay apart at scale (benchmarks/ingest_scale.py)."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    light = _smooth(rng.uniform(0, 255, (6, 8, 3)), w, h)
+    blobs = _smooth(rng.uniform(-60, 60, (24, 32, 3)), w, h)
+    fy, fx = np.fft.fftfreq(h)[:, None], np.fft.rfftfreq(w)[None, :]
+    falloff = 1.0 / np.maximum(np.hypot(fx, fy), 1.0 / max(w, h)) ** rng.uniform(0.8, 1.2)
+    spectrum = falloff * np.exp(2j * np.pi * rng.random(falloff.shape))
+    texture = np.fft.irfft2(spectrum, s=(h, w)).astype(np.float32)
+    texture *= rng.uniform(15, 35) / (texture.std() + 1e-6)
+    tint = rng.uniform(0.6, 1.0, 3).astype(np.float32)
+    grain = rng.normal(0, 6, (h, w, 1)).astype(np.float32)
+    pixels = light + blobs + texture[..., None] * tint + grain
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+
+
+def _smooth(coarse: np.ndarray, width: int, height: int) -> np.ndarray:
+    """A coarse (rows, cols, 3) grid of values, cubic-interpolated up to width x height."""
+    import cv2  # only here: the demo's photo() needs no OpenCV
+
+    return np.asarray(cv2.resize(coarse.astype(np.float32), (width, height), interpolation=cv2.INTER_CUBIC))
+
+
 def encode(img: Image.Image, fmt: str = "JPEG", **params: object) -> bytes:
     """Encode ``img`` to bytes (JPEG quality 90 unless given)."""
     buf = io.BytesIO()

@@ -270,6 +270,42 @@ def test_index_matches_brute_force(values, flips, radius, chunks, split) -> None
     assert got == want
 
 
+def test_index_finds_the_same_when_probes_expand_in_small_steps(monkeypatch) -> None:
+    """Crowded chunk values are expanded a bounded number of entries at a time; the steps'
+    boundaries (here every 7 entries) must not lose or repeat a pair."""
+    rng = np.random.default_rng(3)
+    base = rng.integers(0, 2**64 - 1, size=40, dtype=np.uint64, endpoint=True)
+    # Many entries share their low 16 bits: one crowded chunk value, as photos' hashes give.
+    values = np.concatenate([base, (base[:20] & ~np.uint64(0xFFFF)) | np.uint64(0x1234)])
+    index = hashing.HashIndex()
+    index.extend(values, np.arange(len(values)), np.zeros(len(values)))
+    plan = index.prepare(len(values), 12)
+    want = index.search(values, 12, chunks=4)
+    monkeypatch.setattr(hashing, "_EXPAND", 7)
+    for chunks in (4, plan):
+        got = index.search(values, 12, chunks=chunks)
+        assert [col.tolist() for col in got] == [col.tolist() for col in want]
+
+
+def test_distinct_textured_photos_stay_apart_and_copies_join(conn, objects) -> None:
+    """Photo-like images with texture at every scale (as at scale in benchmarks/ingest_scale.py):
+    none of 120 distinct ones is merged, at ingest or re-clustered at threshold 10, while a
+    mirrored, a turned and a brightened copy each join their original."""
+    index = dedup.NearIndex.load(conn, objects, DedupConfig())
+    originals = [add(index, conn, objects, synthetic.textured(seed, (240, 180)))[0] for seed in range(120)]
+    copies = {
+        0: synthetic.textured(0, (240, 180)).transpose(Image.Transpose.FLIP_LEFT_RIGHT),
+        1: synthetic.textured(1, (240, 180)).rotate(10, resample=Image.Resampling.BICUBIC),
+        2: ImageEnhance.Brightness(synthetic.textured(2, (240, 180))).enhance(1.25),
+    }
+    joined = {k: add(index, conn, objects, img)[0] for k, img in copies.items()}
+    for threshold in (None, 10):
+        if threshold is not None:
+            dedup.recluster(conn, objects, DedupConfig(), threshold)
+        assert len({cluster_of(conn, sha) for sha in originals}) == len(originals)
+        assert all(cluster_of(conn, joined[k]) == cluster_of(conn, originals[k]) for k in copies)
+
+
 @pytest.mark.parametrize(
     "dedup_table, key",
     [

@@ -186,23 +186,23 @@ def _resolve(ws: Workspace, version: str | None, repo: str | None, revision: str
         return Source(kind="hub", version=f"{repo}@{revision}", repo=repo, revision=revision)
     if revision is not None:
         raise InputError("--revision needs --repo ns/name")
-    from curator import release
+    from curator.released import release_path, resolve_version
 
-    resolved = release.resolve_version(ws, version)
-    return Source(kind="local", version=resolved, folder=release.release_path(ws, resolved))
+    resolved = resolve_version(ws, version)
+    return Source(kind="local", version=resolved, folder=release_path(ws, resolved))
 
 
 def _load(source: Source, ws: Workspace, cfg: BaselineConfig, cache_dir: Path | None) -> data_mod.ReleaseData:
-    from curator import release
+    from curator.released import quiet_datasets, read_release
 
-    with release.quiet_datasets():
+    with quiet_datasets():
         if source.kind == "hub":
             assert source.repo is not None and source.revision is not None
             return data_mod.load_hub(source.repo, source.revision, cfg.image_size, cache_dir)
-        manifest = release.load_manifest(ws, source.version)
-        assert source.folder is not None
-        _check_card(source.folder, source.label)
-        return data_mod.load_folder(source.folder, cfg.image_size, source.label, manifest, cache_dir)
+        verified = read_release(ws, source.version)  # manifest and data files as built
+        _check_card(verified.folder, source.label)
+        return data_mod.load_folder(verified.folder, cfg.image_size, source.label, verified.manifest,
+                                    cache_dir)
 
 
 def _check_card(folder: Path, label: str) -> None:

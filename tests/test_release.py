@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from curator import hashing, release, synthetic
+from curator import hashing, release, released, synthetic
 from curator.errors import InputError
 from curator.workspace import open_workspace
 from tests.conftest import CLASSES, run_cli, snapshot
@@ -94,6 +94,7 @@ def ws(tmp_path: Path) -> Iterator[Path]:
 
 
 MANIFEST_KEYS = [
+    "format_version",
     "version",
     "name",
     "parent",
@@ -377,14 +378,14 @@ def test_list_and_resolve_versions(ws: Path, tmp_path: Path) -> None:
     build(ws)
     opened = open_workspace(ws)
     try:
-        assert [r.version for r in release.list_releases(opened)] == ["1.0.0"]
-        assert release.resolve_version(opened, None) == "1.0.0"
-        assert release.resolve_version(opened, "v1.0.0") == "1.0.0"
-        loaded = release.load(opened, "1.0.0", tmp_path / "cache")
+        assert [r.version for r in released.list_releases(opened)] == ["1.0.0"]
+        assert released.resolve_version(opened, None) == "1.0.0"
+        assert released.resolve_version(opened, "v1.0.0") == "1.0.0"
+        loaded = released.load(opened, "1.0.0", tmp_path / "cache")
         assert sum(loaded[s].num_rows for s in loaded) == len(manifest(ws, "1.0.0")["rows"])
         expected = r"no release v9\.0\.0 in this workspace \(built: v1\.0\.0\)"
         with pytest.raises(InputError, match=expected):
-            release.resolve_version(opened, "9.0.0")
+            released.resolve_version(opened, "9.0.0")
     finally:
         opened.close()
 

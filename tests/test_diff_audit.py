@@ -19,11 +19,12 @@ from tests.test_release import build, ingest_labelled, make_workspace, write_ima
 
 def _manifest(version: str, rows: list[tuple[str, str, str]], classes: list[str] = CLASSES) -> Manifest:
     """Only what compare reads: the version, the classes and the rows (one augmented copy among them)."""
-    listed = [{"sha256": s, "label": label, "split": split, "augmented_from": None} for s, label, split in rows]
+    listed = [{"sha256": sha, "label": label, "split": split, "augmented_from": None}
+              for sha, label, split in rows]
     listed.append({"sha256": "aug", "label": "alopecia", "split": "train", "augmented_from": "a"})
-    return Manifest(version=version, name="scalp-test", parent=None, created_at="", classes=classes, splits={},
-                    files={}, rows=listed, cluster_members=[], balance={}, config={}, versions={}, bump={},
-                    include_restricted=False)
+    return Manifest(version=version, name="scalp-test", parent=None, created_at="", classes=classes,
+                    splits={}, files={}, rows=listed, cluster_members=[], balance={}, config={}, versions={},
+                    bump={}, include_restricted=False)
 
 
 def test_compare_reports_every_kind_of_change() -> None:

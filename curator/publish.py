@@ -140,7 +140,7 @@ def publish(
     from curator import release
 
     if repo and to:
-        raise InputError("give either --repo or --to, not both")
+        raise InputError("give either a Hub repo or a target folder, not both", key="to", reason="conflict")
     pending = unreleased_changes(ws) if version is None else None
     if build and (pending or not list_releases(ws)):
         version = release.build(ws, on_progress=on_progress).version
@@ -159,7 +159,8 @@ def publish(
             "no Hub repo to publish to", hint="set dataset.hub_repo in curator.toml, or pass --repo ns/name"
         )
     if not REPO_ID.match(repo_id):
-        raise InputError(f"--repo {repo_id!r}: not a Hub repo id (use namespace/name)")
+        raise InputError(f"repo {repo_id!r}: not a Hub repo id (use namespace/name)", key="repo",
+                         value=repo_id, reason="not-a-repo-id")
     return publish_hub(ws, full, folder, manifest, repo_id, private=private, verify=verify)
 
 
@@ -459,7 +460,8 @@ def publish_folder(
 ) -> PublishResult:
     target = target.expanduser().resolve()
     if target == folder.resolve() or folder.resolve() in target.parents:
-        raise PublishError(f"--to {target}: inside the release folder itself")
+        raise PublishError(f"to {target}: inside the release folder itself", key="to", path=str(target),
+                           reason="inside-release")
     local = release_files(folder)
     result = PublishResult(version, "folder", str(target), "published")
     if target.is_dir() and not any(target.iterdir()):
@@ -467,14 +469,16 @@ def publish_folder(
     if target.exists():
         existing = _folder_state(target)
         if existing is None:
-            raise PublishError(f"--to {target}: exists and is not a folder")
+            raise PublishError(f"to {target}: exists and is not a folder", key="to", path=str(target),
+                               reason="not-a-folder")
         changed = differing(local, existing)
         if not changed:
             result.status = "already-published"
             return _record_if_missing(ws, result, folder)
         if any(not is_card_file(p) for p in changed):
             raise PublishError(
-                f"--to {target}: the folder exists and holds other files than release v{version}",
+                f"to {target}: the folder exists and holds other files than release v{version}",
+                key="to", path=str(target), reason="other-files",
                 hint="choose a new folder, or remove this one first",
             )
         _swap_folder(local, target)

@@ -1,6 +1,6 @@
 """``curator baseline`` as one call: :func:`score_release`.
 
-    resolve   a local release (release.resolve_version) or a Hub repo@revision
+    resolve   a local release (released.resolve_version) or a Hub repo@revision
     load      baseline.data: every split as arrays (datasets.load_dataset)
     train     baseline.train: seeded, early stopping on validation
     score     baseline.metrics: test and validation with bootstrap intervals, train accuracy

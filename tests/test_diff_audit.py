@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import sqlite3
@@ -226,3 +227,23 @@ def test_audit_bad_paths(tmp_path: Path) -> None:
     assert result.exit_code == 5
     assert result.stderr.strip() == f"Error: {texts} (split train): no image column (columns: text)"
     assert sorted(p.name for p in texts.iterdir()) == ["notes.txt"]  # nothing written, no cache left
+
+
+def test_readers_of_releases_do_not_import_the_build_side() -> None:
+    """diff, audit, the card and baseline read releases through curator.released: no import of
+    curator.release anywhere in them (lazy imports included), so no cycle back to the build side."""
+    root = Path(__file__).resolve().parents[1]
+    readers = [root / "curator/diff.py", root / "curator/audit.py", root / "curator/released.py",
+               root / "baseline/data.py", root / "baseline/run.py",
+               *sorted((root / "dataset_card").glob("*.py"))]
+    found = []
+    for path in readers:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            if "curator.release" in names:
+                found.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert found == []

@@ -431,6 +431,18 @@ def _provenance(conn: sqlite3.Connection) -> None:
     )
 
 
+def _skin_types(conn: sqlite3.Connection) -> None:
+    """Skin types a table or Hub row supplies (curator.provenance.SKIN_SCALES), as the source
+    writes them (``3``, ``III``, ``-1``); read as types at release. NULL: not supplied."""
+    run_script(
+        conn,
+        """
+        ALTER TABLE sources ADD COLUMN fitzpatrick TEXT;
+        ALTER TABLE sources ADD COLUMN monk TEXT;
+        """,
+    )
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial schema", _initial_schema),
     Migration(2, "lazy pixel keys", _lazy_pixel_keys, rebuilds_tables=True),
@@ -441,6 +453,8 @@ MIGRATIONS: list[Migration] = [
     Migration(7, "annotators of curator serve", _annotators),
     Migration(8, "label suggestions and whether each label event showed one", _suggestions),
     Migration(9, "per-source provenance from tables and Hub datasets", _provenance),
+    # 10 is kept for another branch's migration; numbers need not be contiguous
+    Migration(11, "supplied Fitzpatrick and Monk skin types per source", _skin_types),
 ]
 
 

@@ -35,6 +35,8 @@ class Source:
     body_site: str | None = None
     collection: str | None = None
     metadata: str | None = None
+    fitzpatrick: str | None = None  # supplied skin types, as the source wrote them (migration 11)
+    monk: str | None = None
 
 
 def unknown_source() -> Source:
@@ -47,7 +49,7 @@ def by_image(conn: sqlite3.Connection, rules: tuple[SourceRule, ...]) -> dict[st
     best: dict[str, tuple[tuple[int, int, int], Source]] = {}
     for row in conn.execute(
         "SELECT COALESCE(position, id) AS position, locator, kind, final_url, sha256, licence, attribution, "
-        "diagnosis, body_site, collection, metadata FROM sources "
+        "diagnosis, body_site, collection, metadata, fitzpatrick, monk FROM sources "
         "WHERE sha256 IS NOT NULL AND outcome IN ('stored', 'duplicate') ORDER BY position"
     ):
         src = with_row_terms(describe_source(row["locator"], row["kind"], rules), row)
@@ -68,6 +70,8 @@ def with_row_terms(src: Source, row: sqlite3.Row) -> Source:
         body_site=row["body_site"] or src.body_site,
         collection=row["collection"],
         metadata=row["metadata"],
+        fitzpatrick=row["fitzpatrick"],
+        monk=row["monk"],
     )
 
 

@@ -76,6 +76,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from curator import faultpoint
@@ -255,10 +256,13 @@ def apply_steps(pixels: np.ndarray, steps: Sequence[dict[str, Any]]) -> np.ndarr
 
 
 def _resize(a: np.ndarray, step: dict[str, Any]) -> np.ndarray:
-    import cv2
-    import numpy as np
+    return _pad(_fit(a, step["size"]), step)
 
-    size = step["size"]
+
+def _fit(a: np.ndarray, size: int) -> np.ndarray:
+    """``a`` scaled to ``size`` pixels on its longest side."""
+    import cv2
+
     h, w = a.shape[:2]
     scale = size / max(h, w)
     nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
@@ -266,6 +270,15 @@ def _resize(a: np.ndarray, step: dict[str, Any]) -> np.ndarray:
         # INTER_AREA when shrinking (no aliasing of hair strands), cubic when enlarging
         interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
         a = cv2.resize(a, (nw, nh), interpolation=interp)
+    return a
+
+
+def _pad(a: np.ndarray, step: dict[str, Any]) -> np.ndarray:
+    """A fitted image centred on a black square canvas in mode ``pad-square``."""
+    import numpy as np
+
+    size = step["size"]
+    nh, nw = a.shape[:2]
     if step["mode"] == "pad-square" and (nw, nh) != (size, size):
         canvas = np.zeros((size, size, 3), dtype=np.uint8)
         top, left = (size - nh) // 2, (size - nw) // 2
@@ -340,6 +353,33 @@ def process(data: bytes, steps: Sequence[dict[str, Any]], fmt: str = "png", jpeg
     return encode(apply_steps(decode(data), steps), fmt, jpeg_quality)
 
 
+@dataclass(frozen=True)
+class Output:
+    """One preprocessed image, and the skin-tone estimate of its original (curator.skintone)."""
+
+    image: bytes
+    ita: float | None
+
+
+def process_with_tone(data: bytes, steps: Sequence[dict[str, Any]], fmt: str = "png",
+                      jpeg_quality: int = 95) -> Output:
+    """:func:`process`, plus the ITA estimate from the same decode. The estimate works at
+    skintone.WORK_SIDE pixels, and shrinking a large photo that far is its main cost, so it is
+    taken on the output of a leading resize step that shrank the image to no less than that
+    (the same area average, once), else on the decoded original (benchmarks/ita_cost.py)."""
+    from curator import skintone
+
+    original = pixels = decode(data)
+    if steps and steps[0]["op"] == "resize":
+        pixels = _fit(original, steps[0]["size"])
+        shrunk = skintone.WORK_SIDE <= max(pixels.shape[:2]) <= max(original.shape[:2])
+        ita = skintone.ita_of_pixels(pixels if shrunk else original)
+        pixels, steps = _pad(pixels, steps[0]), steps[1:]
+    else:
+        ita = skintone.ita_of_pixels(original)
+    return Output(encode(apply_steps(pixels, steps), fmt, jpeg_quality), ita)
+
+
 def run_many(
     items: list[tuple[str, bytes]],
     cfg: PreprocessConfig,
@@ -354,9 +394,19 @@ def run_many(
     ``on_progress(1)`` is called per finished image. An image that cannot be
     decoded raises :class:`~curator.errors.ReleaseError` naming it.
     """
+    return {sha: out.image for sha, out in run_with_tone(items, cfg, workers, on_progress).items()}
+
+
+def run_with_tone(
+    items: list[tuple[str, bytes]],
+    cfg: PreprocessConfig,
+    workers: int | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> dict[str, Output]:
+    """:func:`run_many` with each original's skin-tone estimate (:func:`process_with_tone`)."""
     job = (normalize_steps(cfg.steps), cfg.format, cfg.jpeg_quality)
     results = map_parallel(_work, job, items, workers, on_progress)
-    out: dict[str, bytes] = {}
+    out: dict[str, Output] = {}
     for sha, value in results.items():
         if isinstance(value, str):
             raise ReleaseError(f"preprocess: image {sha} cannot be processed ({value})", sha256=sha)
@@ -430,14 +480,14 @@ def _run_pool(
     return results
 
 
-def _work(job: tuple[list[dict[str, Any]], str, int], data: bytes) -> bytes | str:
-    """Worker body: output bytes, or the reason (a string) it failed; never raises for bad input."""
+def _work(job: tuple[list[dict[str, Any]], str, int], data: bytes) -> Output | str:
+    """Worker body: the output, or the reason (a string) it failed; never raises for bad input."""
     import cv2
     from PIL import UnidentifiedImageError
 
     steps, fmt, quality = job
     try:
-        return process(data, steps, fmt, quality)
+        return process_with_tone(data, steps, fmt, quality)
     except (UnidentifiedImageError, OSError, ValueError, cv2.error) as err:
         return f"{type(err).__name__}: {err}"
 

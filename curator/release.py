@@ -120,6 +120,7 @@ def plan_release(ws: Workspace, version: str | None, include_restricted: bool,
         )
     warnings.extend(licences.check([o.source for o in originals], include_restricted))
     warnings.extend(provenance.unmapped_warning([(o.source.diagnosis, o.prov) for o in originals]))
+    warnings.extend(provenance.unread_skin_types_warning([o.source for o in originals]))
     warnings.extend(_card_warnings(cfg))
     recorded = {r["sha256"]: r["split"] for r in conn.execute("SELECT sha256, split FROM image_splits")}
     existing = _sticky(conn, originals, recorded)
@@ -396,13 +397,13 @@ def _build_folder(
     try:
         with atomic_directory(final) as tmp:
             stage("images")
-            rows, images, class_weights = _make_images(ws, plan, on_progress)
+            rows, images, class_weights, itas = _make_images(ws, plan, on_progress)
             stage("write")
             files, info = _write_parquet(tmp, rows, images, plan.classes, max_shard_bytes)
             manifest = _manifest(ws, plan, rows, files, class_weights, include_restricted, stamp)
             manifest_bytes = manifest.to_json()
             write_atomic(tmp / "manifest.json", manifest_bytes)
-            write_atomic(tmp / "README.md", _card(ws, plan, manifest, info, tmp))
+            write_atomic(tmp / "README.md", _card(ws, plan, manifest, info, tmp, itas))
             stage("verify")
             verify_folder(tmp, manifest, Policy.of(ws.config.dedup))
             stage("rename")
@@ -436,8 +437,9 @@ def _split_counts(rows: list[tuple[str, str, bool]], classes: list[str]) -> dict
 
 def _make_images(
     ws: Workspace, plan: Plan, on_progress: Progress | None
-) -> tuple[list[Row], dict[str, bytes], dict[str, float] | None]:
-    """Preprocess every original; add balancing rows to train. Rows come back in parquet order."""
+) -> tuple[list[Row], dict[str, bytes], dict[str, float] | None, dict[str, float | None]]:
+    """Preprocess every original; add balancing rows to train. Rows come back in parquet order,
+    with the class weights and each original's skin-tone estimate (ITA), taken as it is decoded."""
     from curator import balance, preprocess
 
     cfg = ws.config
@@ -449,7 +451,8 @@ def _make_images(
             path = store.object_path(ws.objects, o.sha256)
             raise ReleaseError(f"{path}: original bytes are missing or unreadable ({err.strerror})",
                                path=str(path), sha256=o.sha256) from err
-    images = preprocess.run_many(originals, cfg.preprocess, on_progress=on_progress)
+    outputs = preprocess.run_with_tone(originals, cfg.preprocess, on_progress=on_progress)
+    images = {sha: out.image for sha, out in outputs.items()}
     step_hash = preprocess_hash(cfg)
     by_split: dict[str, list[Row]] = {s: [] for s in SPLITS}
     for o in plan.originals:
@@ -479,7 +482,7 @@ def _make_images(
                 width, height, src.prov)
         )
     rows = [row for split in SPLITS for row in by_split[split]]
-    return rows, images, balance_plan.class_weights
+    return rows, images, balance_plan.class_weights, {sha: out.ita for sha, out in outputs.items()}
 
 
 def preprocess_hash(cfg: Config) -> str:
@@ -519,7 +522,7 @@ def features_of(classes: list[str]) -> Any:
             "augmented_from": Value("string"),
             "width": Value("int32"),
             "height": Value("int32"),
-            **{column: Value("string") for column in provenance.COLUMNS},
+            **{column: Value(provenance.feature_type(column)) for column in provenance.COLUMNS},
         }
     )
 
@@ -643,7 +646,8 @@ def tool_versions() -> dict[str, str]:
 
 
 def _card(
-    ws: Workspace, plan: Plan, manifest: Manifest, info: dict[str, SplitInfo], folder: Path
+    ws: Workspace, plan: Plan, manifest: Manifest, info: dict[str, SplitInfo], folder: Path,
+    itas: dict[str, float | None],
 ) -> str:
     """The card's text; its composition plot is written into ``folder`` as it goes."""
     from curator import composition, diff, labeling, preprocess
@@ -689,9 +693,10 @@ def _card(
         straddling_groups=sum(1 for splits in _splits_per_group(plan).values() if len(splits) > 1),
         review=_review_facts(ws, plan),
         provenance=provenance.counts([o.prov for o in plan.originals]),
+        collections=provenance.per_collection([(o.prov, o.label) for o in plan.originals], plan.classes),
         answers=_card_answers(cfg),
         composition=images,
-        skin_tone=_skin_tone_facts(ws, plan),
+        skin_tone=_skin_tone_facts(plan, itas),
     ))
 
 
@@ -723,13 +728,13 @@ def _composition_facts(conn: sqlite3.Connection, plan: Plan) -> dict[str, Any]:
     return composition.image_facts(found)
 
 
-def _skin_tone_facts(ws: Workspace, plan: Plan) -> dict[str, Any]:
-    """The estimated skin tone (ITA) of each original, from its stored bytes, per class and split."""
-    from curator import composition, skintone
+def _skin_tone_facts(plan: Plan, itas: dict[str, float | None]) -> dict[str, Any]:
+    """Per class and split: the skin types sources supplied, else the ITA estimate, and the two compared."""
+    from curator import composition
 
-    itas = skintone.ita_many([(o.sha256, store.read(ws.objects, o.sha256)) for o in plan.originals])
-    rows = [(o.label, plan.assignment[o.sha256], itas[o.sha256]) for o in plan.originals]
-    return composition.skin_tone_facts(rows, plan.classes, SPLITS)
+    tones = [composition.Tone(o.label, plan.assignment[o.sha256], itas[o.sha256], o.prov.fitzpatrick,
+                              o.prov.monk) for o in plan.originals]
+    return composition.skin_tone_facts(tones, plan.classes, SPLITS)
 
 
 def _splits_per_group(plan: Plan) -> dict[str, set[str]]:

@@ -46,8 +46,9 @@ MEANINGS: dict[str, tuple[str, str]] = {
     "ingest.min_side": ("Images with a shorter side (pixels) are rejected as too-small.", "64"),
     "ingest.max_pixels": ("Decompression-bomb cap, in pixels.", "64000000"),
     "ingest.columns": ("Column mapping for table and Hub dataset sources, `field = COLUMN` (fields: "
-                       "locator, hint, group, licence, attribution, diagnosis, body_site); `--columns` wins.",
-                       '{locator = "url", hint = "label", group = "case_id"}'),
+                       "locator, hint, group, licence, attribution, diagnosis, body_site, fitzpatrick "
+                       "(skin type I-VI or 1-6), monk (Monk skin tone 1-10)); `--columns` wins.",
+                       '{locator = "url", hint = "label", fitzpatrick = "fitzpatrick_scale"}'),
     "ingest.diagnosis_map": ("A source's diagnosis values mapped to histopathology, clinical, consensus, "
                              "atlas-caption or unknown (unmapped values: unknown).",
                              '{histo = "histopathology", follow_up = "clinical"}'),

@@ -26,7 +26,6 @@ the estimate darker.
 from __future__ import annotations
 
 import io
-import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -107,27 +106,6 @@ def ita_of_bytes(data: bytes) -> float | None:
             img.draft("RGB", (max(1, width * WORK_SIDE // longest), max(1, height * WORK_SIDE // longest)))
         rgb = np.asarray(normalize(img), dtype=np.uint8)
     return ita_of_pixels(rgb)
-
-
-def ita_many(items: list[tuple[str, bytes]]) -> dict[str, float | None]:
-    """``{key: ITA or None}`` for ``(key, encoded bytes)`` items, on a thread per core: libjpeg and
-    OpenCV release the GIL, and threads start at once where a process pool takes a second."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="curator-ita") as pool:
-        values = list(pool.map(_safe_ita, (data for _, data in items)))
-    return {key: value for (key, _), value in zip(items, values, strict=True)}
-
-
-def _safe_ita(data: bytes) -> float | None:
-    """An image that does not decode has an unknown tone (the release's own decode reports it)."""
-    import cv2
-    from PIL import UnidentifiedImageError
-
-    try:
-        return ita_of_bytes(data)
-    except (UnidentifiedImageError, OSError, ValueError, cv2.error):
-        return None
 
 
 def distribution(values: Sequence[float | None]) -> dict[str, int]:

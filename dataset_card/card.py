@@ -56,6 +56,8 @@ FEATURES: list[tuple[str, str, str]] = [
     ("diagnosis_provenance", "string", "how the diagnosis was confirmed: histopathology, clinical, "
      "consensus, atlas-caption or unknown; null when the source did not say"),
     ("body_site", "string", "body site, as the source words it; null when not given"),
+    ("fitzpatrick", "int8", "Fitzpatrick skin type 1-6 as the source supplied it; null when not supplied"),
+    ("monk", "int8", "Monk skin tone 1-10 as the source supplied it; null when not supplied"),
     ("collection", "string", "the table file or Hub dataset the original came from; null for lists"),
     ("source_metadata", "string", "JSON object of the source row's other columns; null for lists"),
 ]
@@ -108,8 +110,10 @@ class CardFacts:
     groups: int = 0  # distinct group ids among them
     straddling_groups: int = 0  # of those groups, how many sit in more than one split (sticky history)
     review: dict[str, Any] = field(default_factory=dict)  # curator.review.findings.card_facts
-    # column (licence, diagnosis_provenance, body_site, collection) -> value -> released originals
+    # column (licence, diagnosis_provenance, body_site) -> value -> released originals
     provenance: dict[str, dict[str, int]] = field(default_factory=dict)
+    # collection ('' for lists and folders without one) -> class -> released originals
+    collections: dict[str, dict[str, int]] = field(default_factory=dict)
     answers: dict[str, str] = field(default_factory=dict)  # [card] key -> a person's answer
     composition: dict[str, Any] = field(default_factory=dict)  # curator.composition.image_facts
     skin_tone: dict[str, Any] = field(default_factory=dict)  # per_class / per_split -> band -> originals
@@ -122,7 +126,8 @@ def render(facts: CardFacts) -> str:
         for section in (
             _title, _summary, datasheet.motivation, _composition_intro, _classes, _structure, _sources,
             _provenance,
-            datasheet.image_formats, datasheet.skin_tone, datasheet.personal_information, _splits,
+            datasheet.image_formats, datasheet.supplied_skin_type, datasheet.skin_tone,
+            datasheet.skin_type_comparison, datasheet.personal_information, _splits,
             _collection, datasheet.consent, _cleaning_intro, _preprocessing, _balancing, _labeling, _review,
             _uses, _limitations, datasheet.distribution, _loading, datasheet.maintenance, _changelog,
             _baseline, _citation,
@@ -320,11 +325,23 @@ def _sources(facts: CardFacts) -> str:
         "attribute as listed.\n\n"
         + table(["domain", "images", "licence", "attribution", "redistributable"], rows)
         + note + "\n\nImages per kind of source:\n\n" + datasheet.sources_by_kind(facts)
+        + _per_collection(facts)
     )
 
 
+def _per_collection(facts: CardFacts) -> str:
+    """Released originals per collection and class; nothing when no source named a collection."""
+    if set(facts.collections) <= {""}:
+        return ""
+    rows = [[name or "*none* (lists and folders)", sum(counts.values()), *counts.values()]
+            for name, counts in facts.collections.items()]
+    return ("\n\nImages per collection (the table file or Hub dataset each original was listed in, or the "
+            "name given with `curator ingest --collection`):\n\n"
+            + table(["collection", "images", *facts.classes], rows))
+
+
 def _provenance(facts: CardFacts) -> str:
-    """Counts of released originals by licence, diagnosis provenance, body site and collection."""
+    """Counts of released originals by licence, diagnosis provenance and body site."""
     rows = [
         [f"`{column}`", value or "*not stated*", n]
         for column, counts in facts.provenance.items()
@@ -542,13 +559,22 @@ def _limitations(facts: CardFacts) -> str:
         "### Limitations and known biases\n\n"
         + _provenance_bias(facts) +
         f"- The test split holds {test_rows} originals: accuracy on it has a wide confidence interval.\n"
-        "- Age, sex and hair type of the people shown are unknown, and skin tone is only estimated from the "
-        "pixels (see Estimated skin tone); none of them was balanced.\n"
+        f"- Age, sex and hair type of the people shown are unknown, and skin tone is {_skin_basis(facts)}; "
+        "none of them was balanced.\n"
         "- Labels come from annotators and source hints, not from biopsy or clinical records.\n"
         "- Near-duplicate detection uses perceptual hashes: heavily edited copies of a photo can escape "
         "it.\n"
         "- Augmented rows are transformations of training originals, not new information."
     )
+
+
+def _skin_basis(facts: CardFacts) -> str:
+    if not facts.skin_tone.get("supplied"):
+        return "only estimated from the pixels (see Estimated skin tone)"
+    estimated = sum(sum(bands.values()) for bands in facts.skin_tone["per_class"].values())
+    typed = _originals(facts) - estimated
+    return (f"supplied by the sources for {datasheet.originals(typed)} and only estimated from the pixels "
+            "for the rest (see Skin type supplied by the sources)")
 
 
 def _provenance_bias(facts: CardFacts) -> str:

@@ -1,6 +1,7 @@
 """The datasheet parts of the card: the questions of "Datasheets for Datasets" (Gebru et al.,
 2021) and of the Hub's dataset card template that only a person can answer, and the computed
-composition facts (image sizes, aspects, formats, the estimated skin tone).
+composition facts (image sizes, aspects, formats, skin types the sources supplied, the estimated
+skin tone, and the two compared).
 
 A person's answers come from ``[card]`` in curator.toml (:class:`curator.config.CardConfig`);
 an unanswered question is printed as a visible "not provided" line, and :func:`missing_answers`
@@ -9,6 +10,7 @@ gives ``curator release`` one warning for each.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from curator.skintone import BAND_NAMES, UNKNOWN
@@ -31,6 +33,12 @@ QUESTIONS: dict[str, str] = {
     "maintenance": "who maintains the dataset and how",
 }
 NOT_PROVIDED = "**Not provided.**"
+_FITZPATRICK = ("I", "II", "III", "IV", "V", "VI")
+# supplied skin-type scale (curator.provenance.SKIN_SCALES) -> its name and how a type is written
+SCALE_WORDS: dict[str, tuple[str, Callable[[int], str]]] = {
+    "fitzpatrick": ("Fitzpatrick type", lambda t: _FITZPATRICK[t - 1]),
+    "monk": ("Monk skin tone", str),
+}
 # the wording of each kind of source (curator's sources.kind)
 SOURCE_WORDS = {
     "url": "collected from public web pages",
@@ -115,6 +123,24 @@ def image_formats(facts: CardFacts) -> str:
     return "\n".join(parts)
 
 
+def supplied_skin_type(facts: CardFacts) -> str:
+    """Originals per skin type a source supplied, by class and split; empty when none did."""
+    supplied = facts.skin_tone.get("supplied", {})
+    if not supplied:
+        return ""
+    parts = ["### Skin type supplied by the sources", "",
+             "Where a source supplied a skin type per image (the `fitzpatrick` and `monk` columns), this "
+             "card reports it instead of the image-based estimate below. Originals per supplied type, by "
+             "class and by split:"]
+    for scale, counts in supplied.items():
+        name, label = SCALE_WORDS[scale]
+        types = list(next(iter(counts["per_class"].values())))
+        rows = [[group, *[n[t] for t in types]]
+                for group, n in (*counts["per_class"].items(), *counts["per_split"].items())]
+        parts += ["", _table([f"{name}: class or split", *[label(int(t)) for t in types]], rows)]
+    return "\n".join(parts)
+
+
 def skin_tone(facts: CardFacts) -> str:
     s = facts.skin_tone
     head = "### Estimated skin tone"
@@ -123,6 +149,9 @@ def skin_tone(facts: CardFacts) -> str:
     header = ["class or split", *BAND_NAMES, UNKNOWN]
     rows = [[name, *[counts.get(b, 0) for b in (*BAND_NAMES, UNKNOWN)]]
             for name, counts in (*s["per_class"].items(), *s["per_split"].items())]
+    estimated = sum(sum(counts.values()) for counts in s["per_class"].values())
+    which = (f"The {originals(estimated)} whose source supplied no skin type, per band, by class and by "
+             "split:" if s.get("supplied") else "Originals per band, by class and by split:")
     return (
         f"{head}\n\n"
         "**An uncalibrated, image-based estimate, not a Fitzpatrick type.** For each original the "
@@ -133,8 +162,51 @@ def skin_tone(facts: CardFacts) -> str:
         "balance and camera processing shift it as much as skin does, and brown or red hair can pass "
         "as skin, so read it as a rough picture of the photos, not of the people. `unknown`: too few "
         "skin-coloured pixels.\n\n"
-        "Originals per band, by class and by split:\n\n" + _table(header, rows)
+        f"{which}\n\n" + _table(header, rows)
     )
+
+
+def skin_type_comparison(facts: CardFacts) -> str:
+    """Each supplied scale against the ITA band of the same originals, with the agreement in words."""
+    comparison = facts.skin_tone.get("comparison", {})
+    if not comparison:
+        return ""
+    parts = ["### Supplied skin type against the estimate"]
+    for scale, c in comparison.items():
+        name, label = SCALE_WORDS[scale]
+        rows = [[label(int(t)), *bands.values()] for t, bands in c["table"].items() if sum(bands.values())]
+        parts += ["", f"The {originals(c['images'])} with a supplied {name}, by the ITA band estimated from "
+                  "the same image:", "", _table([name, *BAND_NAMES, UNKNOWN], rows), "", _agreement(c)]
+    parts += ["", "ITA is an uncalibrated estimate from the photo, moved by lighting, white balance and "
+              "camera processing, and a Fitzpatrick type describes how skin reacts to the sun rather than "
+              "its colour in a picture: where the two disagree, the supplied type is the one this card "
+              "reports."]
+    return "\n".join(parts)
+
+
+def _agreement(c: dict[str, Any]) -> str:
+    known = c["estimated"]
+    if not known:
+        return "None of them had enough skin-coloured pixels for an estimate, so the two are not compared."
+    rho = c["rank_correlation"]
+    order = (f"Spearman's rank correlation between the supplied type and the darkness of the estimate (-ITA) "
+             f"is {rho:.2f} (1: the same order; 0: no relation)." if rho is not None else
+             "Too few images, or too little spread, for a rank correlation.")
+    if "same_band" not in c:
+        return f"Of the {known} with an estimate: {order}"
+    same, within = c["same_band"], c["within_one"]
+    return (f"Reading the bands as types I to VI (very light I, light II, intermediate III, tan IV, brown V, "
+            f"dark VI), the estimate agrees with the supplied type for {same} of the {originals(known)} with "
+            f"an estimate ({_percent(same, known)}) and is at most one band off for {within} "
+            f"({_percent(within, known)}). {order}")
+
+
+def originals(n: int) -> str:
+    return f"{n} original" if n == 1 else f"{n} originals"
+
+
+def _percent(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.0f}%"
 
 
 def personal_information(facts: CardFacts) -> str:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 import sqlite3
+from collections import Counter
 from pathlib import Path
 
 import pytest
 from huggingface_hub import DatasetCard
 
+from curator import preprocess, skintone, store
 from curator.diff import Diff
 from curator.errors import ReleaseError
 from dataset_card import (
@@ -22,8 +25,8 @@ from dataset_card import (
 )
 from dataset_card.card import size_category
 from dataset_card.datasheet import NOT_PROVIDED, QUESTIONS, missing_answers
-from tests.conftest import CLASSES
-from tests.test_release import build, make_workspace
+from tests.conftest import CLASSES, run_cli
+from tests.test_release import CHEAP_PREPROCESS, build, make_workspace, write_images
 
 
 def facts(**changes: object) -> CardFacts:
@@ -80,8 +83,9 @@ def test_yaml_parses_back_with_every_field() -> None:
     assert label["dtype"] == {"class_label": {"names": names}}
     assert [f["name"] for f in info["features"]] == [
         "image", "label", "sha256", "source_url", "cluster_id", "group_id", "augmented_from", "width",
-        "height", "licence", "attribution", "diagnosis_provenance", "body_site", "collection",
-        "source_metadata"]
+        "height", "licence", "attribution", "diagnosis_provenance", "body_site", "fitzpatrick", "monk",
+        "collection", "source_metadata"]
+    assert next(f for f in info["features"] if f["name"] == "fitzpatrick")["dtype"] == "int8"
     assert info["splits"] == [{"name": "train", "num_bytes": 5000, "num_examples": 12},
                               {"name": "validation", "num_bytes": 1200, "num_examples": 3}]
     assert (info["download_size"], info["dataset_size"]) == (6000, 6200)
@@ -278,6 +282,11 @@ def card_table(text: str, first_header: str) -> list[list[str]]:
     return rows
 
 
+def counts_table(text: str, first_header: str) -> dict[str, list[int]]:
+    """A card table of counts: its first column -> the numbers of the rest."""
+    return {row[0]: [int(n) for n in row[1:]] for row in card_table(text, first_header)}
+
+
 def test_a_realistic_release_card_matches_the_catalog(tmp_path: Path) -> None:
     ws = make_workspace(tmp_path, {"alopecia": 5, "psoriasis": 4, "folliculitis": 3})
     toml = (ws / "curator.toml").read_text()
@@ -344,3 +353,85 @@ def test_scraped_images_say_plainly_that_no_consent_was_recorded() -> None:
     assert "- What curator recorded: no consent for any image; the 10 collected from public web pages" in text
     local = render(facts(sources=[SourceFacts("local", 2, "", "", True, "file")]))
     assert "What curator recorded" not in local
+
+
+def test_supplied_fitzpatrick_types_replace_and_are_compared_with_the_estimate(tmp_path: Path) -> None:
+    """A table supplies a Fitzpatrick type for most photos: the card counts those types, estimates
+    ITA only for the rest, and its cross-table and agreement match the catalog and the estimator."""
+    ws = tmp_path / "ws"
+    assert run_cli("init", "derm", "--classes", ",".join(CLASSES), workspace=ws).exit_code == 0
+    with (ws / "curator.toml").open("a", encoding="utf-8") as fh:
+        fh.write(CHEAP_PREPROCESS)
+    folder = tmp_path / "in"
+    paths = write_images(folder, {"alopecia": 6, "psoriasis": 5, "folliculitis": 4}, first_seed=0)
+    with (folder / "derm.csv").open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["path", "label", "fst"])
+        for i, path in enumerate(paths):  # every fifth photo without a type: estimated instead
+            writer.writerow([path.relative_to(folder).as_posix(), path.parent.name,
+                             "" if i % 5 == 4 else ["I", "2", "III", "4", "V", "6"][i % 6]])
+    mapping = "locator=path,hint=label,fitzpatrick=fst"
+    result = run_cli("ingest", str(folder / "derm.csv"), "--columns", mapping, workspace=ws)
+    assert result.exit_code == 0, result.output
+    assert run_cli("label", "--accept-hints", workspace=ws).exit_code == 0
+    build(ws)
+    text = (ws / "releases" / "v1.0.0" / "README.md").read_text()
+    originals = [r for r in json.loads((ws / "releases" / "v1.0.0" / "manifest.json").read_text())["rows"]
+                 if r["augmented_from"] is None]
+    conn = sqlite3.connect(ws / "catalog.sqlite")
+    try:
+        supplied = dict(conn.execute("SELECT sha256, fitzpatrick FROM sources WHERE outcome = 'stored'"))
+    finally:
+        conn.close()
+    roman = {"I": 1, "III": 3, "V": 5}
+    expected = {sha: (roman.get(v) or int(v)) if v else None for sha, v in supplied.items()}
+    assert {r["sha256"]: r["fitzpatrick"] for r in originals} == expected
+    typed = [r for r in originals if r["fitzpatrick"] is not None]
+    assert len(typed) == 12
+    # the supplied types per class, against the catalog
+    by_class = counts_table(text, "Fitzpatrick type: class or split")
+    for name in CLASSES:
+        mine = Counter(r["fitzpatrick"] for r in typed if r["label"] == name)
+        assert by_class[name] == [mine[t] for t in range(1, 7)], name
+    # the estimate only for the originals without a type
+    tones = counts_table(text, "class or split")
+    for name in CLASSES:
+        untyped = [r for r in originals if r["label"] == name and r["fitzpatrick"] is None]
+        assert sum(tones[name]) == len(untyped), name
+    # the cross-table and agreement, from the catalog's types and the estimator on the stored originals
+    steps = preprocess.normalize_steps([{"op": "resize", "size": 64}])
+    bands = [*skintone.BAND_NAMES, skintone.UNKNOWN]
+    cross = {t: [0] * len(bands) for t in range(1, 7)}
+    same = within = estimated = 0
+    for r in typed:
+        ita = preprocess.process_with_tone(store.read(ws / "objects", r["sha256"]), steps).ita
+        cross[r["fitzpatrick"]][bands.index(skintone.band(ita))] += 1
+        if ita is not None:
+            estimated += 1
+            off = abs(skintone.BAND_NAMES.index(skintone.band(ita)) + 1 - r["fitzpatrick"])
+            same, within = same + (off == 0), within + (off <= 1)
+    romans = ["I", "II", "III", "IV", "V", "VI"]
+    assert counts_table(text, "Fitzpatrick type") == {
+        romans[t - 1]: counts for t, counts in cross.items() if sum(counts)}
+    assert estimated > 0
+    assert (f"the estimate agrees with the supplied type for {same} of the {estimated} originals with an "
+            f"estimate") in text
+    assert f"is at most one band off for {within} (" in text
+    assert "uncalibrated" in text and "the supplied type is the one this card reports" in text
+    assert "skin tone is supplied by the sources for 12 originals and only estimated from the pixels" in text
+
+
+def test_supplied_monk_tones_get_a_cross_table_and_a_rank_correlation() -> None:
+    from curator.composition import Tone, skin_tone_facts
+
+    # Monk 2 and 3 on light photos, 9 on dark ones, one without skin; one photo with no type at all
+    tones = [Tone("alopecia", "train", 60.0, monk=2), Tone("alopecia", "train", 45.0, monk=3),
+             Tone("psoriasis", "train", -40.0, monk=9), Tone("psoriasis", "test", -35.0, monk=9),
+             Tone("folliculitis", "test", None, monk=5), Tone("folliculitis", "train", 20.0)]
+    text = render(facts(skin_tone=skin_tone_facts(tones, CLASSES, ("train", "validation", "test"))))
+    assert counts_table(text, "Monk skin tone: class or split")["psoriasis"] == [0] * 8 + [2, 0]
+    assert counts_table(text, "Monk skin tone") == {"2": [1, 0, 0, 0, 0, 0, 0], "3": [0, 1, 0, 0, 0, 0, 0],
+                                                    "5": [0, 0, 0, 0, 0, 0, 1], "9": [0, 0, 0, 0, 0, 2, 0]}
+    assert "Of the 4 with an estimate: Spearman's rank correlation" in text and "is 0.95 (1:" in text
+    assert counts_table(text, "class or split")["folliculitis"] == [0, 0, 0, 1, 0, 0, 0]  # estimated alone
+    assert "agrees with the supplied type" not in text  # no band reading for Monk

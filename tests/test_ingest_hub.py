@@ -22,7 +22,7 @@ hub_server = hub_fixtures.hub_server
 hub_env = hub_fixtures.hub_env
 
 REPO = "derm-lab/scalp-photos"
-COLUMNS = "hint=label,group=case_id,licence=license,diagnosis=dx_type"
+COLUMNS = "hint=label,group=case_id,licence=license,diagnosis=dx_type,fitzpatrick=fitzpatrick"
 
 
 def parquet_bytes(columns: dict[str, list[object]], features: object) -> bytes:
@@ -88,8 +88,9 @@ def test_a_hub_dataset_is_ingested_with_repo_sha_and_columns(hub_server: HubServ
     assert [r["group_id"] for r in rows] == [f"p{i // 3}" for i in range(10)]
     assert [r["licence"] for r in rows] == ["cc-by-4.0" if i % 2 else None for i in range(10)]
     assert {r["collection"] for r in rows} == {REPO} and {r["robots"] for r in rows} == {None}
+    assert [r["fitzpatrick"] for r in rows] == [str(1 + i % 6) for i in range(10)]  # an int column, as text
     first = json.loads(rows[1]["metadata"])
-    assert first == {"fitzpatrick": 2, "hub": {"repo": REPO, "revision": sha, "split": "train", "row": 1}}
+    assert first == {"hub": {"repo": REPO, "revision": sha, "split": "train", "row": 1}}
 
     assert run_cli("label", "--accept-hints", workspace=ws).exit_code == 0
     build(ws)
@@ -106,9 +107,10 @@ def test_a_hub_dataset_is_ingested_with_repo_sha_and_columns(hub_server: HubServ
     assert sorted((o["group_id"], o["licence"] or "") for o in originals) == sorted(
         (f"p{i // 3}", "cc-by-4.0" if i % 2 else "") for i in range(9))
     assert sum(o["licence"] is None for o in originals) == 5  # null, not "", where the row had none
+    assert sorted(o["fitzpatrick"] for o in originals) == sorted(1 + i % 6 for i in range(9))
     assert {json.loads(o["source_metadata"])["hub"]["revision"] for o in originals} == {sha}
     card = (ws / "releases" / "v1.0.0" / "README.md").read_text()
-    assert f"| `collection` | {REPO} | 9 |" in card and "| `licence` | cc-by-4.0 | 4 |" in card
+    assert f"| {REPO} | 9 | " in card and "| `licence` | cc-by-4.0 | 4 |" in card  # images per collection
 
 
 def test_a_hub_dataset_without_an_image_column_is_one_line(hub_server: HubServer, hub_env: dict[str, str],

@@ -23,9 +23,11 @@ from curator.ingest import tables
 from tests import ingest_data as data
 from tests.conftest import CLASSES, run_cli, snapshot
 from tests.imageserver import ImageServer, Reply
+from tests.test_card import card_table
 from tests.test_release import CHEAP_PREPROCESS, build, manifest
 
-COLUMNS = "locator=url,hint=label,group=case_id,licence=license,diagnosis=dx_type,body_site=site"
+COLUMNS = ("locator=url,hint=label,group=case_id,licence=license,diagnosis=dx_type,body_site=site,"
+           "fitzpatrick=fitzpatrick_scale")
 DX = ["histo", "follow_up", "consensus", "confocal"]
 DIAGNOSIS_MAP = ('\n[ingest.diagnosis_map]\nhisto = "histopathology"\nfollow_up = "clinical"\n'
                  'consensus = "consensus"\n')
@@ -50,13 +52,15 @@ def write_table(path: Path, rows: list[dict[str, str]], delimiter: str = ",") ->
 
 def fitzpatrick_rows(server: ImageServer, n: int) -> list[dict[str, str]]:
     """``n`` rows of distinct generated photos, classes in turn, every second row licensed;
-    two photos per case (a patient group), and one row with an empty url."""
+    two photos per case (a patient group), Fitzpatrick types 1-6 and one -1 (Fitzpatrick17k's
+    "not known"), and one row with an empty url."""
     rows = []
     for i in range(n):
         label = CLASSES[i % len(CLASSES)]
         url = server.route(f"/img/{i}.jpg", Reply(body=data.jpeg(data.photo(100 + i, label))))
         rows.append({
-            "url": url, "label": label, "fitzpatrick_scale": str(1 + i % 6), "md5hash": f"{i:032x}",
+            "url": url, "label": label, "fitzpatrick_scale": "-1" if i == 5 else str(1 + i % 6),
+            "md5hash": f"{i:032x}",
             "license": "cc-by-4.0" if i % 2 == 0 else "", "case_id": f"case-{i // 2:03d}",
             "dx_type": DX[i % len(DX)], "site": "scalp" if i % 3 else "",
         })
@@ -105,8 +109,8 @@ def test_catalog_keeps_each_rows_provenance(released: Released) -> None:
         assert src["licence"] == (row["license"] or None)
         assert src["diagnosis"] == row["dx_type"] and src["body_site"] == (row["site"] or None)
         assert src["collection"] == "fitzpatrick17k.csv"
-        assert json.loads(src["metadata"]) == {"fitzpatrick_scale": int(row["fitzpatrick_scale"]),
-                                               "md5hash": row["md5hash"]}
+        assert src["fitzpatrick"] == row["fitzpatrick_scale"] and src["monk"] is None
+        assert json.loads(src["metadata"]) == {"md5hash": row["md5hash"]}
 
 
 def test_every_column_arrives_in_the_release_parquet_with_its_type(released: Released,
@@ -119,7 +123,8 @@ def test_every_column_arrives_in_the_release_parquet_with_its_type(released: Rel
     for split in loaded:
         ds = loaded[split]
         for column in provenance.COLUMNS:
-            assert ds.features[column] == Value("string"), column
+            assert ds.features[column] == Value(provenance.feature_type(column)), column
+        assert ds.features["fitzpatrick"] == Value("int8")
         for item in ds.remove_columns("image"):
             if item["augmented_from"] is not None:
                 continue
@@ -132,9 +137,10 @@ def test_every_column_arrives_in_the_release_parquet_with_its_type(released: Rel
                         "confocal": "unknown"}[row["dx_type"]]
             assert item["diagnosis_provenance"] == expected
             assert item["collection"] == "fitzpatrick17k.csv"
-            metadata = json.loads(item["source_metadata"])
-            assert metadata["fitzpatrick_scale"] == int(row["fitzpatrick_scale"])
-            assert metadata["md5hash"] == row["md5hash"]
+            assert item["fitzpatrick"] == (None if row["fitzpatrick_scale"] == "-1"
+                                           else int(row["fitzpatrick_scale"]))
+            assert item["monk"] is None
+            assert json.loads(item["source_metadata"]) == {"md5hash": row["md5hash"]}
     assert seen == len(by_url)
 
 
@@ -153,6 +159,10 @@ def test_manifest_rows_and_card_counts_carry_the_provenance(released: Released) 
     assert f"| `diagnosis_provenance` | clinical | {clinical} |" in card
     counts = Counter(r["body_site"] for r in originals)
     assert f"| `body_site` | *not stated* | {counts[None]} |" in card
+
+
+def test_skin_types_off_the_scale_are_a_release_warning(released: Released) -> None:
+    assert "fitzpatrick values that are not a type 1-6, released as null: '-1' (1)" in released.warnings
 
 
 def test_unmapped_diagnosis_values_are_a_release_warning(released: Released) -> None:
@@ -175,7 +185,7 @@ def small(tmp_path: Path) -> Iterator[tuple[Path, Path, ImageServer]]:
     ("locator=url,hint=diagnosis_label", "Error: {table}: no column 'diagnosis_label' (mapped to hint); "
      "columns: url, label, fitzpatrick_scale, md5hash, license, case_id, dx_type, site"),
     ("locator=url,colour=label", "Error: --columns: unknown field 'colour' (fields: locator, hint, group, "
-     "licence, attribution, diagnosis, body_site)"),
+     "licence, attribution, diagnosis, body_site, fitzpatrick, monk)"),
     ("locator=url,hint", "Error: --columns: 'hint' is not a field=COLUMN pair"),
     ("hint=label", "Error: {table}: the column mapping needs locator=COLUMN (the URL or path column)"),
 ])
@@ -210,7 +220,7 @@ def test_an_unknown_field_in_curator_toml_is_named(small: tuple[Path, Path, Imag
     assert result.exit_code == 4
     assert result.stderr.splitlines()[0] == ("Error: curator.toml: 'ingest.columns.locatr' is not a field "
                                              "(locator, hint, group, licence, attribution, diagnosis, "
-                                             "body_site)")
+                                             "body_site, fitzpatrick, monk)")
 
 
 def test_table_columns_win_over_the_sources_rule(small: tuple[Path, Path, ImageServer]) -> None:
@@ -297,3 +307,68 @@ def test_the_same_photo_in_two_collections_is_counted_per_pair(small: tuple[Path
     text = run_cli("status", workspace=ws).stdout
     assert "Collections (images): isic.csv 2, t.csv 3" in text
     assert "  the same photo in isic.csv and t.csv: 1 cluster" in text
+
+
+def test_collection_names_what_each_input_belongs_to(small: tuple[Path, Path, ImageServer]) -> None:
+    """--collection names a table's and a URL list's collection; status and the card count per collection."""
+    ws, table, server = small
+    with (ws / "curator.toml").open("a", encoding="utf-8") as fh:
+        fh.write(CHEAP_PREPROCESS)
+    before = snapshot(ws)
+    result = run_cli("ingest", str(table), "--collection", " ", workspace=ws)
+    assert (result.exit_code, result.stderr.strip()) == (5, "Error: --collection: must be a name, without "
+                                                             "control characters")
+    assert snapshot(ws) == before
+    run = ["ingest", str(table), "--columns", "locator=url,hint=label", "--collection", "Fitzpatrick17k"]
+    assert run_cli(*run, workspace=ws).exit_code == 0
+    urls = [server.route(f"/atlas/{i}.jpg", Reply(body=data.jpeg(data.photo(600 + i, CLASSES[i % 2]))))
+            for i in range(3)]
+    (table.parent / "atlas.txt").write_text(f"{urls[0]}\t{CLASSES[0]}\n{urls[1]}\t{CLASSES[1]}\n")
+    (table.parent / "more.txt").write_text(f"{urls[2]}\t{CLASSES[0]}\n")
+    atlas = ["ingest", str(table.parent / "atlas.txt"), "--collection", "atlas"]
+    assert run_cli(*atlas, workspace=ws).exit_code == 0
+    assert run_cli("ingest", str(table.parent / "more.txt"), workspace=ws).exit_code == 0
+    status = json.loads(run_cli("--json", "status", workspace=ws).stdout)["collections"]
+    assert status["images"] == {"Fitzpatrick17k": 3, "atlas": 2, "(lists and folders)": 1}
+    assert run_cli("label", "--accept-hints", workspace=ws).exit_code == 0
+    build(ws)
+    conn = sqlite3.connect(ws / "catalog.sqlite")
+    try:
+        hints = conn.execute("SELECT COALESCE(collection, ''), hint FROM sources WHERE outcome = 'stored'")
+        expected = Counter(hints.fetchall())
+    finally:
+        conn.close()
+    card = (ws / "releases" / "v1.0.0" / "README.md").read_text()
+    rows = {row[0]: row[1:] for row in card_table(card, "collection")}
+    assert set(rows) == {"Fitzpatrick17k", "atlas", "*none* (lists and folders)"}
+    for name, cells in rows.items():
+        key = "" if name.startswith("*none*") else name
+        per_class = [expected[(key, c)] for c in CLASSES]
+        assert cells == [str(sum(per_class)), *map(str, per_class)], name
+
+
+def test_migration_11_adds_unsupplied_skin_types_to_older_sources(tmp_path: Path) -> None:
+    from curator import catalog
+
+    conn = catalog.connect(tmp_path / "catalog.sqlite", migrate_schema=False)
+    catalog.migrate(conn, [m for m in catalog.MIGRATIONS if m.version <= 9])
+    with catalog.atomic(conn):
+        conn.execute("INSERT INTO sources (locator, kind, collection, licence, added_at) "
+                     "VALUES ('https://a.example/1.jpg', 'url', 't.csv', 'cc-by-4.0', 'now')")
+    assert catalog.migrate(conn) == [11]
+    assert conn.execute("SELECT name FROM schema_migrations WHERE version = 11").fetchone()[0] == (
+        "supplied Fitzpatrick and Monk skin types per source")
+    assert [tuple(r) for r in conn.execute("SELECT collection, licence, fitzpatrick, monk FROM sources")] == [
+        ("t.csv", "cc-by-4.0", None, None)]
+    conn.close()
+
+
+@pytest.mark.parametrize(("value", "scale", "read"), [
+    ("3", "fitzpatrick", 3), ("III", "fitzpatrick", 3), ("type iv", "fitzpatrick", 4),
+    ("6.0", "fitzpatrick", 6), ("-1", "fitzpatrick", None), ("7", "fitzpatrick", None),
+    ("VII", "fitzpatrick", None), ("light", "fitzpatrick", None), ("10", "monk", 10), ("X", "monk", 10),
+    ("11", "monk", None), (None, "monk", None),
+])
+def test_supplied_skin_types_read_as_a_type_on_their_scale(value: str | None, scale: str,
+                                                           read: int | None) -> None:
+    assert provenance.skin_type(value, scale) == read

@@ -95,3 +95,24 @@ def test_encoded_bytes_give_the_pixels_estimate() -> None:
     from_pixels = skintone.ita_of_pixels(image)
     assert from_bytes is not None and from_pixels is not None
     assert from_bytes == pytest.approx(from_pixels, abs=1.0)
+
+
+@pytest.mark.parametrize("steps", [
+    [{"op": "resize", "size": 224}],  # the estimate is taken on the resized pixels
+    [{"op": "resize", "size": 224, "mode": "pad-square"}, {"op": "denoise", "method": "median"}],
+    [{"op": "denoise", "method": "median"}],  # no leading resize: on the decoded original
+    [{"op": "resize", "size": 64}],  # shrunk below the estimate's size: on the decoded original
+])
+def test_the_build_takes_the_estimate_from_its_own_decode(steps: list[dict[str, object]]) -> None:
+    """preprocess.process_with_tone: the same image bytes as process, and within a degree of the
+    estimate on the full original, whether the first step resizes, pads, or does neither."""
+    from curator import preprocess
+
+    image = cv2.resize(scalp_scene()[0], (1600, 1200), interpolation=cv2.INTER_NEAREST)
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, "PNG")
+    normal = preprocess.normalize_steps(steps)
+    out = preprocess.process_with_tone(buffer.getvalue(), normal)
+    assert out.image == preprocess.process(buffer.getvalue(), normal)
+    full = skintone.ita_of_pixels(image)
+    assert out.ita is not None and full is not None and out.ita == pytest.approx(full, abs=1.0)

@@ -19,9 +19,13 @@ from curator.match import MAX_THRESHOLD
 @click.argument("source", metavar="FILE|-|FOLDER|IMAGE|TABLE|hf://datasets/NS/NAME[@REV]")
 @click.option("--columns", metavar="FIELD=COLUMN,...",
               help="Column mapping of a table (.csv, .tsv, .jsonl, .parquet) or Hub dataset: fields locator, "
-                   "hint, group, licence, attribution, diagnosis, body_site (default: [ingest.columns]).")
+                   "hint, group, licence, attribution, diagnosis, body_site, fitzpatrick, monk (default: "
+                   "[ingest.columns]).")
 @click.option("--split", "hub_split", metavar="NAME", help="The split of a Hub dataset to read.")
 @click.option("--config", "hub_config", metavar="NAME", help="The config (subset) of a Hub dataset to read.")
+@click.option("--collection", metavar="NAME",
+              help="The collection these sources belong to, counted per collection by the card and status "
+                   "(default: a table's file name, a Hub dataset's repo; none for lists and folders).")
 @click.option("--hint-from-folder", is_flag=True, help="Use each file's parent folder name as its hint.")
 @click.option("--root", type=click.Path(file_okay=False, exists=True, path_type=Path), metavar="DIR",
               help="Local paths in the list may lie anywhere under DIR (default: the list's folder; "
@@ -46,8 +50,8 @@ from curator.match import MAX_THRESHOLD
 @click.option("--workers", type=click.IntRange(min=1), help="Threads that decode and hash (default: CPUs).")
 @click.pass_obj
 def ingest(app, source: str, columns: str | None, hub_split: str | None, hub_config: str | None,
-           hint_from_folder: bool, root: Path | None, retry_failed: bool, report: Path | None,
-           ignore_robots: bool, ignore_noai: bool, **settings: Any) -> None:
+           collection: str | None, hint_from_folder: bool, root: Path | None, retry_failed: bool,
+           report: Path | None, ignore_robots: bool, ignore_noai: bool, **settings: Any) -> None:
     """Download, validate, store and deduplicate images.
 
     FILE holds one source per line: a URL (optionally a TAB and a label hint),
@@ -64,8 +68,12 @@ def ingest(app, source: str, columns: str | None, hub_split: str | None, hub_con
     ws = app.workspace()
     if settings.get("user_agent") is not None and has_control_characters(settings["user_agent"]):
         raise InputError("--user-agent: must not contain control characters (CR, LF, ...)")
+    if collection is not None and (not collection.strip() or has_control_characters(collection)):
+        raise InputError("--collection: must be a name, without control characters")
     sources = _read_sources(source, columns, ws.config.ingest.columns, hub_split, hub_config,
                             hint_from_folder=hint_from_folder, root=root)
+    if collection is not None:
+        sources = stage.in_collection(sources, collection.strip())
     for line in _row_problems(sources):
         app.out.warn(line)
     if ignore_robots:

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 from curator.ingest.run import IngestOptions, IngestSummary, ItemResult, run, write_report
-from curator.ingest.sources import Source, read_argument
+from curator.ingest.sources import Source, in_collection, read_argument
 
-__all__ = ["IngestOptions", "IngestSummary", "ItemResult", "Source", "read_argument", "run", "write_report"]
+__all__ = ["IngestOptions", "IngestSummary", "ItemResult", "Source", "in_collection", "read_argument", "run",
+           "write_report"]

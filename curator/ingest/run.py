@@ -172,7 +172,7 @@ def run(
             ws.conn.executemany("UPDATE sources SET group_id = ? WHERE locator = ?", grouped)
             ws.conn.executemany(
                 "UPDATE sources SET collection = ?, licence = ?, attribution = ?, diagnosis = ?, "
-                "body_site = ?, metadata = ? WHERE locator = ?",
+                "body_site = ?, metadata = ?, fitzpatrick = ?, monk = ? WHERE locator = ?",
                 described,
             )
     summary.seconds = time.monotonic() - started
@@ -182,7 +182,8 @@ def run(
 
 
 def _provenance_values(p: Provenance) -> tuple[str | None, ...]:
-    return (p.collection, p.licence, p.attribution, p.diagnosis, p.body_site, p.metadata)
+    return (p.collection, p.licence, p.attribution, p.diagnosis, p.body_site, p.metadata, p.fitzpatrick,
+            p.monk)
 
 
 def _as_sources(lines: Iterable[str | Source], hint_from_folder: bool) -> Iterator[Source]:

@@ -48,6 +48,8 @@ class Provenance:
     diagnosis: str | None = None  # the source's own value; mapped to the vocabulary at release
     body_site: str | None = None
     metadata: str | None = None  # JSON object of the row's other columns
+    fitzpatrick: str | None = None  # a supplied skin type, as the source writes it
+    monk: str | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,14 @@ class Source:
     provenance: Provenance | None = None
     # Where the bytes are at hand (a Hub dataset row): a reader instead of a fetch; None: no bytes
     read: Callable[[], bytes | None] | None = field(default=None, repr=False, compare=False)
+
+
+def in_collection(sources: Iterable[Source], name: str) -> list[Source]:
+    """The sources, each named a member of collection ``name`` (``curator ingest --collection``),
+    over what its table or Hub dataset would have named; for a list or folder, the collection is
+    all the source's provenance says."""
+    return [replace(src, provenance=replace(src.provenance or Provenance(name), collection=name))
+            for src in sources]
 
 
 def read_argument(arg: str, *, hint_from_folder: bool = False, root: Path | None = None) -> list[Source]:

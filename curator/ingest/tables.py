@@ -95,6 +95,8 @@ def provenance_of(values: Mapping[str, str | None], collection: str, extra: dict
         attribution=values.get("attribution"),
         diagnosis=values.get("diagnosis"),
         body_site=values.get("body_site"),
+        fitzpatrick=values.get("fitzpatrick"),
+        monk=values.get("monk"),
         metadata=_JSON.encode(extra) if extra else None,
     )
 

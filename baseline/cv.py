@@ -31,7 +31,7 @@ import numpy as np
 
 from baseline import metrics, references, train
 from curator.config import BaselineConfig
-from curator.errors import BaselineError
+from curator.errors import BaselineError, InputError
 
 SCORES = references.SCORES
 CHANCE_DRAWS = 200  # per fold; the fold means are averaged again over R x K folds
@@ -88,7 +88,8 @@ def plan(labels: np.ndarray, groups: np.ndarray, k: int, repeats: int, seed: int
     """The R x K folds: outer folds from :func:`metrics.grouped_stratified_folds` (seed + repeat),
     and in each fold's training part a selection share chosen the same way."""
     if repeats < 1:
-        raise BaselineError(f"--cv-repeats {repeats}: must be at least 1")
+        raise InputError(f"cv_repeats {repeats}: must be at least 1", key="cv_repeats", value=str(repeats),
+                            reason="too-small")
     folds = []
     for r in range(repeats):
         outer = metrics.grouped_stratified_folds(labels, groups, k, seed + r, classes)
@@ -108,8 +109,9 @@ def _selection_folds(labels: np.ndarray, groups: np.ndarray, share: float, class
     wanted = max(2, round(1 / share)) if share > 0 else 5
     fewest = min(len(np.unique(groups[labels == c])) for c in np.unique(labels))
     if fewest < 2:
-        raise BaselineError(f"--cv {k}: a fold's training part has a class with a single cluster, "
-                            f"too few to also choose the epoch on; use --cv {max(2, k - 1)} or fewer")
+        raise InputError(f"cv {k}: a fold's training part has a class with a single cluster, "
+                            f"too few to also choose the epoch on; use {max(2, k - 1)} folds or fewer",
+                            key="cv", value=str(k), reason="too-few-clusters")
     return min(wanted, fewest)
 
 

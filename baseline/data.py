@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from curator.errors import BaselineError
+from curator.released import Manifest
 
 SPLITS = ("train", "validation", "test")
 
@@ -69,13 +70,13 @@ class ReleaseData:
     classes: tuple[str, ...]
     splits: dict[str, SplitArrays]
     class_weights: dict[str, float] | None = None  # from manifest balance.class_weights
-    manifest: dict[str, Any] | None = field(default=None, repr=False)
+    manifest: Manifest | None = field(default=None, repr=False)
     commit: str | None = None  # the Hub commit a revision resolved to
 
     @property
     def balance_method(self) -> str:
         """How the release balanced its train split (cross-validation repeats it per fold)."""
-        recorded = ((self.manifest or {}).get("balance") or {}).get("method")
+        recorded = self.manifest.balance.get("method") if self.manifest else None
         if recorded:
             return str(recorded)
         if self.splits["train"].augmented.any():
@@ -83,7 +84,7 @@ class ReleaseData:
         return "class-weights" if self.class_weights else "none"
 
 
-def load_folder(folder: Path, image_size: int, source: str, manifest: dict[str, Any] | None = None,
+def load_folder(folder: Path, image_size: int, source: str, manifest: Manifest | None = None,
                 cache_dir: Path | None = None) -> ReleaseData:
     """Load the release folder ``folder`` (``data/<split>-*.parquet``)."""
     import datasets
@@ -162,9 +163,7 @@ def _transport_errors() -> tuple[type[Exception], ...]:
     return tuple(found)
 
 
-def _hub_manifest(repo: str, revision: str, cache: str) -> dict[str, Any] | None:
-    import json
-
+def _hub_manifest(repo: str, revision: str, cache: str) -> Manifest | None:
     from huggingface_hub import errors as hub_errors
     from huggingface_hub import hf_hub_download
 
@@ -172,8 +171,7 @@ def _hub_manifest(repo: str, revision: str, cache: str) -> dict[str, Any] | None
         path = hf_hub_download(repo, "manifest.json", revision=revision, repo_type="dataset", cache_dir=cache)
     except hub_errors.EntryNotFoundError:
         return None
-    manifest: dict[str, Any] = json.loads(Path(path).read_text(encoding="utf-8"))
-    return manifest
+    return Manifest.parse(Path(path).read_bytes(), f"{repo}@{revision}/manifest.json")
 
 
 class _cache:
@@ -194,7 +192,7 @@ class _cache:
             self._tmp.cleanup()
 
 
-def _to_arrays(dd: Any, image_size: int, source: str, manifest: dict[str, Any] | None) -> ReleaseData:
+def _to_arrays(dd: Any, image_size: int, source: str, manifest: Manifest | None) -> ReleaseData:
     import datasets
 
     for split in SPLITS:
@@ -204,14 +202,11 @@ def _to_arrays(dd: Any, image_size: int, source: str, manifest: dict[str, Any] |
     if not isinstance(features.get("label"), datasets.ClassLabel) or "image" not in features:
         raise BaselineError(f"release {source}: expected an 'image' column and a ClassLabel 'label' column")
     classes = tuple(features["label"].names)
-    groups = {row["sha256"]: row.get("group_id") for row in (manifest or {}).get("rows", [])
-              if isinstance(row, dict) and "sha256" in row}
+    groups = {row["sha256"]: row.get("group_id") for row in (manifest.rows if manifest else [])}
     splits = {split: _split_arrays(dd[split], image_size, f"release {source}: {split} split", groups)
               for split in SPLITS}
     _check_classes(source, classes, splits)
-    weights = None
-    if manifest is not None:
-        weights = (manifest.get("balance") or {}).get("class_weights") or None
+    weights = manifest.class_weights if manifest else None
     return ReleaseData(source=source, classes=classes, splits=splits, class_weights=weights,
                        manifest=manifest)
 

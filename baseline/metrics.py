@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from curator.errors import BaselineError
+from curator.errors import InputError
 
 CHUNK = 256  # resamples scored per vectorised batch (bounds memory: CHUNK * n row indices)
 
@@ -251,12 +251,12 @@ def grouped_stratified_folds(labels: np.ndarray, groups: np.ndarray, k: int, see
     A group's class is its most common label. Groups are dealt class by class, largest first
     (seeded shuffle among equal sizes), each to the fold that holds the fewest rows of that class
     (then the fewest rows, then the lowest index). A class with fewer than ``k`` groups cannot be
-    present in every fold: that is a :class:`~curator.errors.BaselineError`.
+    present in every fold: that is an :class:`~curator.errors.InputError` (a K too large for the data).
     """
     labels = np.asarray(labels, dtype=np.int64)
     groups = np.asarray(groups)
     if k < 2:
-        raise BaselineError(f"--cv {k}: needs at least 2 folds")
+        raise InputError(f"cv {k}: needs at least 2 folds", key="cv", value=str(k), reason="too-small")
     rng = np.random.default_rng(seed)
     unique, inverse = np.unique(groups, return_inverse=True)
     n_classes = int(labels.max()) + 1 if labels.size else 0
@@ -272,9 +272,10 @@ def grouped_stratified_folds(labels: np.ndarray, groups: np.ndarray, k: int, see
             continue
         if len(members) < k:
             name = repr(classes[c]) if classes is not None and c < len(classes) else str(c)
-            raise BaselineError(
-                f"--cv {k}: class {name} has only {len(members)} clusters in train+validation; "
-                f"use --cv {max(2, len(members))} or fewer"
+            raise InputError(
+                f"cv {k}: class {name} has only {len(members)} clusters in train+validation; "
+                f"use {max(2, len(members))} folds or fewer", key="cv", value=str(k),
+                reason="too-few-clusters",
             )
         members = rng.permutation(members)
         members = members[np.argsort(-group_size[members], kind="stable")]

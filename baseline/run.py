@@ -1,6 +1,6 @@
 """``curator baseline`` as one call: :func:`score_release`.
 
-    resolve   a local release (release.resolve_version) or a Hub repo@revision
+    resolve   a local release (released.resolve_version) or a Hub repo@revision
     load      baseline.data: every split as arrays (datasets.load_dataset)
     train     baseline.train: seeded, early stopping on validation
     score     baseline.metrics: test and validation with bootstrap intervals, train accuracy
@@ -98,23 +98,31 @@ class BaselineResult:
 
 
 def effective_config(base: BaselineConfig, overrides: dict[str, Any] | None) -> BaselineConfig:
-    """``base`` with command-line overrides (``None`` values ignored); InputError naming the flag."""
+    """``base`` with overrides (``None`` values ignored); an InputError's key names the override
+    (``cv`` for ``cv_folds``, as the command line calls it)."""
     values = {k: v for k, v in (overrides or {}).items() if v is not None}
     for key, value in values.items():
-        flag = "--" + key.replace("_", "-")
+        name = "cv" if key == "cv_folds" else key
         if key not in OVERRIDABLE:
-            raise InputError(f"{flag}: not a baseline setting")
-        if key == "learning_rate" and not value > 0:
-            raise InputError(f"{flag} {value}: must be positive")
-        if key == "cv_folds" and value == 1:
-            raise InputError(f"--cv {value}: needs at least 2 folds")
-        if key not in ("learning_rate", "augment", *ZERO_OK) and value < 1:
-            raise InputError(f"{flag} {value}: must be at least 1")
-        if key in ZERO_OK and value < 0:
-            raise InputError(f"{flag} {value}: must be 0 or more")
-    if values.get("image_size") is not None and values["image_size"] < 16:
-        raise InputError(f"--image-size {values['image_size']}: must be at least 16 (four 2x poolings)")
+            raise InputError(f"{name}: not a baseline setting", key=name, reason="unknown-setting")
+        problem = _override_problem(key, value)
+        if problem:
+            raise InputError(f"{name} {value}: {problem}", key=name, value=str(value), reason="out-of-range")
     return dataclasses.replace(base, **values)
+
+
+def _override_problem(key: str, value: Any) -> str | None:
+    if key == "learning_rate" and not value > 0:
+        return "must be positive"
+    if key == "cv_folds" and value == 1:
+        return "needs at least 2 folds"
+    if key not in ("learning_rate", "augment", *ZERO_OK) and value < 1:
+        return "must be at least 1"
+    if key in ZERO_OK and value < 0:
+        return "must be 0 or more"
+    if key == "image_size" and value < 16:
+        return "must be at least 16 (four 2x poolings)"
+    return None
 
 
 def config_hash(cfg: BaselineConfig) -> str:
@@ -147,8 +155,8 @@ def score_release(
     cfg = effective_config(ws.config.baseline, given)
     wants_cv = bool(cv) or any(t.metric.startswith("cv.") for t in thresholds or [])
     if wants_cv and cfg.cv_folds == 0:
-        raise InputError("a cv.* threshold needs cross-validation, which --cv 0 (or baseline.cv_folds = 0) "
-                         "turns off")
+        raise InputError("cv 0 (or baseline.cv_folds = 0) turns off cross-validation, which a cv.* threshold "
+                         "needs", key="cv", value="0", reason="cv-off")
     started = time.perf_counter()
     cnn.keras_module()  # an unusable KERAS_BACKEND fails here, before any loading
     source = _resolve(ws, version, repo, revision)
@@ -178,31 +186,35 @@ def score_release(
 def _resolve(ws: Workspace, version: str | None, repo: str | None, revision: str | None) -> Source:
     if repo is not None:
         if version is not None:
-            raise InputError(f"give either VERSION ({version}) or --repo, not both")
+            raise InputError(f"repo {repo}: give either it or a VERSION ({version}), not both", key="repo",
+                             value=repo, reason="conflict")
         if not revision:
-            raise InputError(f"--repo {repo}: needs --revision (a tag such as v1.0.0, or a commit)")
+            raise InputError(f"repo {repo}: needs a revision (a tag such as v1.0.0, or a commit)", key="repo",
+                             value=repo, reason="no-revision")
         if repo.count("/") != 1 or not all(repo.split("/")):
-            raise InputError(f"--repo {repo!r}: expected namespace/name")
+            raise InputError(f"repo {repo!r}: expected namespace/name", key="repo", value=repo,
+                             reason="not-a-repo-id")
         return Source(kind="hub", version=f"{repo}@{revision}", repo=repo, revision=revision)
     if revision is not None:
-        raise InputError("--revision needs --repo ns/name")
-    from curator import release
+        raise InputError(f"revision {revision}: needs a Hub repo (ns/name)", key="revision", value=revision,
+                         reason="no-repo")
+    from curator.released import release_path, resolve_version
 
-    resolved = release.resolve_version(ws, version)
-    return Source(kind="local", version=resolved, folder=release.release_path(ws, resolved))
+    resolved = resolve_version(ws, version)
+    return Source(kind="local", version=resolved, folder=release_path(ws, resolved))
 
 
 def _load(source: Source, ws: Workspace, cfg: BaselineConfig, cache_dir: Path | None) -> data_mod.ReleaseData:
-    from curator import release
+    from curator.released import quiet_datasets, read_release
 
-    with release.quiet_datasets():
+    with quiet_datasets():
         if source.kind == "hub":
             assert source.repo is not None and source.revision is not None
             return data_mod.load_hub(source.repo, source.revision, cfg.image_size, cache_dir)
-        manifest = release.load_manifest(ws, source.version)
-        assert source.folder is not None
-        _check_card(source.folder, source.label)
-        return data_mod.load_folder(source.folder, cfg.image_size, source.label, manifest, cache_dir)
+        verified = read_release(ws, source.version)  # manifest and data files as built
+        _check_card(verified.folder, source.label)
+        return data_mod.load_folder(verified.folder, cfg.image_size, source.label, verified.manifest,
+                                    cache_dir)
 
 
 def _check_card(folder: Path, label: str) -> None:

@@ -32,6 +32,7 @@ Modules, one per stage (data flows down this list):
     composition the card's composition facts: sizes, aspects, formats (and their plot), skin tone
     versions    semantic versions of releases
     release     build releases/vX.Y.Z (parquet + manifest + card)
+    released    read a built release: list, resolve, the typed Manifest, verified before use
     diff        what changed between two releases (also the card's changelog)
     audit       cross-split exact/near duplicate check of any dataset folder
     publish     push a release to the Hub (or a folder), tagged

@@ -115,7 +115,7 @@ class AuditResult:
 
 def audit_folder(path: Path, policy: Policy, on_progress: Progress | None = None) -> AuditResult:
     """Load ``path`` with ``datasets.load_dataset`` and report every cross-split leak."""
-    from curator.release import load_folder
+    from curator.released import load_folder
 
     path = Path(path)
     if not path.is_dir():

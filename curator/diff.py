@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from curator.released import Manifest, read_release
 from curator.workspace import Workspace
 
 
@@ -55,18 +56,14 @@ class Diff:
         }
 
 
-def _originals(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {r["sha256"]: r for r in manifest["rows"] if r.get("augmented_from") is None}
-
-
-def compare(old: dict[str, Any] | None, new: dict[str, Any]) -> Diff:
+def compare(old: Manifest | None, new: Manifest) -> Diff:
     """The difference between two manifests (``old`` None: everything is added)."""
-    before = _originals(old) if old else {}
-    after = _originals(new)
-    result = Diff(old=old["version"] if old else None, new=new["version"])
+    before = old.originals() if old else {}
+    after = new.originals()
+    result = Diff(old=old.version if old else None, new=new.version)
     if old:
-        result.classes_added = [c for c in new["classes"] if c not in old["classes"]]
-        result.classes_removed = [c for c in old["classes"] if c not in new["classes"]]
+        result.classes_added = [c for c in new.classes if c not in old.classes]
+        result.classes_removed = [c for c in old.classes if c not in new.classes]
     for sha in sorted(after.keys() - before.keys()):
         r = after[sha]
         result.added.append({"sha256": sha, "label": r["label"], "split": r["split"]})
@@ -86,6 +83,4 @@ def compare(old: dict[str, Any] | None, new: dict[str, Any]) -> Diff:
 
 def diff_versions(ws: Workspace, a: str, b: str) -> Diff:
     """``curator diff vA vB``: both versions must be built in this workspace."""
-    from curator import release
-
-    return compare(release.load_manifest(ws, a), release.load_manifest(ws, b))
+    return compare(read_release(ws, a).manifest, read_release(ws, b).manifest)

@@ -26,7 +26,9 @@ from dataclasses import dataclass
 
 @dataclass
 class CuratorError(Exception):
-    """Base class. ``message`` is one line; the optional fields name the culprit."""
+    """Base class. ``message`` is one line; the optional fields name the culprit: which input
+    (``path``, ``url``, ``sha256``, a setting or field ``key`` and its ``value``) and a short
+    machine-readable ``reason`` (e.g. 'changed', 'unknown-version')."""
 
     message: str
     hint: str | None = None
@@ -34,6 +36,8 @@ class CuratorError(Exception):
     url: str | None = None
     sha256: str | None = None
     key: str | None = None
+    value: str | None = None
+    reason: str | None = None
 
     def __post_init__(self) -> None:
         super().__init__(self.message)

@@ -64,9 +64,10 @@ def default_annotator(cfg: Config) -> str:
 def check_annotator(name: str) -> str:
     name = name.strip()
     if not name:
-        raise InputError("--annotator: the name is empty")
+        raise InputError("annotator: the name is empty", key="annotator", value=name, reason="empty")
     if name == HINT_ANNOTATOR:
-        raise InputError("--annotator: 'hint' is reserved for accepted ingest hints")
+        raise InputError("annotator: 'hint' is reserved for accepted ingest hints", key="annotator",
+                         value=name, reason="reserved")
     return name
 
 
@@ -548,10 +549,12 @@ def queue(conn: sqlite3.Connection, cfg: Config, annotator: str, *, review_class
     without probabilities last; InputError when none are stored).
     """
     if order not in ORDERS:
-        raise InputError(f"--order: {order!r} is not one of {', '.join(ORDERS)}")
+        raise InputError(f"order: {order!r} is not one of {', '.join(ORDERS)}", key="order", value=order,
+                         reason="unknown-order")
     if review_class is not None and review_class not in valid_labels(cfg):
         classes = ", ".join(cfg.dataset.classes)
-        raise InputError(f"--class: unknown class {review_class!r} (classes: {classes})")
+        raise InputError(f"review_class: unknown class {review_class!r} (classes: {classes})",
+                         key="review_class", value=review_class, reason="unknown-class")
     state = load_state(conn)
     effective = _effective(state, cfg)
     mine = annotator_cluster_labels(state, annotator)

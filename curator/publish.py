@@ -2,7 +2,8 @@
 
 Which release (``publish``): VERSION, else the newest; with no VERSION and catalog changes
 that no release holds yet (``release.plan_release`` would build something), it refuses with a
-hint, or with ``--release`` builds the next release first (``release.build``).
+hint, or with ``--release`` builds the next release first (``release.build``). The release is
+read and verified (``released.read_release``: manifest and data files unchanged) before use.
 
 Hub publish of release ``X.Y.Z`` to ``ns/name`` (``publish_hub``)::
 
@@ -67,6 +68,7 @@ from typing import Any
 from curator import catalog
 from curator.errors import AuthError, CuratorError, InputError, PublishError, ReleaseError
 from curator.fsutil import atomic_directory, fsync_dir, write_atomic
+from curator.released import Manifest, list_releases, manifest_mismatch, quiet_datasets, read_release
 from curator.versions import semver_key
 from curator.workspace import Workspace
 
@@ -138,18 +140,17 @@ def publish(
     from curator import release
 
     if repo and to:
-        raise InputError("give either --repo or --to, not both")
+        raise InputError("give either a Hub repo or a target folder, not both", key="to", reason="conflict")
     pending = unreleased_changes(ws) if version is None else None
-    if build and (pending or not release.list_releases(ws)):
+    if build and (pending or not list_releases(ws)):
         version = release.build(ws, on_progress=on_progress).version
     elif pending and not build:
         raise ReleaseError(
             f"the catalog has changes that are in no release yet ({pending})",
             hint="run `curator release` first, pass --release to build and publish, or name a VERSION",
         )
-    full = release.resolve_version(ws, version)
-    folder = ws.releases / f"v{full}"
-    manifest = release.load_manifest(ws, full)
+    chosen = read_release(ws, version)
+    full, folder, manifest = chosen.version, chosen.folder, chosen.manifest
     if to is not None:
         return publish_folder(ws, full, folder, manifest, Path(to), verify=verify)
     repo_id = repo or ws.config.dataset.hub_repo
@@ -158,7 +159,8 @@ def publish(
             "no Hub repo to publish to", hint="set dataset.hub_repo in curator.toml, or pass --repo ns/name"
         )
     if not REPO_ID.match(repo_id):
-        raise InputError(f"--repo {repo_id!r}: not a Hub repo id (use namespace/name)")
+        raise InputError(f"repo {repo_id!r}: not a Hub repo id (use namespace/name)", key="repo",
+                         value=repo_id, reason="not-a-repo-id")
     return publish_hub(ws, full, folder, manifest, repo_id, private=private, verify=verify)
 
 
@@ -204,7 +206,7 @@ def differing(local: dict[str, LocalFile], remote: dict[str, RemoteFile]) -> lis
 
 
 def publish_hub(
-    ws: Workspace, version: str, folder: Path, manifest: dict[str, Any], repo_id: str,
+    ws: Workspace, version: str, folder: Path, manifest: Manifest, repo_id: str,
     *, private: bool = False, verify: bool = True,
 ) -> PublishResult:
     from huggingface_hub import constants
@@ -294,10 +296,9 @@ def _semver(tag: str) -> tuple[int, ...]:
     return semver_key(tag) or ()
 
 
-def _describe(manifest: dict[str, Any]) -> str:
-    splits = manifest.get("splits", {})
-    counts = ", ".join(f"{name}: {info.get('rows')}" for name, info in splits.items())
-    return f"curator release {manifest.get('version')} of {manifest.get('name')} ({counts})."
+def _describe(manifest: Manifest) -> str:
+    counts = ", ".join(f"{name}: {info.get('rows')}" for name, info in manifest.splits.items())
+    return f"curator release {manifest.version} of {manifest.name} ({counts})."
 
 
 def _token() -> str:
@@ -455,11 +456,12 @@ def _first_line(err: Exception) -> str:
 
 
 def publish_folder(
-    ws: Workspace, version: str, folder: Path, manifest: dict[str, Any], target: Path, *, verify: bool = True
+    ws: Workspace, version: str, folder: Path, manifest: Manifest, target: Path, *, verify: bool = True
 ) -> PublishResult:
     target = target.expanduser().resolve()
     if target == folder.resolve() or folder.resolve() in target.parents:
-        raise PublishError(f"--to {target}: inside the release folder itself")
+        raise PublishError(f"to {target}: inside the release folder itself", key="to", path=str(target),
+                           reason="inside-release")
     local = release_files(folder)
     result = PublishResult(version, "folder", str(target), "published")
     if target.is_dir() and not any(target.iterdir()):
@@ -467,14 +469,16 @@ def publish_folder(
     if target.exists():
         existing = _folder_state(target)
         if existing is None:
-            raise PublishError(f"--to {target}: exists and is not a folder")
+            raise PublishError(f"to {target}: exists and is not a folder", key="to", path=str(target),
+                               reason="not-a-folder")
         changed = differing(local, existing)
         if not changed:
             result.status = "already-published"
             return _record_if_missing(ws, result, folder)
         if any(not is_card_file(p) for p in changed):
             raise PublishError(
-                f"--to {target}: the folder exists and holds other files than release v{version}",
+                f"to {target}: the folder exists and holds other files than release v{version}",
+                key="to", path=str(target), reason="other-files",
                 hint="choose a new folder, or remove this one first",
             )
         _swap_folder(local, target)
@@ -516,7 +520,7 @@ def _swap_folder(local: dict[str, LocalFile], target: Path) -> None:
 # -- verify and record ---------------------------------------------------------------------------
 
 
-def _finish(ws: Workspace, result: PublishResult, manifest: dict[str, Any], folder: Path, verify: bool,
+def _finish(ws: Workspace, result: PublishResult, manifest: Manifest, folder: Path, verify: bool,
             token: str | None) -> PublishResult:
     problem = None
     if verify:
@@ -530,11 +534,9 @@ def _finish(ws: Workspace, result: PublishResult, manifest: dict[str, Any], fold
     return result
 
 
-def verify_published(result: PublishResult, manifest: dict[str, Any], token: str | None) -> dict[str, int]:
+def verify_published(result: PublishResult, manifest: Manifest, token: str | None) -> dict[str, int]:
     """Load what was published with ``datasets.load_dataset`` and compare it with the manifest."""
     import datasets
-
-    from curator.release import quiet_datasets
 
     where = f"{result.location}@{result.tag}" if result.target == "hub" else result.location
     with tempfile.TemporaryDirectory(prefix="curator-verify-") as cache, quiet_datasets():
@@ -549,9 +551,7 @@ def verify_published(result: PublishResult, manifest: dict[str, Any], token: str
         return _compare_with_manifest(where, loaded, manifest)
 
 
-def _compare_with_manifest(where: str, loaded: Any, manifest: dict[str, Any]) -> dict[str, int]:
-    from curator.release import manifest_mismatch
-
+def _compare_with_manifest(where: str, loaded: Any, manifest: Manifest) -> dict[str, int]:
     problem = manifest_mismatch(loaded, manifest, ordered=False)
     if problem:
         raise PublishError(f"verify: {where} {problem}")
@@ -626,10 +626,9 @@ def unreleased_changes(ws: Workspace) -> str | None:
     """
     from curator import release
 
-    newest = release.list_releases(ws)
-    if not newest:
+    if not list_releases(ws):
         return None
-    include = bool(release.load_manifest(ws, newest[-1].version).get("include_restricted"))
+    include = read_release(ws, None).manifest.include_restricted
     try:
         plan = release.plan_release(ws, None, include)
     except CuratorError:

@@ -1,4 +1,4 @@
-"""Build, list and read releases: ``releases/vX.Y.Z/``, immutable once built.
+"""Build releases: ``releases/vX.Y.Z/``, immutable once built (curator.released reads them).
 
     releases/v1.2.0/
     ├── README.md                                the card (dataset_card)
@@ -25,7 +25,6 @@ Builds hold a lock (flock) on ``releases/`` throughout, so recovery never touche
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import importlib.metadata
 import io
@@ -34,112 +33,36 @@ import platform
 import sqlite3
 import tempfile
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from curator import catalog, faultpoint, licences, provenance, store
+from curator import catalog, faultpoint, licences, provenance, released, store
 from curator import config as config_mod
 from curator.config import Config
-from curator.errors import BusyError, InputError, ReleaseError
+from curator.errors import BusyError, ReleaseError
 from curator.fsutil import atomic_directory, remove_tree, try_lock, write_atomic
 from curator.match import Policy
+from curator.released import (
+    SPLITS,
+    Manifest,
+    load_folder,
+    manifest_mismatch,
+    newest,
+    quiet_datasets,
+    read_release,
+    release_path,
+)
 from curator.versions import bumped, format_version, parse_version
 from curator.workspace import Workspace
 
-SPLITS = ("train", "validation", "test")
 MAX_SHARD_BYTES = 500_000_000  # encoded image bytes per parquet shard
 _CONFIG_SECTIONS_FOR_PATCH = (
     "dataset", "preprocess", "balance", "split", "groups", "dedup", "sources", "card",
 )
 
 Progress = Callable[[int], None]
-
-
-@dataclass(frozen=True)
-class ReleaseInfo:
-    version: str
-    parent: str | None
-    created_at: str
-    path: str
-    rows: int
-    summary: dict[str, Any]
-
-
-def list_releases(ws: Workspace) -> list[ReleaseInfo]:
-    """Every built release, oldest version first."""
-    found = [
-        ReleaseInfo(
-            version=r["version"],
-            parent=r["parent"],
-            created_at=r["created_at"],
-            path=r["path"],
-            rows=r["rows"],
-            summary=json.loads(r["summary"]),
-        )
-        for r in ws.conn.execute("SELECT * FROM releases")
-    ]
-    return sorted(found, key=lambda info: parse_version(info.version))
-
-
-def resolve_version(ws: Workspace, version: str | None) -> str:
-    """'v1.2.0' | '1.2.0' -> '1.2.0' if built; None -> the newest. InputError if unknown."""
-    known = [info.version for info in list_releases(ws)]
-    if version is None:
-        if not known:
-            raise ReleaseError("no release has been built yet", hint="run `curator release` first")
-        return known[-1]
-    wanted = format_version(parse_version(version))
-    if wanted not in known:
-        listed = ", ".join(f"v{v}" for v in known) or "none"
-        raise InputError(f"no release v{wanted} in this workspace (built: {listed})")
-    return wanted
-
-
-def release_path(ws: Workspace, version: str) -> Path:
-    return ws.releases / f"v{version}"
-
-
-def load_manifest(ws: Workspace, version: str | None) -> dict[str, Any]:
-    resolved = resolve_version(ws, version)
-    path = release_path(ws, resolved) / "manifest.json"
-    try:
-        manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise ReleaseError(f"{path}: cannot read the manifest ({err})", path=str(path)) from err
-    return manifest
-
-
-def load(ws: Workspace, version: str | None, cache_dir: Path) -> Any:
-    """The release as a ``datasets.DatasetDict`` (arrow cache under ``cache_dir``)."""
-    return load_folder(release_path(ws, resolve_version(ws, version)), cache_dir)
-
-
-def load_folder(folder: Path, cache_dir: Path) -> Any:
-    """``datasets.load_dataset`` on a local folder, quietly; errors become ReleaseError."""
-    import datasets
-
-    try:
-        with quiet_datasets():
-            return datasets.load_dataset(str(folder), cache_dir=str(cache_dir))
-    except Exception as err:  # datasets raises many unrelated types for an unreadable folder
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ReleaseError(f"{folder}: datasets cannot load it ({first})", path=str(folder)) from err
-
-
-@contextlib.contextmanager
-def quiet_datasets() -> Iterator[None]:
-    """Hide datasets' own progress bars (ours go through Output); restore them afterwards."""
-    import datasets
-
-    was_disabled = datasets.are_progress_bars_disabled()
-    datasets.disable_progress_bars()
-    try:
-        yield
-    finally:
-        if not was_disabled:
-            datasets.enable_progress_bars()
 
 
 # ---------------------------------------------------------------- the plan
@@ -175,7 +98,7 @@ class Plan:
     assignment: dict[str, str]  # sha256 -> split, for every original
     new_splits: dict[str, str]  # the part of assignment not yet in image_splits
     members: list[dict[str, Any]]  # cluster members left out
-    previous: dict[str, Any] | None  # the parent's manifest
+    previous: Manifest | None  # the parent's manifest
     warnings: list[str] = field(default_factory=list)
 
 
@@ -209,23 +132,18 @@ def plan_release(ws: Workspace, version: str | None, include_restricted: bool,
     if moved:  # split.assign keeps recorded splits; this guards the promise, it should never fire
         raise ReleaseError(f"image {moved[0]} would move out of its recorded split; release not built")
     new_splits = {sha: s for sha, s in assignment.items() if sha not in recorded}
-    parent = _newest(ws)
-    previous = load_manifest(ws, parent) if parent else None
+    parent = newest(ws)
+    previous = read_release(ws, parent).manifest if parent else None
     bump = decide_bump(previous, classes, originals, members, assignment, config_mod.as_dict(cfg))
     chosen = _choose_version(ws, version, parent, bump)
     return Plan(chosen, parent, bump, classes, originals, assignment, new_splits, members, previous, warnings)
-
-
-def _newest(ws: Workspace) -> str | None:
-    releases = list_releases(ws)
-    return releases[-1].version if releases else None
 
 
 def _choose_version(ws: Workspace, version: str | None, parent: str | None, bump: Bump) -> str:
     if version is None:
         return bumped(parent, bump.kind)
     chosen = format_version(parse_version(version))
-    if release_path(ws, chosen).exists() or any(r.version == chosen for r in list_releases(ws)):
+    if release_path(ws, chosen).exists() or any(r.version == chosen for r in released.list_releases(ws)):
         raise ReleaseError(f"release v{chosen} already exists; built releases never change")
     if parent is not None and parse_version(chosen) <= parse_version(parent):
         raise ReleaseError(f"version {chosen} is not newer than the last release v{parent}")
@@ -321,7 +239,7 @@ def _sticky(conn: sqlite3.Connection, originals: list[Original], recorded: dict[
 
 
 def decide_bump(
-    previous: dict[str, Any] | None,
+    previous: Manifest | None,
     classes: list[str],
     originals: list[Original],
     members: list[dict[str, Any]],
@@ -335,9 +253,9 @@ def decide_bump(
     """
     if previous is None:
         return Bump("initial", "first release")
-    if list(previous["classes"]) != classes:
-        return Bump("major", _class_change(list(previous["classes"]), classes))
-    rows = {r["sha256"]: r for r in previous["rows"] if r.get("augmented_from") is None}
+    if list(previous.classes) != classes:
+        return Bump("major", _class_change(list(previous.classes), classes))
+    rows = previous.originals()
     before = {sha: r["label"] for sha, r in rows.items()}
     now = {o.sha256: o.label for o in originals}
     added, removed = len(now.keys() - before.keys()), len(before.keys() - now.keys())
@@ -349,16 +267,16 @@ def decide_bump(
     regrouped = sum(1 for o in originals if rows[o.sha256].get("group_id") != o.group_id)
     if regrouped:
         return Bump("patch", f"{regrouped} image(s) changed patient/lesion group")
-    changed = [k for k in _CONFIG_SECTIONS_FOR_PATCH if previous["config"].get(k) != effective_config.get(k)]
+    changed = [k for k in _CONFIG_SECTIONS_FOR_PATCH if previous.config.get(k) != effective_config.get(k)]
     if changed:
         return Bump("patch", "settings changed: " + ", ".join(changed))
     described = sum(1 for o in originals
                     if any(rows[o.sha256].get(c) != getattr(o.prov, c) for c in provenance.COLUMNS))
     if described:  # re-ingested with a mapping, or [ingest.diagnosis_map] changed
         return Bump("patch", f"{described} image(s) changed provenance (licence, diagnosis, ...)")
-    if previous.get("cluster_members") != members:
+    if previous.cluster_members != members:
         return Bump("patch", "near-duplicate cluster members changed")
-    raise ReleaseError(f"nothing changed since v{previous['version']}; no release built")
+    raise ReleaseError(f"nothing changed since v{previous.version}; no release built")
 
 
 def _class_change(old: list[str], new: list[str]) -> str:
@@ -467,14 +385,14 @@ def build(
             raise
         stage("recorded")
     return BuildResult(
-        plan.version, plan.parent, plan.bump, False, final, manifest["splits"], plan.warnings, manifest_sha
+        plan.version, plan.parent, plan.bump, False, final, manifest.splits, plan.warnings, manifest_sha
     )
 
 
 def _build_folder(
     ws: Workspace, plan: Plan, final: Path, stamp: str, include_restricted: bool, max_shard_bytes: int,
     on_progress: Progress | None, stage: Callable[[str], None],
-) -> tuple[dict[str, Any], str]:
+) -> tuple[Manifest, str]:
     """Steps 2-4 into a temp folder renamed to ``final``; the manifest and its SHA-256."""
     try:
         with atomic_directory(final) as tmp:
@@ -483,7 +401,7 @@ def _build_folder(
             stage("write")
             files, info = _write_parquet(tmp, rows, images, plan.classes, max_shard_bytes)
             manifest = _manifest(ws, plan, rows, files, class_weights, include_restricted, stamp)
-            manifest_bytes = _json_bytes(manifest)
+            manifest_bytes = manifest.to_json()
             write_atomic(tmp / "manifest.json", manifest_bytes)
             write_atomic(tmp / "README.md", _card(ws, plan, manifest, info, tmp, itas))
             stage("verify")
@@ -683,18 +601,18 @@ def _manifest(
     class_weights: dict[str, float] | None,
     include_restricted: bool,
     created_at: str,
-) -> dict[str, Any]:
+) -> Manifest:
     cfg = ws.config
     counts = _split_counts([(r.split, r.label, r.augmented_from is not None) for r in rows], plan.classes)
-    return {
-        "version": plan.version,
-        "name": cfg.dataset.name,
-        "parent": plan.parent,
-        "created_at": created_at,
-        "classes": plan.classes,
-        "splits": counts,
-        "files": dict(sorted(files.items())),
-        "rows": [
+    return Manifest(
+        version=plan.version,
+        name=cfg.dataset.name,
+        parent=plan.parent,
+        created_at=created_at,
+        classes=plan.classes,
+        splits=counts,
+        files=dict(sorted(files.items())),
+        rows=[
             {
                 "sha256": r.sha256,
                 "label": r.label,
@@ -708,13 +626,13 @@ def _manifest(
             }
             for r in rows
         ],
-        "cluster_members": plan.members,
-        "balance": {"method": cfg.balance.method, "class_weights": class_weights},
-        "config": config_mod.as_dict(cfg),
-        "versions": tool_versions(),
-        "bump": {"kind": plan.bump.kind, "reason": plan.bump.reason},
-        "include_restricted": include_restricted,
-    }
+        cluster_members=plan.members,
+        balance={"method": cfg.balance.method, "class_weights": class_weights},
+        config=config_mod.as_dict(cfg),
+        versions=tool_versions(),
+        bump={"kind": plan.bump.kind, "reason": plan.bump.reason},
+        include_restricted=include_restricted,
+    )
 
 
 def tool_versions() -> dict[str, str]:
@@ -728,12 +646,8 @@ def tool_versions() -> dict[str, str]:
     return found
 
 
-def _json_bytes(value: Any) -> bytes:
-    return (json.dumps(value, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
-
-
 def _card(
-    ws: Workspace, plan: Plan, manifest: dict[str, Any], info: dict[str, SplitInfo], folder: Path,
+    ws: Workspace, plan: Plan, manifest: Manifest, info: dict[str, SplitInfo], folder: Path,
     itas: dict[str, float | None],
 ) -> str:
     """The card's text; its composition plot is written into ``folder`` as it goes."""
@@ -761,9 +675,9 @@ def _card(
         tags=list(cfg.dataset.tags),
         classes=plan.classes,
         class_descriptions=_class_descriptions(cfg),
-        splits=manifest["splits"],
+        splits=manifest.splits,
         split_bytes={s: (i.num_examples, i.num_bytes) for s, i in info.items()},
-        download_size=sum(f["bytes"] for f in manifest["files"].values()),
+        download_size=sum(f["bytes"] for f in manifest.files.values()),
         sources=_source_facts(plan.originals),
         collection=_collection_facts(ws.conn, len(plan.members)),
         labeling=dict(labeling.summary(ws.conn, cfg)),
@@ -772,9 +686,9 @@ def _card(
         preprocess_steps=preprocess.normalize_steps(cfg.preprocess.steps),  # defaults filled in
         preprocess_format=cfg.preprocess.format,
         balance_method=cfg.balance.method,
-        class_weights=manifest["balance"]["class_weights"],
+        class_weights=manifest.balance["class_weights"],
         changes=diff.compare(plan.previous, manifest) if plan.previous else None,
-        include_restricted=manifest["include_restricted"],
+        include_restricted=manifest.include_restricted,
         grouped_images=sum(1 for o in plan.originals if o.groups),
         groups=len(_splits_per_group(plan)),
         straddling_groups=sum(1 for splits in _splits_per_group(plan).values() if len(splits) > 1),
@@ -872,35 +786,7 @@ def _collection_facts(conn: sqlite3.Connection, members: int) -> dict[str, Any]:
     return facts
 
 
-def manifest_mismatch(loaded: Any, manifest: dict[str, Any], *, ordered: bool = True) -> str | None:
-    """The first way a loaded DatasetDict differs from its manifest, or None if it matches.
-
-    Checked: the non-empty splits, each split's class names and row count, and its
-    (sha256, label) rows, in the manifest's order unless ``ordered`` is false (a copy
-    whose shards may be read in another order). Used on a fresh build and on what was published.
-    """
-    expected = {s: info["rows"] for s, info in manifest["splits"].items() if info["rows"]}
-    if set(loaded) != set(expected):
-        return f"has splits {sorted(loaded)}, the manifest {sorted(expected)}"
-    classes = list(manifest["classes"])
-    for split, rows in expected.items():
-        ds = loaded[split]
-        names = getattr(ds.features.get("label"), "names", None)
-        if names != classes:
-            return f"split {split} has classes {names}, the manifest {classes}"
-        if ds.num_rows != rows:
-            return f"split {split} has {ds.num_rows} rows, the manifest {rows}"
-        got = list(zip(ds["sha256"], (names[i] for i in ds["label"]), strict=True))
-        want = [(r["sha256"], r["label"]) for r in manifest["rows"] if r["split"] == split]
-        if not ordered:
-            got, want = sorted(got), sorted(want)
-        if got != want:
-            differ = [w for g, w in zip(got, want, strict=False) if g != w] or want[len(got):] or got
-            return f"split {split} differs from the manifest (e.g. {differ[0][0]})"
-    return None
-
-
-def verify_folder(folder: Path, manifest: dict[str, Any], policy: Policy) -> None:
+def verify_folder(folder: Path, manifest: Manifest, policy: Policy) -> None:
     """Load the written folder with ``datasets`` and check it against the manifest, then check leaks."""
     from curator import audit
 
@@ -918,13 +804,13 @@ def verify_folder(folder: Path, manifest: dict[str, Any], policy: Policy) -> Non
 
 
 def _record(
-    conn: sqlite3.Connection, plan: Plan, manifest: dict[str, Any], manifest_sha: str, stamp: str
+    conn: sqlite3.Connection, plan: Plan, manifest: Manifest, manifest_sha: str, stamp: str
 ) -> None:
     summary = {
         "splits": {
-            s: {"rows": c["rows"], "per_class": c["per_class"]} for s, c in manifest["splits"].items()
+            s: {"rows": c["rows"], "per_class": c["per_class"]} for s, c in manifest.splits.items()
         },
-        "bump": manifest["bump"],
+        "bump": manifest.bump,
     }
     try:
         with catalog.atomic(conn):
@@ -932,7 +818,7 @@ def _record(
                 "INSERT INTO releases (version, parent, created_at, path, manifest_sha256, rows, summary) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (plan.version, plan.parent, stamp, f"releases/v{plan.version}", manifest_sha,
-                 len(manifest["rows"]), json.dumps(summary, sort_keys=True)),
+                 len(manifest.rows), json.dumps(summary, sort_keys=True)),
             )
             conn.executemany(
                 "INSERT INTO image_splits (sha256, split, first_version) VALUES (?, ?, ?) "

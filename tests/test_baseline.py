@@ -17,8 +17,10 @@ from rich.console import Console
 
 from baseline import cv, data, report, run, train
 from curator.config import BaselineConfig
-from curator.workspace import init_workspace
-from tests.baseline_release import CLASSES, add_release, write_release
+from curator.released import Manifest
+from curator.workspace import open_workspace
+from tests.conftest import CLASSES
+from tests.releases import baseline_release, manifest, released_workspace
 
 # Keras' EarlyStopping copies weights with np.array(variable), which numpy 2 warns about.
 pytestmark = pytest.mark.filterwarnings(
@@ -38,10 +40,12 @@ def _digests(folder: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def scored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """One workspace with release v1.0.0 (oversampled: 2 copies per class), scored twice with the
-    same seed; its 24-image test split is under 50, so repeated CV runs and is the headline."""
-    ws = init_workspace(tmp_path_factory.mktemp("baseline") / "ws", "scalp-test", list(CLASSES))
-    folder = add_release(ws, augmented=2)
+    """One workspace with a real release v1.0.0 (oversampled train split), scored twice with the
+    same seed; its test split is under 50 images, so repeated CV runs and is the headline."""
+    ws = open_workspace(baseline_release(tmp_path_factory.mktemp("baseline")))
+    folder = ws.releases / "v1.0.0"
+    splits = manifest(ws.root, "1.0.0")["splits"]
+    assert splits["train"]["augmented"] > 0 and splits["test"]["rows"] < 50
     before = _digests(folder)
     card_before = (folder / "README.md").read_text(encoding="utf-8")
     epochs: list[train.EpochLog] = []
@@ -50,7 +54,9 @@ def scored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     card_first = (folder / "README.md").read_text(encoding="utf-8")
     second = run.score_release(ws, "1.0.0", overrides=FAST)
     yield {"ws": ws, "folder": folder, "before": before, "after": after_first, "card_before": card_before,
-           "card_first": card_first, "first": first, "second": second, "epochs": epochs}
+           "card_first": card_first, "first": first, "second": second, "epochs": epochs,
+           "test_rows": splits["test"]["rows"],
+           "cv_rows": splits["train"]["originals"] + splits["validation"]["rows"]}
     ws.close()
 
 
@@ -60,11 +66,12 @@ def test_learns_the_classes_and_the_verdict_says_it_beats_the_guess(scored: dict
     m = result["metrics"]
     # chance is 1/3; the generated classes differ in colour and texture, so the CNN gets most right
     assert m["test"]["accuracy"]["value"] >= 0.75, m["test"]
-    assert m["test"]["rows"] == 24 and m["test"]["accuracy"]["n"] == 24
+    n = scored["test_rows"]
+    assert m["test"]["rows"] == n and m["test"]["accuracy"]["n"] == n
     low, high = m["test"]["accuracy"]["ci95"]
     assert low <= m["test"]["accuracy"]["value"] <= high
     headline = result["headline"]
-    assert headline["basis"] == "cv" and headline["why"] == "the test split holds 24 images, fewer than 50"
+    assert headline["basis"] == "cv" and headline["why"] == f"the test split holds {n} images, fewer than 50"
     assert headline["model"]["accuracy"]["value"] >= 0.75
     assert headline["verdict"]["outcome"] == "beats", headline["verdict"]
     assert headline["verdict"]["sentence"].startswith(
@@ -125,7 +132,7 @@ def test_baseline_json_records_the_run(scored: dict[str, Any]) -> None:
     assert saved["model"]["params"] == sum(layer["params"] for layer in saved["model"]["layers"])
     test = saved["metrics"]["test"]
     assert set(test["per_class"]) == set(CLASSES)
-    assert np.sum(test["confusion_matrix"]) == 24
+    assert np.sum(test["confusion_matrix"]) == scored["test_rows"]
     gap = saved["metrics"]["train_accuracy"]["value"] - test["accuracy"]["value"]
     assert saved["metrics"]["overfit_gap"] == pytest.approx(gap)
     # the second run compared itself with nothing: v1.0.0 has no parent
@@ -154,14 +161,15 @@ def _pool_and_folds(folder: Path) -> tuple[Any, list[Any], BaselineConfig]:
 
 @pytest.mark.slow
 def test_repeated_cross_validation_by_group(scored: dict[str, Any]) -> None:
-    """3 folds x 2 repeats over train+validation originals (54), no group in two parts of a fold."""
+    """3 folds x 2 repeats over train+validation originals, no group in two parts of a fold."""
+    n = scored["cv_rows"]
     result = scored["first"].result["cv"]
-    assert (result["folds"], result["repeats"], result["rows"]) == (3, 2, 54)
+    assert (result["folds"], result["repeats"], result["rows"]) == (3, 2, n)
     assert len(result["per_fold"]) == 6
-    assert sum(f["rows"] for f in result["per_fold"]) == 2 * 54
+    assert sum(f["rows"] for f in result["per_fold"]) == 2 * n
     accuracies = [f["model"]["accuracy"] for f in result["per_fold"]]
     assert result["model"]["accuracy"]["value"] == pytest.approx(np.mean(accuracies))
-    assert result["model"]["accuracy"]["method"] == "corrected t" and result["model"]["accuracy"]["n"] == 54
+    assert result["model"]["accuracy"]["method"] == "corrected t" and result["model"]["accuracy"]["n"] == n
     assert result["balancing"] == "oversample"
     pool, folds, _ = _pool_and_folds(scored["folder"])
     for fold, record in zip(folds, result["per_fold"], strict=True):
@@ -213,7 +221,7 @@ def test_card_json_and_terminal_carry_the_same_figures(scored: dict[str, Any]) -
     terminal = console.export_text()
     assert saved["headline"]["verdict"]["sentence"] in card
     assert "Verdict: " + saved["headline"]["verdict"]["sentence"] in " ".join(terminal.split())
-    headline_part, test_part = terminal.split("Test split, one draw (24 images)")
+    headline_part, test_part = terminal.split(f"Test split, one draw ({scored['test_rows']} images)")
     blocks = ((saved["headline"], headline_part), (report.split_block(saved["metrics"]), test_part))
     for block, part in blocks:
         for key, row in zip(report.SCORE_NAMES, report.score_rows(block), strict=True):
@@ -225,16 +233,17 @@ def test_card_json_and_terminal_carry_the_same_figures(scored: dict[str, Any]) -
             majority = block["majority"][key]
             assert row[4].startswith(f"{majority['value']:.3f} (")
     test_accuracy = saved["metrics"]["test"]["accuracy"]
-    assert f"accuracy {test_accuracy['value']:.3f} ({report.ci_text(test_accuracy)}) on 24 images" in card
+    score = f"accuracy {test_accuracy['value']:.3f} ({report.ci_text(test_accuracy)})"
+    assert f"{score} on {scored['test_rows']} images" in card
 
 
 @pytest.mark.slow
 def test_shuffled_labels_do_not_beat_the_majority_guess(tmp_path: Path) -> None:
     """Labels that say nothing about the images: the verdict must not claim a win, and the
     cross-validated accuracy's interval holds the majority-class rate."""
-    ws = init_workspace(tmp_path / "ws", "scalp-test", list(CLASSES))
-    add_release(ws, shuffle_labels=True)
+    ws = open_workspace(baseline_release(tmp_path, shuffled=True))
     result = run.score_release(ws, "v1.0.0", overrides=FAST).result
+    ws.close()
     headline = result["headline"]
     assert headline["verdict"]["outcome"] == "does not beat", headline["verdict"]
     assert headline["verdict"]["sentence"].startswith("The model does not beat a majority-class guess")
@@ -246,7 +255,8 @@ def test_shuffled_labels_do_not_beat_the_majority_guess(tmp_path: Path) -> None:
 def test_summary_line(scored: dict[str, Any]) -> None:
     line = scored["second"].summary_line()
     assert line.startswith("baseline v1.0.0: repeated CV accuracy ")
-    assert "on 54 images, majority guess " in line and ": beats;" in line and "(jax, cpu)" in line
+    assert f"on {scored['cv_rows']} images, majority guess " in line
+    assert ": beats;" in line and "(jax, cpu)" in line
 
 
 @pytest.mark.slow
@@ -265,16 +275,28 @@ def test_same_metrics_in_a_fresh_process(scored: dict[str, Any]) -> None:
 def test_release_balancing_reaches_training(tmp_path: Path) -> None:
     """Oversampled rows are marked (and left out of train accuracy and CV); class weights from the
     manifest become per-row sample weights; a manifest's group_id reaches each row."""
-    weights = {"alopecia": 0.5, "psoriasis": 1.0, "folliculitis": 2.0}
-    write_release(tmp_path / "r", augmented=3, class_weights=weights, group_ids=True)
-    release = data.load_folder(tmp_path / "r", 32, "v1.0.0",
-                               manifest=json.loads((tmp_path / "r" / "manifest.json").read_text()))
+    counts = {"alopecia": 9, "psoriasis": 6, "folliculitis": 4}
+    oversampled = released_workspace(tmp_path / "over", counts)
+    built = manifest(oversampled, "1.0.0")
+    release = data.load_folder(oversampled / "releases/v1.0.0", 32, "v1.0.0", Manifest.parse(
+        (oversampled / "releases/v1.0.0/manifest.json").read_bytes(), "manifest.json"))
     train_split = release.splits["train"]
-    assert len(train_split) == 30 + 9 and int(train_split.augmented.sum()) == 9
-    assert len(train_split.originals()) == 30 and not train_split.originals().augmented.any()
+    copies = built["splits"]["train"]["augmented"]
+    assert copies > 0 and int(train_split.augmented.sum()) == copies
+    assert len(train_split.originals()) == built["splits"]["train"]["originals"]
+    assert not train_split.originals().augmented.any() and release.balance_method == "oversample"
+
+    settings = {"balance.method": '"class-weights"', "groups.pattern": "'img[0-9]{3}([0-9])'"}  # 10 groups
+    weighted = released_workspace(tmp_path / "weighted", {"alopecia": 12, "psoriasis": 10, "folliculitis": 8},
+                                  settings)
+    built = manifest(weighted, "1.0.0")
+    release = data.load_folder(weighted / "releases/v1.0.0", 32, "v1.0.0", Manifest.parse(
+        (weighted / "releases/v1.0.0/manifest.json").read_bytes(), "manifest.json"))
+    train_split = release.splits["train"]
+    weights = built["balance"]["class_weights"]
     assert release.class_weights == weights and release.balance_method == "class-weights"
-    assert train_split.originals().group_ids[:4] == ("train-patient-0",) * 3 + ("train-patient-1",)
-    assert all(g is None for g, copy in zip(train_split.groups(), train_split.augmented, strict=True) if copy)
+    recorded = tuple(r["group_id"] for r in built["rows"] if r["split"] == "train")
+    assert train_split.group_ids == recorded and all(recorded)
     as_index = {i: weights[name] for i, name in enumerate(release.classes)}
     batches = train.make_batches(train_split.images, train_split.labels, 8, seed=1, class_weight=as_index)
     x, y, w = batches[0]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,14 +14,15 @@ from pathlib import Path
 
 import pytest
 
+from baseline import data
 from curator import synthetic
-from curator.errors import EXIT_GATE
-from curator.workspace import Workspace, init_workspace
+from curator.errors import EXIT_GATE, BaselineError
+from curator.workspace import Workspace, init_workspace, open_workspace
 from tests import hub_fixtures
-from tests.baseline_release import CLASSES, add_release, write_release
-from tests.conftest import run_cli, snapshot
+from tests.conftest import CLASSES, run_cli, snapshot
 from tests.hub_fixtures import TEST_TOKEN
 from tests.hubserver import HubServer
+from tests.releases import baseline_release, manifest, released_workspace
 
 hub_server = hub_fixtures.hub_server  # pytest fixtures, shared with the other Hub tests
 hub_env = hub_fixtures.hub_env
@@ -33,13 +35,29 @@ FAST = ["--image-size", "64", "--epochs", "12", "--batch-size", "8", "--patience
 CLI = [sys.executable, "-c", "from curator.cli import main; main()"]
 
 
+SMALL = {"alopecia": 8, "psoriasis": 8, "folliculitis": 8}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A workspace with a real release v1.0.0 of 24 generated photos, built once for this file."""
+    return released_workspace(tmp_path_factory.mktemp("built"), SMALL)
+
+
 @pytest.fixture
-def released(tmp_path: Path) -> Iterator[Workspace]:
-    """A workspace whose catalog holds release v1.0.0 (written directly, see tests/baseline_release.py)."""
-    ws = init_workspace(tmp_path / "ws", "scalp-test", list(CLASSES))
-    add_release(ws)
+def released(built: Path, tmp_path: Path) -> Iterator[Workspace]:
+    """A copy of ``built`` for one test."""
+    shutil.copytree(built, tmp_path / "ws")
+    ws = open_workspace(tmp_path / "ws")
     yield ws
     ws.close()
+
+
+def _clusters(ws: Path, label: str) -> int:
+    """Distinct clusters of ``label`` in train and validation originals (what --cv K is checked against)."""
+    rows = manifest(ws, "1.0.0")["rows"]
+    return len({r["cluster_id"] for r in rows if r["label"] == label and r["split"] != "test"
+                and r["augmented_from"] is None})
 
 
 @pytest.mark.parametrize(("args", "code", "line"), [
@@ -51,62 +69,75 @@ def released(tmp_path: Path) -> Iterator[Workspace]:
      "validation.<score>, cv.<score>, train_accuracy)"),
     (["--cv-repeats", "0"], 5, "Error: --cv-repeats 0: must be at least 1"),
     (["--cv", "0", "--fail-under", "cv.accuracy=0.5"], 5,
-     "Error: a cv.* threshold needs cross-validation, which --cv 0 (or baseline.cv_folds = 0) turns off"),
+     "Error: --cv 0 (or baseline.cv_folds = 0) turns off cross-validation, which a cv.* threshold needs"),
     (["--fail-under", "accuracy=1.5"], 5,
      "Error: --fail-under 'accuracy=1.5': the value must be between 0 and 1"),
-    (["--revision", "v1.0.0"], 5, "Error: --revision needs --repo ns/name"),
+    (["--revision", "v1.0.0"], 5, "Error: --revision v1.0.0: needs a Hub repo (ns/name)"),
     (["--repo", "lab/scalp"], 5,
-     "Error: --repo lab/scalp: needs --revision (a tag such as v1.0.0, or a commit)"),
+     "Error: --repo lab/scalp: needs a revision (a tag such as v1.0.0, or a commit)"),
     (["v1.0.0", "--repo", "lab/scalp", "--revision", "v1.0.0"], 5,
-     "Error: give either VERSION (v1.0.0) or --repo, not both"),
+     "Error: --repo lab/scalp: give either it or a VERSION (v1.0.0), not both"),
     (["--epochs", "0"], 5, "Error: --epochs 0: must be at least 1"),
     (["--seed", "-1"], 5, "Error: --seed -1: must be 0 or more"),
     (["--image-size", "8"], 5, "Error: --image-size 8: must be at least 16 (four 2x poolings)"),
     (["--cv", "1"], 5, "Error: --cv 1: needs at least 2 folds"),
-    # 10 train images in 5 pairs + 8 validation singletons: 13 clusters per class
-    (["--cv", "20"], 1,
-     "Error: --cv 20: class 'alopecia' has only 13 clusters in train+validation; use --cv 13 or fewer"),
+    (["--cv", "20"], 5,
+     "Error: --cv 20: class 'alopecia' has only {n} clusters in train+validation; use {n} folds or fewer"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(released: Workspace, args: list[str], code: int,
                                                   line: str) -> None:
     before = snapshot(released.root)
     result = run_cli("baseline", *args, workspace=released.root)
     assert result.exit_code == code, result.output
-    assert result.stderr.splitlines()[0] == line
+    assert result.stderr.splitlines()[0] == line.format(n=_clusters(released.root, "alopecia"))
     assert snapshot(released.root) == before
 
 
 def test_class_missing_from_test_split(tmp_path: Path) -> None:
-    ws = init_workspace(tmp_path / "ws", "scalp-test", list(CLASSES))
-    add_release(ws, missing=("test", "folliculitis"))
-    ws.close()
-    before = snapshot(ws.root)
-    result = run_cli("baseline", *FAST, workspace=ws.root)
+    ws = released_workspace(tmp_path, {**SMALL, "folliculitis": 1})
+    assert {r["split"] for r in manifest(ws, "1.0.0")["rows"] if r["label"] == "folliculitis"} == {"train"}
+    before = snapshot(ws)
+    result = run_cli("baseline", *FAST, workspace=ws)
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
         "Error: release v1.0.0: class 'folliculitis' has no rows in the test split",
         "Hint: a baseline scores every class; label more images of it and build a new release",
     ]
-    assert snapshot(ws.root) == before
+    assert snapshot(ws) == before
 
 
-def test_unreadable_image_is_one_line(tmp_path: Path) -> None:
-    ws = init_workspace(tmp_path / "ws", "scalp-test", list(CLASSES))
-    add_release(ws, corrupt=("train", 3))
-    ws.close()
-    before = snapshot(ws.root)
-    result = run_cli("baseline", *FAST, workspace=ws.root)
+def test_a_data_file_changed_after_the_build_is_one_line_naming_it(released: Workspace) -> None:
+    shard = released.releases / "v1.0.0/data/train-00000-of-00001.parquet"
+    shard.write_bytes(shard.read_bytes()[:-1] + b"!")
+    before = snapshot(released.root)
+    result = run_cli("baseline", *FAST, workspace=released.root)
     assert result.exit_code == 1
-    line = result.stderr.splitlines()[0]
-    assert line.startswith("Error: release v1.0.0: train split: row 3 (sha256 ")
-    assert line.endswith(") is not a readable image")
-    assert snapshot(ws.root) == before
+    assert result.stderr.splitlines()[0] == (
+        f"Error: {shard}: changed since v1.0.0 was built (its size or SHA-256 is not the one "
+        "manifest.json lists)")
+    assert snapshot(released.root) == before
 
 
-def test_card_without_baseline_section(tmp_path: Path) -> None:
-    ws = init_workspace(tmp_path / "ws", "scalp-test", list(CLASSES))
-    add_release(ws, card="---\nlicense: other\n---\n# hand-edited card\n")
-    ws.close()
+def test_unreadable_image_is_one_line(released: Workspace, tmp_path: Path) -> None:
+    """A parquet whose image cell is no image (a Hub revision is read without a local manifest check)."""
+    import datasets
+
+    folder = released.releases / "v1.0.0"
+    shard = folder / "data/train-00000-of-00001.parquet"
+    table = datasets.Dataset.from_parquet(str(shard), cache_dir=str(tmp_path / "cache"))
+    table = table.cast_column("image", datasets.Image(decode=False))
+    columns = table.to_dict()
+    columns["image"][3] = {"bytes": b"this is not an image", "path": None}
+    datasets.Dataset.from_dict(columns, features=table.features).to_parquet(str(shard))
+    with pytest.raises(BaselineError) as err:
+        data.load_folder(folder, 64, "v1.0.0", cache_dir=tmp_path / "cache")
+    assert str(err.value) == (f"release v1.0.0: train split: row 3 (sha256 {columns['sha256'][3][:12]}) "
+                              "is not a readable image")
+
+
+def test_card_without_baseline_section(released: Workspace) -> None:
+    (released.releases / "v1.0.0/README.md").write_text("---\nlicense: other\n---\n# hand-edited card\n")
+    ws = released
     before = snapshot(ws.root)
     result = run_cli("baseline", *FAST, workspace=ws.root)
     assert result.exit_code == 1
@@ -169,8 +200,8 @@ def _curator(env: dict[str, str], ws: Path, *args: str) -> subprocess.CompletedP
 
 @pytest.mark.slow
 def test_scores_a_hub_revision(tmp_path: Path, hub_server: HubServer, hub_env: dict[str, str]) -> None:
-    write_release(tmp_path / "release")
-    oid = _serve_release(hub_server, tmp_path / "release")
+    source = baseline_release(tmp_path / "source")
+    oid = _serve_release(hub_server, source / "releases/v1.0.0")
     ws = init_workspace(tmp_path / "ws", "scalp-test", list(CLASSES))
     ws.close()
     before = snapshot(ws.root)
@@ -180,7 +211,7 @@ def test_scores_a_hub_revision(tmp_path: Path, hub_server: HubServer, hub_env: d
     result = json.loads(done.stdout)
     assert result["version"] == "lab/scalp@v1.0.0"
     assert result["source"] == {"kind": "hub", "repo": "lab/scalp", "revision": "v1.0.0", "commit": oid}
-    assert result["metrics"]["test"]["rows"] == 24
+    assert result["metrics"]["test"]["rows"] == manifest(source, "1.0.0")["splits"]["test"]["rows"]
     assert result["metrics"]["test"]["accuracy"]["value"] >= 0.75
     assert result["files"] == []
     # only the catalog changed: no baseline.json or card for a Hub revision, no cache in the workspace
@@ -196,8 +227,7 @@ def test_scores_a_hub_revision(tmp_path: Path, hub_server: HubServer, hub_env: d
 @pytest.mark.slow
 def test_hub_bad_revisions_are_one_line(tmp_path: Path, hub_server: HubServer,
                                         hub_env: dict[str, str]) -> None:
-    write_release(tmp_path / "release")
-    _serve_release(hub_server, tmp_path / "release")
+    _serve_release(hub_server, released_workspace(tmp_path / "source", SMALL) / "releases/v1.0.0")
     ws = init_workspace(tmp_path / "ws", "scalp-test", list(CLASSES))
     ws.close()
     before = snapshot(ws.root)

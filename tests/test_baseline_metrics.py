@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from baseline import gate, metrics
 from curator import catalog
-from curator.errors import BaselineError, InputError
+from curator.errors import InputError
 
 # 3 classes, 10 rows. Worked by hand:
 #   cm = [[3, 1, 0],     class 0: precision 3/4, recall 3/4, F1 3/4
@@ -144,9 +144,10 @@ def test_grouped_folds_balance_class_counts() -> None:
 def test_grouped_folds_refuse_too_few_clusters() -> None:
     y = np.array([0, 0, 0, 1, 1, 1])
     group = np.array([1, 1, 2, 3, 4, 5])  # class 0 lives in two clusters only
-    with pytest.raises(BaselineError) as info:
+    with pytest.raises(InputError) as info:
         metrics.grouped_stratified_folds(y, group, 3, seed=0)
-    assert str(info.value) == "--cv 3: class 0 has only 2 clusters in train+validation; use --cv 2 or fewer"
+    assert str(info.value) == "cv 3: class 0 has only 2 clusters in train+validation; use 2 folds or fewer"
+    assert (info.value.key, info.value.value, info.value.reason) == ("cv", "3", "too-few-clusters")
 
 
 METRICS = {

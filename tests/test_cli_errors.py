@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import http.server
 import os
 import re
@@ -196,3 +197,46 @@ def test_ctrl_c_in_the_labeler_saves_and_exits_130(workspace: Workspace, tmp_pat
     conn = sqlite3.connect(workspace.catalog_path)
     assert conn.execute("SELECT COUNT(*) FROM label_events").fetchone()[0] == 1
     conn.close()
+
+
+FLAG = re.compile(r"(^|[\s(`'\"])--[a-z]")
+LIBRARY = ("curator", "baseline", "dataset_card")
+
+
+def _literal_text(node: ast.expr) -> str:
+    """The constant parts of a (formatted) string expression."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.JoinedStr):
+        return "".join(_literal_text(v) for v in node.values)
+    if isinstance(node, ast.BinOp):
+        return _literal_text(node.left) + _literal_text(node.right)
+    return ""
+
+
+def test_library_error_messages_name_no_flag() -> None:
+    """Flags are the CLI's words: a library error names the parameter (``key``) and
+    curator/cli/errors.worded spells it as the running command's flag."""
+    root = Path(__file__).resolve().parents[1]
+    found = []
+    for path in sorted(p for package in LIBRARY for p in (root / package).rglob("*.py")):
+        if path.relative_to(root).parts[:2] == ("curator", "cli"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.args):
+                continue
+            if node.func.id.endswith("Error") and FLAG.search(_literal_text(node.args[0])):
+                found.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert found == []
+
+
+def test_the_cli_spells_a_keyed_error_as_the_commands_flag() -> None:
+    from curator.cli import cli
+    from curator.cli.errors import worded
+    from curator.errors import InputError
+
+    publish = cli.get_command(None, "publish")  # type: ignore[arg-type]
+    message = "repo 'x': not a Hub repo id"
+    assert worded(InputError(message, key="repo"), publish) == "--" + message
+    assert worded(InputError(message), publish) == message
+    assert worded(InputError("nothing: else", key="nothing"), publish) == "nothing: else"

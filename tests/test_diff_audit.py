@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -11,18 +13,19 @@ from PIL import Image
 
 from curator import synthetic
 from curator.diff import compare
+from curator.released import Manifest
 from tests.conftest import CLASSES, run_cli, snapshot
 from tests.test_release import build, ingest_labelled, make_workspace, write_images
 
 
-def _manifest(version: str, rows: list[tuple[str, str, str]], classes: list[str] = CLASSES) -> dict:
-    return {
-        "version": version,
-        "classes": classes,
-        "rows": [{"sha256": s, "label": label, "split": split, "augmented_from": None}
-                 for s, label, split in rows]
-        + [{"sha256": "aug", "label": "alopecia", "split": "train", "augmented_from": "a"}],
-    }
+def _manifest(version: str, rows: list[tuple[str, str, str]], classes: list[str] = CLASSES) -> Manifest:
+    """Only what compare reads: the version, the classes and the rows (one augmented copy among them)."""
+    listed = [{"sha256": sha, "label": label, "split": split, "augmented_from": None}
+              for sha, label, split in rows]
+    listed.append({"sha256": "aug", "label": "alopecia", "split": "train", "augmented_from": "a"})
+    return Manifest(version=version, name="scalp-test", parent=None, created_at="", classes=classes,
+                    splits={}, files={}, rows=listed, cluster_members=[], balance={}, config={}, versions={},
+                    bump={}, include_restricted=False)
 
 
 def test_compare_reports_every_kind_of_change() -> None:
@@ -65,12 +68,22 @@ def test_diff_after_adding_images(two_releases: Path) -> None:
     assert as_json["counts"] == {"added": 3, "removed": 0, "relabelled": 0, "moved": 0}
     assert sorted(r["label"] for r in as_json["added"]) == ["alopecia", "alopecia", "psoriasis"]
 
-    # a tampered manifest that moves an image is shown loudly and fails the command
+    # a tampered manifest is refused, naming it: the catalog recorded another SHA-256
     path = ws / "releases" / "v1.1.0" / "manifest.json"
     manifest = json.loads(path.read_text())
     row = next(r for r in manifest["rows"] if r["split"] == "test")
     row["split"] = "train"
     path.write_text(json.dumps(manifest))
+    result = run_cli("diff", "v1.0.0", "v1.1.0", workspace=ws)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[0] == (
+        f"Error: {path}: changed since v1.1.0 was built (its SHA-256 is not the one the catalog recorded)")
+    # a release whose recorded manifest moves an image (a build that broke the promise) is shown loudly
+    conn = sqlite3.connect(ws / "catalog.sqlite")
+    with conn:
+        conn.execute("UPDATE releases SET manifest_sha256 = ? WHERE version = '1.1.0'",
+                     (hashlib.sha256(path.read_bytes()).hexdigest(),))
+    conn.close()
     result = run_cli("diff", "v1.0.0", "v1.1.0", workspace=ws)
     assert result.exit_code == 1
     assert f"! {row['sha256']}  MOVED test -> train" in result.stdout
@@ -214,3 +227,23 @@ def test_audit_bad_paths(tmp_path: Path) -> None:
     assert result.exit_code == 5
     assert result.stderr.strip() == f"Error: {texts} (split train): no image column (columns: text)"
     assert sorted(p.name for p in texts.iterdir()) == ["notes.txt"]  # nothing written, no cache left
+
+
+def test_readers_of_releases_do_not_import_the_build_side() -> None:
+    """diff, audit, the card and baseline read releases through curator.released: no import of
+    curator.release anywhere in them (lazy imports included), so no cycle back to the build side."""
+    root = Path(__file__).resolve().parents[1]
+    readers = [root / "curator/diff.py", root / "curator/audit.py", root / "curator/released.py",
+               root / "baseline/data.py", root / "baseline/run.py",
+               *sorted((root / "dataset_card").glob("*.py"))]
+    found = []
+    for path in readers:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            if "curator.release" in names:
+                found.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert found == []

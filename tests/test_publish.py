@@ -1,15 +1,14 @@
 """`curator publish` and `curator releases` against the local Hub server (tests/hubserver.py).
 
 The CLI runs as a subprocess with HF_ENDPOINT pointing at the server (huggingface_hub reads
-it at import time). Most tests publish small release-shaped folders built here with
-`datasets` (``make_release``); ``test_real_pipeline_publishes_two_versions`` runs the whole
-path: init, ingest, label, release, publish.
+it at import time). Every release is built for real (tests/releases.py: init, ingest generated
+photos, label, release.build); ``test_real_pipeline_publishes_two_versions`` runs the whole
+path through the CLI: init, ingest, label, release, publish.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import shutil
 import sqlite3
@@ -21,12 +20,13 @@ from typing import Any
 
 import pytest
 
-from curator import release, synthetic
-from curator.workspace import Workspace
+from curator import publish, synthetic
+from curator.workspace import Workspace, open_workspace
 from tests import hub_fixtures
 from tests.conftest import CLASSES, run_cli, snapshot
 from tests.hub_fixtures import TEST_TOKEN, env_for, load_from_hub
 from tests.hubserver import HubServer
+from tests.releases import add_images, build, manifest, released_workspace
 
 hub_server = hub_fixtures.hub_server  # pytest fixtures, shared with other Hub tests
 hub_env = hub_fixtures.hub_env
@@ -35,101 +35,25 @@ REPO = "tester/scalp"
 SPLITS = ("train", "validation", "test")
 
 
-# -- a release-shaped folder, built with `datasets` ----------------------------------------------
+# -- real releases (tests/releases.py) -----------------------------------------------------------
+
+PHOTOS = {"alopecia": 6, "psoriasis": 6, "folliculitis": 6}
 
 
-def _rows(seed: int, per_split: dict[str, int]) -> list[dict[str, Any]]:
-    rows = []
-    for split, n in per_split.items():
-        for i in range(n):
-            label = CLASSES[i % len(CLASSES)]
-            data = synthetic.encode(synthetic.photo(seed * 1000 + len(rows), label, (32, 32)), "PNG")
-            rows.append(
-                {
-                    "sha256": hashlib.sha256(data).hexdigest(),
-                    "label": label,
-                    "split": split,
-                    "bytes": data,
-                    "source_url": f"https://example.org/{seed}/{len(rows)}.png",
-                    "cluster_id": len(rows) + 1,
-                }
-            )
-    return rows
+def next_release(ws: Workspace, root: Path, first_seed: int, counts: dict[str, int] | None = None,
+                 **kwargs: Any) -> str:
+    """Ingest and label more generated photos and build the next release; its version."""
+    add_images(ws.root, root, counts or {"alopecia": 2, "psoriasis": 1}, first_seed)
+    return build(ws.root, **kwargs).version
 
 
-def make_release(
-    ws: Workspace, version: str, rows: list[dict[str, Any]], parent: str | None = None, train_shards: int = 1
-) -> Path:
-    """Write releases/v<version>/ (parquet shards, manifest.json, README.md) and its catalog row."""
-    import datasets
+def manifest_of(ws: Path, version: str) -> dict[str, Any]:
+    return manifest(ws, version.lstrip("v"))
 
-    folder = ws.releases / f"v{version}"
-    (folder / "data").mkdir(parents=True)
-    features = release.features_of(CLASSES)
-    files, splits = {}, {}
-    for split in SPLITS:
-        mine = [r for r in rows if r["split"] == split]
-        if not mine:
-            continue
-        shards = train_shards if split == "train" else 1
-        for k in range(shards):
-            part = mine[k::shards]
-            ds = datasets.Dataset.from_dict(
-                {name: [None] * len(part) for name in features}  # optional columns (provenance): null
-                | {
-                    "image": [{"bytes": r["bytes"], "path": None} for r in part],
-                    "label": [CLASSES.index(r["label"]) for r in part],
-                    "sha256": [r["sha256"] for r in part],
-                    "source_url": [r["source_url"] for r in part],
-                    "cluster_id": [r["cluster_id"] for r in part],
-                    "group_id": [None] * len(part),
-                    "augmented_from": [None] * len(part),
-                    "width": [32] * len(part),
-                    "height": [32] * len(part),
-                },
-                features=features,
-            )
-            buf = io.BytesIO()
-            ds.to_parquet(buf)
-            rel = f"data/{split}-{k:05d}-of-{shards:05d}.parquet"
-            (folder / rel).write_bytes(buf.getvalue())
-            files[rel] = {"sha256": hashlib.sha256(buf.getvalue()).hexdigest(), "bytes": len(buf.getvalue())}
-        per_class = {c: sum(1 for r in mine if r["label"] == c) for c in CLASSES}
-        splits[split] = {"rows": len(mine), "originals": len(mine), "augmented": 0, "per_class": per_class}
-    manifest = {
-        "version": version,
-        "name": "scalp-test",
-        "parent": parent,
-        "created_at": "2026-01-01T00:00:00+00:00",
-        "classes": CLASSES,
-        "splits": splits,
-        "files": files,
-        "rows": [
-            {k: r[k] for k in ("sha256", "label", "split", "source_url", "cluster_id")}
-            | {"augmented_from": None, "preprocess_hash": "x"}
-            for r in rows
-        ],
-        "cluster_members": [],
-        "balance": {"method": "none", "class_weights": None},
-        "config": {},
-        "versions": {},
-        "bump": {"kind": "initial", "reason": "test"},
-        "include_restricted": False,
-    }
-    (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
-    configs = "".join(f"  - split: {s}\n    path: data/{s}-*\n" for s in splits)
-    card = (
-        f"---\nlicense: other\npretty_name: Scalp test\nconfigs:\n- config_name: default\n  data_files:\n"
-        f"{configs}---\n# Scalp test v{version}\n\n<!-- baseline:start -->\n<!-- baseline:end -->\n"
-    )
-    (folder / "README.md").write_text(card)
-    with ws.conn:
-        ws.conn.execute(
-            "INSERT INTO releases (version, parent, created_at, path, manifest_sha256, rows, summary) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (version, parent, manifest["created_at"], f"releases/v{version}", "0" * 64, len(rows), "{}"),
-        )
-    return folder
+
+def split_rows(ws: Path, version: str) -> dict[str, int]:
+    """The non-empty splits' row counts, as publish's load_dataset check reports them."""
+    return {s: info["rows"] for s, info in manifest_of(ws, version)["splits"].items() if info["rows"]}
 
 
 # -- running the CLI -----------------------------------------------------------------------------
@@ -172,11 +96,11 @@ def assert_no_token(*texts_or_roots: str | Path) -> None:
 
 
 @pytest.fixture
-def released(workspace: Workspace) -> Workspace:
-    """A workspace with release v1.0.0 (6 train, 3 validation, 3 test rows)."""
-    make_release(workspace, "1.0.0", _rows(1, {"train": 6, "validation": 3, "test": 3}))
-    workspace.close()
-    return workspace
+def released(tmp_path: Path) -> Workspace:
+    """A workspace with release v1.0.0, built for real from 18 generated photos (closed again)."""
+    ws = open_workspace(released_workspace(tmp_path, PHOTOS))
+    ws.close()
+    return ws
 
 
 # -- the Hub -------------------------------------------------------------------------------------
@@ -190,22 +114,24 @@ def test_publish_two_versions_each_tag_loads_its_own_files(
     first = curator(ws, hub_env, "publish", "--repo", REPO)
     assert first.returncode == 0, first.stderr
     assert "Published v1.0.0 to tester/scalp" in first.stdout
-    assert "verified with load_dataset: train 6, validation 3, test 3" in first.stdout
+    counts = ", ".join(f"{s} {n}" for s, n in split_rows(ws, "1.0.0").items())
+    assert f"verified with load_dataset: {counts}" in first.stdout
 
-    rows2 = _rows(2, {"train": 8, "validation": 3, "test": 4})
-    make_release(released, "1.1.0", rows2, parent="1.0.0", train_shards=2)
-    released.close()
+    # one image per shard: v1.1.0 has other shard names, so v1.0.0's data files are deleted
+    assert next_release(released, tmp_path, 100, max_shard_bytes=1) == "1.1.0"
     second = curator(ws, hub_env, "--json", "publish", "--repo", REPO)
     assert second.returncode == 0, second.stderr
     result = json.loads(second.stdout)
     assert result["status"] == "published" and result["tag"] == "v1.1.0"
-    assert result["deleted"] == ["data/train-00000-of-00001.parquet"]
+    old_files, new_files = (set(manifest_of(ws, v)["files"]) for v in ("1.0.0", "1.1.0"))
+    assert result["deleted"] == sorted(old_files - new_files)
+    assert "data/train-00000-of-00001.parquet" in result["deleted"]
 
     refs = hub_server.refs(REPO)
     assert set(refs["tags"]) == {"v1.0.0", "v1.1.0"} and refs["tags"]["v1.1.0"] == refs["branches"]["main"]
     v1, v11 = hub_server.files(REPO, "v1.0.0"), hub_server.files(REPO, "v1.1.0")
     assert "data/train-00000-of-00001.parquet" in v1 and "data/train-00000-of-00001.parquet" not in v11
-    assert {"data/train-00000-of-00002.parquet", "data/train-00001-of-00002.parquet"} <= set(v11)
+    assert len([p for p in new_files if p.startswith("data/train-")]) > 1 and new_files <= set(v11)
     for version, files in (("1.0.0", v1), ("1.1.0", v11)):
         local = ws / "releases" / f"v{version}"
         assert "publish-log.jsonl" not in files
@@ -400,9 +326,10 @@ def test_a_tag_with_other_data_is_refused(
     commits, before = hub_server.commits(REPO), state(ws)
     result = curator(ws, hub_env, "publish", "--repo", REPO)
     assert result.returncode == 1
+    data = sorted(p for p in publish.release_files(ws / "releases/v1.0.0") if not publish.is_card_file(p))
     assert result.stderr.splitlines()[0] == (
-        "Error: tester/scalp: tag v1.0.0 already exists with other data (4 files differ, "
-        "e.g. data/test-00000-of-00001.parquet)"
+        f"Error: tester/scalp: tag v1.0.0 already exists with other data ({len(data)} files differ, "
+        f"e.g. {data[0]})"
     )
     assert hub_server.commits(REPO) == commits
     assert state(ws) == before
@@ -444,7 +371,7 @@ def test_baseline_follow_up_moves_the_tag_and_keeps_the_data(
         ("published", data_commit, None),
         ("follow-up", out["commit_oid"], data_commit),
     ]
-    assert out["verified"] == {"train": 6, "validation": 3, "test": 3}
+    assert out["verified"] == split_rows(ws, "1.0.0")
 
     again = curator(ws, hub_env, "publish", "v1.0.0", "--repo", REPO)
     assert "already published" in again.stdout
@@ -460,11 +387,10 @@ def _add_baseline(folder: Path) -> None:
 
 @pytest.mark.slow
 def test_follow_up_of_an_older_version_goes_on_a_branch_and_leaves_main(
-    released: Workspace, hub_server: HubServer, hub_env: dict[str, str]
+    released: Workspace, hub_server: HubServer, hub_env: dict[str, str], tmp_path: Path
 ) -> None:
     ws = released.root
-    make_release(released, "1.1.0", _rows(4, {"train": 3, "test": 3}), parent="1.0.0")
-    released.close()
+    next_release(released, tmp_path, 100)
     for version in ("v1.0.0", "v1.1.0"):
         assert curator(ws, hub_env, "publish", version, "--repo", REPO, "--no-verify").returncode == 0
     refs = hub_server.refs(REPO)
@@ -490,13 +416,27 @@ def test_verify_reports_a_hub_revision_that_does_not_match_the_manifest(
 ) -> None:
     ws = released.root
     path = ws / "releases/v1.0.0/manifest.json"
-    manifest = json.loads(path.read_text())
-    manifest["splits"]["train"]["rows"] = 7
-    path.write_text(json.dumps(manifest))
+    changed = json.loads(path.read_text())
+    rows = changed["splits"]["train"]["rows"]
+    changed["splits"]["train"]["rows"] = rows + 1
+    path.write_text(json.dumps(changed))
+    # a manifest changed after the build is refused before anything is sent
+    before = state(ws)
+    refused = curator(ws, hub_env, "publish", "--repo", REPO)
+    assert refused.returncode == 1 and hub_server.log == []
+    assert refused.stderr.splitlines()[0] == (
+        f"Error: {path}: changed since v1.0.0 was built (its SHA-256 is not the one the catalog recorded)")
+    assert state(ws) == before
+    # one the catalog recorded (a build that wrote a wrong manifest) is caught by load_dataset
+    conn = sqlite3.connect(ws / "catalog.sqlite")
+    with conn:
+        conn.execute("UPDATE releases SET manifest_sha256 = ?",
+                     (hashlib.sha256(path.read_bytes()).hexdigest(),))
+    conn.close()
     result = curator(ws, hub_env, "publish", "--repo", REPO)
     assert result.returncode == 1
     assert result.stderr.splitlines()[0] == (
-        "Error: verify: tester/scalp@v1.0.0 split train has 6 rows, the manifest 7"
+        f"Error: verify: tester/scalp@v1.0.0 split train has {rows} rows, the manifest {rows + 1}"
     )
     # it was published (and tagged), so the publish is recorded, with the failed check
     (pub,) = publishes(ws)
@@ -505,11 +445,10 @@ def test_verify_reports_a_hub_revision_that_does_not_match_the_manifest(
 
 
 def test_publishing_an_older_version_after_a_newer_one_is_refused(
-    released: Workspace, hub_server: HubServer, hub_env: dict[str, str]
+    released: Workspace, hub_server: HubServer, hub_env: dict[str, str], tmp_path: Path
 ) -> None:
     ws = released.root
-    make_release(released, "1.1.0", _rows(3, {"train": 3, "test": 3}), parent="1.0.0")
-    released.close()
+    next_release(released, tmp_path, 100)
     assert curator(ws, hub_env, "publish", "--repo", REPO, "--no-verify").returncode == 0
     before = state(ws)
     result = curator(ws, hub_env, "publish", "v1.0.0", "--repo", REPO)
@@ -534,7 +473,7 @@ def test_publish_to_a_folder_loads_and_matches_the_release(
     result = curator(ws, hub_env, "--json", "publish", "--to", str(dest))
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
-    assert out["status"] == "published" and out["verified"] == {"train": 6, "validation": 3, "test": 3}
+    assert out["status"] == "published" and out["verified"] == split_rows(ws, "1.0.0")
     source = ws / "releases/v1.0.0"
     assert snapshot(dest) == {k: v for k, v in snapshot(source).items() if k != "publish-log.jsonl"}
     loaded = datasets.load_dataset(str(dest), cache_dir=str(tmp_path / "cache"))
@@ -572,6 +511,25 @@ def test_unknown_version_and_no_repo_are_one_line_errors(
         "Error: no Hub repo to publish to",
         "Hint: set dataset.hub_repo in curator.toml, or pass --repo ns/name",
     ]
+    assert state(ws) == before
+
+
+def test_a_data_file_changed_after_the_build_is_refused_naming_it(
+    released: Workspace, hub_server: HubServer, hub_env: dict[str, str], tmp_path: Path
+) -> None:
+    ws = released.root
+    shard = ws / "releases/v1.0.0" / sorted(manifest_of(ws, "1.0.0")["files"])[-1]
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size, other bytes
+    shard.write_bytes(bytes(data))
+    before = state(ws)
+    line = (f"Error: {shard}: changed since v1.0.0 was built (its size or SHA-256 is not the one "
+            "manifest.json lists)")
+    for args in (("--repo", REPO), ("--to", str(tmp_path / "out"))):
+        result = curator(ws, hub_env, "publish", *args)
+        assert result.returncode == 1
+        assert result.stderr.splitlines()[0] == line
+    assert hub_server.log == [] and not (tmp_path / "out").exists()
     assert state(ws) == before
 
 

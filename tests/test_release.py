@@ -1,7 +1,7 @@
 """``curator release``: contents, versions, sticky splits, licences, atomicity, determinism.
 
-Workspaces are built through the real CLI (init, ingest a folder of generated
-images with --hint-from-folder, label --accept-hints); preprocessing is cut to a
+Workspaces are built through the real CLI (tests/releases.py: init, ingest a folder of
+generated images with --hint-from-folder, label --accept-hints); preprocessing is cut to a
 64 px resize so that each build takes a second or two.
 """
 
@@ -17,45 +17,18 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from curator import hashing, release, synthetic
+from curator import hashing, release, released, synthetic
 from curator.errors import InputError
 from curator.workspace import open_workspace
 from tests.conftest import CLASSES, run_cli, snapshot
-
-CHEAP_PREPROCESS = '\n[preprocess]\nsteps = [{op = "resize", size = 64, mode = "longest"}]\n'
-PINNED = "2026-01-01T00:00:00.000000+00:00"
-
-
-def write_images(folder: Path, counts: dict[str, int], first_seed: int) -> list[Path]:
-    """``counts[label]`` generated JPEGs per class under ``folder/<label>/``; seeds from ``first_seed``."""
-    paths = []
-    seed = first_seed
-    for label, n in counts.items():
-        (folder / label).mkdir(parents=True, exist_ok=True)
-        for _ in range(n):
-            path = folder / label / f"img{seed:04d}.jpg"
-            path.write_bytes(synthetic.encode(synthetic.photo(seed, label, (80, 80)), "JPEG"))
-            paths.append(path)
-            seed += 1
-    return paths
-
-
-def ingest_labelled(ws: Path, folder: Path) -> None:
-    result = run_cli("ingest", str(folder), "--hint-from-folder", workspace=ws)
-    assert result.exit_code == 0, result.output
-    result = run_cli("label", "--accept-hints", workspace=ws)
-    assert result.exit_code == 0, result.output
-
-
-def make_workspace(root: Path, counts: dict[str, int], extra_toml: str = "", first_seed: int = 0) -> Path:
-    ws = root / "ws"
-    result = run_cli("init", "scalp-test", "--classes", ",".join(CLASSES), workspace=ws)
-    assert result.exit_code == 0, result.output
-    with (ws / "curator.toml").open("a", encoding="utf-8") as fh:
-        fh.write(CHEAP_PREPROCESS + extra_toml)
-    write_images(root / f"in{first_seed}", counts, first_seed)
-    ingest_labelled(ws, root / f"in{first_seed}")
-    return ws
+from tests.releases import (
+    CHEAP_PREPROCESS,
+    build,
+    ingest_labelled,
+    make_workspace,
+    manifest,
+    write_images,
+)
 
 
 def catalog_dump(ws: Path) -> list[str]:
@@ -65,19 +38,6 @@ def catalog_dump(ws: Path) -> list[str]:
         return list(conn.iterdump())
     finally:
         conn.close()
-
-
-def build(ws: Path, **kwargs: object) -> release.BuildResult:
-    kwargs.setdefault("created_at", PINNED)
-    opened = open_workspace(ws)
-    try:
-        return release.build(opened, **kwargs)  # type: ignore[arg-type]
-    finally:
-        opened.close()
-
-
-def manifest(ws: Path, version: str) -> dict:
-    return json.loads((ws / "releases" / f"v{version}" / "manifest.json").read_text())
 
 
 def splits_of(ws: Path) -> dict[str, str]:
@@ -94,6 +54,7 @@ def ws(tmp_path: Path) -> Iterator[Path]:
 
 
 MANIFEST_KEYS = [
+    "format_version",
     "version",
     "name",
     "parent",
@@ -377,14 +338,14 @@ def test_list_and_resolve_versions(ws: Path, tmp_path: Path) -> None:
     build(ws)
     opened = open_workspace(ws)
     try:
-        assert [r.version for r in release.list_releases(opened)] == ["1.0.0"]
-        assert release.resolve_version(opened, None) == "1.0.0"
-        assert release.resolve_version(opened, "v1.0.0") == "1.0.0"
-        loaded = release.load(opened, "1.0.0", tmp_path / "cache")
+        assert [r.version for r in released.list_releases(opened)] == ["1.0.0"]
+        assert released.resolve_version(opened, None) == "1.0.0"
+        assert released.resolve_version(opened, "v1.0.0") == "1.0.0"
+        loaded = released.load(opened, "1.0.0", tmp_path / "cache")
         assert sum(loaded[s].num_rows for s in loaded) == len(manifest(ws, "1.0.0")["rows"])
         expected = r"no release v9\.0\.0 in this workspace \(built: v1\.0\.0\)"
         with pytest.raises(InputError, match=expected):
-            release.resolve_version(opened, "9.0.0")
+            released.resolve_version(opened, "9.0.0")
     finally:
         opened.close()
 

@@ -57,7 +57,7 @@ def baseline(app: App, version: str | None, repo: str | None, revision: str | No
     """
     ws = app.workspace()
     if repo is None:  # a bad version fails before the ML stack loads (seconds, hundreds of MB)
-        from curator.release import resolve_version
+        from curator.released import resolve_version
 
         resolve_version(ws, version)
     from baseline import gate

@@ -4,11 +4,17 @@ that README and this table agree).
 
 An error is one line, ``Error: <what, naming the input>``, optionally followed by one
 ``Hint: <what to do>`` line; with ``--json`` both go into one JSON object on stderr.
+
+Library errors name a command-line value by its parameter (``key``), never by a flag: a message
+``"repo 'x': not a Hub repo id"`` with ``key="repo"`` is worded ``--repo 'x': ...`` here
+(:func:`worded`), from the running command's own option, so flags are spelled in one place.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import click
 
 from curator.errors import (
     EXIT_AUTH,
@@ -61,3 +67,14 @@ def exit_code_for(err: CuratorError) -> int:
         if cls in by_class:
             return by_class[cls]
     return EXIT_ERROR
+
+
+def worded(err: CuratorError, command: click.Command | None) -> str:
+    """``err.message`` with its leading parameter name (``err.key``) spelled as ``command``'s flag."""
+    key = err.key
+    if command is None or not key or not err.message.startswith((f"{key} ", f"{key}:")):
+        return err.message
+    for param in command.params:
+        if isinstance(param, click.Option) and param.name == key:
+            return max(param.opts, key=len) + err.message[len(key):]
+    return err.message

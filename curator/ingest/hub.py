@@ -101,7 +101,7 @@ def _load(repo: str, sha: str, split: str | None, config: str | None, arg: str) 
     """The chosen split (the only one when there is one), downloading that split's files only."""
     import datasets
 
-    from curator.release import quiet_datasets
+    from curator.released import quiet_datasets
 
     try:
         with quiet_datasets(), _quiet_hub_logger():

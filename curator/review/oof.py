@@ -35,8 +35,8 @@ def probabilities(ws: Workspace, folds: int = FOLDS,
     cfg, classes = ws.config, ws.config.dataset.classes
     labels = {sha: label for sha, label in labeling.current_labels(ws.conn, cfg).items() if label in classes}
     if len({*labels.values()}) < 2:
-        raise InputError("--with-cv needs labelled images of at least two classes; "
-                         "label with `curator label`")
+        raise InputError("with_cv needs labelled images of at least two classes; "
+                         "label with `curator label`", key="with_cv", reason="too-few-classes")
     shas = sorted(labels)
     y = np.array([classes.index(labels[sha]) for sha in shas], dtype=np.int64)
     fold_of = metrics.grouped_stratified_folds(y, fold_keys(ws, shas), folds, cfg.baseline.seed, classes)

@@ -28,8 +28,8 @@ def prepare(ws: Workspace, host: str, port: int, add: list[str]) -> tuple[socket
             annotators.add(ws.conn, name)
     names = [a.name for a in annotators.listing(ws.conn) if a.revoked_at is None]
     if not names:
-        raise InputError("no annotators yet; add one with `curator annotators add NAME` "
-                         "or `curator serve --annotator NAME`")
+        raise InputError("no annotators yet", hint="add one with `curator annotators add NAME` "
+                         "or `curator serve --annotator NAME`", reason="no-annotators")
     sock = bind(host, port)
     shown = f"[{host}]" if ":" in host else host
     bound = sock.getsockname()[1]
@@ -46,7 +46,8 @@ def bind(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as err:
         sock.close()
-        raise InputError(f"--host {host} --port {port}: cannot listen there ({err.strerror})") from err
+        raise InputError(f"port {port} on {host}: cannot listen there ({err.strerror})", key="port",
+                         value=f"{host}:{port}", reason="cannot-listen") from err
     sock.listen(128)
     return sock
 

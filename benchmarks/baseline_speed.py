@@ -23,6 +23,11 @@ training, after one warm-up call. Each child prints the device its backend compu
 the same script measures a GPU when the backend sees one (jax[cuda], a CUDA torch build).
 A backend that is not installed is reported as such, not failed.
 
+Full 5x5 CV, 100 images at 128 px, 2 workers, 2-core CPU with nothing else running (2026-12-07):
+    25 folds in 485 s wall = 8.1 min (950 CPU-s); per fold mean 38.2 s, median 37.5 s, 9-30 epochs.
+    Shortened runs (--max-folds) extrapolate from the first folds, which here ran the longest (30
+    epochs): 6 folds gave ~9.3-9.7 min for the same run.
+
 Reference (the issue): a 4-block CNN, ~390k parameters, 128 px, 120 images: ~2.3-3.5 s per
 epoch with JAX on this 2-core CPU.
 

@@ -138,7 +138,7 @@ def resolve_hub_revision(repo: str, revision: str) -> str:
         raise BaselineError(f"{source}: no revision {revision!r} in {repo} on {constants.ENDPOINT}") from err
     except hub_errors.RepositoryNotFoundError as err:
         raise BaselineError(f"{source}: no dataset repo {repo!r} on {constants.ENDPOINT}",
-                            hint="check --repo, and HF_TOKEN for a private repo") from err
+                            key="repo", value=repo, reason="no-such-repo") from err
     except hub_errors.HfHubHTTPError as err:
         status = err.response.status_code if err.response is not None else "?"
         raise BaselineError(f"{source}: the Hub at {constants.ENDPOINT} answered HTTP {status}") from err

@@ -258,7 +258,8 @@ def _train_and_score(release: data_mod.ReleaseData, cfg: BaselineConfig, want_cv
     diverged = [e.epoch for e in fitted.history if not np.isfinite(e.loss)]
     if diverged:
         raise BaselineError(f"release {release.source}: training diverged (loss is not finite in epoch "
-                            f"{diverged[0]})", hint=f"lower --learning-rate (was {cfg.learning_rate:g})")
+                            f"{diverged[0]})", key="learning_rate", value=f"{cfg.learning_rate:g}",
+                            reason="diverged")
     evaluated = time.perf_counter()
     scores = _score_splits(release, cfg, fitted)
     eval_seconds = time.perf_counter() - evaluated

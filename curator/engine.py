@@ -40,7 +40,6 @@ R = TypeVar("R")
 
 CONNECT_TIMEOUT = 5.0  # seconds to reach a cluster's address before giving up
 MAX_RETRIES = 3  # runs of a task whose worker died, after the first
-INSTALL_HINT = "install it with `pip install 'curator[ray]'`, or use --engine local"
 
 
 def is_ray(cfg: EngineConfig) -> bool:
@@ -71,9 +70,8 @@ def session(cfg: EngineConfig) -> Iterator[None]:
         where = cfg.address or "a local Ray instance"
         reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise EngineError(
-            f"--engine ray: cannot reach {where} ({reason})",
-            hint="start a cluster with `ray start --head` and give its address in [engine] address "
-                 "(or `auto` on a cluster node), or use --engine local",
+            f"engine ray: cannot reach {where} ({reason})", key="engine", value="ray",
+            reason="engine-unreachable",
         ) from err
     try:
         yield
@@ -94,7 +92,8 @@ def _import_ray() -> Any:
     try:
         import ray
     except ImportError as err:
-        raise EngineError("--engine ray: Ray is not installed", hint=INSTALL_HINT) from err
+        raise EngineError("engine ray: Ray is not installed", key="engine", value="ray",
+                          reason="ray-not-installed") from err
     return ray
 
 

@@ -117,7 +117,7 @@ def check(sources: list[Source], include_restricted: bool) -> list[str]:
         listed = ", ".join(f"{d} ({n})" for d, n in sorted(restricted.items()))
         raise ReleaseError(
             f"{sum(restricted.values())} image(s) come from sources marked redistributable = false: {listed}",
-            hint="exclude them (curator label), or pass --include-restricted to release them anyway",
+            reason="restricted-sources",
         )
     unknown = Counter(src.domain for src in sources if not src.license)
     if not unknown:

@@ -147,7 +147,7 @@ def publish(
     elif pending and not build:
         raise ReleaseError(
             f"the catalog has changes that are in no release yet ({pending})",
-            hint="run `curator release` first, pass --release to build and publish, or name a VERSION",
+            reason="unreleased-changes",
         )
     chosen = read_release(ws, version)
     full, folder, manifest = chosen.version, chosen.folder, chosen.manifest
@@ -156,7 +156,7 @@ def publish(
     repo_id = repo or ws.config.dataset.hub_repo
     if not repo_id:
         raise PublishError(
-            "no Hub repo to publish to", hint="set dataset.hub_repo in curator.toml, or pass --repo ns/name"
+            "no Hub repo to publish to", key="repo", reason="no-hub-repo"
         )
     if not REPO_ID.match(repo_id):
         raise InputError(f"repo {repo_id!r}: not a Hub repo id (use namespace/name)", key="repo",
@@ -287,7 +287,7 @@ def _refuse_rollback(repo_id: str, version: str, tags: dict[str, str]) -> None:
         raise PublishError(
             f"{repo_id}: the Hub repo already has {newer[-1]}, newer than v{version}; "
             "publishing would roll main back",
-            hint="publish the newest release, or publish this one to a folder with --to DIR",
+            reason="newer-on-hub",
         )
 
 

@@ -116,7 +116,7 @@ def plan_release(ws: Workspace, version: str | None, include_restricted: bool,
     if not originals:
         raise ReleaseError(
             "no labelled images to release",
-            hint="label images first: `curator label` or `curator label --accept-hints`",
+            reason="no-labels",
         )
     warnings.extend(licences.check([o.source for o in originals], include_restricted))
     warnings.extend(provenance.unmapped_warning([(o.source.diagnosis, o.prov) for o in originals]))
@@ -161,8 +161,7 @@ def _review_gate(conn: sqlite3.Connection, originals: list[Original], allow_unre
     more = f" and {len(found) - 5} more" if len(found) > 5 else ""
     if not allow_unreviewed:
         raise ReleaseError(f"{len(found)} undecided privacy finding(s) on images to release: {names}{more}",
-                           hint="decide them with `curator review --kind face` (and eye), "
-                           "or release anyway with --allow-unreviewed")
+                           reason="undecided-privacy")
     return [f"released with {len(found)} undecided privacy finding(s) (--allow-unreviewed): {names}{more}"]
 
 

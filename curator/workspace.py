@@ -64,7 +64,7 @@ def open_workspace(explicit: str | Path | None = None) -> Workspace:
     if not toml.is_file():
         raise WorkspaceError(
             f"{root} is not a curator workspace (no {config.CONFIG_FILE})",
-            hint="run `curator init NAME --classes a,b,c` to create one, or pass --workspace DIR",
+            reason="not-a-workspace",
             path=str(root),
         )
     if not (root / "catalog.sqlite").is_file():

@@ -216,7 +216,8 @@ def _literal_text(node: ast.expr) -> str:
 
 def test_library_error_messages_name_no_flag() -> None:
     """Flags are the CLI's words: a library error names the parameter (``key``) and
-    curator/cli/errors.worded spells it as the running command's flag."""
+    curator/cli/errors.worded spells it as the running command's flag; hints that name flags
+    come from curator/cli/errors.HINTS by the error's reason."""
     root = Path(__file__).resolve().parents[1]
     found = []
     for path in sorted(p for package in LIBRARY for p in (root / package).rglob("*.py")):
@@ -225,9 +226,23 @@ def test_library_error_messages_name_no_flag() -> None:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.args):
                 continue
-            if node.func.id.endswith("Error") and FLAG.search(_literal_text(node.args[0])):
+            if not node.func.id.endswith("Error"):
+                continue
+            hints = [k.value for k in node.keywords if k.arg == "hint"]
+            if any(FLAG.search(_literal_text(text)) for text in [node.args[0], *hints]):
                 found.append(f"{path.relative_to(root)}:{node.lineno}")
     assert found == []
+
+
+def test_every_hint_reason_is_raised_somewhere() -> None:
+    """The CLI's hint table has no entry that no library error raises (a renamed reason would
+    silently lose its hint)."""
+    from curator.cli.errors import HINTS
+
+    root = Path(__file__).resolve().parents[1]
+    code = "".join(path.read_text(encoding="utf-8")
+                   for package in LIBRARY for path in (root / package).rglob("*.py"))
+    assert [reason for reason in HINTS if f'reason="{reason}"' not in code] == []
 
 
 def test_the_cli_spells_a_keyed_error_as_the_commands_flag() -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from curator.cli.errors import exit_code_for, worded
+from curator.cli.errors import exit_code_for, hint_for, worded
 from curator.errors import EXIT_ERROR, EXIT_INTERRUPTED, BusyError, CuratorError
 from curator.output import Output
 from curator.workspace import Workspace, open_workspace
@@ -63,7 +63,7 @@ class CuratorGroup(click.Group):
                               "rerun with CURATOR_DEBUG=1 for details", code=EXIT_ERROR)
                 ctx.exit(EXIT_ERROR)
             command = self.get_command(ctx, ctx.invoked_subcommand) if ctx.invoked_subcommand else None
-            app.out.error(worded(known, command), known.hint, code=exit_code_for(known))
+            app.out.error(worded(known, command), hint_for(known), code=exit_code_for(known))
             ctx.exit(exit_code_for(known))
         finally:
             if isinstance(ctx.obj, App) and ctx.obj._workspace is not None:

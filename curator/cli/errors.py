@@ -69,6 +69,35 @@ def exit_code_for(err: CuratorError) -> int:
     return EXIT_ERROR
 
 
+# What to do about an error, by its ``reason``: hints name commands and flags, which are the CLI's
+# words, so the library leaves them to this table (an error's own ``hint`` names neither).
+HINTS: dict[str, str] = {
+    "not-a-workspace": "run `curator init NAME --classes a,b,c` to create one, or pass --workspace DIR",
+    "no-labels": "label images first: `curator label` or `curator label --accept-hints`",
+    "restricted-sources": "exclude them (curator label), or pass --include-restricted to release them anyway",
+    "undecided-privacy": "decide them with `curator review --kind face` (and eye), "
+                         "or release anyway with --allow-unreviewed",
+    "unreleased-changes": "run `curator release` first, pass --release to build and publish, "
+                          "or name a VERSION",
+    "no-hub-repo": "set dataset.hub_repo in curator.toml, or pass --repo ns/name",
+    "newer-on-hub": "publish the newest release, or publish this one to a folder with --to DIR",
+    "no-such-repo": "check --repo, and HF_TOKEN for a private repo",
+    "diverged": "lower --learning-rate (was {value})",
+    "no-annotators": "add one with `curator annotators add NAME` or `curator serve --annotator NAME`",
+    "ray-not-installed": "install it with `pip install 'curator[ray]'`, or use --engine local",
+    "engine-unreachable": "start a cluster with `ray start --head` and give its address in [engine] address "
+                          "(or `auto` on a cluster node), or use --engine local",
+}
+
+
+def hint_for(err: CuratorError) -> str | None:
+    """The error's own hint, else the CLI's for its reason."""
+    if err.hint:
+        return err.hint
+    hint = HINTS.get(err.reason or "")
+    return hint.format(value=err.value) if hint else None
+
+
 def worded(err: CuratorError, command: click.Command | None) -> str:
     """``err.message`` with its leading parameter name (``err.key``) spelled as ``command``'s flag."""
     key = err.key

@@ -28,8 +28,7 @@ def prepare(ws: Workspace, host: str, port: int, add: list[str]) -> tuple[socket
             annotators.add(ws.conn, name)
     names = [a.name for a in annotators.listing(ws.conn) if a.revoked_at is None]
     if not names:
-        raise InputError("no annotators yet", hint="add one with `curator annotators add NAME` "
-                         "or `curator serve --annotator NAME`", reason="no-annotators")
+        raise InputError("no annotators yet", reason="no-annotators")
     sock = bind(host, port)
     shown = f"[{host}]" if ":" in host else host
     bound = sock.getsockname()[1]

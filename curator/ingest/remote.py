@@ -53,14 +53,8 @@ def prepare_batch(job: BatchJob, urls: list[str]) -> list[Prepared]:
 
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
         fetched = runner.run(_fetch_all(job, urls))
-    out: list[Prepared] = []
     with single_threaded_opencv():
-        for f in fetched:
-            if f.reason is not None or f.data is None:
-                out.append((f, validate.Refused(f.reason or "empty")))
-            else:
-                out.append((f, validate.check(f.data, job.cfg)))
-    return out
+        return [(f, validate.check_fetched(f, job.cfg)) for f in fetched]
 
 
 _robots: dict[str, Robots] = {}  # run id -> the rules this worker process fetched in that run

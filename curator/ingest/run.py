@@ -455,9 +455,7 @@ class _Run:
             fetched = _at_hand(src.locator, src.read(), self.cfg.max_bytes)
         elif fetched is None:
             fetched = read_local(src.locator, self.cfg.max_bytes)
-        if fetched.reason is not None or fetched.data is None:
-            return fetched, validate.Refused(fetched.reason or "empty"), False
-        checked = validate.check(fetched.data, self.cfg)
+        checked = validate.check_fetched(fetched, self.cfg)
         return fetched, checked, self._store(fetched, checked)
 
     def _store(self, fetched: Fetched, checked: validate.Checked | validate.Refused) -> bool:

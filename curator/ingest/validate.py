@@ -19,6 +19,7 @@ import io
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -26,6 +27,9 @@ from PIL import Image, UnidentifiedImageError
 from curator import hashing
 from curator.config import IngestConfig
 from curator.store import sha256_bytes
+
+if TYPE_CHECKING:
+    from curator.ingest.fetch import Fetched
 
 FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO"})
 _TEXT_STARTS = (b"<", b"{", b"[", b"%PDF", b"\xef\xbb\xbf<")
@@ -50,6 +54,13 @@ class Checked:
 class Refused:
     reason: str
     detail: str = ""
+
+
+def check_fetched(fetched: Fetched, cfg: IngestConfig) -> Checked | Refused:
+    """A fetched or read source's outcome: its failure to arrive, else :func:`check` of its bytes."""
+    if fetched.reason is not None or fetched.data is None:
+        return Refused(fetched.reason or "empty")
+    return check(fetched.data, cfg)
 
 
 def check(data: bytes, cfg: IngestConfig) -> Checked | Refused:

@@ -68,7 +68,14 @@ from typing import Any
 from curator import catalog
 from curator.errors import AuthError, CuratorError, InputError, PublishError, ReleaseError
 from curator.fsutil import atomic_directory, fsync_dir, write_atomic
-from curator.released import Manifest, list_releases, manifest_mismatch, quiet_datasets, read_release
+from curator.released import (
+    Manifest,
+    list_releases,
+    manifest_mismatch,
+    quiet_datasets,
+    read_manifest,
+    read_release,
+)
 from curator.versions import semver_key
 from curator.workspace import Workspace
 
@@ -628,7 +635,8 @@ def unreleased_changes(ws: Workspace) -> str | None:
 
     if not list_releases(ws):
         return None
-    include = read_release(ws, None).manifest.include_restricted
+    # the manifest alone: plan_release verifies this release's files as the next one's parent
+    include = read_manifest(ws, None).manifest.include_restricted
     try:
         plan = release.plan_release(ws, None, include)
     except CuratorError:

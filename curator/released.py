@@ -8,6 +8,9 @@ goes through :func:`read_release`, which checks before anything is used:
     files      every file the manifest lists (the parquet shards) is present, with its size
                and SHA-256
 
+:func:`read_manifest` makes the first check alone, for a reader that needs only the manifest
+and leaves the files to a later :func:`read_release` of the same release.
+
 The card (README.md), its plot and baseline.json are not listed: ``curator baseline``
 rewrites them after the build. A mismatch is a ReleaseError naming the file that changed.
 """
@@ -190,6 +193,14 @@ class Release:
 
 def read_release(ws: Workspace, version: str | None) -> Release:
     """The built release ``version`` (None: the newest), verified (see the module docstring)."""
+    release = read_manifest(ws, version)
+    verify_files(release.folder, release.manifest)
+    return release
+
+
+def read_manifest(ws: Workspace, version: str | None) -> Release:
+    """The built release ``version`` (None: the newest) with its manifest checked against the
+    catalog; its data files are not read."""
     resolved = resolve_version(ws, version)
     recorded = next(info.manifest_sha256 for info in list_releases(ws) if info.version == resolved)
     folder = release_path(ws, resolved)
@@ -206,7 +217,6 @@ def read_release(ws: Workspace, version: str | None) -> Release:
     if manifest.version != resolved:
         raise ReleaseError(f"{path}: says version {manifest.version}, the catalog v{resolved}",
                            path=str(path), key="version", reason="changed")
-    verify_files(folder, manifest)
     return Release(resolved, folder, manifest)
 
 

@@ -81,6 +81,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from curator import faultpoint
 from curator.config import EngineConfig, PreprocessConfig, bad_value, config_hash, missing_key
+from curator.engine import is_ray
 from curator.errors import ConfigError, ReleaseError
 
 if TYPE_CHECKING:  # numpy, PIL and cv2 load lazily: config checks must stay fast
@@ -433,7 +434,7 @@ def map_parallel(
     worker and, for ``workers=1``, in this process for the duration of the call.
     ``workers=None``: every core from :data:`POOL_MIN_ITEMS` items on, else 1.
     """
-    if engine is not None and engine.kind == "ray":
+    if engine is not None and is_ray(engine):
         return _run_ray(fn, job, items, engine.batch_size, on_progress)
     if workers is None:
         workers = (os.cpu_count() or 1) if len(items) >= POOL_MIN_ITEMS else 1

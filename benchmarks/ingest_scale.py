@@ -133,7 +133,8 @@ def main() -> None:
     parser.add_argument("--copy-every", type=int, default=50, help="one planted copy per this many photos")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "curator-scale-images-v1")
-    parser.add_argument("--profile", type=Path, help="record the ingest with py-spy into this SVG")
+    parser.add_argument("--profile", type=Path,
+                        help="record the ingest with py-spy into this SVG (or .txt: collapsed stacks)")
     parser.add_argument("--no-dups", action="store_true", help="skip `curator dups --threshold 10`")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -155,7 +156,8 @@ def main() -> None:
                        check=True, stdout=subprocess.DEVNULL)
         out = work / "times.json"
         t0 = time.perf_counter()
-        spy = ["py-spy", "record", "--nonblocking", "--threads", "-o", str(args.profile), "--"]
+        raw = ["--format", "raw"] if args.profile and args.profile.suffix == ".txt" else []
+        spy = ["py-spy", "record", "--nonblocking", "--threads", *raw, "-o", str(args.profile), "--"]
         spy = spy if args.profile else []
         subprocess.run([*spy, sys.executable, __file__, "--child", str(ws), str(urls), str(out)], check=True)
         wall = time.perf_counter() - t0

@@ -124,20 +124,62 @@ _PHASH_KIND = _KIND[hashing.PHASH]
 
 
 @dataclass
-class NearIndex:
-    """The stored hashes of a catalog, for placing new images (load once per run).
+class ViewIndex:
+    """Every searched view hash of a set of images, indexed for the match policy's radii.
 
-    Every view hash of every image is in ``index``, its dihedral hashes (hashing.DIHEDRAL)
-    also in ``forms``. A new image's dihedral hashes are looked up among all views (it may
-    be a transformed copy of a stored image), and its other views among the stored
-    dihedral hashes (a stored image may be a transformed copy of it): curator.match.
+    ``every`` holds every view of every image, ``forms`` each image's dihedral hashes
+    (hashing.DIHEDRAL) and ``plain`` its ``phash``. A query hash of one image is looked up
+    where the policy can count it (curator.match): a dihedral hash among every view (a stored
+    image may be a transformed copy of it), another view among the dihedral hashes (it may be
+    a transformed copy of a stored image), composite relations only as far as
+    :meth:`Policy.radius_for` lets them count.
     """
+
+    every: HashIndex = field(default_factory=HashIndex)
+    forms: HashIndex = field(default_factory=HashIndex)
+    plain: HashIndex = field(default_factory=HashIndex)
+
+    def extend(self, values: np.ndarray, owners: np.ndarray, kinds: np.ndarray) -> None:
+        self.every.extend(values, owners, kinds)
+        form, plain = np.isin(kinds, _DIHEDRAL_KINDS), kinds == _PHASH_KIND
+        for index, keep in ((self.forms, form), (self.plain, plain)):
+            index.extend(values[keep], owners[keep], kinds[keep])
+
+    def search(
+        self, policy: Policy, values: np.ndarray, kinds: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(query position, owner, stored kind, distance) of every stored view within the
+        radius the policy allows for its pair of views (a pair may come twice)."""
+        full, composite = policy.radius, policy.composite_radius
+        form = np.isin(kinds, _DIHEDRAL_KINDS)
+        plain = kinds == _PHASH_KIND
+        plan = [
+            (plain, self.every, full),  # the image as it is against every view: single relations
+            (form & ~plain, self.forms, full),  # a flip or quarter turn of it against one
+            (form & ~plain, self.every, composite),  # ... and against the turns and crops
+            (~form, self.plain, full),  # its turns and crops against each image as it is
+            (~form, self.forms, composite),  # ... and against each one's flips and quarter turns
+        ]
+        found = []
+        for mask, index, radius in plan:
+            asked = np.flatnonzero(mask)
+            if len(asked) and len(index) and radius >= 0:
+                qi, ei, dist = index.search(values[asked], radius)
+                found.append((asked[qi], *index.entry(ei), dist))
+        if not found:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty, empty, empty
+        return tuple(np.concatenate(col) for col in zip(*found, strict=True))  # type: ignore[return-value]
+
+
+@dataclass
+class NearIndex:
+    """The stored hashes of a catalog, for placing new images (load once per run)."""
 
     objects: Path
     policy: Policy
     shas: list[str] = field(default_factory=list)
-    index: HashIndex = field(default_factory=HashIndex)  # every view hash of every image
-    forms: HashIndex = field(default_factory=HashIndex)  # each image's dihedral hashes
+    views: ViewIndex = field(default_factory=ViewIndex)
     centres: list[dict[str, int]] = field(default_factory=list)  # each image's centre hashes
     confirmer: Confirmer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -156,52 +198,38 @@ class NearIndex:
         return len(self.shas)
 
     def extend(self, hashes_by_sha: dict[str, dict[str, int]]) -> None:
-        values, owners, kinds = [], [], []
-        for sha, hashes in hashes_by_sha.items():
-            slot = len(self.shas)
-            self.shas.append(sha)
-            self.centres.append({n: v for n, v in hashes.items() if n in hashing.CENTRES})
-            for name, value in hashes.items():
-                if name in _KIND:
-                    values.append(value)
-                    owners.append(slot)
-                    kinds.append(_KIND[name])
-        if values:
-            arrays = np.array(values, dtype=np.uint64), np.array(owners), np.array(kinds)
-            self.index.extend(*arrays)
-            form = np.isin(arrays[2], _DIHEDRAL_KINDS)
-            self.forms.extend(arrays[0][form], arrays[1][form], arrays[2][form])
+        first = len(self.shas)
+        self.shas.extend(hashes_by_sha)
+        hashes = list(hashes_by_sha.values())
+        self.centres.extend({n: v for n, v in h.items() if n in hashing.CENTRES} for h in hashes)
+        values, owners, kinds = _entries(hashes)
+        if len(values):
+            self.views.extend(values, owners + first, kinds)
 
     def candidates(self, hashes: dict[str, int]) -> list[Candidate]:
         """Stored images that match ``hashes`` under the policy, best first (may include
         rolled-back rows)."""
-        forms = [n for n in hashing.DIHEDRAL if n in hashes]
-        views = [n for n in hashes if n in _KIND and n not in hashing.DIHEDRAL]
-        radius = self.policy.radius
+        names = [n for n in hashes if n in _KIND]
+        values = np.array([hashes[n] for n in names], dtype=np.uint64)
+        kinds = np.array([_KIND[n] for n in names], dtype=np.int64)
         best: dict[str, Candidate] = {}
-        for names, stored in ((forms, self.index), (views, self.forms)):
-            if not names:
+        found = self.views.search(self.policy, values, kinds)
+        for q, owner, kind, d in zip(*(col.tolist() for col in found), strict=True):
+            centres = centre_distance(hashes, self.centres[owner], names[q], _NAME[kind])
+            match = self.policy.match(names[q], _NAME[kind], d, centres)
+            if match is None:
                 continue
-            qi, ei, dist = stored.search(np.array([hashes[n] for n in names], dtype=np.uint64), radius)
-            owners, kinds = stored.entry(ei)
-            hits = zip(qi.tolist(), owners.tolist(), kinds.tolist(), dist.tolist(), strict=True)
-            for q, owner, kind, d in hits:
-                centres = centre_distance(hashes, self.centres[owner], names[q], _NAME[kind])
-                found = self.policy.match(names[q], _NAME[kind], d, centres)
-                if found is None:
-                    continue
-                cand = Candidate(self.shas[owner], found)
-                old = best.get(cand.sha256)
-                if old is None or _rank(cand) < _rank(old):
-                    best[cand.sha256] = cand
+            cand = Candidate(self.shas[owner], match)
+            old = best.get(cand.sha256)
+            if old is None or _rank(cand) < _rank(old):
+                best[cand.sha256] = cand
         return sorted(best.values(), key=_rank)
 
     def same_phash(self, phash: int, radius: int) -> list[str]:
         """Stored images whose own ``phash`` is within ``radius`` bits of ``phash``."""
-        _, found, _ = self.forms.search(np.array([phash], dtype=np.uint64), radius)
-        owners, kinds = self.forms.entry(found)
-        hits = zip(owners.tolist(), kinds.tolist(), strict=True)
-        return [self.shas[owner] for owner, kind in hits if kind == _PHASH_KIND]
+        _, found, _ = self.views.plain.search(np.array([phash], dtype=np.uint64), radius)
+        owners, _ = self.views.plain.entry(found)
+        return [self.shas[owner] for owner in owners.tolist()]
 
     def matches(
         self,
@@ -701,17 +729,16 @@ def pair_distance(a: dict[str, int], b: dict[str, int]) -> int | None:
 def near_pairs(policy: Policy, hashes: list[dict[str, int]]) -> dict[tuple[int, int], Match]:
     """Every pair (i < j) of ``hashes`` that ``policy`` counts, with its best match.
 
-    One self-join of a HashIndex: each image's dihedral hashes against every view of every
+    One self-join of a ViewIndex: each image's dihedral hashes against the views of every
     image, which covers both directions of every relation (a is a view of b, or b of a).
     Loose matches still need the keypoint check (Match.direct False).
     """
-    index = HashIndex()
+    index = ViewIndex()
     values, owners, kinds = _entries(hashes)
     index.extend(values, owners, kinds)
-    form = np.isin(kinds, _DIHEDRAL_KINDS)
-    qi, ei, dist = index.search(values[form], policy.radius)
+    form = np.flatnonzero(np.isin(kinds, _DIHEDRAL_KINDS))
+    qi, e_owner, e_kind, dist = index.search(policy, values[form], kinds[form])
     q_owner, q_kind = owners[form][qi], kinds[form][qi]
-    e_owner, e_kind = index.entry(ei)
     other = q_owner != e_owner
     best: dict[tuple[int, int], Match] = {}
     for i, qk, j, ek, d in zip(
@@ -803,11 +830,9 @@ def recluster(
 
     ``threshold`` replaces ``dedup.threshold`` for this run (whole-image matches
     within it count on the hash alone); keypoint-confirmed candidates are searched
-    up to the same margin above it as in the config (12 - 8 = 4 by default). Raises
-    InputError for a threshold outside 0..32.
+    as :meth:`Policy.of` says. Raises InputError for a threshold outside 0..32.
 
-    Pairs come from one self-join of the HashIndex (each image's ``phash`` against
-    every view of every image); pairs that are not direct matches are confirmed
+    Pairs come from one self-join (:func:`near_pairs`); pairs that are not direct matches are confirmed
     by keypoints, reading the images from ``objects``. Ids and representatives are
     then settled (:func:`settle_clusters`): the same members get the same id as ingest
     gives them, so clusters that do not change keep their ids.

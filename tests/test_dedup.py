@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import sqlite3
 from collections.abc import Iterator
@@ -381,6 +382,57 @@ def test_ingest_recluster_and_audit_decide_through_the_one_policy(tmp_path: Path
     monkeypatch.setattr(match.Policy, "match", lambda self, *args: None)  # "nothing is near"
     alone = {frozenset({i}) for i in range(len(images))}
     assert _three_callers(tmp_path / "b", images) == (alone, alone, alone)
+
+
+def test_policy_radii_single_composite_and_moved_thresholds() -> None:
+    cfg = DedupConfig()  # 8 and 10
+    policy = match.Policy.of(cfg)
+    assert policy.radius_for("phash", "phash_turn+11_reflect") == 10  # single: the image as it is
+    assert policy.radius_for("phash_crop80_00", "phash") == 10
+    assert policy.radius_for("phash_rot90", "phash_flip") == 10  # two flips or quarter turns
+    assert policy.radius_for("phash_rot90", "phash_turn+11_reflect") == 8  # composite
+    assert policy.radius_for("phash_crop80_00", "phash_flip") == 8
+    assert policy.match("phash_flip", "phash_crop80_00", 10) is None
+    assert policy.match("phash", "phash_crop80_00", 10) is not None
+    # A higher re-clustering threshold widens direct matches only; a lower one narrows all.
+    assert dataclasses.astuple(match.Policy.of(cfg, 10)) == (10, 10, 8, True)
+    assert dataclasses.astuple(match.Policy.of(cfg, 12)) == (12, 12, 8, True)
+    assert dataclasses.astuple(match.Policy.of(cfg, 4)) == (4, 6, 4, True)
+
+
+@pytest.mark.parametrize("threshold", [None, 4, 10])
+@pytest.mark.parametrize("confirm", [True, False])
+def test_near_pairs_finds_exactly_what_the_policy_counts(threshold: int | None, confirm: bool) -> None:
+    """The indexed search (dedup.ViewIndex) against every pair of views compared one by one."""
+    rng = np.random.default_rng(threshold or 0)
+    names = hashing.NAMES
+    hashes = [{n: int(v) for n, v in zip(names, rng.integers(0, 2**63, len(names)), strict=True)}
+              for _ in range(30)]  # fmt: skip
+
+    def near(value: int) -> int:
+        return value ^ sum(1 << int(x) for x in rng.choice(64, int(rng.integers(0, 13)), replace=False))
+
+    for k in range(90):  # plant views near other images' flips and quarter turns, or whole copies
+        a, b = rng.choice(len(hashes), 2, replace=False)
+        if k % 6:
+            hashes[b][str(rng.choice(names))] = near(hashes[a][str(rng.choice(hashing.DIHEDRAL))])
+        else:
+            hashes[b].update({n: near(hashes[a][n]) for n in (*hashing.DIHEDRAL, *hashing.CENTRES)})
+    policy = match.Policy.of(DedupConfig(confirm=confirm), threshold)
+    want: dict[tuple[int, int], match.Match] = {}
+    searched = [n for n in names if n not in hashing.CENTRES]
+    _rank = dedup._match_rank
+    for i, x in enumerate(hashes):
+        for j, y in enumerate(hashes):
+            for qn in (n for n in hashing.DIHEDRAL if i != j):
+                for sn in searched:
+                    d = hashing.hamming(x[qn], y[sn])
+                    found = policy.match(qn, sn, d, dedup.centre_distance(x, y, qn, sn))
+                    key = (min(i, j), max(i, j))
+                    if found is not None and (key not in want or _rank(found) < _rank(want[key])):
+                        want[key] = found
+    assert any(m.direct for m in want.values()) and (not confirm or any(not m.direct for m in want.values()))
+    assert dedup.near_pairs(policy, hashes) == want
 
 
 def test_every_threshold_range_is_the_policys(conn, objects) -> None:

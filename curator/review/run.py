@@ -20,8 +20,9 @@ import io
 import math
 import os
 import sqlite3
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -157,7 +158,8 @@ def decode(source: Path | bytes) -> np.ndarray:
 
 # What check_image is given: sha256, the checks it is due for, its size, its object's path or bytes.
 Item = tuple[str, list[str], tuple[int, int], Path | bytes]
-PerImage = dict[str, Outcome | np.ndarray]
+Outcomes = dict[str, Outcome | np.ndarray]  # check -> what check_image found for one image
+PerImage = dict[str, Outcome | np.ndarray]  # sha256 -> one check's outcome
 
 
 def _computed(pool: ThreadPoolExecutor, ws: Workspace, pending: list[str], sizes: dict[str, tuple[int, int]],
@@ -172,18 +174,36 @@ def _computed(pool: ThreadPoolExecutor, ws: Workspace, pending: list[str], sizes
 
     on_ray = engine.is_ray(cfg.engine)
     batches = list(_batches(pending, cfg.engine.batch_size if on_ray else BATCH))
-    results: Iterable[list[dict[str, Outcome | np.ndarray]]]
+    results: Iterable[list[Outcomes]]
     if on_ray:
         results = engine.map_batches(check_image, cfg.review, (items(b, True) for b in batches))
     else:
-        check = functools.partial(check_image, cfg.review)
-        results = (list(pool.map(check, items(b, False))) for b in batches)
+        results = _ahead(pool, functools.partial(check_image, cfg.review), (items(b, False) for b in batches))
     for batch, per_sha in zip(batches, results, strict=True):
         merged: dict[str, PerImage] = {name: {} for name in todo}
         for sha, result in zip(batch, per_sha, strict=True):
             for name, outcome in result.items():
                 merged[name][sha] = outcome
         yield batch, merged
+
+
+def _ahead(pool: ThreadPoolExecutor, check: Callable[[Item], Outcomes],
+           batches: Iterable[list[Item]]) -> Iterator[list[Outcomes]]:
+    """Each batch's outcomes in input order, the next batch already queued on ``pool``: its threads
+    go on checking while the driver stores a batch, and no batch's last image leaves a thread
+    idle. At most two batches are in flight; those not started are cancelled if the driver stops."""
+    queued: deque[list[Future[Outcomes]]] = deque()
+    try:
+        for batch in batches:
+            queued.append([pool.submit(check, item) for item in batch])
+            if len(queued) > 1:
+                yield [future.result() for future in queued.popleft()]
+        while queued:
+            yield [future.result() for future in queued.popleft()]
+    finally:
+        for futures in queued:
+            for future in futures:
+                future.cancel()
 
 
 def _object(objects: Path, sha: str, with_bytes: bool) -> Path | bytes:
@@ -194,14 +214,14 @@ def _object(objects: Path, sha: str, with_bytes: bool) -> Path | bytes:
     return path
 
 
-def check_image(cfg: ReviewConfig, item: Item) -> dict[str, Outcome | np.ndarray]:
+def check_image(cfg: ReviewConfig, item: Item) -> Outcomes:
     """One image's outcome for each check it is due for (a string where the check failed)."""
     sha, names, (width, height), source = item
     try:
         rgb = decode(source)
     except Exception as err:  # any decoder failure is this image's outcome, not the run's
         return {name: f"cannot decode the stored object: {err}" for name in names}
-    result: dict[str, Outcome | np.ndarray] = {}
+    result: Outcomes = {}
     for name in names:
         try:
             if name == FEATURES:

@@ -46,8 +46,9 @@ DECODE_SIDE = 320  # the largest reduced copy any check needs (quality: 256 px)
 BATCH = 64
 # Images one task checks together, check by check: a check that runs on several images in a row
 # finds its tables (the face cascades above all) still in the CPU cache; image by image, each
-# check evicted the others' (~6% more CPU in benchmarks/review_quality.py).
-CHUNK = 8
+# check evicted the others' (benchmarks/review_quality.py prints both costs; 16 did better than 8,
+# 32 no better than 16).
+CHUNK = 16
 FEATURES = "off-topic features"
 NEEDS_LABELS = ("label issues need labelled images and their out-of-fold probabilities: "
                 "label with `curator label`, then run `curator review --run --probabilities FILE`")

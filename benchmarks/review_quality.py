@@ -18,8 +18,9 @@ Label issues: out-of-fold probabilities from a small softmax regression on the o
 features (5-fold), trained on labels flipped at 5%, 10% and 20%; recall of the flips within
 the top K (K = number of flips), beside a random ranking's expectation (K / n).
 
-Speed: per-check CPU cost per 640x480 JPEG on one thread; the whole `review --run` on
-generated photos (wall images/s, and CPU ms per image, which a loaded machine inflates less),
+Speed: per-check CPU cost per 640x480 JPEG on one thread, and all checks as a run does them (in
+chunks, check by check) and image by image; the whole `review --run` on the same generated photos,
+median of --speed-runs (wall images/s, and CPU ms per image, which a loaded machine inflates less),
 beside cleanvision's quality checks on the same files where cleanvision is installed (it is not
 a dependency); ranking 10,000 images' label issues; and keypress to the next finding in the
 real `curator review` prompt (a pseudo-terminal, each keypress a committed decision).

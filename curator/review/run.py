@@ -4,7 +4,8 @@ Per-image checks (quality, privacy, and the off-topic check's features) run only
 that the check has not seen at its current version and parameters; each image is decoded
 once, at a reduced scale (JPEG draft mode), by a pool of threads (OpenCV and Pillow
 release the GIL) or, with the Ray engine, by Ray tasks sent the objects' bytes
-(curator.engine), and the driver stores each batch in one transaction. A failure on one
+(curator.engine), a chunk of images at a time (:data:`CHUNK`), and the driver stores each
+batch in one transaction while the pool works on the next. A failure on one
 image (a corrupt object, a detector error) becomes an ``error`` finding for it and the
 run goes on. The dataset-level checks (off-topic scores, label issues) are recomputed
 from the stored features and the given probabilities each run; only their changes are

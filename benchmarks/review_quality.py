@@ -18,13 +18,15 @@ Label issues: out-of-fold probabilities from a small softmax regression on the o
 features (5-fold), trained on labels flipped at 5%, 10% and 20%; recall of the flips within
 the top K (K = number of flips), beside a random ranking's expectation (K / n).
 
-Speed: per-check CPU cost per 640x480 JPEG on one thread; the whole `review --run` on
-generated photos (wall images/s, and CPU ms per image, which a loaded machine inflates less),
+Speed: per-check CPU cost per 640x480 JPEG on one thread, and all checks as a run does them (in
+chunks, check by check) and image by image; the whole `review --run` on the same generated photos,
+median of --speed-runs (wall images/s, and CPU ms per image, which a loaded machine inflates less),
 beside cleanvision's quality checks on the same files where cleanvision is installed (it is not
 a dependency); ranking 10,000 images' label issues; and keypress to the next finding in the
 real `curator review` prompt (a pseudo-terminal, each keypress a committed decision).
 
     python benchmarks/review_quality.py [--clean 120] [--label-images 600] [--speed-images 300]
+        [--speed-runs 3] [--only planted|labels|speed|prompt ...]
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ OFFTOPIC_PHOTOS = ("coffee", "chelsea", "rocket", "hubble_deep_field", "immunohi
                    "retina", "camera", "coins", "grass", "gravel", "brick", "text", "page", "moon")
 QUALITY = ("blur", "dark", "bright", "low-resolution", "low-information", "greyscale", "odd-aspect")
 SIZE = (640, 480)
+CLASSES = ["alopecia", "psoriasis", "folliculitis"]
+PARTS = ("planted", "labels", "speed", "prompt")
 
 
 def skimage_photo(name: str) -> np.ndarray:
@@ -176,7 +180,7 @@ def quality_and_privacy(args: argparse.Namespace) -> None:
     truth: dict[str, set[str]] = defaultdict(set)  # sha -> planted kinds
     group: dict[str, str] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        ws = init_workspace(Path(tmp) / "ws", "review-bench", ["alopecia", "psoriasis", "folliculitis"])
+        ws = init_workspace(Path(tmp) / "ws", "review-bench", CLASSES)
         for seed in range(args.clean):
             group[add_image(ws, np.asarray(synthetic.photo(seed, seed % 3, SIZE)))] = "clean"
         # Distinct bases: copies of one photo would be each other's neighbours, hiding it from
@@ -288,8 +292,10 @@ def cpu_seconds() -> float:
     return times.user + times.system + times.children_user + times.children_system
 
 
-def per_check_cost(photos: list[np.ndarray]) -> None:
-    """CPU ms per 640x480 JPEG for each per-image check, on one thread (OpenCV's too)."""
+def per_check_cost(photos: list[Image.Image], passes: int = 2) -> None:
+    """CPU ms per 640x480 JPEG for each per-image check, on one thread (OpenCV's too), then all
+    checks as a run does them: review_run.check_images on chunks of review_run.CHUNK images
+    (reading each object), and image by image."""
     import cv2
 
     cfg = ReviewConfig()
@@ -297,45 +303,62 @@ def per_check_cost(photos: list[np.ndarray]) -> None:
     cv2.setNumThreads(1)
     with tempfile.TemporaryDirectory() as tmp:
         objects = Path(tmp)
-        shas = [store.put(objects, synthetic.encode(Image.fromarray(p)), durable=False) for p in photos]
-        decoded = [review_run.decode(objects, sha) for sha in shas]
+        shas = [store.put(objects, synthetic.encode(p, "JPEG", quality=92), durable=False) for p in photos]
+        paths = [store.object_path(objects, sha) for sha in shas]
+        decoded = [review_run.decode(path) for path in paths]
+        every = [*review_run.IMAGE_CHECKS, review_run.FEATURES]
+        items = [(sha, every, SIZE, path) for sha, path in zip(shas, paths, strict=True)]
+        chunk = review_run.CHUNK
         costs = {
-            "decode (draft)": lambda i: review_run.decode(objects, shas[i]),
+            "decode (draft)": lambda i: review_run.decode(paths[i]),
             "quality": lambda i: quality.check(decoded[i], 640, 480, cfg),
             "privacy": lambda i: privacy.check(decoded[i], cfg),
             "off-topic features": lambda i: offtopic.features(decoded[i]),
+            f"all, {chunk} at a time": lambda i: i % chunk or review_run.check_images(cfg, items[i:][:chunk]),
+            "all, image by image": lambda i: review_run.check_images(cfg, items[i : i + 1]),
         }
-        print(f"per-check cost, CPU ms per 640x480 JPEG on one thread ({len(photos)} photos x 3):")
+        print(f"per-check cost, CPU ms per 640x480 JPEG on one thread ({len(photos)} of the end-to-end "
+              f"photos x {passes}):")
         total = 0.0
         for name, work in costs.items():
             work(0)
             started = time.process_time()
-            for _ in range(3):
+            for _ in range(passes):
                 for i in range(len(photos)):
                     work(i)
-            ms = (time.process_time() - started) / (3 * len(photos)) * 1000
-            total += ms
-            print(f"  {name:<20} {ms:6.2f} ms")
-        print(f"  {'all':<20} {total:6.2f} ms = {1000 / total:.0f} images/s per core, "
-              f"{2000 / total:.0f} on 2 cores")
+            ms = (time.process_time() - started) / (passes * len(photos)) * 1000
+            if name.startswith("all"):
+                print(f"  {name:<20} {ms:6.2f} ms = {2000 / ms:.0f} images/s on 2 cores")
+            else:
+                total += ms
+                print(f"  {name:<20} {ms:6.2f} ms")
+                if name == "off-topic features":
+                    print(f"  {'sum':<20} {total:6.2f} ms = {2000 / total:.0f} images/s on 2 cores")
     cv2.setNumThreads(threads)
 
 
-def end_to_end(count: int) -> None:
-    """`review --run` (decode, every check, catalog writes) on ``count`` generated 640x480 photos,
-    and cleanvision's quality checks on the same files where it is installed."""
-    photos = [synthetic.photo(30000 + seed, seed % 3, SIZE) for seed in range(count)]
+def end_to_end(photos: list[Image.Image], runs: int) -> None:
+    """`review --run` (decode, every check, catalog writes) on generated 640x480 ``photos``, ``runs``
+    times on fresh workspaces (median printed last), and cleanvision's quality checks on the same
+    files where it is installed."""
+    count = len(photos)
+    rates, costs = [], []
     with tempfile.TemporaryDirectory() as tmp:
-        ws = init_workspace(Path(tmp) / "ws", "review-bench", ["alopecia", "psoriasis", "folliculitis"])
-        for photo in photos:
-            add_image(ws, np.asarray(photo))
-        cpu, started = cpu_seconds(), time.perf_counter()
-        review_run.run(ws)
-        wall, cpu = time.perf_counter() - started, cpu_seconds() - cpu
-        ws.close()
-        print(f"review --run end to end, {count} photos: {count / wall:.0f} images/s wall "
-              f"(load average {os.getloadavg()[0]:.1f}), {cpu / count * 1000:.1f} CPU ms per image "
-              f"= {2 * count / cpu:.0f} images/s on 2 idle cores")
+        for attempt in range(runs):
+            ws = init_workspace(Path(tmp) / f"ws{attempt}", "review-bench", CLASSES)
+            for photo in photos:
+                add_image(ws, np.asarray(photo))
+            cpu, started = cpu_seconds(), time.perf_counter()
+            review_run.run(ws)
+            wall, cpu = time.perf_counter() - started, cpu_seconds() - cpu
+            ws.close()
+            rates.append(count / wall)
+            costs.append(cpu / count * 1000)
+            print(f"  run {attempt + 1}: {rates[-1]:.0f} images/s wall (load average "
+                  f"{os.getloadavg()[0]:.1f}), {costs[-1]:.1f} CPU ms per image")
+        rate, cost = float(np.median(rates)), float(np.median(costs))
+        print(f"review --run end to end, {count} photos, median of {runs}: {rate:.0f} images/s wall, "
+              f"{cost:.1f} CPU ms per image = {2000 / cost:.0f} images/s on 2 idle cores")
         try:
             from cleanvision import Imagelab
         except ImportError:
@@ -358,8 +381,9 @@ def end_to_end(count: int) -> None:
 
 
 def speed(args: argparse.Namespace) -> None:
-    per_check_cost([np.asarray(synthetic.photo(seed, seed % 3, SIZE)) for seed in range(20)])
-    end_to_end(args.speed_images)
+    photos = [synthetic.photo(30000 + seed, seed % 3, SIZE) for seed in range(args.speed_images)]
+    per_check_cost(photos[:60])
+    end_to_end(photos, args.speed_runs)
     rng = np.random.default_rng(0)
     probs = rng.dirichlet(np.ones(3), size=10_000)
     labels = rng.integers(0, 3, 10_000)
@@ -379,7 +403,7 @@ def prompt_latency(count: int = 20, think: float = 0.3) -> None:
         print("prompt latency: the curator console script is not installed; skipped")
         return
     with tempfile.TemporaryDirectory() as tmp:
-        ws = init_workspace(Path(tmp) / "ws", "review-bench", ["alopecia", "psoriasis", "folliculitis"])
+        ws = init_workspace(Path(tmp) / "ws", "review-bench", CLASSES)
         shas = [add_image(ws, np.asarray(synthetic.photo(seed, seed % 3, SIZE))) for seed in range(count)]
         check = findings.Check("quality", ("blur",), quality.VERSION, {})
         findings.save(ws.conn, check, {sha: [quality.Result("blur", 2.0, {})] for sha in shas})
@@ -409,12 +433,14 @@ def main() -> None:
     parser.add_argument("--bases", type=int, default=18, help="distinct photos planted with each problem")
     parser.add_argument("--label-images", type=int, default=600, help="images for the label-issue part")
     parser.add_argument("--speed-images", type=int, default=300, help="photos for the end-to-end speed run")
+    parser.add_argument("--speed-runs", type=int, default=3, help="end-to-end runs (the median is printed)")
+    parser.add_argument("--only", choices=PARTS, action="append", help="run only this part (repeatable)")
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
-    quality_and_privacy(args)
-    label_issues(args)
-    speed(args)
-    prompt_latency()
+    parts = {"planted": quality_and_privacy, "labels": label_issues, "speed": speed,
+             "prompt": lambda args: prompt_latency()}
+    for name in args.only or PARTS:
+        parts[name](args)
 
 
 if __name__ == "__main__":

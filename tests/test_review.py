@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -198,6 +200,23 @@ def test_run_finds_planted_problems_and_is_incremental(workspace: Workspace) -> 
     stricter = dataclasses.replace(workspace.config.review, dark_max=60.0)
     checks = review_run.default_checks(stricter)
     assert review_run.run(workspace, checks=checks).computed["quality"] == 15  # a threshold changed
+
+
+def test_the_pool_keeps_one_batch_queued_and_cancels_it_when_the_driver_stops() -> None:
+    release, ran = threading.Event(), []
+
+    def check(item: int) -> int:
+        if item >= 100:  # the second batch waits until the driver has stopped
+            release.wait(10)
+        ran.append(item)
+        return item * 2
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = review_run._ahead(pool, check, iter([[1, 2, 3], [100, 101, 102], [200]]))
+        assert next(results) == [2, 4, 6]  # in input order, while the next batch is queued
+        results.close()
+        release.set()
+    assert {1, 2, 3} <= set(ran) <= {1, 2, 3, 100, 101}  # 102 was cancelled, 200 never queued
 
 
 def test_a_corrupt_object_is_an_error_finding_and_the_run_goes_on(workspace: Workspace) -> None:

@@ -50,13 +50,13 @@ def features(rgb: np.ndarray) -> np.ndarray:
     lab = cv2.cvtColor(small, cv2.COLOR_RGB2LAB).astype(np.float32).reshape(-1, 3)
     ab_hist, _, _ = np.histogram2d(lab[:, 1], lab[:, 2], bins=4, range=[[64, 192], [64, 192]])
     grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    energies = []
-    for blur in (0.0, 1.0, 2.0):
-        level = cv2.GaussianBlur(grey, (0, 0), blur) if blur else grey
-        gx, gy = cv2.Sobel(level, cv2.CV_32F, 1, 0), cv2.Sobel(level, cv2.CV_32F, 0, 1)
-        energies.append(float(np.log1p(np.hypot(gx, gy).mean())))
     gx, gy = cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1)
     magnitude = np.hypot(gx, gy)
+    energies = [float(np.log1p(magnitude.mean()))]
+    for blur in (1.0, 2.0):
+        level = cv2.GaussianBlur(grey, (0, 0), blur)
+        energies.append(float(np.log1p(np.hypot(cv2.Sobel(level, cv2.CV_32F, 1, 0),
+                                                cv2.Sobel(level, cv2.CV_32F, 0, 1)).mean())))
     angle = np.mod(np.arctan2(gy, gx), np.pi)
     orient = np.bincount(np.minimum((angle / np.pi * 4).astype(int), 3).ravel(),
                          weights=magnitude.ravel(), minlength=4)

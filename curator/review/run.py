@@ -4,7 +4,8 @@ Per-image checks (quality, privacy, and the off-topic check's features) run only
 that the check has not seen at its current version and parameters; each image is decoded
 once, at a reduced scale (JPEG draft mode), by a pool of threads (OpenCV and Pillow
 release the GIL) or, with the Ray engine, by Ray tasks sent the objects' bytes
-(curator.engine), and the driver stores each batch in one transaction. A failure on one
+(curator.engine), a chunk of images at a time (:data:`CHUNK`), and the driver stores each
+batch in one transaction while the pool works on the next. A failure on one
 image (a corrupt object, a detector error) becomes an ``error`` finding for it and the
 run goes on. The dataset-level checks (off-topic scores, label issues) are recomputed
 from the stored features and the given probabilities each run; only their changes are
@@ -20,11 +21,12 @@ import io
 import math
 import os
 import sqlite3
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import numpy as np
 from PIL import Image
@@ -43,10 +45,17 @@ PRIVACY_KINDS = ("face", "eye")
 KINDS = (*QUALITY_KINDS, *PRIVACY_KINDS, "off-topic", "label-issue", "error")
 DECODE_SIDE = 320  # the largest reduced copy any check needs (quality: 256 px)
 BATCH = 64
+# Images one task checks together, check by check: a check that runs on several images in a row
+# finds its tables (the face cascades above all) still in the CPU cache; image by image, each
+# check evicted the others' (benchmarks/review_quality.py prints both costs; 16 did better than 8,
+# 32 no better than 16).
+CHUNK = 16
 FEATURES = "off-topic features"
 NEEDS_LABELS = ("label issues need labelled images and their out-of-fold probabilities: "
                 "label with `curator label`, then run `curator review --run --probabilities FILE`")
 
+T = TypeVar("T")
+R = TypeVar("R")
 ImageCheck = Callable[[np.ndarray, int, int, ReviewConfig], list[Result]]
 
 
@@ -138,7 +147,7 @@ def run(ws: Workspace, *, probabilities: Mapping[str, Sequence[float]] | None = 
     return summary
 
 
-def _batches(items: list[str], size: int) -> Iterator[list[str]]:
+def _batches(items: list[T], size: int) -> Iterator[list[T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
@@ -155,35 +164,60 @@ def decode(source: Path | bytes) -> np.ndarray:
     return quality.small_copy(rgb, DECODE_SIDE)
 
 
-# What check_image is given: sha256, the checks it is due for, its size, its object's path or bytes.
+# What check_images is given per image: sha256, the checks it is due for, its size, its object's
+# path or bytes.
 Item = tuple[str, list[str], tuple[int, int], Path | bytes]
-PerImage = dict[str, Outcome | np.ndarray]
+Outcomes = dict[str, Outcome | np.ndarray]  # check -> what check_images found for one image
+PerImage = dict[str, Outcome | np.ndarray]  # sha256 -> one check's outcome
 
 
 def _computed(pool: ThreadPoolExecutor, ws: Workspace, pending: list[str], sizes: dict[str, tuple[int, int]],
               todo: dict[str, set[str]]) -> Iterator[tuple[list[str], dict[str, PerImage]]]:
     """Each batch of ``pending`` with its outcomes (check -> sha256 -> outcome), in input order: on
-    this machine's threads, or as Ray tasks (engine.map_batches) sent the objects' bytes."""
+    this machine's threads, or as Ray tasks (engine.map_batches) sent the objects' bytes; either
+    way a batch goes out as chunks of CHUNK images (check_images)."""
     cfg = ws.config
 
-    def items(batch: list[str], with_bytes: bool) -> list[Item]:
-        return [(sha, [name for name, shas in todo.items() if sha in shas], sizes[sha],
-                 _object(ws.objects, sha, with_bytes)) for sha in batch]
+    def chunks(batch: list[str], with_bytes: bool) -> list[list[Item]]:
+        items: list[Item] = [(sha, [name for name, shas in todo.items() if sha in shas], sizes[sha],
+                              _object(ws.objects, sha, with_bytes)) for sha in batch]
+        return list(_batches(items, CHUNK))
 
     on_ray = engine.is_ray(cfg.engine)
     batches = list(_batches(pending, cfg.engine.batch_size if on_ray else BATCH))
-    results: Iterable[list[dict[str, Outcome | np.ndarray]]]
+    results: Iterable[list[list[Outcomes]]]
     if on_ray:
-        results = engine.map_batches(check_image, cfg.review, (items(b, True) for b in batches))
+        results = engine.map_batches(check_images, cfg.review, (chunks(b, True) for b in batches))
     else:
-        check = functools.partial(check_image, cfg.review)
-        results = (list(pool.map(check, items(b, False))) for b in batches)
-    for batch, per_sha in zip(batches, results, strict=True):
+        check = functools.partial(check_images, cfg.review)
+        results = _ahead(pool, check, (chunks(b, False) for b in batches))
+    for batch, per_chunk in zip(batches, results, strict=True):
         merged: dict[str, PerImage] = {name: {} for name in todo}
+        per_sha = [outcomes for chunk in per_chunk for outcomes in chunk]
         for sha, result in zip(batch, per_sha, strict=True):
             for name, outcome in result.items():
                 merged[name][sha] = outcome
         yield batch, merged
+
+
+def _ahead(pool: ThreadPoolExecutor, check: Callable[[T], R],
+           batches: Iterable[list[T]]) -> Iterator[list[R]]:
+    """``[check(task) for task in batch]`` for each batch, in input order, the next batch already
+    queued on ``pool``: its threads go on checking while the driver stores a batch, and no batch's
+    last task leaves a thread idle. At most two batches are in flight; tasks not started are
+    cancelled if the driver stops."""
+    queued: deque[list[Future[R]]] = deque()
+    try:
+        for batch in batches:
+            queued.append([pool.submit(check, item) for item in batch])
+            if len(queued) > 1:
+                yield [future.result() for future in queued.popleft()]
+        while queued:
+            yield [future.result() for future in queued.popleft()]
+    finally:
+        for futures in queued:
+            for future in futures:
+                future.cancel()
 
 
 def _object(objects: Path, sha: str, with_bytes: bool) -> Path | bytes:
@@ -194,23 +228,30 @@ def _object(objects: Path, sha: str, with_bytes: bool) -> Path | bytes:
     return path
 
 
-def check_image(cfg: ReviewConfig, item: Item) -> dict[str, Outcome | np.ndarray]:
-    """One image's outcome for each check it is due for (a string where the check failed)."""
-    sha, names, (width, height), source = item
-    try:
-        rgb = decode(source)
-    except Exception as err:  # any decoder failure is this image's outcome, not the run's
-        return {name: f"cannot decode the stored object: {err}" for name in names}
-    result: dict[str, Outcome | np.ndarray] = {}
-    for name in names:
+def check_images(cfg: ReviewConfig, items: list[Item]) -> list[Outcomes]:
+    """Each image's outcome for each check it is due for (a string where the check failed), one
+    check at a time over all ``items`` (see CHUNK)."""
+    decoded: list[np.ndarray | None] = []
+    results: list[Outcomes] = []
+    for _, names, _, source in items:
         try:
-            if name == FEATURES:
-                result[name] = offtopic.features(rgb)
-            else:
-                result[name] = IMAGE_CHECKS[name](rgb, width, height, cfg)
-        except Exception as err:  # one check failing on one image must not stop the others
-            result[name] = f"{name} check failed: {err}"
-    return result
+            decoded.append(decode(source))
+            results.append({})
+        except Exception as err:  # any decoder failure is this image's outcome, not the run's
+            decoded.append(None)
+            results.append({name: f"cannot decode the stored object: {err}" for name in names})
+    for name in dict.fromkeys(name for _, names, _, _ in items for name in names):
+        for (_, names, (width, height), _), rgb, result in zip(items, decoded, results, strict=True):
+            if rgb is None or name not in names:
+                continue
+            try:
+                if name == FEATURES:
+                    result[name] = offtopic.features(rgb)
+                else:
+                    result[name] = IMAGE_CHECKS[name](rgb, width, height, cfg)
+            except Exception as err:  # one check failing on one image must not stop the others
+                result[name] = f"{name} check failed: {err}"
+    return results
 
 
 def _missing_features(conn: sqlite3.Connection, images: Mapping[str, Any]) -> list[str]:

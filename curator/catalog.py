@@ -443,6 +443,12 @@ def _skin_types(conn: sqlite3.Connection) -> None:
     )
 
 
+def _findings_by_image(conn: sqlite3.Connection) -> None:
+    """Every finding of an image and kind, active or not, found by index: re-checking an image
+    looked its earlier finding up with a scan of the whole table (review.findings._upsert)."""
+    run_script(conn, "CREATE INDEX review_findings_by_image ON review_findings(sha256, kind);")
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial schema", _initial_schema),
     Migration(2, "lazy pixel keys", _lazy_pixel_keys, rebuilds_tables=True),
@@ -453,8 +459,9 @@ MIGRATIONS: list[Migration] = [
     Migration(7, "annotators of curator serve", _annotators),
     Migration(8, "label suggestions and whether each label event showed one", _suggestions),
     Migration(9, "per-source provenance from tables and Hub datasets", _provenance),
-    # 10 is kept for another branch's migration; numbers need not be contiguous
+    # 10 was kept for a branch that never used it; it must stay unused (catalogs at 11 would skip it)
     Migration(11, "supplied Fitzpatrick and Monk skin types per source", _skin_types),
+    Migration(12, "review findings by image and kind", _findings_by_image),
 ]
 
 

@@ -355,7 +355,7 @@ def test_migration_11_adds_unsupplied_skin_types_to_older_sources(tmp_path: Path
     with catalog.atomic(conn):
         conn.execute("INSERT INTO sources (locator, kind, collection, licence, added_at) "
                      "VALUES ('https://a.example/1.jpg', 'url', 't.csv', 'cc-by-4.0', 'now')")
-    assert catalog.migrate(conn) == [11]
+    assert catalog.migrate(conn)[0] == 11  # then any later ones
     assert conn.execute("SELECT name FROM schema_migrations WHERE version = 11").fetchone()[0] == (
         "supplied Fitzpatrick and Monk skin types per source")
     assert [tuple(r) for r in conn.execute("SELECT collection, licence, fitzpatrick, monk FROM sources")] == [

@@ -285,6 +285,17 @@ def test_migration_6_creates_the_review_tables(tmp_path: Path) -> None:
     assert {"review_checks", "review_findings", "review_events", "review_features"} <= tables
 
 
+def test_migration_12_finds_an_images_findings_by_index(tmp_path: Path) -> None:
+    """Re-checking an image looks up its earlier finding of a kind, active or not (findings._upsert)."""
+    conn = catalog.connect(tmp_path / "c.sqlite")
+    assert catalog.schema_version(conn) >= 12
+    plan = conn.execute(
+        "EXPLAIN QUERY PLAN SELECT id FROM review_findings WHERE sha256 = ? AND kind = ? AND verdict = ?"
+        " ORDER BY active DESC, id DESC LIMIT 1", ("a", "blur", "open"),
+    ).fetchall()
+    assert any("USING INDEX review_findings_by_image" in row[-1] for row in plan), plan
+
+
 # ---------------------------------------------------------------------------------------------
 # CLI
 

@@ -155,13 +155,14 @@ def speed(root: Path, images: int, seed: int) -> None:
         made = list(pool.map(make_one, jobs, chunksize=64))
     planted = {frozenset((a, c)) for a, _, c in made if c is not None}
     count = sum(1 for p in root.rglob("*.jpg"))
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     result = audit.audit_folder(root, Policy.of(DedupConfig()))
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     found = {frozenset((leak.a.path, leak.b.path)) for leak in result.leaks}
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"speed: {count} images ({len(planted)} planted copies) in {wall:.1f} s, "
-          f"{count / wall:.0f} images/s, peak RSS {peak:.0f} MB, cpu={os.cpu_count()}; "
+    print(f"speed: {count} images ({len(planted)} planted copies) in {wall:.1f} s ({cpu:.1f} s CPU), "
+          f"{count / wall:.0f} images/s, peak RSS {peak:.0f} MB, cpu={os.cpu_count()}, "
+          f"load average {open('/proc/loadavg').read().split()[:3]}; "
           f"found {len(found & planted)}/{len(planted)} planted, {len(found - planted)} other pairs")
 
 

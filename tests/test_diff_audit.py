@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import io
 import json
 import sqlite3
 from pathlib import Path
@@ -200,6 +201,20 @@ def test_audit_reads_an_image_folder_too(tmp_path: Path) -> None:
     text = run_cli("audit", str(root))
     rows = leaks[0]["a"]["row"], leaks[0]["b"]["row"]
     assert f"LEAK train[{rows[0]}] {a} ~ test[{rows[1]}] {b} (exact, distance 0)" in text.stdout
+
+
+def test_audit_finds_the_same_pixels_in_a_jpeg_and_its_png(tmp_path: Path) -> None:
+    """A JPEG is hashed from its luma plane, the PNG of its decoded pixels from RGB: their pixel
+    keys are compared all the same (audit.with_pixel_keys), and only theirs."""
+    root = tmp_path / "imagefolder"
+    for split in ("train", "test"):
+        (root / split / CLASSES[0]).mkdir(parents=True)
+    jpeg = synthetic.encode(synthetic.photo(4, 0, (1024, 768)), "JPEG", quality=90)  # decoded at 1/2
+    (root / "train" / CLASSES[0] / "a.jpg").write_bytes(jpeg)
+    Image.open(io.BytesIO(jpeg)).save(root / "test" / CLASSES[0] / "a.png")
+    synthetic.photo(5, 0, (320, 240)).save(root / "test" / CLASSES[0] / "b.png")
+    leaks = json.loads(run_cli("--json", "audit", str(root)).stdout)["leaks"]
+    assert [(leak["kind"], Path(leak["b"]["path"]).name) for leak in leaks] == [("exact", "a.png")]
 
 
 def test_audit_finds_nothing_in_a_release(two_releases: Path) -> None:

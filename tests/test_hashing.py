@@ -208,13 +208,12 @@ def test_grey_of_a_jpeg_applies_exif_orientation() -> None:
 
 @pytest.mark.parametrize("size", [(640, 480), (1600, 1200), (333, 500), (900, 300)])
 def test_luma_and_rgb_hashes_of_the_same_pixels_are_close(size: tuple[int, int]) -> None:
-    """What ingest's comparison across the two ways of hashing relies on (run.ACROSS_HASHINGS)."""
-    from curator.ingest.run import ACROSS_HASHINGS
-
+    """What ingest's and audit's comparison across the two ways of hashing relies on
+    (hashing.ACROSS_HASHINGS)."""
     for seed in range(6):
         data = _jpeg(synthetic.photo(seed, "folliculitis", size))
         luma = hashing.grey_of(Image.open(io.BytesIO(data)))
         rgb = hashing.grey_copy(hashing.normalize(Image.open(io.BytesIO(data))))
         distance = hashing.hamming(hashing.hashes_of_grey(luma.pixels)[hashing.PHASH],
                                    hashing.hashes_of_grey(rgb)[hashing.PHASH])
-        assert distance <= ACROSS_HASHINGS - 6, (size, seed, distance)
+        assert distance <= hashing.ACROSS_HASHINGS - 6, (size, seed, distance)

@@ -17,7 +17,7 @@ the same way have equal fingerprints (size and perceptual hashes, hashing.finger
 so the full pixel keys are computed and compared only when a fingerprint is already in
 the catalog, or, between images hashed the two ways (a JPEG from its luma plane, others
 from RGB: hashing.grey_of), when their sizes are equal and their ``phash`` values within
-:data:`ACROSS_HASHINGS` bits. A catalog of JPEGs only never needs the second case.
+:data:`hashing.ACROSS_HASHINGS` bits. A catalog of JPEGs only never needs the second case.
 
 Downloads run on an asyncio event loop (uvloop's where installed: fetch.loop_factory);
 everything CPU-bound on a small thread pool; and the catalog on exactly one thread
@@ -70,10 +70,6 @@ if TYPE_CHECKING:
 
 ProgressCallback = Callable[[int], None]
 
-# Bits between the phash values of equal pixels hashed from luma and from RGB, beyond
-# which they are not compared by pixels: 10 was the most seen over 3,960 JPEGs (12 for a
-# 1024x141 strip; hashing.luma_grey).
-ACROSS_HASHINGS = 16
 
 
 @dataclass(frozen=True)
@@ -614,12 +610,12 @@ class _Run:
 
     def _hashed_otherwise(self, checked: validate.Checked) -> list[sqlite3.Row]:
         """Stored images hashed the other way (luma or RGB) that may have these very pixels:
-        the same size, and a ``phash`` within ACROSS_HASHINGS bits."""
+        the same size, and a ``phash`` within hashing.ACROSS_HASHINGS bits."""
         from curator import hashing
 
         if not self.hashed_from - {checked.hashed_from}:
             return []  # every stored image was hashed the way this one was
-        near = self.index.same_phash(checked.hashes[hashing.PHASH], ACROSS_HASHINGS)
+        near = self.index.same_phash(checked.hashes[hashing.PHASH], hashing.ACROSS_HASHINGS)
         sql = (
             "SELECT sha256, pixel_sha256 FROM images WHERE sha256 IN ({marks})"
             " AND width = ? AND height = ? AND hashed_from != ?"

@@ -624,8 +624,8 @@ class _ChunkTable:
     shift: int
     bits: int
     order: np.ndarray  # entry indices sorted by chunk value
-    starts: np.ndarray  # starts[v]: where chunk value v begins in ``order``
-    counts: np.ndarray  # counts[v]: how many entries have chunk value v
+    values: np.ndarray  # the entries' values in that order: a probe reads its bucket in one place
+    starts: np.ndarray  # starts[v]..starts[v + 1]: where chunk value v's entries lie in ``order``
 
 
 def _chunks(m: int) -> list[tuple[int, int]]:
@@ -680,15 +680,19 @@ _SCAN_ALWAYS = min(_fixed_cost(m) for m in range(3, 9))
 
 
 def _build_tables(values: np.ndarray, m: int) -> list[_ChunkTable]:
+    index_type = np.int32 if len(values) < 2**31 else np.int64
     tables = []
     for shift, bits in _chunks(m):
-        keys = ((values >> np.uint64(shift)) & np.uint64((1 << bits) - 1)).astype(np.int32)
-        order = np.argsort(keys, kind="stable").astype(np.int32 if len(values) < 2**31 else np.int64)
-        counts = np.bincount(keys, minlength=1 << bits).astype(np.int32)
-        starts = np.zeros(1 << bits, dtype=np.int64)
-        np.cumsum(counts[:-1], out=starts[1:])
-        tables.append(_ChunkTable(shift, bits, order, starts, counts))
+        keys = _chunk_of(values, shift, bits)
+        order = np.argsort(keys, kind="stable").astype(index_type)
+        starts = np.zeros((1 << bits) + 1, dtype=index_type)
+        np.cumsum(np.bincount(keys, minlength=1 << bits), out=starts[1:])
+        tables.append(_ChunkTable(shift, bits, order, values[order], starts))
     return tables
+
+
+def _chunk_of(values: np.ndarray, shift: int, bits: int) -> np.ndarray:
+    return ((values >> np.uint64(shift)) & np.uint64((1 << bits) - 1)).astype(np.int32)
 
 
 @lru_cache(maxsize=32)
@@ -718,52 +722,61 @@ def _scan(queries: np.ndarray, values: np.ndarray, radius: int, offset: int) -> 
 
 def _probe(queries: np.ndarray, values: np.ndarray, tables: list[_ChunkTable], radius: int) -> _Found:
     out_q, out_e = [], []
-    for table, sub in zip(tables, _chunk_radii(radius, len(tables)), strict=True):
+    radii = _chunk_radii(radius, len(tables))
+    for c, (table, sub) in enumerate(zip(tables, radii, strict=True)):
         if sub < 0:
             continue
+        # A pair close on an earlier probed chunk was found there: dropped here.
+        earlier = [(t.shift, t.bits, r) for t, r in zip(tables[:c], radii[:c], strict=True) if r >= 0]
         masks = _masks(table.bits, sub).astype(np.int32)
-        step = max(1, 4_000_000 // len(masks))
-        chunk = ((queries >> np.uint64(table.shift)) & np.uint64((1 << table.bits) - 1)).astype(np.int32)
+        step = max(1, _PROBES // len(masks))
+        chunk = _chunk_of(queries, table.shift, table.bits)
         for start in range(0, len(queries), step):
             keys = (chunk[start : start + step, None] ^ masks[None, :]).reshape(-1)
-            counts = table.counts[keys]
-            hit = np.flatnonzero(counts)  # most probed chunk values hold no entry
+            lo, hi = table.starts[keys], table.starts[keys + 1]
+            hit = np.flatnonzero(hi > lo)  # most probed chunk values hold no entry
             if not len(hit):
                 continue
             # Expanded a few million entries at a time: crowded chunk values (the low DCT
             # frequencies of photos are far from uniform) once made this step take gigabytes.
-            total = np.cumsum(counts[hit])
+            total = np.cumsum(hi[hit] - lo[hit])
             cuts = np.searchsorted(total, np.arange(_EXPAND, int(total[-1]), _EXPAND), side="right")
             for part in np.split(hit, cuts):
                 if len(part):
-                    found = _expand(part, keys[part], table, queries, values, radius, len(masks), start)
+                    qids = part // len(masks) + start
+                    found = _expand(lo[part], hi[part], qids, table, queries, radius, earlier)
                     out_q.append(found[0])
                     out_e.append(found[1])
-    q, e = _cat(out_q), _cat(out_e)
-    # A pair close on several chunks was found once per chunk.
-    key = np.unique(q * len(values) + e)
-    q, e = key // len(values), key % len(values)
+    # Sorted by query, then entry.
+    key = np.sort(_cat(out_q) * len(values) + _cat(out_e))
+    q, e = np.divmod(key, len(values))
     return q, e, np.bitwise_count(values[e] ^ queries[q]).astype(np.int64)
 
 
-_EXPAND = 4_000_000  # entries compared per step of _probe
+# Probes made, and entries compared, per step of _probe: a quarter million keeps each step's
+# temporaries in the CPU's cache (4 million, 16-32 MB each, took 1.5x as long at 10M entries).
+_PROBES = 1 << 18
+_EXPAND = 1 << 18
 
 
 def _expand(
-    hit: np.ndarray, keys: np.ndarray, table: _ChunkTable, queries: np.ndarray, values: np.ndarray,
-    radius: int, probes: int, start: int,
+    lo: np.ndarray, hi: np.ndarray, qids: np.ndarray, table: _ChunkTable, queries: np.ndarray,
+    radius: int, earlier: list[tuple[int, int, int]],
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(query, entry) of every entry held by the probed chunk values ``keys`` within ``radius``
-    of its query (``hit``: the probes' positions, ``probes`` per query from query ``start``)."""
-    counts = table.counts[keys]
-    lo = table.starts[keys]
-    # Expand each probed range lo..lo+count into the entry indices it holds.
+    """(query, entry) of every entry in the probed ranges ``lo[i]..hi[i]`` within ``radius`` of
+    its query ``qids[i]``, less those an ``earlier`` (shift, bits, radius) chunk probe finds."""
+    counts = hi - lo
     ends = np.cumsum(counts)
-    pos = np.arange(int(ends[-1]), dtype=np.int64) - np.repeat(ends - counts - lo, counts)
-    entries = table.order[pos].astype(np.int64)
-    qids = np.repeat(hit // probes + start, counts)
-    keep = np.bitwise_count(values[entries] ^ queries[qids]) <= radius
-    return qids[keep], entries[keep]
+    # Expand each probed range into the positions it holds, each beside its query's value.
+    pos = np.arange(int(ends[-1]), dtype=lo.dtype) - np.repeat(ends - counts - lo, counts)
+    xor = table.values[pos] ^ np.repeat(queries[qids], counts)
+    near = np.flatnonzero(np.bitwise_count(xor) <= radius)
+    xor = xor[near]
+    keep = np.ones(len(near), dtype=bool)
+    for shift, bits, sub in earlier:
+        keep &= np.bitwise_count(_chunk_of(xor, shift, bits)) > sub
+    near = near[keep]
+    return qids[np.searchsorted(ends, near, side="right")], table.order[pos[near]]
 
 
 def _cat(parts: list[np.ndarray]) -> np.ndarray:

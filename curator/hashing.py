@@ -729,24 +729,30 @@ def _probe(queries: np.ndarray, values: np.ndarray, tables: list[_ChunkTable], r
         # A pair close on an earlier probed chunk was found there: dropped here.
         earlier = [(t.shift, t.bits, r) for t, r in zip(tables[:c], radii[:c], strict=True) if r >= 0]
         masks = _masks(table.bits, sub).astype(np.int32)
-        step = max(1, _PROBES // len(masks))
+        # Queries in chunk order, one mask at a time: each step's probes then walk the table
+        # in one direction (x -> x ^ mask keeps aligned blocks together), not all over it.
         chunk = _chunk_of(queries, table.shift, table.bits)
-        for start in range(0, len(queries), step):
-            keys = (chunk[start : start + step, None] ^ masks[None, :]).reshape(-1)
-            lo, hi = table.starts[keys], table.starts[keys + 1]
-            hit = np.flatnonzero(hi > lo)  # most probed chunk values hold no entry
-            if not len(hit):
-                continue
-            # Expanded a few million entries at a time: crowded chunk values (the low DCT
-            # frequencies of photos are far from uniform) once made this step take gigabytes.
-            total = np.cumsum(hi[hit] - lo[hit])
-            cuts = np.searchsorted(total, np.arange(_EXPAND, int(total[-1]), _EXPAND), side="right")
-            for part in np.split(hit, cuts):
-                if len(part):
-                    qids = part // len(masks) + start
-                    found = _expand(lo[part], hi[part], qids, table, queries, radius, earlier)
-                    out_q.append(found[0])
-                    out_e.append(found[1])
+        by_chunk = np.argsort(chunk, kind="stable")
+        block = min(len(queries), _PROBES)
+        group = max(1, _PROBES // block)
+        for start in range(0, len(queries), block):
+            ids = by_chunk[start : start + block]
+            for first in range(0, len(masks), group):
+                keys = (masks[first : first + group, None] ^ chunk[ids][None, :]).reshape(-1)
+                lo, hi = table.starts[keys], table.starts[keys + 1]
+                hit = np.flatnonzero(hi > lo)  # most probed chunk values hold no entry
+                if not len(hit):
+                    continue
+                # Expanded a bounded number of entries at a time: crowded chunk values (the low DCT
+                # frequencies of photos are far from uniform) once made this step take gigabytes.
+                total = np.cumsum(hi[hit] - lo[hit])
+                cuts = np.searchsorted(total, np.arange(_EXPAND, int(total[-1]), _EXPAND), side="right")
+                for part in np.split(hit, cuts):
+                    if len(part):
+                        qids = ids[part % len(ids)]
+                        found = _expand(lo[part], hi[part], qids, table, queries, radius, earlier)
+                        out_q.append(found[0])
+                        out_e.append(found[1])
     # Sorted by query, then entry.
     key = np.sort(_cat(out_q) * len(values) + _cat(out_e))
     q, e = np.divmod(key, len(values))

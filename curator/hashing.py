@@ -723,40 +723,104 @@ def _scan(queries: np.ndarray, values: np.ndarray, radius: int, offset: int) -> 
 def _probe(queries: np.ndarray, values: np.ndarray, tables: list[_ChunkTable], radius: int) -> _Found:
     out_q, out_e = [], []
     radii = _chunk_radii(radius, len(tables))
+    compiled = _compiled_probe()
     for c, (table, sub) in enumerate(zip(tables, radii, strict=True)):
         if sub < 0:
             continue
         # A pair close on an earlier probed chunk was found there: dropped here.
         earlier = [(t.shift, t.bits, r) for t, r in zip(tables[:c], radii[:c], strict=True) if r >= 0]
         masks = _masks(table.bits, sub).astype(np.int32)
-        # Queries in chunk order, one mask at a time: each step's probes then walk the table
-        # in one direction (x -> x ^ mask keeps aligned blocks together), not all over it.
+        # Queries in chunk order, one mask at a time: the probes then walk the table in one
+        # direction (x -> x ^ mask keeps aligned blocks together), not all over it.
         chunk = _chunk_of(queries, table.shift, table.bits)
         by_chunk = np.argsort(chunk, kind="stable")
-        block = min(len(queries), _PROBES)
-        group = max(1, _PROBES // block)
-        for start in range(0, len(queries), block):
-            ids = by_chunk[start : start + block]
-            for first in range(0, len(masks), group):
-                keys = (masks[first : first + group, None] ^ chunk[ids][None, :]).reshape(-1)
-                lo, hi = table.starts[keys], table.starts[keys + 1]
-                hit = np.flatnonzero(hi > lo)  # most probed chunk values hold no entry
-                if not len(hit):
-                    continue
-                # Expanded a bounded number of entries at a time: crowded chunk values (the low DCT
-                # frequencies of photos are far from uniform) once made this step take gigabytes.
-                total = np.cumsum(hi[hit] - lo[hit])
-                cuts = np.searchsorted(total, np.arange(_EXPAND, int(total[-1]), _EXPAND), side="right")
-                for part in np.split(hit, cuts):
-                    if len(part):
-                        qids = ids[part % len(ids)]
-                        found = _expand(lo[part], hi[part], qids, table, queries, radius, earlier)
-                        out_q.append(found[0])
-                        out_e.append(found[1])
+        if compiled is not None:
+            at, entries = compiled(
+                queries[by_chunk], chunk[by_chunk], masks, table.starts, table.values, table.order,
+                np.uint64(radius), np.array(earlier, dtype=np.uint64).reshape(-1, 3),
+            )
+            found = by_chunk[at], entries
+        else:
+            found = _probe_steps(queries, chunk, by_chunk, masks, table, radius, earlier)
+        out_q.append(found[0])
+        out_e.append(found[1])
     # Sorted by query, then entry.
     key = np.sort(_cat(out_q) * len(values) + _cat(out_e))
     q, e = np.divmod(key, len(values))
     return q, e, np.bitwise_count(values[e] ^ queries[q]).astype(np.int64)
+
+
+def _probe_steps(
+    queries: np.ndarray, chunk: np.ndarray, by_chunk: np.ndarray, masks: np.ndarray, table: _ChunkTable,
+    radius: int, earlier: list[tuple[int, int, int]],
+) -> tuple[np.ndarray, np.ndarray]:
+    """_probe's work on one chunk table in numpy, a bounded number of probes at a time."""
+    out_q, out_e = [], []
+    block = min(len(queries), _PROBES)
+    group = max(1, _PROBES // block)
+    for start in range(0, len(queries), block):
+        ids = by_chunk[start : start + block]
+        for first in range(0, len(masks), group):
+            keys = (masks[first : first + group, None] ^ chunk[ids][None, :]).reshape(-1)
+            lo, hi = table.starts[keys], table.starts[keys + 1]
+            hit = np.flatnonzero(hi > lo)  # most probed chunk values hold no entry
+            if not len(hit):
+                continue
+            # Expanded a bounded number of entries at a time: crowded chunk values (the low DCT
+            # frequencies of photos are far from uniform) once made this step take gigabytes.
+            total = np.cumsum(hi[hit] - lo[hit])
+            cuts = np.searchsorted(total, np.arange(_EXPAND, int(total[-1]), _EXPAND), side="right")
+            for part in np.split(hit, cuts):
+                if len(part):
+                    found = _expand(lo[part], hi[part], ids[part % len(ids)], table, queries, radius, earlier)
+                    out_q.append(found[0])
+                    out_e.append(found[1])
+    return _cat(out_q), _cat(out_e)
+
+
+def _probe_loop(
+    queries: np.ndarray, chunk: np.ndarray, masks: np.ndarray, starts: np.ndarray,
+    values: np.ndarray, order: np.ndarray, radius: np.uint64, earlier: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """_probe_steps as one loop, for numba: (query, entry) of every entry in the probed buckets
+    within ``radius``, less those an ``earlier`` chunk (rows of shift, bits, radius) finds.
+    The queries come in chunk order, so that each mask's probes walk the table in one direction."""
+
+    def ones(x: np.uint64) -> np.uint64:  # popcount; LLVM makes it one instruction
+        x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
+        x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
+        x = (x + (x >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
+        return (x * np.uint64(0x0101010101010101)) >> np.uint64(56)
+
+    size, found = 0, np.empty((max(1024, len(queries)), 2), dtype=np.int64)
+    for mask in masks:
+        for i in range(len(queries)):
+            query, key = queries[i], chunk[i] ^ mask
+            for p in range(starts[key], starts[key + 1]):
+                xor = values[p] ^ query
+                if ones(xor) > radius:
+                    continue
+                new = True
+                for shift, bits, sub in earlier:
+                    if ones((xor >> shift) & ((np.uint64(1) << bits) - np.uint64(1))) <= sub:
+                        new = False
+                if new:
+                    if size == len(found):
+                        found = np.concatenate((found, np.empty_like(found)))
+                    found[size, 0], found[size, 1] = i, order[p]
+                    size += 1
+    return found[:size, 0].copy(), found[:size, 1].copy()
+
+
+@lru_cache(maxsize=1)
+def _compiled_probe() -> Any:
+    """_probe_loop compiled by numba (the ``fast`` extra), or None without numba: numpy's
+    steps then do the same work, several times slower."""
+    try:
+        import numba
+    except ImportError:
+        return None
+    return numba.njit(nogil=True, cache=True)(_probe_loop)
 
 
 # Probes made, and entries compared, per step of _probe: a quarter million keeps each step's

@@ -536,13 +536,17 @@ class HashIndex:
     entries found there are compared in full. ``m`` is chosen per search from the
     table size and radius; for small tables a plain vectorised scan is cheaper and
     is used instead. New entries go to a scanned tail that is folded into the
-    tables when it grows, so adding one image costs no rebuild.
+    tables when it grows, so adding one image costs no rebuild. The probes run as one
+    loop compiled by numba where it is installed (the ``fast`` extra), else as numpy
+    steps; both find the same.
 
     Each entry carries an ``owner`` (an image slot) and a ``kind`` (a hash name's
     index in NAMES). Used by both dedup.NearIndex.add_image and dedup.recluster.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, compiled: bool = True) -> None:
+        # compiled=False: probe with numpy's steps even where numba (the ``fast`` extra) is installed.
+        self._compiled = compiled
         # Entries 0.._size in buffers that grow by a quarter at a time (one image's hashes are
         # appended, not the whole index copied); the chunk tables cover 0.._folded, and the
         # rest, the tail, is scanned.
@@ -594,7 +598,7 @@ class HashIndex:
         tables = self._tables.get(m)
         if tables is None:
             tables = self._tables[m] = _build_tables(folded, m)
-        probed = _probe(queries, folded, tables, radius)
+        probed = _probe(queries, folded, tables, radius, _compiled_probe() if self._compiled else None)
         if self._size == self._folded:
             return probed
         scanned = _scan(queries, self._values[self._folded : self._size], radius, self._folded)
@@ -720,10 +724,13 @@ def _scan(queries: np.ndarray, values: np.ndarray, radius: int, offset: int) -> 
     return _cat(out_q), _cat(out_e), _cat(out_d)
 
 
-def _probe(queries: np.ndarray, values: np.ndarray, tables: list[_ChunkTable], radius: int) -> _Found:
+def _probe(
+    queries: np.ndarray, values: np.ndarray, tables: list[_ChunkTable], radius: int, compiled: Any
+) -> _Found:
+    """What search finds in the chunk tables; ``compiled``: :func:`_compiled_probe`'s loop, or
+    None for numpy's steps."""
     out_q, out_e = [], []
     radii = _chunk_radii(radius, len(tables))
-    compiled = _compiled_probe()
     for c, (table, sub) in enumerate(zip(tables, radii, strict=True)):
         if sub < 0:
             continue

@@ -560,6 +560,11 @@ class HashIndex:
     def __len__(self) -> int:
         return self._size
 
+    @property
+    def compiled(self) -> bool:
+        """Whether searches probe with the compiled loop (numba installed, not turned off)."""
+        return self._compiled and _compiled_probe() is not None
+
     def extend(self, values: np.ndarray, owners: np.ndarray, kinds: np.ndarray) -> None:
         end = self._size + len(values)
         if end > len(self._values):

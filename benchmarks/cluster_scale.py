@@ -139,7 +139,7 @@ def faiss_pairs(values: np.ndarray, threshold: int) -> set[tuple[int, int]]:
     index.nflip = 2
     index.add(codes)
     lims, _, ids = index.range_search(codes, threshold + 1)  # finds distances below the radius
-    qi = np.repeat(np.arange(len(values)), np.diff(lims))
+    qi = np.repeat(np.arange(len(values)), np.diff(lims).astype(np.int64))
     keep = qi < ids
     return set(zip(qi[keep].tolist(), ids[keep].tolist(), strict=True))
 

@@ -772,8 +772,9 @@ def _probe_steps(
     group = max(1, _PROBES // block)
     for start in range(0, len(queries), block):
         ids = by_chunk[start : start + block]
+        chunk_ids = chunk[ids]
         for first in range(0, len(masks), group):
-            keys = (masks[first : first + group, None] ^ chunk[ids][None, :]).reshape(-1)
+            keys = (masks[first : first + group, None] ^ chunk_ids[None, :]).reshape(-1)
             lo, hi = table.starts[keys], table.starts[keys + 1]
             hit = np.flatnonzero(hi > lo)  # most probed chunk values hold no entry
             if not len(hit):

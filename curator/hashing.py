@@ -540,13 +540,17 @@ class HashIndex:
     entries found there are compared in full. ``m`` is chosen per search from the
     table size and radius; for small tables a plain vectorised scan is cheaper and
     is used instead. New entries go to a scanned tail that is folded into the
-    tables when it grows, so adding one image costs no rebuild.
+    tables when it grows, so adding one image costs no rebuild. The probes run as one
+    loop compiled by numba where it is installed (the ``fast`` extra), else as numpy
+    steps; both find the same.
 
     Each entry carries an ``owner`` (an image slot) and a ``kind`` (a hash name's
     index in NAMES). Used by both dedup.NearIndex.add_image and dedup.recluster.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, compiled: bool = True) -> None:
+        # compiled=False: probe with numpy's steps even where numba (the ``fast`` extra) is installed.
+        self._compiled = compiled
         # Entries 0.._size in buffers that grow by a quarter at a time (one image's hashes are
         # appended, not the whole index copied); the chunk tables cover 0.._folded, and the
         # rest, the tail, is scanned.
@@ -559,6 +563,11 @@ class HashIndex:
 
     def __len__(self) -> int:
         return self._size
+
+    @property
+    def compiled(self) -> bool:
+        """Whether searches probe with the compiled loop (numba installed, not turned off)."""
+        return self._compiled and _compiled_probe() is not None
 
     def extend(self, values: np.ndarray, owners: np.ndarray, kinds: np.ndarray) -> None:
         end = self._size + len(values)
@@ -598,7 +607,7 @@ class HashIndex:
         tables = self._tables.get(m)
         if tables is None:
             tables = self._tables[m] = _build_tables(folded, m)
-        probed = _probe(queries, folded, tables, radius)
+        probed = _probe(queries, folded, tables, radius, _compiled_probe() if self._compiled else None)
         if self._size == self._folded:
             return probed
         scanned = _scan(queries, self._values[self._folded : self._size], radius, self._folded)
@@ -628,8 +637,8 @@ class _ChunkTable:
     shift: int
     bits: int
     order: np.ndarray  # entry indices sorted by chunk value
-    starts: np.ndarray  # starts[v]: where chunk value v begins in ``order``
-    counts: np.ndarray  # counts[v]: how many entries have chunk value v
+    values: np.ndarray  # the entries' values in that order: a probe reads its bucket in one place
+    starts: np.ndarray  # starts[v]..starts[v + 1]: where chunk value v's entries lie in ``order``
 
 
 def _chunks(m: int) -> list[tuple[int, int]]:
@@ -684,15 +693,19 @@ _SCAN_ALWAYS = min(_fixed_cost(m) for m in range(3, 9))
 
 
 def _build_tables(values: np.ndarray, m: int) -> list[_ChunkTable]:
+    index_type = np.int32 if len(values) < 2**31 else np.int64
     tables = []
     for shift, bits in _chunks(m):
-        keys = ((values >> np.uint64(shift)) & np.uint64((1 << bits) - 1)).astype(np.int32)
-        order = np.argsort(keys, kind="stable").astype(np.int32 if len(values) < 2**31 else np.int64)
-        counts = np.bincount(keys, minlength=1 << bits).astype(np.int32)
-        starts = np.zeros(1 << bits, dtype=np.int64)
-        np.cumsum(counts[:-1], out=starts[1:])
-        tables.append(_ChunkTable(shift, bits, order, starts, counts))
+        keys = _chunk_of(values, shift, bits)
+        order = np.argsort(keys, kind="stable").astype(index_type)
+        starts = np.zeros((1 << bits) + 1, dtype=index_type)
+        np.cumsum(np.bincount(keys, minlength=1 << bits), out=starts[1:])
+        tables.append(_ChunkTable(shift, bits, order, values[order], starts))
     return tables
+
+
+def _chunk_of(values: np.ndarray, shift: int, bits: int) -> np.ndarray:
+    return ((values >> np.uint64(shift)) & np.uint64((1 << bits) - 1)).astype(np.int32)
 
 
 @lru_cache(maxsize=32)
@@ -720,54 +733,137 @@ def _scan(queries: np.ndarray, values: np.ndarray, radius: int, offset: int) -> 
     return _cat(out_q), _cat(out_e), _cat(out_d)
 
 
-def _probe(queries: np.ndarray, values: np.ndarray, tables: list[_ChunkTable], radius: int) -> _Found:
+def _probe(
+    queries: np.ndarray, values: np.ndarray, tables: list[_ChunkTable], radius: int, compiled: Any
+) -> _Found:
+    """What search finds in the chunk tables; ``compiled``: :func:`_compiled_probe`'s loop, or
+    None for numpy's steps."""
     out_q, out_e = [], []
-    for table, sub in zip(tables, _chunk_radii(radius, len(tables)), strict=True):
+    radii = _chunk_radii(radius, len(tables))
+    for c, (table, sub) in enumerate(zip(tables, radii, strict=True)):
         if sub < 0:
             continue
+        # A pair close on an earlier probed chunk was found there: dropped here.
+        earlier = [(t.shift, t.bits, r) for t, r in zip(tables[:c], radii[:c], strict=True) if r >= 0]
         masks = _masks(table.bits, sub).astype(np.int32)
-        step = max(1, 4_000_000 // len(masks))
-        chunk = ((queries >> np.uint64(table.shift)) & np.uint64((1 << table.bits) - 1)).astype(np.int32)
-        for start in range(0, len(queries), step):
-            keys = (chunk[start : start + step, None] ^ masks[None, :]).reshape(-1)
-            counts = table.counts[keys]
-            hit = np.flatnonzero(counts)  # most probed chunk values hold no entry
-            if not len(hit):
-                continue
-            # Expanded a few million entries at a time: crowded chunk values (the low DCT
-            # frequencies of photos are far from uniform) once made this step take gigabytes.
-            total = np.cumsum(counts[hit])
-            cuts = np.searchsorted(total, np.arange(_EXPAND, int(total[-1]), _EXPAND), side="right")
-            for part in np.split(hit, cuts):
-                if len(part):
-                    found = _expand(part, keys[part], table, queries, values, radius, len(masks), start)
-                    out_q.append(found[0])
-                    out_e.append(found[1])
-    q, e = _cat(out_q), _cat(out_e)
-    # A pair close on several chunks was found once per chunk.
-    key = np.unique(q * len(values) + e)
-    q, e = key // len(values), key % len(values)
+        # Queries in chunk order, one mask at a time: the probes then walk the table in one
+        # direction (x -> x ^ mask keeps aligned blocks together), not all over it.
+        chunk = _chunk_of(queries, table.shift, table.bits)
+        by_chunk = np.argsort(chunk, kind="stable")
+        if compiled is not None:
+            at, entries = compiled(
+                queries[by_chunk], chunk[by_chunk], masks, table.starts, table.values, table.order,
+                np.uint64(radius), np.array(earlier, dtype=np.uint64).reshape(-1, 3),
+            )
+            found = by_chunk[at], entries
+        else:
+            found = _probe_steps(queries, chunk, by_chunk, masks, table, radius, earlier)
+        out_q.append(found[0])
+        out_e.append(found[1])
+    # Sorted by query, then entry.
+    key = np.sort(_cat(out_q) * len(values) + _cat(out_e))
+    q, e = np.divmod(key, len(values))
     return q, e, np.bitwise_count(values[e] ^ queries[q]).astype(np.int64)
 
 
-_EXPAND = 4_000_000  # entries compared per step of _probe
+def _probe_steps(
+    queries: np.ndarray, chunk: np.ndarray, by_chunk: np.ndarray, masks: np.ndarray, table: _ChunkTable,
+    radius: int, earlier: list[tuple[int, int, int]],
+) -> tuple[np.ndarray, np.ndarray]:
+    """_probe's work on one chunk table in numpy, a bounded number of probes at a time."""
+    out_q, out_e = [], []
+    block = min(len(queries), _PROBES)
+    group = max(1, _PROBES // block)
+    for start in range(0, len(queries), block):
+        ids = by_chunk[start : start + block]
+        chunk_ids = chunk[ids]
+        for first in range(0, len(masks), group):
+            keys = (masks[first : first + group, None] ^ chunk_ids[None, :]).reshape(-1)
+            lo, hi = table.starts[keys], table.starts[keys + 1]
+            hit = np.flatnonzero(hi > lo)  # most probed chunk values hold no entry
+            if not len(hit):
+                continue
+            # Expanded a bounded number of entries at a time: crowded chunk values (the low DCT
+            # frequencies of photos are far from uniform) once made this step take gigabytes.
+            total = np.cumsum(hi[hit] - lo[hit])
+            cuts = np.searchsorted(total, np.arange(_EXPAND, int(total[-1]), _EXPAND), side="right")
+            for part in np.split(hit, cuts):
+                if len(part):
+                    found = _expand(lo[part], hi[part], ids[part % len(ids)], table, queries, radius, earlier)
+                    out_q.append(found[0])
+                    out_e.append(found[1])
+    return _cat(out_q), _cat(out_e)
+
+
+def _probe_loop(
+    queries: np.ndarray, chunk: np.ndarray, masks: np.ndarray, starts: np.ndarray,
+    values: np.ndarray, order: np.ndarray, radius: np.uint64, earlier: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """_probe_steps as one loop, for numba: (query, entry) of every entry in the probed buckets
+    within ``radius``, less those an ``earlier`` chunk (rows of shift, bits, radius) finds.
+    The queries come in chunk order, so that each mask's probes walk the table in one direction."""
+
+    def ones(x: np.uint64) -> np.uint64:  # popcount; LLVM makes it one instruction
+        x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
+        x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
+        x = (x + (x >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
+        return (x * np.uint64(0x0101010101010101)) >> np.uint64(56)
+
+    size, found = 0, np.empty((max(1024, len(queries)), 2), dtype=np.int64)
+    for mask in masks:
+        for i in range(len(queries)):
+            query, key = queries[i], chunk[i] ^ mask
+            for p in range(starts[key], starts[key + 1]):
+                xor = values[p] ^ query
+                if ones(xor) > radius:
+                    continue
+                new = True
+                for shift, bits, sub in earlier:
+                    if ones((xor >> shift) & ((np.uint64(1) << bits) - np.uint64(1))) <= sub:
+                        new = False
+                if new:
+                    if size == len(found):
+                        found = np.concatenate((found, np.empty_like(found)))
+                    found[size, 0], found[size, 1] = i, order[p]
+                    size += 1
+    return found[:size, 0].copy(), found[:size, 1].copy()
+
+
+@lru_cache(maxsize=1)
+def _compiled_probe() -> Any:
+    """_probe_loop compiled by numba (the ``fast`` extra), or None without numba: numpy's
+    steps then do the same work, several times slower."""
+    try:
+        import numba
+    except ImportError:
+        return None
+    return numba.njit(nogil=True, cache=True)(_probe_loop)
+
+
+# Probes made, and entries compared, per step of _probe: a quarter million keeps each step's
+# temporaries in the CPU's cache (4 million, 16-32 MB each, took 1.5x as long at 10M entries).
+_PROBES = 1 << 18
+_EXPAND = 1 << 18
 
 
 def _expand(
-    hit: np.ndarray, keys: np.ndarray, table: _ChunkTable, queries: np.ndarray, values: np.ndarray,
-    radius: int, probes: int, start: int,
+    lo: np.ndarray, hi: np.ndarray, qids: np.ndarray, table: _ChunkTable, queries: np.ndarray,
+    radius: int, earlier: list[tuple[int, int, int]],
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(query, entry) of every entry held by the probed chunk values ``keys`` within ``radius``
-    of its query (``hit``: the probes' positions, ``probes`` per query from query ``start``)."""
-    counts = table.counts[keys]
-    lo = table.starts[keys]
-    # Expand each probed range lo..lo+count into the entry indices it holds.
+    """(query, entry) of every entry in the probed ranges ``lo[i]..hi[i]`` within ``radius`` of
+    its query ``qids[i]``, less those an ``earlier`` (shift, bits, radius) chunk probe finds."""
+    counts = hi - lo
     ends = np.cumsum(counts)
-    pos = np.arange(int(ends[-1]), dtype=np.int64) - np.repeat(ends - counts - lo, counts)
-    entries = table.order[pos].astype(np.int64)
-    qids = np.repeat(hit // probes + start, counts)
-    keep = np.bitwise_count(values[entries] ^ queries[qids]) <= radius
-    return qids[keep], entries[keep]
+    # Expand each probed range into the positions it holds, each beside its query's value.
+    pos = np.arange(int(ends[-1]), dtype=lo.dtype) - np.repeat(ends - counts - lo, counts)
+    xor = table.values[pos] ^ np.repeat(queries[qids], counts)
+    near = np.flatnonzero(np.bitwise_count(xor) <= radius)
+    xor = xor[near]
+    keep = np.ones(len(near), dtype=bool)
+    for shift, bits, sub in earlier:
+        keep &= np.bitwise_count(_chunk_of(xor, shift, bits)) > sub
+    near = near[keep]
+    return qids[np.searchsorted(ends, near, side="right")], table.order[pos[near]]
 
 
 def _cat(parts: list[np.ndarray]) -> np.ndarray:

@@ -1,0 +1,62 @@
+"""HashIndex's probes: the numba-compiled loop (the ``fast`` extra) and numpy's steps find
+exactly the pairs a brute-force comparison finds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from curator import hashing
+
+
+def _values(seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 2**64 - 1, size=3000, dtype=np.uint64, endpoint=True)
+    # Near copies at every distance up to 14, and a crowd sharing its low 24 bits (photos'
+    # hashes are far from uniform), so probes find full buckets as well as empty ones.
+    flips = np.array([sum(1 << int(b) for b in rng.choice(64, k, replace=False)) for k in range(15)] * 20)
+    near = base[: len(flips)] ^ flips.astype(np.uint64)
+    crowd = (base[:200] & ~np.uint64(0xFFFFFF)) | np.uint64(0xABCDEF)
+    return np.concatenate([base, near, crowd])
+
+
+def _brute(queries: np.ndarray, values: np.ndarray, radius: int) -> list[tuple[int, int, int]]:
+    dist = np.bitwise_count(queries[:, None] ^ values[None, :])
+    qi, ei = np.nonzero(dist <= radius)
+    return list(zip(qi.tolist(), ei.tolist(), dist[qi, ei].tolist(), strict=True))
+
+
+def _search(
+    values: np.ndarray, queries: np.ndarray, radius: int, chunks: int, compiled: bool
+) -> list[tuple[int, int, int]]:
+    """(query, entry, distance) found, sorted: each pair once, so a repeat would show."""
+    index = hashing.HashIndex(compiled)
+    split = len(values) - 100  # most entries in the chunk tables, the rest in the scanned tail
+    index.extend(values[:split], np.arange(split), np.zeros(split))
+    index.prepare(len(queries), radius)  # folds: the tables hold the first part
+    index.extend(values[split:], np.arange(split, len(values)), np.zeros(len(values) - split))
+    return sorted(zip(*(col.tolist() for col in index.search(queries, radius, chunks=chunks)), strict=True))
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["numba", "numpy"])
+@pytest.mark.parametrize(("radius", "chunks"), [(0, 3), (5, 3), (8, 3), (8, 4), (12, 5), (14, 8)])
+def test_probes_find_what_brute_force_finds(compiled: bool, radius: int, chunks: int) -> None:
+    if compiled:
+        pytest.importorskip("numba")
+        assert hashing._compiled_probe() is not None
+    values = _values(radius)
+    queries = np.concatenate([values[::7], values[3000:3020] ^ np.uint64(1 << 40)])
+    got = _search(values, queries, radius, chunks, compiled)
+    assert got == _brute(queries, values, radius)
+    assert radius == 0 or max(d for _, _, d in got) > 0  # not only each stored query finding itself
+
+
+def test_numpy_steps_find_the_same_in_small_steps(monkeypatch) -> None:
+    """Without numba (compiled=False), probes and expansions go a bounded number at a time; the steps'
+    boundaries (here every 7 probes and 5 entries) must not lose or repeat a pair."""
+    values = _values(1)
+    queries = values[::60]
+    want = _brute(queries, values, 9)
+    monkeypatch.setattr(hashing, "_PROBES", 7)
+    monkeypatch.setattr(hashing, "_EXPAND", 5)
+    assert _search(values, queries, 9, 4, compiled=False) == want

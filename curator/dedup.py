@@ -23,13 +23,14 @@ search probe ~7x more (radius 10 needs 3 bits per 21-bit chunk instead of 2).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import sqlite3
 import threading
 import zlib
 from collections import OrderedDict, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -123,6 +124,9 @@ _DIHEDRAL_KINDS = [_KIND[name] for name in hashing.DIHEDRAL]
 _PHASH_KIND = _KIND[hashing.PHASH]
 
 
+_Found = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # query, owner, stored kind, distance
+
+
 @dataclass
 class ViewIndex:
     """Every searched view hash of a set of images, indexed for the match policy's radii.
@@ -145,9 +149,7 @@ class ViewIndex:
         for index, keep in ((self.forms, form), (self.plain, plain)):
             index.extend(values[keep], owners[keep], kinds[keep])
 
-    def search(
-        self, policy: Policy, values: np.ndarray, kinds: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def search(self, policy: Policy, values: np.ndarray, kinds: np.ndarray) -> _Found:
         """(query position, owner, stored kind, distance) of every stored view within the
         radius the policy allows for its pair of views (a pair may come twice)."""
         full, composite = policy.radius, policy.composite_radius
@@ -183,6 +185,10 @@ class NearIndex:
     centres: list[dict[str, int]] = field(default_factory=list)  # each image's centre hashes
     confirmer: Confirmer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # Inside :meth:`group`: the group's images placed so far (first slot, hashes), searched apart
+    # from ``views``, which stays as the group found it; and each group image's hits in ``views``.
+    _recent: tuple[int, list[dict[str, int]], ViewIndex] | None = field(default=None, repr=False)
+    _found_before: dict[str, _Found] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.confirmer is None and self.policy.confirm:
@@ -204,17 +210,48 @@ class NearIndex:
         self.centres.extend({n: v for n, v in h.items() if n in hashing.CENTRES} for h in hashes)
         values, owners, kinds = _entries(hashes)
         if len(values):
-            self.views.extend(values, owners + first, kinds)
+            (self._recent[2] if self._recent else self.views).extend(values, owners + first, kinds)
+        if self._recent:
+            self._recent[1].extend(hashes)
 
-    def candidates(self, hashes: dict[str, int]) -> list[Candidate]:
+    @contextlib.contextmanager
+    def group(self, hashes_by_sha: dict[str, dict[str, int]]) -> Iterator[None]:
+        """Place a group of new images (``add_image`` for some or all of ``hashes_by_sha``) with
+        one search of the stored images for the whole group: each search has a fixed cost of
+        some numpy calls per chunk table, which one image at a time paid per image. Inside, an
+        image is searched only among the group's images placed before it."""
+        shas = list(hashes_by_sha)
+        values, owners, kinds = _entries(list(hashes_by_sha.values()))
+        query, *hit = self.views.search(self.policy, values, kinds)
+        starts = np.searchsorted(owners, np.arange(len(shas)))  # where each image's rows begin
+        by_image = np.argsort(owners[query], kind="stable")
+        cuts = np.searchsorted(owners[query][by_image], np.arange(1, len(shas)))
+        for sha, start, rows in zip(shas, starts, np.split(by_image, cuts), strict=True):
+            self._found_before[sha] = (query[rows] - start, *(col[rows] for col in hit))
+        self._recent = (len(self.shas), [], ViewIndex())
+        try:
+            yield
+        finally:
+            first, hashes, _ = self._recent
+            self._recent, self._found_before = None, {}
+            values, owners, kinds = _entries(hashes)
+            if len(values):
+                self.views.extend(values, owners + first, kinds)
+
+    def candidates(self, hashes: dict[str, int], sha256: str | None = None) -> list[Candidate]:
         """Stored images that match ``hashes`` under the policy, best first (may include
-        rolled-back rows)."""
+        rolled-back rows). ``sha256``: the new image's, whose group may have searched already."""
         names = [n for n in hashes if n in _KIND]
         values = np.array([hashes[n] for n in names], dtype=np.uint64)
         kinds = np.array([_KIND[n] for n in names], dtype=np.int64)
+        found = [self._found_before.pop(sha256, None) if sha256 else None]
+        if found[0] is None:
+            found[0] = self.views.search(self.policy, values, kinds)
+        if self._recent:
+            found.append(self._recent[2].search(self.policy, values, kinds))
         best: dict[str, Candidate] = {}
-        found = self.views.search(self.policy, values, kinds)
-        for q, owner, kind, d in zip(*(col.tolist() for col in found), strict=True):
+        hits = (np.concatenate(col).tolist() for col in zip(*found, strict=True))
+        for q, owner, kind, d in zip(*hits, strict=True):
             centres = centre_distance(hashes, self.centres[owner], names[q], _NAME[kind])
             match = self.policy.match(names[q], _NAME[kind], d, centres)
             if match is None:
@@ -227,15 +264,18 @@ class NearIndex:
 
     def same_phash(self, phash: int, radius: int) -> list[str]:
         """Stored images whose own ``phash`` is within ``radius`` bits of ``phash``."""
-        _, found, _ = self.views.plain.search(np.array([phash], dtype=np.uint64), radius)
-        owners, _ = self.views.plain.entry(found)
-        return [self.shas[owner] for owner in owners.tolist()]
+        owners = []
+        for views in (self.views, *(self._recent[2:] if self._recent else ())):
+            _, found, _ = views.plain.search(np.array([phash], dtype=np.uint64), radius)
+            owners += views.plain.entry(found)[0].tolist()
+        return [self.shas[owner] for owner in owners]
 
     def matches(
         self,
         hashes: dict[str, int],
         grey: np.ndarray,
         clusters_of: Callable[[list[str]], dict[str, int]],
+        sha256: str | None = None,
     ) -> dict[int, Candidate]:
         """The nearest near duplicate in each cluster that ``hashes`` belongs with.
 
@@ -244,7 +284,7 @@ class NearIndex:
         confirmed by keypoints, and only while their cluster has not been joined yet,
         so a copy of a big cluster costs one check, not one per member.
         """
-        found = self.candidates(hashes)
+        found = self.candidates(hashes, sha256)
         live = clusters_of([c.sha256 for c in found])
         joined: dict[int, Candidate] = {}
         for cand in found:
@@ -271,7 +311,7 @@ class NearIndex:
         if not conn.in_transaction:  # no savepoint of its own: ingest places thousands per transaction
             raise RuntimeError("NearIndex.add_image runs inside the caller's transaction (catalog.atomic)")
         with self._lock:
-            joined = self.matches(hashes, grey, lambda shas: _live_clusters(conn, shas))
+            joined = self.matches(hashes, grey, lambda shas: _live_clusters(conn, shas), new.sha256)
             if joined:
                 cluster_id = _merge_clusters(conn, sorted(joined))
                 best = min(joined.values(), key=_rank)

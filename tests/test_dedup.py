@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import sqlite3
@@ -90,6 +91,32 @@ def with_logo(img: Image.Image) -> Image.Image:
     draw.text((8, 10), "DermAtlas.org", fill=(20, 40, 140))
     out.paste(mark, (img.width - 118, img.height - 44))
     return out
+
+
+def test_a_group_finds_what_one_image_at_a_time_finds() -> None:
+    """NearIndex.group searches the stored images once for the whole group; every image's
+    candidates are still those of a search on its own, its group's earlier images included."""
+    bases = [photo(seed) for seed in range(70, 76)]
+    imgs = [*bases, bases[0].transpose(FLIPS["phash_rot90"]), turned(bases[1], 11, "crop"),
+            ImageEnhance.Brightness(bases[2]).enhance(1.2), photo(76), turned(photo(76), -7, "reflect"),
+            bases[3].transpose(FLIPS["phash_flip"])]  # fmt: skip
+    hashes = {str(i): hashing.perceptual_hashes(img) for i, img in enumerate(imgs)}
+    stored, new = dict(list(hashes.items())[:4]), dict(list(hashes.items())[4:])
+
+    def placed(grouped: bool) -> list[list[dedup.Candidate]]:
+        index = dedup.NearIndex(objects=Path("/nowhere"), policy=match.Policy.of(DedupConfig()))
+        index.extend(stored)
+        found = []
+        with index.group(new) if grouped else contextlib.nullcontext():
+            for sha, h in new.items():
+                found.append(index.candidates(h, sha))
+                index.extend({sha: h})
+        assert len(index.views.plain) == len(hashes)  # the group's images joined the stored ones
+        return found
+
+    alone = placed(grouped=False)
+    assert sum(len(c) for c in alone) >= 5  # copies of stored images and of the group's own
+    assert placed(grouped=True) == alone
 
 
 def test_distinct_photos_sharing_a_logo_stay_apart(conn, objects) -> None:

@@ -481,8 +481,10 @@ class _Run:
         wrote = self.group_sync and any(ready.wrote for ready in group)
         synced = self.syncer.submit(fsutil.sync_filesystem, self.ws.objects) if wrote else None
         from curator import dedup
+        from curator.ingest import validate
 
-        with catalog.atomic(self.conn):
+        new = {r.checked.sha256: r.checked.hashes for r in group if isinstance(r.checked, validate.Checked)}
+        with catalog.atomic(self.conn), self.index.group(new):
             results = [self._place(ready.src, ready.fetched, ready.checked) for ready in group]
             # A source that started a cluster of its own left it settled (dedup.NewImage.position);
             # the clusters that duplicates joined (or replaced an image in) are settled here.

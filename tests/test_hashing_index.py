@@ -60,3 +60,25 @@ def test_numpy_steps_find_the_same_in_small_steps(monkeypatch) -> None:
     monkeypatch.setattr(hashing, "_PROBES", 7)
     monkeypatch.setattr(hashing, "_EXPAND", 5)
     assert _search(values, queries, 9, 4, compiled=False) == want
+
+
+def test_folding_the_tail_keeps_the_tables_a_fresh_build_makes(monkeypatch) -> None:
+    """Entries added after a search are merged into the cached chunk tables (hashing._merged),
+    in many folds, and the tables are then exactly those of one build of every entry."""
+    monkeypatch.setattr(hashing, "_TAIL", 500)
+    values = _values(3)
+    index = hashing.HashIndex()
+    index.extend(values[:1000], np.arange(1000), np.zeros(1000))
+    index.prepare(len(values), 8)
+    chunks = next(iter(index._tables))
+    for start in range(1000, len(values), 333):  # folds at every 500 entries or so
+        part = values[start : start + 333]
+        index.extend(part, np.arange(start, start + len(part)), np.zeros(len(part)))
+    assert index._folded > 3000
+    folded = values[: index._folded]
+    for got, want in zip(index._tables[chunks], hashing._build_tables(folded, chunks), strict=True):
+        for name in ("order", "values", "starts"):
+            assert np.array_equal(getattr(got, name), getattr(want, name)), name
+    queries = values[::11]
+    found = sorted(zip(*(col.tolist() for col in index.search(queries, 8, chunks=chunks)), strict=True))
+    assert found == _brute(queries, values, 8)

@@ -582,8 +582,9 @@ class HashIndex:
         self._kinds[self._size : end] = kinds
         self._size = end
         # Every search scans the whole tail, and folding it into the tables costs an insert into
-        # each (_merged), so the tail is kept short: ingesting 20,000 photos, scanning a tail of
-        # up to a sixteenth of the tables took a quarter of the catalog thread.
+        # each (_merged, ~50-250 ms at 1.1M entries): with 8,192 the folds cost more than the
+        # scans saved, with a sixteenth of the tables (as before the merge) the scans a quarter
+        # of the catalog thread ingesting 20,000 photos.
         if end - self._folded > _TAIL:
             self._fold()
 
@@ -724,7 +725,7 @@ def _merged(tables: list[_ChunkTable], values: np.ndarray, first: int) -> list[_
     return merged
 
 
-_TAIL = 8192  # entries scanned by every search before they are folded into the tables
+_TAIL = 32768  # entries scanned by every search before they are folded into the tables
 
 
 def _chunk_of(values: np.ndarray, shift: int, bits: int) -> np.ndarray:

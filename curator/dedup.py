@@ -221,13 +221,14 @@ class NearIndex:
         some numpy calls per chunk table, which one image at a time paid per image. Inside, an
         image is searched only among the group's images placed before it."""
         shas = list(hashes_by_sha)
-        values, owners, kinds = _entries(list(hashes_by_sha.values()))
-        query, *hit = self.views.search(self.policy, values, kinds)
-        starts = np.searchsorted(owners, np.arange(len(shas)))  # where each image's rows begin
-        by_image = np.argsort(owners[query], kind="stable")
-        cuts = np.searchsorted(owners[query][by_image], np.arange(1, len(shas)))
-        for sha, start, rows in zip(shas, starts, np.split(by_image, cuts), strict=True):
-            self._found_before[sha] = (query[rows] - start, *(col[rows] for col in hit))
+        if shas:  # a group may have no new image (all refused or exact duplicates)
+            values, owners, kinds = _entries(list(hashes_by_sha.values()))
+            query, *hit = self.views.search(self.policy, values, kinds)
+            starts = np.searchsorted(owners, np.arange(len(shas)))  # where each image's rows begin
+            by_image = np.argsort(owners[query], kind="stable")
+            cuts = np.searchsorted(owners[query][by_image], np.arange(1, len(shas)))
+            for sha, start, rows in zip(shas, starts, np.split(by_image, cuts), strict=True):
+                self._found_before[sha] = (query[rows] - start, *(col[rows] for col in hit))
         self._recent = (len(self.shas), [], ViewIndex())
         try:
             yield

@@ -114,6 +114,10 @@ def test_a_group_finds_what_one_image_at_a_time_finds() -> None:
         assert len(index.views.plain) == len(hashes)  # the group's images joined the stored ones
         return found
 
+    index = dedup.NearIndex(objects=Path("/nowhere"), policy=match.Policy.of(DedupConfig()))
+    with index.group({}):  # a group whose every source was refused or an exact duplicate
+        index.extend(stored)
+    assert len(index.views.plain) == len(stored)
     alone = placed(grouped=False)
     assert sum(len(c) for c in alone) >= 5  # copies of stored images and of the group's own
     assert placed(grouped=True) == alone

@@ -20,9 +20,8 @@ A loose match is *composite* when neither side is the plain ``phash`` and one si
 turn or crop view: a flip or quarter turn and a turn or crop at once. There are 7 times
 as many such pairs of views as single ones, so at the same radius they would bring 7
 times the chance candidates; they are counted only within ``threshold``
-(``composite_threshold``, :meth:`Policy.radius_for`). Ingesting 20,000 distinct photos,
-composite views were 84% of the candidates sent to the keypoint check, and no planted
-copy's best match was a composite one beyond 8 bits (benchmarks/ingest_scale.py).
+(``composite_threshold``, :meth:`Policy.radius_for`). What that costs and saves is measured
+by benchmarks/dedup_quality.py and benchmarks/ingest_scale.py (figures in the README).
 
 Thresholds run from 0 to :data:`MAX_THRESHOLD`. Callers find pairs with
 dedup.NearIndex (one new image) or dedup.near_pairs (all pairs) and ask :meth:`Policy.match`.
@@ -88,8 +87,8 @@ class Policy:
 
         A lower threshold lowers the loose radii with it (by the config's margin); a higher
         one does not raise them: how far loose candidates are searched is what the keypoint
-        check was measured at, and ``curator dups --threshold 10`` at candidate radius 12 sent
-        37,700 pairs of 20,000 distinct photos to the keypoint check instead of 2,400.
+        check was measured at, and a wider radius sends many times more pairs of distinct
+        photos to it (benchmarks/ingest_scale.py runs ``curator dups --threshold 10``).
         """
         if threshold is None:
             return cls(cfg.threshold, cfg.candidate_threshold, cfg.threshold, cfg.confirm)

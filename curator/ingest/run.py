@@ -483,7 +483,9 @@ class _Run:
         from curator import dedup
         from curator.ingest import validate
 
-        new = {r.checked.sha256: r.checked.hashes for r in group if isinstance(r.checked, validate.Checked)}
+        # The images that may be new (bytes already in the catalog are exact duplicates: _same_pixels).
+        new = {r.checked.sha256: r.checked.hashes for r in group
+               if isinstance(r.checked, validate.Checked) and r.checked.sha256 not in self.known_bytes}
         with catalog.atomic(self.conn), self.index.group(new):
             results = [self._place(ready.src, ready.fetched, ready.checked) for ready in group]
             # A source that started a cluster of its own left it settled (dedup.NewImage.position);

@@ -31,6 +31,7 @@ from PIL import Image
 
 from curator import preprocess, skintone, synthetic
 from curator.config import PreprocessConfig
+from curator.engine import single_threaded_opencv
 
 LABELS = ("alopecia", "psoriasis", "folliculitis")
 SIZES = ((640, 480), (1600, 1200), (3000, 2000))
@@ -57,8 +58,7 @@ def main() -> None:
     args = parser.parse_args()
     steps = preprocess.normalize_steps(PreprocessConfig().steps)
     resize = preprocess.normalize_steps([{"op": "resize"}])
-    previous = preprocess._single_thread()  # as in a build worker
-    try:
+    with single_threaded_opencv():  # as in a build worker
         print(f"{'size':>11}  {'added ms':>8}  {'estimate ms':>11}  {'own decode ms':>13}  "
               f"{'full decode ms':>14}  target ms")
         for size in SIZES:
@@ -79,8 +79,6 @@ def main() -> None:
             added_ms, alone_ms, own_ms, full_ms = (statistics.median(v) for v in (added, alone, own, full))
             print(f"{size[0]:>6}x{size[1]:<4}  {added_ms:>8.2f}  {alone_ms:>11.2f}  {own_ms:>13.2f}  "
                   f"{full_ms:>14.2f}  {TARGET_MS:.1f} {verdict}")
-    finally:
-        preprocess._restore_threads(previous)
 
 
 if __name__ == "__main__":

@@ -153,7 +153,7 @@ def scan(
     on_progress: Progress | None = None,
 ) -> list[Leak]:
     """Every leaked pair between the splits of a ``DatasetDict`` (each pair once, split order kept)."""
-    from curator.ingest.run import single_threaded_opencv
+    from curator.engine import single_threaded_opencv
 
     cells: dict[str, list[dict[str, Any]]] = {}
     rows: list[RowHash] = []

@@ -81,7 +81,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from curator import faultpoint
 from curator.config import EngineConfig, PreprocessConfig, bad_value, config_hash, missing_key
-from curator.engine import is_ray
+from curator.engine import is_ray, single_threaded_opencv
 from curator.errors import ConfigError, ReleaseError
 
 if TYPE_CHECKING:  # numpy, PIL and cv2 load lazily: config checks must stay fast
@@ -443,14 +443,11 @@ def map_parallel(
         results = _run_pool(fn, job, items, workers, on_progress)
         return {key: results[key] for key, _ in items}
     out: dict[str, R] = {}
-    previous = _single_thread()
-    try:
+    with single_threaded_opencv():
         for key, payload in items:
             out[key] = fn(job, payload)
             if on_progress:
                 on_progress(1)
-    finally:
-        _restore_threads(previous)
     return out
 
 
@@ -541,17 +538,9 @@ def _exit_with_parent(parent: int) -> None:
     os._exit(1)
 
 
-def _single_thread() -> int:
-    # One OpenCV thread per process: the pool already uses every core, and
-    # results must not depend on how work was split across threads.
+def _single_thread() -> None:
+    """One OpenCV thread for the rest of a worker process's life: the pool already uses every
+    core, and results must not depend on how work was split across threads."""
     import cv2
 
-    previous = int(cv2.getNumThreads())
     cv2.setNumThreads(1)
-    return previous
-
-
-def _restore_threads(previous: int) -> None:
-    import cv2
-
-    cv2.setNumThreads(previous)

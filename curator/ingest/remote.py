@@ -48,8 +48,8 @@ class BatchJob:
 
 def prepare_batch(job: BatchJob, urls: list[str]) -> list[Prepared]:
     """On a worker: fetch every URL of the batch (concurrently, politely), then check and hash each."""
+    from curator.engine import single_threaded_opencv
     from curator.ingest import validate
-    from curator.ingest.run import single_threaded_opencv
 
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
         fetched = runner.run(_fetch_all(job, urls))

@@ -56,7 +56,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from curator import catalog, fsutil, store
+from curator import catalog, engine, fsutil, store
 from curator.config import IngestConfig
 from curator.errors import BusyError
 from curator.fsutil import write_atomic
@@ -222,24 +222,6 @@ def exclusive(ws: Workspace) -> Iterator[None]:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
-@contextlib.contextmanager
-def single_threaded_opencv() -> Iterator[None]:
-    """OpenCV calls without OpenCV's own thread pool, for the duration.
-
-    Ingest runs one OpenCV call per image on each of its workers, on images of a few
-    hundred pixels; OpenCV's pool on top of that only spins waiting for work
-    (~1M sched_yield calls per 2,000 images; a third less system CPU without it).
-    """
-    import cv2  # ~0.03 s
-
-    previous = cv2.getNumThreads()
-    cv2.setNumThreads(1)
-    try:
-        yield
-    finally:
-        cv2.setNumThreads(previous)
-
-
 def remove_temp_files(objects: Path) -> int:
     """Delete temp files (``.name.tmp``) that a killed run left behind; return how many."""
     removed = 0
@@ -287,7 +269,7 @@ class _Run:
         self._ready: list[_Ready] = []  # prepared sources waiting for the catalog thread
         self._placing = False  # whether a group is on the catalog thread now
         self.batcher: remote.Batcher | None = None  # with the Ray engine: URLs go to its workers
-        self._opencv = contextlib.ExitStack()  # single_threaded_opencv, from _load to the end
+        self._opencv = contextlib.ExitStack()  # engine.single_threaded_opencv, from _load to the end
         self.loaded: asyncio.Future[None]  # _load, on the catalog thread (set in main)
 
     async def main(self, sources: list[Source]) -> IngestSummary:
@@ -347,7 +329,7 @@ class _Run:
         from curator import dedup
         from curator.ingest import validate  # noqa: F401 (imported here, not by the first worker)
 
-        self._opencv.enter_context(single_threaded_opencv())
+        self._opencv.enter_context(engine.single_threaded_opencv())
         self.known_bytes = {row[0] for row in self.conn.execute("SELECT sha256 FROM images")}
         self.hashed_from = {row[0] for row in self.conn.execute("SELECT DISTINCT hashed_from FROM images")}
         self.index = dedup.NearIndex.load(self.conn, self.ws.objects, self.ws.config.dedup)

@@ -219,6 +219,22 @@ def test_the_pool_keeps_one_batch_queued_and_cancels_it_when_the_driver_stops() 
     assert {1, 2, 3} <= set(ran) <= {1, 2, 3, 100, 101}  # 102 was cancelled, 200 never queued
 
 
+@given(count=st.integers(0, 4 * review_run.BATCH), threads=st.integers(1, 16))
+def test_a_batch_is_cut_into_even_chunks_for_every_thread(count: int, threads: int) -> None:
+    chunks = review_run._even_chunks(list(range(count)), threads)
+    assert [i for chunk in chunks for i in chunk] == list(range(count))  # all of it, in order
+    sizes = [len(chunk) for chunk in chunks]
+    assert all(0 < size <= review_run.CHUNK for size in sizes)
+    assert len(sizes) == count or len(sizes) % threads == 0  # no thread left without a chunk
+    assert not sizes or max(sizes) - min(sizes) <= 1
+
+
+def test_a_short_last_batch_is_shared_by_the_threads() -> None:
+    assert [len(c) for c in review_run._even_chunks(list(range(44)), 2)] == [11] * 4  # not 16 + 16 + 12
+    full = review_run._even_chunks(list(range(review_run.BATCH)), 2)
+    assert [len(c) for c in full] == [review_run.CHUNK] * 4
+
+
 def test_a_corrupt_object_is_an_error_finding_and_the_run_goes_on(workspace: Workspace) -> None:
     good = add_image(workspace, scalp(1, (320, 240)))
     bad = add_image(workspace, scalp(2, (320, 240)))

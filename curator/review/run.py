@@ -125,8 +125,9 @@ def run(ws: Workspace, *, probabilities: Mapping[str, Sequence[float]] | None = 
     for name, shas in todo.items():
         summary.computed[name] = len(shas)
     # One pool for the run: its threads keep their face cascades (privacy._cascades) across batches.
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        for batch, outcomes in _computed(pool, ws, pending, sizes, todo):
+    threads = os.cpu_count() or 1
+    with engine.single_threaded_opencv(), ThreadPoolExecutor(max_workers=threads) as pool:
+        for batch, outcomes in _computed(pool, threads, ws, pending, sizes, todo):
             with_errors = set()
             for name, per_image in outcomes.items():
                 with_errors |= {sha for sha, outcome in per_image.items() if isinstance(outcome, str)}
@@ -171,17 +172,19 @@ Outcomes = dict[str, Outcome | np.ndarray]  # check -> what check_images found f
 PerImage = dict[str, Outcome | np.ndarray]  # sha256 -> one check's outcome
 
 
-def _computed(pool: ThreadPoolExecutor, ws: Workspace, pending: list[str], sizes: dict[str, tuple[int, int]],
-              todo: dict[str, set[str]]) -> Iterator[tuple[list[str], dict[str, PerImage]]]:
+def _computed(
+    pool: ThreadPoolExecutor, threads: int, ws: Workspace, pending: list[str],
+    sizes: dict[str, tuple[int, int]], todo: dict[str, set[str]],
+) -> Iterator[tuple[list[str], dict[str, PerImage]]]:
     """Each batch of ``pending`` with its outcomes (check -> sha256 -> outcome), in input order: on
-    this machine's threads, or as Ray tasks (engine.map_batches) sent the objects' bytes; either
-    way a batch goes out as chunks of CHUNK images (check_images)."""
+    ``pool``'s ``threads``, or as Ray tasks (engine.map_batches) sent the objects' bytes; either
+    way a batch goes out as chunks of at most CHUNK images (check_images)."""
     cfg = ws.config
 
     def chunks(batch: list[str], with_bytes: bool) -> list[list[Item]]:
         items: list[Item] = [(sha, [name for name, shas in todo.items() if sha in shas], sizes[sha],
                               _object(ws.objects, sha, with_bytes)) for sha in batch]
-        return list(_batches(items, CHUNK))
+        return list(_batches(items, CHUNK)) if with_bytes else _even_chunks(items, threads)
 
     on_ray = engine.is_ray(cfg.engine)
     batches = list(_batches(pending, cfg.engine.batch_size if on_ray else BATCH))
@@ -198,6 +201,24 @@ def _computed(pool: ThreadPoolExecutor, ws: Workspace, pending: list[str], sizes
             for name, outcome in result.items():
                 merged[name][sha] = outcome
         yield batch, merged
+
+
+def _even_chunks(items: list[T], threads: int) -> list[list[T]]:
+    """``items`` (a batch) cut for ``threads`` threads: chunks of at most CHUNK, as many as a
+    multiple of ``threads`` (at most one per item), their sizes within one of each other, so
+    that every thread gets work from every batch and none runs on alone through a short last
+    batch (44 on 2 threads: 4 x 11, not 16 + 16 + 12)."""
+    if not items:
+        return []
+    pieces = -(-len(items) // CHUNK)
+    pieces = min(len(items), -(-pieces // threads) * threads)
+    size, longer = divmod(len(items), pieces)
+    chunks, start = [], 0
+    for index in range(pieces):
+        end = start + size + (index < longer)
+        chunks.append(items[start:end])
+        start = end
+    return chunks
 
 
 def _ahead(pool: ThreadPoolExecutor, check: Callable[[T], R],

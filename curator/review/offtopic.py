@@ -47,8 +47,12 @@ def params(cfg: ReviewConfig) -> dict[str, Any]:
 def features(rgb: np.ndarray) -> np.ndarray:
     """The colour and texture features of one image (float32, 32 values)."""
     small = cv2.resize(rgb, (SIDE, SIDE), interpolation=cv2.INTER_AREA)
-    lab = cv2.cvtColor(small, cv2.COLOR_RGB2LAB).astype(np.float32).reshape(-1, 3)
-    ab_hist, _, _ = np.histogram2d(lab[:, 1], lab[:, 2], bins=4, range=[[64, 192], [64, 192]])
+    lab = cv2.cvtColor(small, cv2.COLOR_RGB2LAB)
+    mean, std = cv2.meanStdDev(lab)
+    # a* and b* in 4 x 4 bins over 64..192 (192 in the last bin), as np.histogram2d counts them
+    a, b = (lab[..., i].astype(np.int16).ravel() - 64 for i in (1, 2))
+    inside = (a >= 0) & (a <= 128) & (b >= 0) & (b <= 128)
+    ab_hist = np.bincount(np.minimum(a[inside] // 32, 3) * 4 + np.minimum(b[inside] // 32, 3), minlength=16)
     grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32)
     gx, gy = cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1)
     magnitude = np.hypot(gx, gy)
@@ -65,7 +69,7 @@ def features(rgb: np.ndarray) -> np.ndarray:
     counts = np.bincount(grey.astype(np.uint8).ravel(), minlength=256) / grey.size
     share = counts[counts > 0]
     return np.concatenate([
-        lab.mean(axis=0), lab.std(axis=0), ab_hist.ravel() / len(lab), energies, orient,
+        mean.ravel(), std.ravel(), ab_hist / (SIDE * SIDE), energies, orient,
         [float((magnitude > 100).mean()), float((hsv[:, 1] > 128).mean()),
          float(-(share * np.log2(share)).sum())],
     ]).astype(np.float32)

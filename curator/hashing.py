@@ -560,6 +560,7 @@ class HashIndex:
         self._size = 0
         self._folded = 0
         self._tables: dict[int, list[_ChunkTable]] = {}
+        self._rent = 0.0  # the tail's scans since the last fold, in ns (see search)
 
     def __len__(self) -> int:
         return self._size
@@ -581,17 +582,18 @@ class HashIndex:
         self._owners[self._size : end] = owners
         self._kinds[self._size : end] = kinds
         self._size = end
-        # Every search scans the whole tail, and folding it into the tables costs an insert into
-        # each (_merged, ~50-250 ms at 1.1M entries): with 8,192 the folds cost more than the
-        # scans saved, with a sixteenth of the tables (as before the merge) the scans a quarter
-        # of the catalog thread ingesting 20,000 photos.
-        if end - self._folded > _TAIL:
-            self._fold()
 
     def _fold(self) -> None:
         tail = self._values[self._folded : self._size]
         self._tables = {m: _merged(tables, tail, self._folded) for m, tables in self._tables.items()}
         self._folded = self._size
+        self._rent = 0.0
+
+    def _fold_price(self) -> float:
+        """What folding the tail into the cached tables would cost, in ns: each table's insert
+        moves its entries and rebuilds its bucket starts (2**21 of them at m = 3)."""
+        tables = [table for tables in self._tables.values() for table in tables]
+        return sum(_FOLD_NS_PER_ENTRY * self._folded + _FOLD_NS_PER_SLOT * len(t.starts) for t in tables)
 
     def search(
         self, queries: np.ndarray, radius: int, chunks: int | None = None
@@ -601,7 +603,14 @@ class HashIndex:
         ``chunks`` forces the plan (0: scan, 3-8: multi-index); by default it is estimated.
         """
         queries = np.asarray(queries, dtype=np.uint64)
-        if self._folded == 0:
+        # Every search scans the tail (entries added since the last fold); folding it into the
+        # tables costs an insert into each. Rent or buy: the tail is folded once its scans
+        # would have cost as much as a fold, so neither is ever more than about twice what the
+        # best fixed tail size would have spent, whatever an index's mix of entries added and
+        # hashes searched (ingest's index of every view gets 66 entries per image and few
+        # queries, that of the plain phash one entry and 58 queries).
+        self._rent += len(queries) * (self._size - self._folded) * _SCAN_NS_PER_PAIR
+        if self._folded == 0 or self._rent >= self._fold_price():
             self._fold()
         folded = self._values[: self._folded]
         m = _plan(len(folded), len(queries), radius) if chunks is None else chunks
@@ -725,7 +734,11 @@ def _merged(tables: list[_ChunkTable], values: np.ndarray, first: int) -> list[_
     return merged
 
 
-_TAIL = 32768  # entries scanned by every search before they are folded into the tables
+# Costs on this project's 2-core machine (benchmarks/ingest_scale.py's profile), only their
+# ratios matter: a scanned (query, entry) pair; a fold's insert per entry and per bucket start.
+_SCAN_NS_PER_PAIR = 1.5
+_FOLD_NS_PER_ENTRY = 3.0
+_FOLD_NS_PER_SLOT = 9.0
 
 
 def _chunk_of(values: np.ndarray, shift: int, bits: int) -> np.ndarray:

@@ -65,16 +65,21 @@ def test_numpy_steps_find_the_same_in_small_steps(monkeypatch) -> None:
 def test_folding_the_tail_keeps_the_tables_a_fresh_build_makes(monkeypatch) -> None:
     """Entries added after a search are merged into the cached chunk tables (hashing._merged),
     in many folds, and the tables are then exactly those of one build of every entry."""
-    monkeypatch.setattr(hashing, "_TAIL", 500)
+    monkeypatch.setattr(hashing, "_FOLD_NS_PER_ENTRY", 0.0)  # folds cost nothing: every search folds
+    monkeypatch.setattr(hashing, "_FOLD_NS_PER_SLOT", 0.0)
     values = _values(3)
     index = hashing.HashIndex()
     index.extend(values[:1000], np.arange(1000), np.zeros(1000))
-    index.prepare(len(values), 8)
-    chunks = next(iter(index._tables))
-    for start in range(1000, len(values), 333):  # folds at every 500 entries or so
+    chunks = index.prepare(len(values), 8)
+    folds = 0
+    for start in range(1000, len(values), 333):
         part = values[start : start + 333]
         index.extend(part, np.arange(start, start + len(part)), np.zeros(len(part)))
-    assert index._folded > 3000
+        if start % 999 == 1:  # a search every third part: each folds the tail it finds
+            folded = index._folded
+            index.search(values[:5], 8, chunks=chunks)
+            folds += index._folded > folded
+    assert folds >= 3 and index._folded > 3000
     folded = values[: index._folded]
     for got, want in zip(index._tables[chunks], hashing._build_tables(folded, chunks), strict=True):
         for name in ("order", "values", "starts"):
@@ -82,3 +87,19 @@ def test_folding_the_tail_keeps_the_tables_a_fresh_build_makes(monkeypatch) -> N
     queries = values[::11]
     found = sorted(zip(*(col.tolist() for col in index.search(queries, 8, chunks=chunks)), strict=True))
     assert found == _brute(queries, values, 8)
+
+
+def test_the_tail_is_folded_once_its_scans_have_cost_what_a_fold_costs() -> None:
+    """Rent or buy: a search scans the tail until the scans so far would have paid for a fold."""
+    values = _values(3)
+    index = hashing.HashIndex()
+    index.extend(values[:3000], np.arange(3000), np.zeros(3000))
+    index.search(values[:1], 8, chunks=4)  # the first search folds everything and builds m = 4
+    index.extend(values[3000:3100], np.arange(3000, 3100), np.zeros(100))
+    per_query = 100 * hashing._SCAN_NS_PER_PAIR  # one query against the 100-entry tail
+    affordable = int(index._fold_price() // per_query) - 1
+    index.search(np.resize(values[:3000], affordable), 8, chunks=4)
+    assert index._folded == 3000  # scanned: cheaper than a fold so far
+    found = sorted(zip(*(col.tolist() for col in index.search(values[:50], 8, chunks=4)), strict=True))
+    assert index._folded == 3100  # the scans now add up to the fold's price: folded
+    assert found == _brute(values[:50], values[:3100], 8)

@@ -26,11 +26,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
+import os
 import sqlite3
 import threading
 import zlib
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -215,11 +217,15 @@ class NearIndex:
             self._recent[1].extend(hashes)
 
     @contextlib.contextmanager
-    def group(self, hashes_by_sha: dict[str, dict[str, int]]) -> Iterator[None]:
+    def group(
+        self, hashes_by_sha: dict[str, dict[str, int]], greys: dict[str, np.ndarray] | None = None
+    ) -> Iterator[None]:
         """Place a group of new images (``add_image`` for some or all of ``hashes_by_sha``) with
         one search of the stored images for the whole group: each search has a fixed cost of
         some numpy calls per chunk table, which one image at a time paid per image. Inside, an
-        image is searched only among the group's images placed before it."""
+        image is searched only among the group's images placed before it. With ``greys`` (the
+        images' grey copies), the keypoints of every stored candidate that will need checking
+        are computed on other threads while the group is placed (Confirmer.prepare)."""
         shas = list(hashes_by_sha)
         if shas:  # a group may have no new image (all refused or exact duplicates)
             values, owners, kinds = _entries(list(hashes_by_sha.values()))
@@ -229,12 +235,19 @@ class NearIndex:
             cuts = np.searchsorted(owners[query][by_image], np.arange(1, len(shas)))
             for sha, start, rows in zip(shas, starts, np.split(by_image, cuts), strict=True):
                 self._found_before[sha] = (query[rows] - start, *(col[rows] for col in hit))
+                grey = greys.get(sha) if greys else None
+                if grey is not None and self.confirmer is not None:
+                    checks = self._ranked(hashes_by_sha[sha], [self._found_before[sha]])
+                    self.confirmer.prepare(grey, [(c.sha256, c.match.reflected) for c in checks
+                                                  if not c.match.direct])
         self._recent = (len(self.shas), [], ViewIndex())
         try:
             yield
         finally:
             first, hashes, _ = self._recent
             self._recent, self._found_before = None, {}
+            if self.confirmer is not None:
+                self.confirmer.forget_prepared()
             values, owners, kinds = _entries(hashes)
             if len(values):
                 self.views.extend(values, owners + first, kinds)
@@ -245,11 +258,16 @@ class NearIndex:
         names = [n for n in hashes if n in _KIND]
         values = np.array([hashes[n] for n in names], dtype=np.uint64)
         kinds = np.array([_KIND[n] for n in names], dtype=np.int64)
-        found = [self._found_before.pop(sha256, None) if sha256 else None]
-        if found[0] is None:
-            found[0] = self.views.search(self.policy, values, kinds)
+        before = self._found_before.pop(sha256, None) if sha256 else None
+        found = [before if before is not None else self.views.search(self.policy, values, kinds)]
         if self._recent:
             found.append(self._recent[2].search(self.policy, values, kinds))
+        return self._ranked(hashes, found)
+
+    def _ranked(self, hashes: dict[str, int], found: list[_Found]) -> list[Candidate]:
+        """The stored images in ``found`` (search hits of ``hashes``) that match under the policy,
+        each by its best match, best first."""
+        names = [n for n in hashes if n in _KIND]
         best: dict[str, Candidate] = {}
         hits = (np.concatenate(col).tolist() for col in zip(*found, strict=True))
         for q, owner, kind, d in zip(*hits, strict=True):
@@ -358,26 +376,88 @@ class Confirmer:
 
         self.cv2: Any = cv2
         self.objects = objects  # where stored_grey reads images; None: only remembered ones
-        self.orb = self.cv2.ORB_create(nfeatures=300, fastThreshold=10, edgeThreshold=15, patchSize=15)
+        self._local = threading.local()  # an ORB detector per thread (one must not be shared)
         self._greys: OrderedDict[str, np.ndarray] = OrderedDict()
         self._features: OrderedDict[tuple[int, bool], tuple[np.ndarray, np.ndarray, Any]] = OrderedDict()
         self.cache_size = cache_size
         self.checked = 0
+        # prepare's work: (id of the new grey, stored sha256, mirrored) -> a check's stored grey
+        # and keypoints, computed on _pool's threads.
+        self._prepared: dict[tuple[int, str, bool], Future[_Prepared]] = {}
+        self._pool: ThreadPoolExecutor | None = None
+
+    def _orb(self) -> Any:
+        orb = getattr(self._local, "orb", None)
+        if orb is None:
+            orb = self._local.orb = self.cv2.ORB_create(nfeatures=300, fastThreshold=10, edgeThreshold=15,
+                                                        patchSize=15)
+        return orb
 
     def stored_grey(self, sha: str) -> np.ndarray | None:
         if sha in self._greys:
             self._greys.move_to_end(sha)
             return self._greys[sha]
+        grey = self._read_grey(sha)
+        if grey is not None:
+            self.remember(sha, grey)
+        return grey
+
+    def _read_grey(self, sha: str) -> np.ndarray | None:
         if self.objects is None:
             return None
         try:
             data = store.read(self.objects, sha)
             with Image.open(io.BytesIO(data)) as img:
-                grey = hashing.grey_of(img).pixels
+                return hashing.grey_of(img).pixels
         except (OSError, ValueError, SyntaxError):
             return None
-        self.remember(sha, grey)
-        return grey
+
+    def prepare(self, grey: np.ndarray, checks: list[tuple[str, bool]]) -> None:
+        """Start computing, on other threads, what :meth:`same_photo` will need to check the
+        image ``grey`` against each stored (sha256, mirrored) of ``checks``: the stored grey copy
+        and both images' keypoints. On a catalog with many stored images, keypoints were a fifth
+        of the catalog thread's time; this way they are ready (or nearly) when the check comes,
+        and a check that never comes (its cluster joined already) costs only the other threads.
+        Verdicts are the same: the same keypoints of the same arrays, by the same detector."""
+        if not checks:
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="curator-keypoints")
+        for sha, mirrored in checks:
+            key = (id(grey), sha, mirrored)
+            if key not in self._prepared:
+                self._prepared[key] = self._pool.submit(self._prepare_one, grey, sha, mirrored,
+                                                        self._greys.get(sha))
+
+    def _prepare_one(self, grey: np.ndarray, sha: str, mirrored: bool, other: np.ndarray | None) -> _Prepared:
+        """On a pool thread: no cache is touched."""
+        if other is None:
+            other = self._read_grey(sha)
+        if other is None:
+            return None
+        a, b = _in_check_order(grey, other)
+        return other, [(a, False, *self._detect(a, False)), (b, mirrored, *self._detect(b, mirrored))]
+
+    def forget_prepared(self) -> None:
+        """Drop prepared work that no check used (not started: cancelled)."""
+        for future in self._prepared.values():
+            future.cancel()
+        self._prepared = {}
+
+    def _take_prepared(self, grey: np.ndarray, sha: str, mirrored: bool) -> np.ndarray | None:
+        """The stored grey copy that prepare read for this check, its keypoints now cached."""
+        future = self._prepared.pop((id(grey), sha, mirrored), None)
+        if future is None or future.cancelled():
+            return None
+        prepared = future.result()
+        if prepared is None:
+            return None
+        other, features = prepared
+        for image, flipped, points, descriptors in features:
+            self._cache_features(image, flipped, points, descriptors)
+        if sha not in self._greys:
+            self.remember(sha, other)
+        return other
 
     def remember(self, sha: str, grey: np.ndarray) -> None:
         """Keep ``grey`` as the grey copy of stored image ``sha`` (the least recently used goes)."""
@@ -387,22 +467,29 @@ class Confirmer:
             self._greys.popitem(last=False)
 
     def _keypoints(self, grey: np.ndarray, mirrored: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        key = (id(grey), mirrored)
-        cached = self._features.get(key)
+        cached = self._features.get((id(grey), mirrored))
         if cached is not None and cached[0] is grey:  # the array is held, so its id is not reused
             return cached[1], cached[2]
+        points, descriptors = self._detect(grey, mirrored)
+        self._cache_features(grey, mirrored, points, descriptors)
+        return points, descriptors
+
+    def _detect(self, grey: np.ndarray, mirrored: bool) -> tuple[np.ndarray, np.ndarray | None]:
         image = grey[:, ::-1].copy() if mirrored else grey
-        kps, descriptors = self.orb.detectAndCompute(image, None)
+        kps, descriptors = self._orb().detectAndCompute(image, None)
         # KeyPoint_convert, not a loop over KeyPoint objects; it gives () for no keypoints.
-        points = np.asarray(self.cv2.KeyPoint_convert(kps), dtype=np.float32).reshape(-1, 2)
-        self._features[key] = (grey, points, descriptors)
+        return np.asarray(self.cv2.KeyPoint_convert(kps), dtype=np.float32).reshape(-1, 2), descriptors
+
+    def _cache_features(self, grey: np.ndarray, mirrored: bool, points: np.ndarray, descriptors: Any) -> None:
+        self._features[(id(grey), mirrored)] = (grey, points, descriptors)
         if len(self._features) > self.cache_size:
             self._features.popitem(last=False)
-        return points, descriptors
 
     def same_photo(self, grey: np.ndarray, sha: str, mirrored: bool = False) -> bool:
         """Is stored image ``sha`` a copy of the image whose grey copy is ``grey``?"""
-        other = self.stored_grey(sha)
+        other = self._take_prepared(grey, sha, mirrored)
+        if other is None:
+            other = self.stored_grey(sha)
         if other is None:
             return False
         self.checked += 1
@@ -416,8 +503,7 @@ class Confirmer:
         so the pair is put in a fixed order by content first, and which image arrived
         first never changes a cluster.
         """
-        if _content_order(b) < _content_order(a):
-            a, b = b, a  # mirroring either one of the pair is the same relation
+        a, b = _in_check_order(a, b)
         cv2 = self.cv2
         pa, da = self._keypoints(a, False)
         pb, db = self._keypoints(b, mirrored)
@@ -446,6 +532,15 @@ class Confirmer:
             return False
         b_view = b[:, ::-1] if mirrored else b
         return _aligned_correlation(cv2, a, b_view, transform) >= self.MIN_CORRELATION
+
+
+# A prepared check: the stored grey copy, and (array, mirrored, points, descriptors) of both sides.
+_Prepared = tuple[np.ndarray, list[tuple[np.ndarray, bool, np.ndarray, Any]]] | None
+
+
+def _in_check_order(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The pair in a fixed order by content (mirroring either one is the same relation)."""
+    return (b, a) if _content_order(b) < _content_order(a) else (a, b)
 
 
 def _content_order(grey: np.ndarray) -> tuple[tuple[int, ...], int]:

@@ -466,9 +466,10 @@ class _Run:
         from curator.ingest import validate
 
         # The images that may be new (bytes already in the catalog are exact duplicates: _same_pixels).
-        new = {r.checked.sha256: r.checked.hashes for r in group
-               if isinstance(r.checked, validate.Checked) and r.checked.sha256 not in self.known_bytes}
-        with catalog.atomic(self.conn), self.index.group(new):
+        checked = [r.checked for r in group
+                   if isinstance(r.checked, validate.Checked) and r.checked.sha256 not in self.known_bytes]
+        new = {c.sha256: c.hashes for c in checked}
+        with catalog.atomic(self.conn), self.index.group(new, {c.sha256: c.grey for c in checked}):
             results = [self._place(ready.src, ready.fetched, ready.checked) for ready in group]
             # A source that started a cluster of its own left it settled (dedup.NewImage.position);
             # the clusters that duplicates joined (or replaced an image in) are settled here.

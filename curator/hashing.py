@@ -35,6 +35,7 @@ import ctypes
 import hashlib
 import itertools
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -613,7 +614,7 @@ class HashIndex:
         if self._folded == 0 or self._rent >= self._fold_price():
             self._fold()
         folded = self._values[: self._folded]
-        m = _plan(len(folded), len(queries), radius) if chunks is None else chunks
+        m = _plan(len(folded), len(queries), radius, self._tables) if chunks is None else chunks
         if m == 0 or not len(folded):  # one pass over the tables' part and the tail alike
             return _scan(queries, self._values[: self._size], radius, 0)
         tables = self._tables.get(m)
@@ -631,7 +632,7 @@ class HashIndex:
         the tables, and each can search a slice of the queries with the same plan."""
         if self._folded == 0:
             self._fold()
-        m = _plan(self._folded, queries, radius)
+        m = _plan(self._folded, queries, radius, self._tables)
         if m and m not in self._tables:
             self._tables[m] = _build_tables(self._values[: self._folded], m)
         return m
@@ -671,8 +672,9 @@ def _chunk_radii(radius: int, m: int) -> list[int]:
     return [q] * (a + 1) + [q - 1] * (m - a - 1)
 
 
-def _plan(entries: int, queries: int, radius: int) -> int:
-    """The chunk count m with the least estimated work, or 0 for a plain scan.
+def _plan(entries: int, queries: int, radius: int, cached: Iterable[int] = ()) -> int:
+    """The chunk count m with the least estimated work, or 0 for a plain scan; one of the
+    ``cached`` tables' counts unless a new m would cost under half as much.
 
     Work is counted in scanned entries (~4 ns each): a scan costs entries x queries. Probing
     costs its probes and the entries they hold, ~15 numpy calls per chunk (~4,000 entries'
@@ -681,18 +683,20 @@ def _plan(entries: int, queries: int, radius: int) -> int:
     radius 10): m = 4 in 0.2 ms, 5 in 0.65, 3 in 0.35, a scan 3.6. An entry a probe finds
     costs ~3 scanned ones (gathered, expanded, compared): on the hashes of 4,900 photos the
     50 views' search of the stored dihedral hashes took 3x as long at m = 5 as at m = 4,
-    which an equal weight had ranked first.
+    which an equal weight had ranked first. Every set of tables kept is merged again at each
+    fold, so an index searched at two radii (ingest's, at 8 and 10 bits) keeps one set where
+    it can: near the best, the estimates differ less than the searches' measured times do.
     """
     if entries * max(queries, 1) <= _SCAN_ALWAYS:
         return 0  # small searches: no need to price every m
-    best, best_cost = 0, float(entries) * max(queries, 1)
+    costs = {0: float(entries) * max(queries, 1)}
     for m in range(3, 9):  # m >= 3 keeps each table at most 2**22 slots
         bits = 64 // m
         probes = sum(_ball(bits, r) for r in _chunk_radii(radius, m) if r >= 0)
-        cost = probes * max(queries, 1) * (4.0 + 3.0 * entries / 2.0**bits) + _fixed_cost(m)
-        if cost < best_cost:
-            best, best_cost = m, cost
-    return best
+        costs[m] = probes * max(queries, 1) * (4.0 + 3.0 * entries / 2.0**bits) + _fixed_cost(m)
+    best = min(costs, key=lambda m: (costs[m], m))
+    kept = min((m for m in cached if m in costs), key=lambda m: costs[m], default=None)
+    return kept if kept is not None and best and costs[kept] <= 2 * costs[best] else best
 
 
 def _fixed_cost(m: int) -> float:

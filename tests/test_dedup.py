@@ -227,6 +227,29 @@ def test_keypoint_check_of_a_featureless_image_says_no(objects) -> None:
     assert confirmer.same(grey, grey)
 
 
+def test_prepared_keypoint_checks_give_the_verdicts_of_checks_done_in_place(objects) -> None:
+    """Confirmer.prepare reads the stored copy and computes both sides' keypoints on its own
+    threads; the check then uses them (no detection on the caller's thread) and says what a
+    check done in place says, for copies, mirrored copies and other photos alike."""
+    stored = {seed: store.put(objects, synthetic.encode(photo(seed), "JPEG")) for seed in (40, 41)}
+    greys = [hashing.grey_copy(img) for img in (photo(40).rotate(-9), ImageOps.mirror(photo(41)), photo(42))]
+    checks = [(stored[seed], mirrored) for seed in stored for mirrored in (False, True)]
+    in_place = dedup.Confirmer(objects)
+    want = [[in_place.same_photo(grey, sha, mirrored) for sha, mirrored in checks] for grey in greys]
+    assert want[0][0] and want[1][3] and not any(want[2])  # a turned copy, a mirrored one, another photo
+    ahead = dedup.Confirmer(objects)
+    for grey in greys:
+        ahead.prepare(grey, checks)
+    for future in ahead._prepared.values():
+        future.result()
+    ahead._detect = None  # type: ignore[assignment,method-assign]  # any detection now fails
+    assert [[ahead.same_photo(grey, sha, mirrored) for sha, mirrored in checks] for grey in greys] == want
+    assert ahead._prepared == {} and ahead.checked == in_place.checked
+    ahead.prepare(greys[0], checks)
+    ahead.forget_prepared()  # a group's unused work is dropped when it ends
+    assert ahead._prepared == {}
+
+
 def test_clusters_list_members_distances_and_sources(conn, objects) -> None:
     index = dedup.NearIndex.load(conn, objects, DedupConfig())
     a, placed = add(index, conn, objects, photo(7))

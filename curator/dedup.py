@@ -237,9 +237,7 @@ class NearIndex:
                 self._found_before[sha] = (query[rows] - start, *(col[rows] for col in hit))
                 grey = greys.get(sha) if greys else None
                 if grey is not None and self.confirmer is not None:
-                    checks = self._ranked(hashes_by_sha[sha], [self._found_before[sha]])
-                    self.confirmer.prepare(grey, [(c.sha256, c.match.reflected) for c in checks
-                                                  if not c.match.direct])
+                    self._prepare_check(grey, self._ranked(hashes_by_sha[sha], [self._found_before[sha]]))
         self._recent = (len(self.shas), [], ViewIndex())
         try:
             yield
@@ -251,6 +249,15 @@ class NearIndex:
             values, owners, kinds = _entries(hashes)
             if len(values):
                 self.views.extend(values, owners + first, kinds)
+
+    def _prepare_check(self, grey: np.ndarray, found: list[Candidate]) -> None:
+        """Have the confirmer prepare the keypoint check an image will most likely need: with no
+        direct match, its best loose one (usually a copy's only match; a check is done only
+        until its cluster is joined, so the next ones would mostly be work thrown away, which
+        on 2 cores the decoding threads pay for). Any other check is done in place."""
+        assert self.confirmer is not None
+        if found and not any(c.match.direct for c in found):
+            self.confirmer.prepare(grey, [(found[0].sha256, found[0].match.reflected)])
 
     def candidates(self, hashes: dict[str, int], sha256: str | None = None) -> list[Candidate]:
         """Stored images that match ``hashes`` under the policy, best first (may include

@@ -188,9 +188,10 @@ class NearIndex:
     confirmer: Confirmer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     # Inside :meth:`group`: the group's images placed so far (first slot, hashes), searched apart
-    # from ``views``, which stays as the group found it; and each group image's hits in ``views``.
+    # from ``views``, which stays as the group found it; and each group image's candidates in
+    # ``views``, ranked.
     _recent: tuple[int, list[dict[str, int]], ViewIndex] | None = field(default=None, repr=False)
-    _found_before: dict[str, _Found] = field(default_factory=dict, repr=False)
+    _found_before: dict[str, list[Candidate]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.confirmer is None and self.policy.confirm:
@@ -224,8 +225,8 @@ class NearIndex:
         one search of the stored images for the whole group: each search has a fixed cost of
         some numpy calls per chunk table, which one image at a time paid per image. Inside, an
         image is searched only among the group's images placed before it. With ``greys`` (the
-        images' grey copies), the keypoints of every stored candidate that will need checking
-        are computed on other threads while the group is placed (Confirmer.prepare)."""
+        images' grey copies), the keypoint check each image will most likely need is prepared
+        on other threads while the group is placed (_prepare_check)."""
         shas = list(hashes_by_sha)
         if shas:  # a group may have no new image (all refused or exact duplicates)
             values, owners, kinds = _entries(list(hashes_by_sha.values()))
@@ -234,10 +235,11 @@ class NearIndex:
             by_image = np.argsort(owners[query], kind="stable")
             cuts = np.searchsorted(owners[query][by_image], np.arange(1, len(shas)))
             for sha, start, rows in zip(shas, starts, np.split(by_image, cuts), strict=True):
-                self._found_before[sha] = (query[rows] - start, *(col[rows] for col in hit))
+                found = self._ranked(hashes_by_sha[sha], (query[rows] - start, *(col[rows] for col in hit)))
+                self._found_before[sha] = found
                 grey = greys.get(sha) if greys else None
                 if grey is not None and self.confirmer is not None:
-                    self._prepare_check(grey, self._ranked(hashes_by_sha[sha], [self._found_before[sha]]))
+                    self._prepare_check(grey, found)
         self._recent = (len(self.shas), [], ViewIndex())
         try:
             yield
@@ -257,7 +259,7 @@ class NearIndex:
         on 2 cores the decoding threads pay for). Any other check is done in place."""
         assert self.confirmer is not None
         if found and not any(c.match.direct for c in found):
-            self.confirmer.prepare(grey, [(found[0].sha256, found[0].match.reflected)])
+            self.confirmer.prepare(grey, found[0].sha256, found[0].match.reflected)
 
     def candidates(self, hashes: dict[str, int], sha256: str | None = None) -> list[Candidate]:
         """Stored images that match ``hashes`` under the policy, best first (may include
@@ -265,19 +267,20 @@ class NearIndex:
         names = [n for n in hashes if n in _KIND]
         values = np.array([hashes[n] for n in names], dtype=np.uint64)
         kinds = np.array([_KIND[n] for n in names], dtype=np.int64)
-        before = self._found_before.pop(sha256, None) if sha256 else None
-        found = [before if before is not None else self.views.search(self.policy, values, kinds)]
-        if self._recent:
-            found.append(self._recent[2].search(self.policy, values, kinds))
-        return self._ranked(hashes, found)
+        found = self._found_before.pop(sha256, None) if sha256 else None
+        if found is None:
+            found = self._ranked(hashes, self.views.search(self.policy, values, kinds))
+        if self._recent:  # the group's images, none of them among the stored ones
+            recent = self._ranked(hashes, self._recent[2].search(self.policy, values, kinds))
+            found = sorted(found + recent, key=_rank)
+        return found
 
-    def _ranked(self, hashes: dict[str, int], found: list[_Found]) -> list[Candidate]:
+    def _ranked(self, hashes: dict[str, int], found: _Found) -> list[Candidate]:
         """The stored images in ``found`` (search hits of ``hashes``) that match under the policy,
         each by its best match, best first."""
         names = [n for n in hashes if n in _KIND]
         best: dict[str, Candidate] = {}
-        hits = (np.concatenate(col).tolist() for col in zip(*found, strict=True))
-        for q, owner, kind, d in zip(*hits, strict=True):
+        for q, owner, kind, d in zip(*(col.tolist() for col in found), strict=True):
             centres = centre_distance(hashes, self.centres[owner], names[q], _NAME[kind])
             match = self.policy.match(names[q], _NAME[kind], d, centres)
             if match is None:
@@ -419,22 +422,17 @@ class Confirmer:
         except (OSError, ValueError, SyntaxError):
             return None
 
-    def prepare(self, grey: np.ndarray, checks: list[tuple[str, bool]]) -> None:
-        """Start computing, on other threads, what :meth:`same_photo` will need to check the
-        image ``grey`` against each stored (sha256, mirrored) of ``checks``: the stored grey copy
+    def prepare(self, grey: np.ndarray, sha: str, mirrored: bool) -> None:
+        """Start computing, on another thread, what :meth:`same_photo` will need to check the
+        image ``grey`` against stored image ``sha`` (``mirrored`` or not): the stored grey copy
         and both images' keypoints. On a catalog with many stored images, keypoints were a fifth
         of the catalog thread's time; this way they are ready (or nearly) when the check comes,
         and a check that never comes (its cluster joined already) costs only the other threads.
         Verdicts are the same: the same keypoints of the same arrays, by the same detector."""
-        if not checks:
-            return
         if self._pool is None:
             self._pool = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="curator-keypoints")
-        for sha, mirrored in checks:
-            key = (id(grey), sha, mirrored)
-            if key not in self._prepared:
-                self._prepared[key] = self._pool.submit(self._prepare_one, grey, sha, mirrored,
-                                                        self._greys.get(sha))
+        self._prepared[(id(grey), sha, mirrored)] = self._pool.submit(
+            self._prepare_one, grey, sha, mirrored, self._greys.get(sha))
 
     def _prepare_one(self, grey: np.ndarray, sha: str, mirrored: bool, other: np.ndarray | None) -> _Prepared:
         """On a pool thread: no cache is touched."""
@@ -454,7 +452,7 @@ class Confirmer:
     def _take_prepared(self, grey: np.ndarray, sha: str, mirrored: bool) -> np.ndarray | None:
         """The stored grey copy that prepare read for this check, its keypoints now cached."""
         future = self._prepared.pop((id(grey), sha, mirrored), None)
-        if future is None or future.cancelled():
+        if future is None:
             return None
         prepared = future.result()
         if prepared is None:

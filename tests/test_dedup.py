@@ -239,13 +239,14 @@ def test_prepared_keypoint_checks_give_the_verdicts_of_checks_done_in_place(obje
     assert want[0][0] and want[1][3] and not any(want[2])  # a turned copy, a mirrored one, another photo
     ahead = dedup.Confirmer(objects)
     for grey in greys:
-        ahead.prepare(grey, checks)
+        for sha, mirrored in checks:
+            ahead.prepare(grey, sha, mirrored)
     for future in ahead._prepared.values():
         future.result()
     ahead._detect = None  # type: ignore[assignment,method-assign]  # any detection now fails
     assert [[ahead.same_photo(grey, sha, mirrored) for sha, mirrored in checks] for grey in greys] == want
     assert ahead._prepared == {} and ahead.checked == in_place.checked
-    ahead.prepare(greys[0], checks)
+    ahead.prepare(greys[0], *checks[0])
     ahead.forget_prepared()  # a group's unused work is dropped when it ends
     assert ahead._prepared == {}
 

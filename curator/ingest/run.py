@@ -71,7 +71,6 @@ if TYPE_CHECKING:
 ProgressCallback = Callable[[int], None]
 
 
-
 @dataclass(frozen=True)
 class IngestOptions:
     settings: IngestConfig = field(default_factory=IngestConfig)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import io
 import os
 import sqlite3
@@ -124,6 +125,11 @@ _KIND = {name: i for i, name in enumerate(_SEARCHED)}
 _NAME = list(_KIND)
 _DIHEDRAL_KINDS = [_KIND[name] for name in hashing.DIHEDRAL]
 _PHASH_KIND = _KIND[hashing.PHASH]
+# Each kind's class in ViewIndex.search's plan: 0 the plain phash, 1 another dihedral hash, 2 a turn or crop.
+_CLASS = np.array([0 if k == _PHASH_KIND else 1 if k in _DIHEDRAL_KINDS else 2 for k in range(len(_KIND))])
+_FORM = _CLASS < 2  # by kind: a dihedral hash (np.isin took ~20 us a call)
+# Below this many (query, view) pairs a ViewIndex compares them all (ViewIndex._scan).
+_SCAN_PAIRS = 1 << 18
 
 
 _Found = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # query, owner, stored kind, distance
@@ -147,7 +153,7 @@ class ViewIndex:
 
     def extend(self, values: np.ndarray, owners: np.ndarray, kinds: np.ndarray) -> None:
         self.every.extend(values, owners, kinds)
-        form, plain = np.isin(kinds, _DIHEDRAL_KINDS), kinds == _PHASH_KIND
+        form, plain = _FORM[kinds], kinds == _PHASH_KIND
         for index, keep in ((self.forms, form), (self.plain, plain)):
             index.extend(values[keep], owners[keep], kinds[keep])
 
@@ -155,7 +161,10 @@ class ViewIndex:
         """(query position, owner, stored kind, distance) of every stored view within the
         radius the policy allows for its pair of views (a pair may come twice)."""
         full, composite = policy.radius, policy.composite_radius
-        form = np.isin(kinds, _DIHEDRAL_KINDS)
+        form = _FORM[kinds]
+        forms = np.count_nonzero(form)
+        if forms * len(self.every) + (len(kinds) - forms) * len(self.forms) <= _SCAN_PAIRS:
+            return self._scan(values, kinds, form, full, composite)
         plain = kinds == _PHASH_KIND
         plan = [
             (plain, self.every, full),  # the image as it is against every view: single relations
@@ -174,6 +183,22 @@ class ViewIndex:
             empty = np.zeros(0, dtype=np.int64)
             return empty, empty, empty, empty
         return tuple(np.concatenate(col) for col in zip(*found, strict=True))  # type: ignore[return-value]
+
+    def _scan(
+        self, values: np.ndarray, kinds: np.ndarray, form: np.ndarray, full: int, composite: int
+    ) -> _Found:
+        """:meth:`search` of a small index by comparing each query with every stored hash it
+        may match (``form``: the queries that are dihedral hashes), each pair once, at the
+        radius ``search``'s plan gives its classes. Its five searches' fixed costs were most
+        of the time ingest spent searching a group's own images."""
+        radii = np.array([[full, full, full], [full, full, composite], [full, composite, -1]])
+        found = []
+        for asked, index in ((np.flatnonzero(form), self.every), (np.flatnonzero(~form), self.forms)):
+            stored, owners, stored_kinds = index.entries()
+            qi, ei, dist = hashing.scan(values[asked], stored, full)
+            keep = dist <= radii[_CLASS[kinds[asked[qi]]], _CLASS[stored_kinds[ei]]]
+            found.append((asked[qi[keep]], owners[ei[keep]], stored_kinds[ei[keep]], dist[keep]))
+        return tuple(np.concatenate(col).astype(np.int64) for col in zip(*found, strict=True))  # type: ignore[return-value]
 
 
 @dataclass
@@ -877,7 +902,7 @@ def near_pairs(policy: Policy, hashes: list[dict[str, int]]) -> dict[tuple[int, 
     index = ViewIndex()
     values, owners, kinds = _entries(hashes)
     index.extend(values, owners, kinds)
-    form = np.flatnonzero(np.isin(kinds, _DIHEDRAL_KINDS))
+    form = np.flatnonzero(_FORM[kinds])
     qi, e_owner, e_kind, dist = index.search(policy, values[form], kinds[form])
     q_owner, q_kind = owners[form][qi], kinds[form][qi]
     other = q_owner != e_owner
@@ -904,11 +929,23 @@ def centre_distance(a: dict[str, int], b: dict[str, int], a_view: str, b_view: s
 
 
 def _entries(hashes: list[dict[str, int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    rows = [(v, owner, _KIND[n]) for owner, h in enumerate(hashes) for n, v in h.items() if n in _KIND]
-    if not rows:
+    """(value, owner, kind) of every searched hash of ``hashes`` (owner: the position in it)."""
+    values, owners, kinds = [], [], []
+    for owner, h in enumerate(hashes):
+        where, kind = _searched(tuple(h))  # one tuple per image, not one per hash: ingest's catalog thread
+        values.append(np.fromiter(h.values(), dtype=np.uint64, count=len(h))[where])
+        owners.append(np.full(len(kind), owner, dtype=np.int64))
+        kinds.append(kind)
+    if not values:
         return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    values, owners, kinds = zip(*rows, strict=True)
-    return np.array(values, dtype=np.uint64), np.array(owners), np.array(kinds)
+    return np.concatenate(values), np.concatenate(owners), np.concatenate(kinds)
+
+
+@functools.lru_cache(maxsize=64)
+def _searched(names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """For hashes with these names, in this order: where the searched ones are, and their kinds."""
+    where = [i for i, name in enumerate(names) if name in _KIND]
+    return np.array(where, dtype=np.int64), np.array([_KIND[names[i]] for i in where], dtype=np.int64)
 
 
 def _match_rank(m: Match) -> tuple[int, int, str]:

@@ -10,6 +10,7 @@ import ctypes
 import fcntl
 import functools
 import os
+import secrets
 import shutil
 import sys
 import tempfile
@@ -29,9 +30,8 @@ def write_atomic(path: Path, data: bytes | str, *, durable: bool = True) -> None
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _new_temp_file(path)
     try:
-        os.fchmod(fd, 0o666 & ~umask())  # mkstemp makes 0600; a written file follows the umask
         with os.fdopen(fd, "wb") as fh:
             fh.write(payload)
             if durable:
@@ -44,6 +44,19 @@ def write_atomic(path: Path, data: bytes | str, *, durable: bool = True) -> None
         raise
     if durable:
         fsync_dir(path.parent)
+
+
+def _new_temp_file(path: Path) -> tuple[int, str]:
+    """A new empty file beside ``path`` named ``.NAME.XXXXXXXX.tmp``, open for writing, made
+    with mode 0666 less the umask as any written file is (tempfile.mkstemp makes 0600, and
+    reading the umask back to fix that costs a read of /proc per file)."""
+    for _ in range(100):
+        tmp = os.path.join(path.parent, f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temp name beside {path}")
 
 
 def umask() -> int:

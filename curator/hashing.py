@@ -367,9 +367,8 @@ def dihedral(low: np.ndarray) -> np.ndarray:
     """(8, 8, 8): the low DCT frequencies of the image's 8 flips and quarter turns, in
     :data:`DIHEDRAL` order, from its own (``low``): a reversed axis negates its odd
     frequencies, a transpose swaps the axes."""
-    signs = _mirror_signs()
-    flips = [low, low * signs, low * signs.T, low * signs * signs.T]
-    return np.stack(flips + [f.T for f in flips])
+    flips = low * _flip_signs()  # (4, 8, 8): as is, mirrored, flipped, both
+    return np.concatenate([flips, flips.transpose(0, 2, 1)])
 
 
 def _turn_views(cv2: Any, work: np.ndarray) -> np.ndarray:
@@ -504,6 +503,13 @@ def _mirror_signs() -> np.ndarray:
     return np.array([(-1.0) ** k for k in range(HASH_SIZE)])[None, :]
 
 
+@lru_cache(maxsize=1)
+def _flip_signs() -> np.ndarray:
+    """(4, 8, 8): the low frequencies' signs as is, mirrored, flipped, and both."""
+    mirror = np.broadcast_to(_mirror_signs(), (HASH_SIZE, HASH_SIZE))
+    return np.stack([np.ones_like(mirror), mirror, mirror.T, mirror * mirror.T])
+
+
 def _bits_many(low: np.ndarray) -> list[int]:
     flat = low.reshape(len(low), -1)
     # Each row's median (the mean of its two middle values, as np.median takes it, in a
@@ -541,16 +547,17 @@ class HashIndex:
     entries found there are compared in full. ``m`` is chosen per search from the
     table size and radius; for small tables a plain vectorised scan is cheaper and
     is used instead. New entries go to a scanned tail that is folded into the
-    tables when it grows, so adding one image costs no rebuild. The probes run as one
-    loop compiled by numba where it is installed (the ``fast`` extra), else as numpy
-    steps; both find the same.
+    tables when it grows, so adding one image costs no rebuild. The probes run as numpy
+    steps, or as one loop compiled by numba where it is installed (the ``fast`` extra)
+    once the searches are big enough to pay for loading it; both find the same.
 
     Each entry carries an ``owner`` (an image slot) and a ``kind`` (a hash name's
     index in NAMES). Used by both dedup.NearIndex.add_image and dedup.recluster.
     """
 
-    def __init__(self, compiled: bool = True) -> None:
-        # compiled=False: probe with numpy's steps even where numba (the ``fast`` extra) is installed.
+    def __init__(self, compiled: bool | None = None) -> None:
+        # compiled: True probes with the compiled loop wherever numba (the ``fast`` extra) is
+        # installed, False never, None once it pays (_probe_loop_for).
         self._compiled = compiled
         # Entries 0.._size in buffers that grow by a quarter at a time (one image's hashes are
         # appended, not the whole index copied); the chunk tables cover 0.._folded, and the
@@ -562,13 +569,14 @@ class HashIndex:
         self._folded = 0
         self._tables: dict[int, list[_ChunkTable]] = {}
         self._rent = 0.0  # the tail's scans since the last fold, in ns (see search)
+        self._numpy_probes = 0.0  # the estimated cost of probes made with numpy's steps (_plan's units)
 
     def __len__(self) -> int:
         return self._size
 
     @property
     def compiled(self) -> bool:
-        """Whether searches probe with the compiled loop (numba installed, not turned off)."""
+        """Whether searches may probe with the compiled loop (numba installed, not turned off)."""
         return self._compiled and _compiled_probe() is not None
 
     def extend(self, values: np.ndarray, owners: np.ndarray, kinds: np.ndarray) -> None:
@@ -616,15 +624,29 @@ class HashIndex:
         folded = self._values[: self._folded]
         m = _plan(len(folded), len(queries), radius, self._tables) if chunks is None else chunks
         if m == 0 or not len(folded):  # one pass over the tables' part and the tail alike
-            return _scan(queries, self._values[: self._size], radius, 0)
+            return scan(queries, self._values[: self._size], radius)
         tables = self._tables.get(m)
         if tables is None:
             tables = self._tables[m] = _build_tables(folded, m)
-        probed = _probe(queries, folded, tables, radius, _compiled_probe() if self._compiled else None)
+        loop = self._probe_loop_for(_cost(len(folded), len(queries), radius, m))
+        probed = _probe(queries, folded, tables, radius, loop)
         if self._size == self._folded:
             return probed
-        scanned = _scan(queries, self._values[self._folded : self._size], radius, self._folded)
+        scanned = scan(queries, self._values[self._folded : self._size], radius, self._folded)
         return tuple(np.concatenate(col) for col in zip(probed, scanned, strict=True))  # type: ignore[return-value]
+
+    def _probe_loop_for(self, cost: float) -> Any:
+        """The compiled probe loop for a search of this estimated ``cost`` (None: numpy's steps).
+        Loading it (importing numba, reading its cached machine code) takes about half a
+        second, which a small catalog's whole ingest never spends on probes: rent or buy
+        again, it is loaded once this index's probes with numpy would have cost that much."""
+        if self._compiled is False:
+            return None
+        loaded = _compiled_probe.cache_info().currsize > 0
+        if self._compiled is None and not loaded and self._numpy_probes + cost < _LOAD_COST:
+            self._numpy_probes += cost
+            return None
+        return _compiled_probe()
 
     def prepare(self, queries: int, radius: int) -> int:
         """Build the chunk tables a search of ``queries`` hashes at ``radius`` would use, and
@@ -636,6 +658,10 @@ class HashIndex:
         if m and m not in self._tables:
             self._tables[m] = _build_tables(self._values[: self._folded], m)
         return m
+
+    def entries(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(values, owners, kinds) of every entry, in the order added (views, not copies)."""
+        return self._values[: self._size], self._owners[: self._size], self._kinds[: self._size]
 
     def entry(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(owners, kinds) of entries by index (tail included)."""
@@ -689,14 +715,24 @@ def _plan(entries: int, queries: int, radius: int, cached: Iterable[int] = ()) -
     """
     if entries * max(queries, 1) <= _SCAN_ALWAYS:
         return 0  # small searches: no need to price every m
-    costs = {0: float(entries) * max(queries, 1)}
-    for m in range(3, 9):  # m >= 3 keeps each table at most 2**22 slots
-        bits = 64 // m
-        probes = sum(_ball(bits, r) for r in _chunk_radii(radius, m) if r >= 0)
-        costs[m] = probes * max(queries, 1) * (4.0 + 3.0 * entries / 2.0**bits) + _fixed_cost(m)
+    # m >= 3 keeps each table at most 2**22 slots.
+    costs = {m: _cost(entries, queries, radius, m) for m in (0, *range(3, 9))}
     best = min(costs, key=lambda m: (costs[m], m))
     kept = min((m for m in cached if m in costs), key=lambda m: costs[m], default=None)
     return kept if kept is not None and best and costs[kept] <= 2 * costs[best] else best
+
+
+def _cost(entries: int, queries: int, radius: int, m: int) -> float:
+    """_plan's estimate of a search's work with m chunks (0: a scan), in scanned entries."""
+    if m == 0:
+        return float(entries) * max(queries, 1)
+    bits = 64 // m
+    probes = sum(_ball(bits, r) for r in _chunk_radii(radius, m) if r >= 0)
+    return probes * max(queries, 1) * (4.0 + 3.0 * entries / 2.0**bits) + _fixed_cost(m)
+
+
+# Loading the compiled probe loop, ~0.5 s, in _plan's units (~4 ns each).
+_LOAD_COST = 0.5e9 / 4
 
 
 def _fixed_cost(m: int) -> float:
@@ -758,7 +794,9 @@ def _masks(bits: int, radius: int) -> np.ndarray:
     return np.array(masks, dtype=np.int64)
 
 
-def _scan(queries: np.ndarray, values: np.ndarray, radius: int, offset: int) -> _Found:
+def scan(queries: np.ndarray, values: np.ndarray, radius: int, offset: int = 0) -> _Found:
+    """(query index, value index + ``offset``, distance) of every pair within ``radius``,
+    comparing every query with every value."""
     out_q, out_e, out_d = [], [], []
     step = max(1, 4_000_000 // max(len(values), 1))
     for start in range(0, len(queries), step):

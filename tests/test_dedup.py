@@ -457,8 +457,13 @@ def test_policy_radii_single_composite_and_moved_thresholds() -> None:
 
 @pytest.mark.parametrize("threshold", [None, 4, 10])
 @pytest.mark.parametrize("confirm", [True, False])
-def test_near_pairs_finds_exactly_what_the_policy_counts(threshold: int | None, confirm: bool) -> None:
-    """The indexed search (dedup.ViewIndex) against every pair of views compared one by one."""
+@pytest.mark.parametrize("scan_pairs", [0, 1 << 30], ids=["indexed", "scanned"])
+def test_near_pairs_finds_exactly_what_the_policy_counts(
+    threshold: int | None, confirm: bool, scan_pairs: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The search (dedup.ViewIndex: indexed, or all pairs at once for small indexes) against
+    every pair of views compared one by one."""
+    monkeypatch.setattr(dedup, "_SCAN_PAIRS", scan_pairs)
     rng = np.random.default_rng(threshold or 0)
     names = hashing.NAMES
     hashes = [{n: int(v) for n, v in zip(names, rng.integers(0, 2**63, len(names)), strict=True)}
@@ -488,6 +493,49 @@ def test_near_pairs_finds_exactly_what_the_policy_counts(threshold: int | None, 
                         want[key] = found
     assert any(m.direct for m in want.values()) and (not confirm or any(not m.direct for m in want.values()))
     assert dedup.near_pairs(policy, hashes) == want
+
+
+@pytest.mark.parametrize("confirm", [True, False])
+def test_a_small_view_index_compares_all_pairs_and_finds_what_its_indexed_search_does(
+    confirm: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ViewIndex._scan against the indexed search, with every kind of view as a query (as
+    NearIndex.candidates asks), and both against what the policy counts pair by pair."""
+    rng = np.random.default_rng(7)
+    names = [n for n in hashing.NAMES if n not in hashing.CENTRES]
+
+    def image() -> dict[str, int]:
+        return {n: int(v) for n, v in zip(names, rng.integers(0, 2**63, len(names)), strict=True)}
+
+    def near(value: int) -> int:
+        return value ^ sum(1 << int(x) for x in rng.choice(64, int(rng.integers(0, 12)), replace=False))
+
+    stored, asked = [image() for _ in range(12)], [image() for _ in range(6)]
+    for _ in range(200):  # any view of an asked image near any view of a stored one
+        x, y = asked[rng.integers(len(asked))], stored[rng.integers(len(stored))]
+        x[str(rng.choice(names))] = near(y[str(rng.choice(names))])
+    index = dedup.ViewIndex()
+    index.extend(*dedup._entries(stored))
+    values, _, kinds = dedup._entries(asked)
+    policy = match.Policy.of(DedupConfig(confirm=confirm))
+    found = {}
+    for way, pairs in (("indexed", 0), ("scanned", 1 << 30)):
+        monkeypatch.setattr(dedup, "_SCAN_PAIRS", pairs)
+        found[way] = set(zip(*(col.tolist() for col in index.search(policy, values, kinds)), strict=True))
+    assert found["indexed"] == found["scanned"]
+    stored_values, owners, stored_kinds = dedup._entries(stored)
+    counted = {
+        (q, o, k, hashing.hamming(int(v), int(w)))
+        for q, v in enumerate(values.tolist())
+        for w, o, k in zip(stored_values.tolist(), owners.tolist(), stored_kinds.tolist(), strict=True)
+        # Relations have a flip or quarter turn (or the image as it is) on one side at least.
+        if {dedup._NAME[kinds[q]], dedup._NAME[k]} & set(hashing.DIHEDRAL)
+        and policy.match(dedup._NAME[kinds[q]], dedup._NAME[k], hashing.hamming(int(v), int(w))) is not None
+    }
+    assert counted <= found["scanned"]
+    views = {dedup._NAME[kinds[q]] for q, *_ in counted}
+    assert views & set(hashing.DIHEDRAL) - {hashing.PHASH}
+    assert bool(views - set(hashing.DIHEDRAL)) == confirm  # turns and crops are loose matches only
 
 
 def test_every_threshold_range_is_the_policys(conn, objects) -> None:

@@ -103,3 +103,20 @@ def test_the_tail_is_folded_once_its_scans_have_cost_what_a_fold_costs() -> None
     found = sorted(zip(*(col.tolist() for col in index.search(values[:50], 8, chunks=4)), strict=True))
     assert index._folded == 3100  # the scans now add up to the fold's price: folded
     assert found == _brute(values[:50], values[:3100], 8)
+
+
+def test_the_compiled_loop_is_loaded_once_numpy_probes_would_have_paid_for_it(monkeypatch) -> None:
+    """An index probes with numpy's steps (rent) until their estimated cost reaches loading the
+    compiled loop (buy): a small catalog's ingest never pays for importing numba."""
+    pytest.importorskip("numba")
+    hashing._compiled_probe.cache_clear()  # as in a fresh process: not loaded yet
+    values = _values(2)
+    queries = values[::7]
+    index = hashing.HashIndex()
+    index.extend(values, np.arange(len(values)), np.zeros(len(values)))
+    monkeypatch.setattr(hashing, "_LOAD_COST", 2.5 * hashing._cost(len(values), len(queries), 8, 4))
+    want = _brute(queries, values, 8)
+    for loaded in (False, False, True):
+        got = sorted(zip(*(col.tolist() for col in index.search(queries, 8, chunks=4)), strict=True))
+        assert got == want
+        assert (hashing._compiled_probe.cache_info().currsize > 0) == loaded

@@ -213,10 +213,12 @@ class NearIndex:
     confirmer: Confirmer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     # Inside :meth:`group`: the group's images placed so far (first slot, hashes), searched apart
-    # from ``views``, which stays as the group found it; and each group image's candidates in
-    # ``views``, ranked.
+    # from ``views``, which stays as the group found it; each group image's candidates in
+    # ``views``, ranked; and its matches among the group's other images (counted once placed).
     _recent: tuple[int, list[dict[str, int]], ViewIndex] | None = field(default=None, repr=False)
     _found_before: dict[str, list[Candidate]] = field(default_factory=dict, repr=False)
+    _among: dict[str, list[Candidate]] = field(default_factory=dict, repr=False)
+    _placed: set[str] = field(default_factory=set, repr=False)
 
     def __post_init__(self) -> None:
         if self.confirmer is None and self.policy.confirm:
@@ -241,50 +243,59 @@ class NearIndex:
             (self._recent[2] if self._recent else self.views).extend(values, owners + first, kinds)
         if self._recent:
             self._recent[1].extend(hashes)
+            self._placed.update(hashes_by_sha)
 
     @contextlib.contextmanager
     def group(
         self, hashes_by_sha: dict[str, dict[str, int]], greys: dict[str, np.ndarray] | None = None
     ) -> Iterator[None]:
-        """Place a group of new images (``add_image`` for some or all of ``hashes_by_sha``) with
-        one search of the stored images for the whole group: each search has a fixed cost of
-        some numpy calls per chunk table, which one image at a time paid per image. Inside, an
-        image is searched only among the group's images placed before it. With ``greys`` (the
+        """Place a group of new images (``add_image`` for some or all of ``hashes_by_sha``, with
+        these hashes) with one search of the stored images for the whole group, and one of the
+        group's images among themselves: each search has a fixed cost of some numpy calls per
+        chunk table, which one image at a time paid per image. Inside, an image is matched only
+        with the stored images and the group's images placed before it. With ``greys`` (the
         images' grey copies), the keypoint check each image will most likely need is prepared
         on other threads while the group is placed (_prepare_check)."""
         shas = list(hashes_by_sha)
         if shas:  # a group may have no new image (all refused or exact duplicates)
-            values, owners, kinds = _entries(list(hashes_by_sha.values()))
-            query, *hit = self.views.search(self.policy, values, kinds)
-            starts = np.searchsorted(owners, np.arange(len(shas)))  # where each image's rows begin
-            by_image = np.argsort(owners[query], kind="stable")
-            cuts = np.searchsorted(owners[query][by_image], np.arange(1, len(shas)))
-            for sha, start, rows in zip(shas, starts, np.split(by_image, cuts), strict=True):
-                found = self._ranked(hashes_by_sha[sha], (query[rows] - start, *(col[rows] for col in hit)))
-                self._found_before[sha] = found
+            hashes = list(hashes_by_sha.values())
+            values, owners, kinds = _entries(hashes)
+            stored = _by_image(len(shas), owners, self.views.search(self.policy, values, kinds))
+            among = ViewIndex()
+            among.extend(values, owners, kinds)
+            others = _by_image(len(shas), owners, among.search(self.policy, values, kinds))
+            centres = [{n: v for n, v in h.items() if n in hashing.CENTRES} for h in hashes]
+            for i, sha in enumerate(shas):
+                self._found_before[sha] = self._ranked(hashes[i], stored[i])
+                mates = self._ranked(hashes[i], others[i], shas, centres)
+                self._among[sha] = [c for c in mates if c.sha256 != sha]
                 grey = greys.get(sha) if greys else None
                 if grey is not None and self.confirmer is not None:
-                    self._prepare_check(grey, found)
+                    self._prepare_check(grey, self._found_before[sha], self._among[sha], greys or {})
         self._recent = (len(self.shas), [], ViewIndex())
         try:
             yield
         finally:
             first, hashes, _ = self._recent
-            self._recent, self._found_before = None, {}
+            self._recent, self._found_before, self._among, self._placed = None, {}, {}, set()
             if self.confirmer is not None:
                 self.confirmer.forget_prepared()
             values, owners, kinds = _entries(hashes)
             if len(values):
                 self.views.extend(values, owners + first, kinds)
 
-    def _prepare_check(self, grey: np.ndarray, found: list[Candidate]) -> None:
+    def _prepare_check(
+        self, grey: np.ndarray, stored: list[Candidate], among: list[Candidate], greys: dict[str, np.ndarray]
+    ) -> None:
         """Have the confirmer prepare the keypoint check an image will most likely need: with no
         direct match, its best loose one (usually a copy's only match; a check is done only
         until its cluster is joined, so the next ones would mostly be work thrown away, which
         on 2 cores the decoding threads pay for). Any other check is done in place."""
         assert self.confirmer is not None
+        found = sorted(stored + among, key=_rank)
         if found and not any(c.match.direct for c in found):
-            self.confirmer.prepare(grey, found[0].sha256, found[0].match.reflected)
+            best = found[0]
+            self.confirmer.prepare(grey, best.sha256, best.match.reflected, greys.get(best.sha256))
 
     def candidates(self, hashes: dict[str, int], sha256: str | None = None) -> list[Candidate]:
         """Stored images that match ``hashes`` under the policy, best first (may include
@@ -296,21 +307,30 @@ class NearIndex:
         if found is None:
             found = self._ranked(hashes, self.views.search(self.policy, values, kinds))
         if self._recent:  # the group's images, none of them among the stored ones
-            recent = self._ranked(hashes, self._recent[2].search(self.policy, values, kinds))
+            among = self._among.pop(sha256, None) if sha256 else None
+            if among is None:
+                recent = self._ranked(hashes, self._recent[2].search(self.policy, values, kinds))
+            else:
+                recent = [c for c in among if c.sha256 in self._placed]
             found = sorted(found + recent, key=_rank)
         return found
 
-    def _ranked(self, hashes: dict[str, int], found: _Found) -> list[Candidate]:
-        """The stored images in ``found`` (search hits of ``hashes``) that match under the policy,
-        each by its best match, best first."""
+    def _ranked(
+        self, hashes: dict[str, int], found: _Found, shas: list[str] | None = None,
+        centres: list[dict[str, int]] | None = None,
+    ) -> list[Candidate]:
+        """The images in ``found`` (search hits of ``hashes``; owners index ``shas`` and their
+        ``centres``, by default the stored images') that match under the policy, each by its
+        best match, best first."""
+        shas, centres = shas or self.shas, centres or self.centres
         names = [n for n in hashes if n in _KIND]
         best: dict[str, Candidate] = {}
         for q, owner, kind, d in zip(*(col.tolist() for col in found), strict=True):
-            centres = centre_distance(hashes, self.centres[owner], names[q], _NAME[kind])
-            match = self.policy.match(names[q], _NAME[kind], d, centres)
+            match = self.policy.match(names[q], _NAME[kind], d,
+                                      centre_distance(hashes, centres[owner], names[q], _NAME[kind]))
             if match is None:
                 continue
-            cand = Candidate(self.shas[owner], match)
+            cand = Candidate(shas[owner], match)
             old = best.get(cand.sha256)
             if old is None or _rank(cand) < _rank(old):
                 best[cand.sha256] = cand
@@ -382,6 +402,19 @@ class NearIndex:
             return Placement(cluster_id=cluster_id, near_of=near_of, distance=distance)
 
 
+def _by_image(images: int, owners: np.ndarray, found: _Found) -> list[_Found]:
+    """Search hits of the hashes of several images (``owners``: whose each query hash is),
+    split by image, each image's query positions counted from its first hash."""
+    query, *hit = found
+    starts = np.searchsorted(owners, np.arange(images))  # where each image's rows begin
+    by_image = np.argsort(owners[query], kind="stable")
+    cuts = np.searchsorted(owners[query][by_image], np.arange(1, images))
+    return [
+        (query[rows] - start, *(col[rows] for col in hit))
+        for start, rows in zip(starts, np.split(by_image, cuts), strict=True)
+    ]
+
+
 def _rank(c: Candidate) -> tuple[int, int, str]:
     return (0 if c.match.direct else 1, c.distance, c.sha256)
 
@@ -447,26 +480,30 @@ class Confirmer:
         except (OSError, ValueError, SyntaxError):
             return None
 
-    def prepare(self, grey: np.ndarray, sha: str, mirrored: bool) -> None:
+    def prepare(self, grey: np.ndarray, sha: str, mirrored: bool, other: np.ndarray | None = None) -> None:
         """Start computing, on another thread, what :meth:`same_photo` will need to check the
-        image ``grey`` against stored image ``sha`` (``mirrored`` or not): the stored grey copy
-        and both images' keypoints. On a catalog with many stored images, keypoints were a fifth
-        of the catalog thread's time; this way they are ready (or nearly) when the check comes,
-        and a check that never comes (its cluster joined already) costs only the other threads.
-        Verdicts are the same: the same keypoints of the same arrays, by the same detector."""
+        image ``grey`` against image ``sha`` (``mirrored`` or not): its grey copy (``other``, or
+        the stored one) and both images' keypoints. On a catalog with many stored images,
+        keypoints were a fifth of the catalog thread's time; this way they are ready (or nearly)
+        when the check comes, and a check that never comes (its cluster joined already) costs
+        only the other threads. Verdicts are the same: the same keypoints of the same arrays,
+        by the same detector."""
         if self._pool is None:
             self._pool = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="curator-keypoints")
         self._prepared[(id(grey), sha, mirrored)] = self._pool.submit(
-            self._prepare_one, grey, sha, mirrored, self._greys.get(sha))
+            self._prepare_one, grey, sha, mirrored, other if other is not None else self._greys.get(sha))
 
     def _prepare_one(self, grey: np.ndarray, sha: str, mirrored: bool, other: np.ndarray | None) -> _Prepared:
-        """On a pool thread: no cache is touched."""
+        """On a pool thread, no cache touched: the other grey copy, both sides' keypoints, and
+        the verdict (the check's matching and alignment held the catalog thread ~2 ms each)."""
         if other is None:
             other = self._read_grey(sha)
         if other is None:
             return None
         a, b = _in_check_order(grey, other)
-        return other, [(a, False, *self._detect(a, False)), (b, mirrored, *self._detect(b, mirrored))]
+        a_features, b_features = self._detect(a, False), self._detect(b, mirrored)
+        verdict = self._decide(a, b, mirrored, a_features, b_features)
+        return other, [(a, False, *a_features), (b, mirrored, *b_features)], verdict
 
     def forget_prepared(self) -> None:
         """Drop prepared work that no check used (not started: cancelled)."""
@@ -474,20 +511,22 @@ class Confirmer:
             future.cancel()
         self._prepared = {}
 
-    def _take_prepared(self, grey: np.ndarray, sha: str, mirrored: bool) -> np.ndarray | None:
-        """The stored grey copy that prepare read for this check, its keypoints now cached."""
+    def _take_prepared(self, grey: np.ndarray, sha: str, mirrored: bool) -> bool | None:
+        """The verdict prepare reached for this check (its grey copy and keypoints now cached),
+        or None when it prepared none."""
         future = self._prepared.pop((id(grey), sha, mirrored), None)
         if future is None:
             return None
         prepared = future.result()
         if prepared is None:
             return None
-        other, features = prepared
+        other, features, verdict = prepared
         for image, flipped, points, descriptors in features:
             self._cache_features(image, flipped, points, descriptors)
         if sha not in self._greys:
             self.remember(sha, other)
-        return other
+        self.checked += 1
+        return verdict
 
     def remember(self, sha: str, grey: np.ndarray) -> None:
         """Keep ``grey`` as the grey copy of stored image ``sha`` (the least recently used goes)."""
@@ -517,9 +556,10 @@ class Confirmer:
 
     def same_photo(self, grey: np.ndarray, sha: str, mirrored: bool = False) -> bool:
         """Is stored image ``sha`` a copy of the image whose grey copy is ``grey``?"""
-        other = self._take_prepared(grey, sha, mirrored)
-        if other is None:
-            other = self.stored_grey(sha)
+        verdict = self._take_prepared(grey, sha, mirrored)
+        if verdict is not None:
+            return verdict
+        other = self.stored_grey(sha)
         if other is None:
             return False
         self.checked += 1
@@ -534,9 +574,15 @@ class Confirmer:
         first never changes a cluster.
         """
         a, b = _in_check_order(a, b)
+        return self._decide(a, b, mirrored, self._keypoints(a, False), self._keypoints(b, mirrored))
+
+    def _decide(
+        self, a: np.ndarray, b: np.ndarray, mirrored: bool, a_features: tuple[np.ndarray, Any],
+        b_features: tuple[np.ndarray, Any],
+    ) -> bool:
+        """:meth:`same` of a pair in check order, given both sides' keypoints (any thread)."""
         cv2 = self.cv2
-        pa, da = self._keypoints(a, False)
-        pb, db = self._keypoints(b, mirrored)
+        (pa, da), (pb, db) = a_features, b_features
         if da is None or db is None or len(da) < self.MIN_INLIERS or len(db) < self.MIN_INLIERS:
             return False
         # Each keypoint of a with its two nearest in b, as arrays (knnMatch gives the same as
@@ -564,8 +610,8 @@ class Confirmer:
         return _aligned_correlation(cv2, a, b_view, transform) >= self.MIN_CORRELATION
 
 
-# A prepared check: the stored grey copy, and (array, mirrored, points, descriptors) of both sides.
-_Prepared = tuple[np.ndarray, list[tuple[np.ndarray, bool, np.ndarray, Any]]] | None
+# A prepared check: the other grey copy, (array, mirrored, points, descriptors) of both sides, the verdict.
+_Prepared = tuple[np.ndarray, list[tuple[np.ndarray, bool, np.ndarray, Any]], bool] | None
 
 
 def _in_check_order(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -577,7 +577,7 @@ class HashIndex:
     @property
     def compiled(self) -> bool:
         """Whether searches may probe with the compiled loop (numba installed, not turned off)."""
-        return self._compiled and _compiled_probe() is not None
+        return self._compiled is not False and _compiled_probe() is not None
 
     def extend(self, values: np.ndarray, owners: np.ndarray, kinds: np.ndarray) -> None:
         end = self._size + len(values)

@@ -29,6 +29,7 @@ dedup.NearIndex (one new image) or dedup.near_pairs (all pairs) and ask :meth:`P
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -115,6 +116,8 @@ class Policy:
         single = PHASH in (query_view, stored_view) or (query_view in DIHEDRAL and stored_view in DIHEDRAL)
         return self.candidate_threshold if single else self.composite_threshold
 
+    # Cached: ingest asks once per search hit (~40 per photo), mostly the same few questions.
+    @functools.lru_cache(maxsize=1 << 16)  # noqa: B019 (policies are few, small and immutable)
     def match(
         self, query_view: str, stored_view: str, distance: int, centres: int | None = None
     ) -> Match | None:
@@ -136,6 +139,7 @@ class Policy:
         return Match(view, distance, direct, reflected)
 
 
+@functools.cache
 def _relative(q: int, s: int) -> int:
     """The flip or quarter turn (an index of hashing.DIHEDRAL) between two images when one
     under ``q`` looks like the other under ``s``: ``s`` after the inverse of ``q``."""

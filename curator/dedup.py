@@ -265,13 +265,15 @@ class NearIndex:
             among.extend(values, owners, kinds)
             others = _by_image(len(shas), owners, among.search(self.policy, values, kinds))
             centres = [{n: v for n, v in h.items() if n in hashing.CENTRES} for h in hashes]
+            position = {sha: i for i, sha in enumerate(shas)}
             for i, sha in enumerate(shas):
                 self._found_before[sha] = self._ranked(hashes[i], stored[i])
                 mates = self._ranked(hashes[i], others[i], shas, centres)
                 self._among[sha] = [c for c in mates if c.sha256 != sha]
                 grey = greys.get(sha) if greys else None
-                if grey is not None and self.confirmer is not None:
-                    self._prepare_check(grey, self._found_before[sha], self._among[sha], greys or {})
+                if grey is not None and self.confirmer is not None:  # (images are placed in order)
+                    earlier = [c for c in mates if position[c.sha256] < i]
+                    self._prepare_check(grey, self._found_before[sha], earlier, greys or {})
         self._recent = (len(self.shas), [], ViewIndex())
         try:
             yield

@@ -123,6 +123,36 @@ def test_a_group_finds_what_one_image_at_a_time_finds() -> None:
     assert placed(grouped=True) == alone
 
 
+def test_a_copy_of_an_image_of_its_own_group_has_its_check_prepared(objects) -> None:
+    """The group's images are matched among themselves up front: the keypoint check of a copy
+    whose original came in the same group is prepared on the pool (against the original's grey
+    copy, not stored yet), and the original counts only once it is placed."""
+    original = photo(90)
+    imgs = {"original": original, "copy": turned(original, 11, "crop"), "other": photo(91)}
+    hashes = {name: hashing.perceptual_hashes(img) for name, img in imgs.items()}
+    greys = {name: hashing.grey_copy(img) for name, img in imgs.items()}
+
+    def index() -> dedup.NearIndex:
+        return dedup.NearIndex(objects=objects, policy=match.Policy.of(DedupConfig()))
+
+    unplaced = index()
+    with unplaced.group(hashes, greys):
+        assert unplaced.candidates(hashes["copy"], "copy") == []  # its original never placed
+    placed = index()
+    confirmer = placed.confirmer
+    assert confirmer is not None
+    with placed.group(hashes, greys):
+        assert list(confirmer._prepared) == [(id(greys["copy"]), "original", False)]
+        assert placed.candidates(hashes["original"], "original") == []
+        placed.extend({"original": hashes["original"]})
+        (found,) = placed.candidates(hashes["copy"], "copy")
+        assert found.sha256 == "original" and not found.match.direct
+        confirmer._detect = None  # type: ignore[assignment,method-assign]  # the check ran on the pool
+        assert confirmer.same_photo(greys["copy"], "original", found.match.reflected)
+        assert confirmer._prepared == {} and confirmer.checked == 1
+        assert placed.candidates(hashes["other"], "other") == []
+
+
 def test_distinct_photos_sharing_a_logo_stay_apart(conn, objects) -> None:
     index = dedup.NearIndex.load(conn, objects, DedupConfig())
     placements = [add(index, conn, objects, with_logo(photo(seed)))[1] for seed in range(20, 28)]

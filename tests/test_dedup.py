@@ -147,6 +147,8 @@ def test_a_copy_of_an_image_of_its_own_group_has_its_check_prepared(objects) -> 
         placed.extend({"original": hashes["original"]})
         (found,) = placed.candidates(hashes["copy"], "copy")
         assert found.sha256 == "original" and not found.match.direct
+        for future in confirmer._prepared.values():
+            future.result()
         confirmer._detect = None  # type: ignore[assignment,method-assign]  # the check ran on the pool
         assert confirmer.same_photo(greys["copy"], "original", found.match.reflected)
         assert confirmer._prepared == {} and confirmer.checked == 1

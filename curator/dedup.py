@@ -128,8 +128,9 @@ _PHASH_KIND = _KIND[hashing.PHASH]
 # Each kind's class in ViewIndex.search's plan: 0 the plain phash, 1 another dihedral hash, 2 a turn or crop.
 _CLASS = np.array([0 if k == _PHASH_KIND else 1 if k in _DIHEDRAL_KINDS else 2 for k in range(len(_KIND))])
 _FORM = _CLASS < 2  # by kind: a dihedral hash (np.isin took ~20 us a call)
-# Below this many (query, view) pairs a ViewIndex compares them all (ViewIndex._scan).
-_SCAN_PAIRS = 1 << 18
+# Below this many (query, view) pairs a ViewIndex compares them all (ViewIndex._scan): up to
+# groups of ~60 photos matched among themselves, that beats five searches on fresh tables.
+_SCAN_PAIRS = 1 << 21
 
 
 _Found = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # query, owner, stored kind, distance

@@ -213,10 +213,10 @@ class NearIndex:
     centres: list[dict[str, int]] = field(default_factory=list)  # each image's centre hashes
     confirmer: Confirmer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    # Inside :meth:`group`: the group's images placed so far (first slot, hashes), searched apart
+    # Inside :meth:`group`: the group's images placed so far (first slot, hashes), kept apart
     # from ``views``, which stays as the group found it; each group image's candidates in
     # ``views``, ranked; and its matches among the group's other images (counted once placed).
-    _recent: tuple[int, list[dict[str, int]], ViewIndex] | None = field(default=None, repr=False)
+    _recent: tuple[int, list[dict[str, int]]] | None = field(default=None, repr=False)
     _found_before: dict[str, list[Candidate]] = field(default_factory=dict, repr=False)
     _among: dict[str, list[Candidate]] = field(default_factory=dict, repr=False)
     _placed: set[str] = field(default_factory=set, repr=False)
@@ -239,12 +239,22 @@ class NearIndex:
         self.shas.extend(hashes_by_sha)
         hashes = list(hashes_by_sha.values())
         self.centres.extend({n: v for n, v in h.items() if n in hashing.CENTRES} for h in hashes)
-        values, owners, kinds = _entries(hashes)
-        if len(values):
-            (self._recent[2] if self._recent else self.views).extend(values, owners + first, kinds)
-        if self._recent:
+        if self._recent:  # into views when the group ends
             self._recent[1].extend(hashes)
             self._placed.update(hashes_by_sha)
+            return
+        values, owners, kinds = _entries(hashes)
+        if len(values):
+            self.views.extend(values, owners + first, kinds)
+
+    def _recent_views(self) -> ViewIndex:
+        """The group's images placed so far, indexed, for a query its own search did not cover."""
+        assert self._recent is not None
+        first, hashes = self._recent
+        views = ViewIndex()
+        values, owners, kinds = _entries(hashes)
+        views.extend(values, owners + first, kinds)
+        return views
 
     @contextlib.contextmanager
     def group(
@@ -265,21 +275,20 @@ class NearIndex:
             among = ViewIndex()
             among.extend(values, owners, kinds)
             others = _by_image(len(shas), owners, among.search(self.policy, values, kinds))
-            centres = [{n: v for n, v in h.items() if n in hashing.CENTRES} for h in hashes]
             position = {sha: i for i, sha in enumerate(shas)}
             for i, sha in enumerate(shas):
                 self._found_before[sha] = self._ranked(hashes[i], stored[i])
-                mates = self._ranked(hashes[i], others[i], shas, centres)
+                mates = self._ranked(hashes[i], others[i], shas, hashes)
                 self._among[sha] = [c for c in mates if c.sha256 != sha]
                 grey = greys.get(sha) if greys else None
                 if grey is not None and self.confirmer is not None:  # (images are placed in order)
                     earlier = [c for c in mates if position[c.sha256] < i]
                     self._prepare_check(grey, self._found_before[sha], earlier, greys or {})
-        self._recent = (len(self.shas), [], ViewIndex())
+        self._recent = (len(self.shas), [])
         try:
             yield
         finally:
-            first, hashes, _ = self._recent
+            first, hashes = self._recent
             self._recent, self._found_before, self._among, self._placed = None, {}, {}, set()
             if self.confirmer is not None:
                 self.confirmer.forget_prepared()
@@ -303,16 +312,14 @@ class NearIndex:
     def candidates(self, hashes: dict[str, int], sha256: str | None = None) -> list[Candidate]:
         """Stored images that match ``hashes`` under the policy, best first (may include
         rolled-back rows). ``sha256``: the new image's, whose group may have searched already."""
-        names = [n for n in hashes if n in _KIND]
-        values = np.array([hashes[n] for n in names], dtype=np.uint64)
-        kinds = np.array([_KIND[n] for n in names], dtype=np.int64)
+        values, _, kinds = _entries([hashes])
         found = self._found_before.pop(sha256, None) if sha256 else None
         if found is None:
             found = self._ranked(hashes, self.views.search(self.policy, values, kinds))
         if self._recent:  # the group's images, none of them among the stored ones
             among = self._among.pop(sha256, None) if sha256 else None
             if among is None:
-                recent = self._ranked(hashes, self._recent[2].search(self.policy, values, kinds))
+                recent = self._ranked(hashes, self._recent_views().search(self.policy, values, kinds))
             else:
                 recent = [c for c in among if c.sha256 in self._placed]
             found = sorted(found + recent, key=_rank)
@@ -322,9 +329,9 @@ class NearIndex:
         self, hashes: dict[str, int], found: _Found, shas: list[str] | None = None,
         centres: list[dict[str, int]] | None = None,
     ) -> list[Candidate]:
-        """The images in ``found`` (search hits of ``hashes``; owners index ``shas`` and their
-        ``centres``, by default the stored images') that match under the policy, each by its
-        best match, best first."""
+        """The images in ``found`` (search hits of ``hashes``; owners index ``shas`` and
+        ``centres``, each owner's hashes, its centre ones at least; by default the stored
+        images') that match under the policy, each by its best match, best first."""
         shas, centres = shas or self.shas, centres or self.centres
         names = [n for n in hashes if n in _KIND]
         best: dict[str, Candidate] = {}
@@ -341,10 +348,12 @@ class NearIndex:
 
     def same_phash(self, phash: int, radius: int) -> list[str]:
         """Stored images whose own ``phash`` is within ``radius`` bits of ``phash``."""
-        owners = []
-        for views in (self.views, *(self._recent[2:] if self._recent else ())):
-            _, found, _ = views.plain.search(np.array([phash], dtype=np.uint64), radius)
-            owners += views.plain.entry(found)[0].tolist()
+        _, found, _ = self.views.plain.search(np.array([phash], dtype=np.uint64), radius)
+        owners = self.views.plain.entry(found)[0].tolist()
+        if self._recent:  # the group's images placed so far
+            first, hashes = self._recent
+            owners += [first + i for i, h in enumerate(hashes)
+                       if hashing.PHASH in h and hashing.hamming(h[hashing.PHASH], phash) <= radius]
         return [self.shas[owner] for owner in owners]
 
     def matches(
@@ -452,8 +461,8 @@ class Confirmer:
         self._features: OrderedDict[tuple[int, bool], tuple[np.ndarray, np.ndarray, Any]] = OrderedDict()
         self.cache_size = cache_size
         self.checked = 0
-        # prepare's work: (id of the new grey, stored sha256, mirrored) -> a check's stored grey
-        # and keypoints, computed on _pool's threads.
+        # prepare's work: (id of the new grey, other sha256, mirrored) -> a check's other grey,
+        # keypoints and verdict, computed on _pool's threads.
         self._prepared: dict[tuple[int, str, bool], Future[_Prepared]] = {}
         self._pool: ThreadPoolExecutor | None = None
 
@@ -484,13 +493,13 @@ class Confirmer:
             return None
 
     def prepare(self, grey: np.ndarray, sha: str, mirrored: bool, other: np.ndarray | None = None) -> None:
-        """Start computing, on another thread, what :meth:`same_photo` will need to check the
-        image ``grey`` against image ``sha`` (``mirrored`` or not): its grey copy (``other``, or
-        the stored one) and both images' keypoints. On a catalog with many stored images,
-        keypoints were a fifth of the catalog thread's time; this way they are ready (or nearly)
-        when the check comes, and a check that never comes (its cluster joined already) costs
+        """Start the check of the image ``grey`` against image ``sha`` (``mirrored`` or not) on
+        another thread: its grey copy (``other``, or the stored one), both images' keypoints and
+        the verdict, which :meth:`same_photo` then takes. On a catalog with many stored images,
+        keypoints were a fifth of the catalog thread's time; this way the check is done (or
+        nearly) when it comes, and one that never comes (its cluster joined already) costs
         only the other threads. Verdicts are the same: the same keypoints of the same arrays,
-        by the same detector."""
+        by the same detector, decided by the same code."""
         if self._pool is None:
             self._pool = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="curator-keypoints")
         self._prepared[(id(grey), sha, mirrored)] = self._pool.submit(

@@ -109,7 +109,9 @@ def test_a_group_finds_what_one_image_at_a_time_finds() -> None:
         found = []
         with index.group(new) if grouped else contextlib.nullcontext():
             for sha, h in new.items():
+                asked_apart = index.candidates(h)  # a query the group's search did not cover
                 found.append(index.candidates(h, sha))
+                assert asked_apart == found[-1]
                 index.extend({sha: h})
         assert len(index.views.plain) == len(hashes)  # the group's images joined the stored ones
         return found
@@ -121,6 +123,20 @@ def test_a_group_finds_what_one_image_at_a_time_finds() -> None:
     alone = placed(grouped=False)
     assert sum(len(c) for c in alone) >= 5  # copies of stored images and of the group's own
     assert placed(grouped=True) == alone
+
+
+def test_same_phash_finds_the_images_a_group_has_placed_so_far() -> None:
+    """Ingest asks it (for pixels hashed the other way) while a group's images are not in the
+    index yet."""
+    index = dedup.NearIndex(objects=Path("/nowhere"), policy=match.Policy.of(DedupConfig()))
+    a, b = (hashing.perceptual_hashes(photo(seed)) for seed in (50, 51))
+    index.extend({"a": a})
+    with index.group({"b": b}):
+        assert index.same_phash(b[hashing.PHASH], 0) == []
+        index.extend({"b": b})
+        assert index.same_phash(b[hashing.PHASH], 0) == ["b"]
+        assert index.same_phash(a[hashing.PHASH], 0) == ["a"]
+    assert index.same_phash(b[hashing.PHASH], 0) == ["b"]
 
 
 def test_a_copy_of_an_image_of_its_own_group_has_its_check_prepared(objects) -> None:

@@ -375,12 +375,12 @@ def _turn_views(cv2: Any, work: np.ndarray) -> np.ndarray:
     """(turns x fills, 8, 8): low frequencies of ``work`` rotated by each of TURNS, filled each
     way (FILLS order within each turn).
 
-    One warp per turn, at half size (the 32x32 thumbnail needs no more), onto a canvas that
-    holds the image turned by any of TURNS, reading mirrored borders padded once: the
-    canvas's centre window of the original size is the ``reflect`` fill; the canvas times
-    the turn's mask (cached per size) is black-filled, and of that the centre window is
-    ``constant``, the upright window inside the turned image ``crop``, and the window that
-    holds all of it ``expand``. The projections of all turns are one batched product.
+    Every turn at half size (the 32x32 thumbnail needs no more), onto a canvas that holds
+    the image turned by any of TURNS, reading mirrored borders padded once: the canvas's
+    centre window of the original size is the ``reflect`` fill; the canvas times the turn's
+    mask (cached per size) is black-filled, and of that the centre window is ``constant``,
+    the upright window inside the turned image ``crop``, and the window that holds all of
+    it ``expand``. All turns are one remap and their projections one batched product.
     """
     size = (max(1, work.shape[1] // 2), max(1, work.shape[0] // 2))
     half = cv2.resize(work, size, interpolation=cv2.INTER_AREA).astype(np.float32)
@@ -389,9 +389,11 @@ def _turn_views(cv2: Any, work: np.ndarray) -> np.ndarray:
     # A warp with mirrored borders built in (BORDER_REFLECT_101) takes twice as long as one
     # that never reads past the pixels.
     padded = cv2.copyMakeBorder(half, margin, margin, margin, margin, cv2.BORDER_REFLECT_101)
-    turns, masks, rows, cols = _turn_geometry(height, width)
-    canvas = masks.shape[2], masks.shape[1]
-    grown = np.stack([cv2.warpAffine(padded, turn, canvas, flags=cv2.INTER_LINEAR) for turn in turns])
+    (where, weights), masks, rows, cols = _turn_geometry(height, width)
+    # One remap of all turns, not a warpAffine per turn: the same pixels (the maps are the
+    # warp's own), and beside ingest's other threads on 2 cores the eight calls cost far more
+    # wall time than their CPU time (benchmarks/ingest_speed.py).
+    grown = cv2.remap(padded, where, weights, cv2.INTER_LINEAR).reshape(masks.shape)
     mirrored = rows[:, 0] @ grown @ cols[:, 0]  # (turns, 8, 8)
     black = rows @ (grown * masks)[:, None] @ cols  # (turns, 3, 8, 8): centre, inside, all
     fills = np.stack([black[:, 0], mirrored, black[:, 1], black[:, 2]], axis=1)
@@ -399,17 +401,20 @@ def _turn_views(cv2: Any, work: np.ndarray) -> np.ndarray:
 
 
 @lru_cache(maxsize=256)
-def _turn_geometry(height: int, width: int) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
-    """For a ``height`` x ``width`` image and each of TURNS: the warp of it (padded by
-    :func:`_margin`) onto the common canvas, the canvas's mask of turned pixels, and
-    (3, 8, n) row and (3, n, 8) column projections of the centre window of the original size,
-    the upright window inside the turned image, and the window that holds all of it."""
+def _turn_geometry(
+    height: int, width: int
+) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
+    """For a ``height`` x ``width`` image and each of TURNS: the remap maps (:func:`_warp_maps`)
+    turning it (padded by :func:`_margin`) onto the common canvas, all turns stacked; the
+    canvas's mask of turned pixels; and (3, 8, n) row and (3, n, 8) column projections of the
+    centre window of the original size, the upright window inside the turned image, and the
+    window that holds all of it."""
     import cv2
 
     grown = [_turned_geometry(width, height, angle)[:2] for angle in TURNS]
     canvas_w, canvas_h = max(w for w, _ in grown), max(h for _, h in grown)
     ones = np.ones((height, width), dtype=np.float32)
-    turns, masks, rows, cols = [], [], [], []
+    maps, masks, rows, cols = [], [], [], []
     for angle in TURNS:
         grown_w, grown_h, inside = _turned_geometry(width, height, angle)
         turn = cv2.getRotationMatrix2D(((width - 1) / 2, (height - 1) / 2), angle, 1.0)
@@ -417,10 +422,35 @@ def _turn_geometry(height: int, width: int) -> tuple[list[np.ndarray], np.ndarra
         turn[1, 2] += (canvas_h - height) / 2
         masks.append(cv2.warpAffine(ones, turn, (canvas_w, canvas_h), flags=cv2.INTER_LINEAR))
         turn[:, 2] -= turn[:, :2] @ np.array([1.0, 1.0]) * _margin(height, width)  # read the padded copy
-        turns.append(turn)
+        maps.append(_warp_maps(turn, canvas_w, canvas_h))
         rows.append(_windows(canvas_h, (height, height * inside, grown_h)))
         cols.append(_windows(canvas_w, (width, width * inside, grown_w)).transpose(0, 2, 1))
-    return turns, np.stack(masks), np.stack(rows), np.stack(cols)
+    where, weights = (np.concatenate(part) for part in zip(*maps, strict=True))
+    return (where, weights), np.stack(masks), np.stack(rows), np.stack(cols)
+
+
+def _warp_maps(turn: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """The fixed-point maps ``cv2.warpAffine(src, turn, (width, height), flags=INTER_LINEAR)``
+    computes and remaps with: (height, width, 2) int16 source pixels and (height, width)
+    uint16 interpolation weights, so that ``cv2.remap`` with them gives the same pixels to
+    the bit (tested). The same arithmetic as OpenCV's: the inverse transform in doubles,
+    rounded to 1/1024 of a pixel, then to 1/32."""
+    import cv2
+
+    bits, tab = 10, 5  # OpenCV's AB_BITS and INTER_BITS
+    inverse = cv2.invertAffineTransform(turn)
+    x, y = np.arange(width), np.arange(height)
+    half_step = (1 << bits) >> tab >> 1
+
+    def fixed(across: float, down: float, shift: float) -> np.ndarray:
+        row = np.rint((down * y + shift) * (1 << bits)).astype(np.int64) + half_step
+        return (row[:, None] + np.rint(across * x * (1 << bits)).astype(np.int64)[None, :]) >> (bits - tab)
+
+    sx = fixed(inverse[0, 0], inverse[0, 1], inverse[0, 2])
+    sy = fixed(inverse[1, 0], inverse[1, 1], inverse[1, 2])
+    where = np.stack([sx >> tab, sy >> tab], axis=-1).astype(np.int16)
+    weights = ((sy & ((1 << tab) - 1)) << tab | (sx & ((1 << tab) - 1))).astype(np.uint16)
+    return where, weights
 
 
 def _windows(canvas: int, sides: tuple[float, ...]) -> np.ndarray:
@@ -512,14 +542,14 @@ def _flip_signs() -> np.ndarray:
 
 def _bits_many(low: np.ndarray) -> list[int]:
     flat = low.reshape(len(low), -1)
-    # Each row's median (the mean of its two middle values, as np.median takes it, in a
-    # quarter of np.median's time).
+    # Each row's median: the mean of its two middle values, as np.median takes it. Sorting
+    # 64 values takes a quarter of the time np.partition takes to find those two.
     middle = HASH_SIZE * HASH_SIZE // 2
-    part = np.partition(flat, (middle - 1, middle), axis=1)
-    median = (part[:, middle - 1 : middle] + part[:, middle : middle + 1]) / 2
+    ordered = np.sort(flat, axis=1)
+    median = (ordered[:, middle - 1 : middle] + ordered[:, middle : middle + 1]) / 2
     above = flat > median
     packed = np.packbits(above, axis=1)  # (views, 8) bytes, most significant first
-    return [int(v) for v in packed.view(">u8").reshape(-1)]
+    return packed.view(">u8").reshape(-1).tolist()
 
 
 def hamming(a: int, b: int) -> int:

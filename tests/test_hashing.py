@@ -36,6 +36,36 @@ def test_golden_values() -> None:
     assert all(0 <= v < 2**64 for v in hashes.values())
 
 
+@pytest.mark.parametrize(
+    ("seed", "size", "expected"),
+    [
+        (1, (128, 96), "3e192ab9f6d9889b09ca9f2b5f7bbcf9"),
+        (3, (97, 211), "1202566531e3e2b1f7e2d8f9b6a2f73f"),
+        (5, (640, 480), "c181e95b92f5a0dfb0e668c06a509902"),
+    ],
+)
+def test_every_view_hashes_as_catalogs_stored_it(seed: int, size: tuple[int, int], expected: str) -> None:
+    """The fingerprint covers all the views' hashes: a faster way of computing them must give
+    the same bits, or every stored image's fingerprint and views would be stale."""
+    img = synthetic.photo(seed, "alopecia", size)
+    grey = hashing.grey_copy(img)
+    assert hashing.fingerprint(grey.shape[1], grey.shape[0], hashing.perceptual_hashes(img)) == expected
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(2, 120), st.integers(2, 120), st.floats(-30, 30), st.floats(-20, 20), st.integers(0, 99))
+def test_warp_maps_remap_exactly_as_warp_affine_does(
+    height: int, width: int, angle: float, shift: float, seed: int
+) -> None:
+    pixels = np.random.default_rng(seed).random((height, width), dtype=np.float32) * 255
+    turn = cv2.getRotationMatrix2D(((width - 1) / 2, (height - 1) / 2), angle, 1.0)
+    turn[:, 2] += shift
+    canvas = (width + 7, height + 5)
+    warped = cv2.warpAffine(pixels, turn, canvas, flags=cv2.INTER_LINEAR)
+    where, weights = hashing._warp_maps(turn, *canvas)
+    assert np.array_equal(cv2.remap(pixels, where, weights, cv2.INTER_LINEAR), warped)
+
+
 def test_mirror_hash_is_the_hash_of_the_mirror(photo: Image.Image) -> None:
     hashes = hashing.perceptual_hashes(photo)
     mirrored = hashing.perceptual_hashes(ImageOps.mirror(photo))

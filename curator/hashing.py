@@ -354,11 +354,13 @@ def hashes_of_grey(grey: np.ndarray) -> dict[str, int]:
     # benchmarks/dedup_quality.py it took distinct pairs within 12 bits from 8 to 0 of 3,741.
     work = cv2.equalizeHist(grey_copy(grey, WORK_SIDE))
     height, width = work.shape
-    rows, cols = _view_projections(height, width)
+    rows, row_of, cols = _view_projections(height, width)
     # Box-averaging a window to the 32x32 thumbnail and taking the thumbnail's 8x8 lowest
-    # DCT frequencies are both linear, so each view is two small products: rows @ pixels @ cols.T.
-    low = rows @ work.astype(np.float64) @ cols.transpose(0, 2, 1)  # (1 + crops, 8, 8)
-    centre = _projection(height, *_CENTRE) @ work.astype(np.float64) @ _projection(width, *_CENTRE).T
+    # DCT frequencies are both linear, so each view is two small products: rows @ pixels @ cols.T,
+    # the first taken once per distinct row window (the crops share them).
+    pixels = work.astype(np.float64)
+    low = (rows @ pixels)[row_of] @ cols.transpose(0, 2, 1)  # (1 + crops, 8, 8)
+    centre = _projection(height, *_CENTRE) @ pixels @ _projection(width, *_CENTRE).T
     views = np.concatenate([dihedral(low[0]), dihedral(centre), _turn_views(cv2, work), low[1:]])
     return dict(zip(NAMES, _bits_many(views), strict=True))
 
@@ -484,21 +486,23 @@ def _projection(n: int, start: float, stop: float) -> np.ndarray:
 
 
 @lru_cache(maxsize=256)
-def _view_projections(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """For the whole image and each crop window: (8 x height, 8 x width) matrices taking an
-    image's pixels to its thumbnail's low DCT frequencies. Cached: one per image shape."""
+def _view_projections(height: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For the whole image and each crop window, matrices taking an image's pixels to its
+    thumbnail's low DCT frequencies: (windows, 8, height) of the distinct row windows, which
+    of them each view takes, and (views, 8, width) of each view's columns. Cached: one per
+    image shape."""
     d = _dct_matrix()[:HASH_SIZE]
     windows = [(0.0, 1.0)]
     windows += [(float(a), float(a) + scale) for scale in CROP_SCALES for a in _steps(scale)]
-    row_of = {w: d @ _box_weights(height, *w) for w in windows}
-    col_of = {w: d @ _box_weights(width, *w) for w in windows}
     pairs = [(windows[0], windows[0])]  # crops as NAMES orders them: left (i) outer, top (j) inner
     pairs += [
         ((top, top + s), (left, left + s)) for s in CROP_SCALES for left in _steps(s) for top in _steps(s)
     ]
-    rows = np.stack([row_of[r] for r, _ in pairs])
+    rows = np.stack([d @ _box_weights(height, *w) for w in windows])
+    row_of = np.array([windows.index(r) for r, _ in pairs])
+    col_of = {w: d @ _box_weights(width, *w) for w in windows}
     cols = np.stack([col_of[c] for _, c in pairs])
-    return rows, cols
+    return rows, row_of, cols
 
 
 def _steps(scale: float) -> list[float]:

@@ -312,18 +312,23 @@ class NearIndex:
     def candidates(self, hashes: dict[str, int], sha256: str | None = None) -> list[Candidate]:
         """Stored images that match ``hashes`` under the policy, best first (may include
         rolled-back rows). ``sha256``: the new image's, whose group may have searched already."""
-        values, _, kinds = _entries([hashes])
         found = self._found_before.pop(sha256, None) if sha256 else None
         if found is None:
-            found = self._ranked(hashes, self.views.search(self.policy, values, kinds))
+            found = self._searched_in(self.views, hashes)
         if self._recent:  # the group's images, none of them among the stored ones
             among = self._among.pop(sha256, None) if sha256 else None
             if among is None:
-                recent = self._ranked(hashes, self._recent_views().search(self.policy, values, kinds))
+                recent = self._searched_in(self._recent_views(), hashes)
             else:
                 recent = [c for c in among if c.sha256 in self._placed]
             found = sorted(found + recent, key=_rank)
         return found
+
+    def _searched_in(self, views: ViewIndex, hashes: dict[str, int]) -> list[Candidate]:
+        """The images of ``views`` that match ``hashes``, best first: a search of its own, for an
+        image its group's search did not cover (the group's images come searched)."""
+        values, _, kinds = _entries([hashes])
+        return self._ranked(hashes, views.search(self.policy, values, kinds))
 
     def _ranked(
         self, hashes: dict[str, int], found: _Found, shas: list[str] | None = None,

@@ -532,15 +532,10 @@ def _dct_matrix() -> np.ndarray:
 
 
 @lru_cache(maxsize=1)
-def _mirror_signs() -> np.ndarray:
-    # DCT of a reversed sequence: coefficient k is multiplied by (-1)^k.
-    return np.array([(-1.0) ** k for k in range(HASH_SIZE)])[None, :]
-
-
-@lru_cache(maxsize=1)
 def _flip_signs() -> np.ndarray:
-    """(4, 8, 8): the low frequencies' signs as is, mirrored, flipped, and both."""
-    mirror = np.broadcast_to(_mirror_signs(), (HASH_SIZE, HASH_SIZE))
+    """(4, 8, 8): the low frequencies' signs as is, mirrored, flipped, and both (the DCT of a
+    reversed sequence has its coefficient k multiplied by (-1)^k)."""
+    mirror = np.broadcast_to([(-1.0) ** k for k in range(HASH_SIZE)], (HASH_SIZE, HASH_SIZE))
     return np.stack([np.ones_like(mirror), mirror, mirror.T, mirror * mirror.T])
 
 
